@@ -24,6 +24,7 @@ probes and never the reverse; it counts as a failure::
     |   +-- StoreError              the database failed or refused a write
     |   +-- ToolError               an external tool is missing or failed (rio doctor)
     |   +-- DecryptionError         wrong key, tampered or moved ciphertext
+    |   +-- ResolutionError         a DNS name could not be resolved
     +-- StateError                  a call out of order (e.g. sign a record that is closed)
     +-- VerificationError           a proof, checkpoint or signature does not verify
 
@@ -52,6 +53,7 @@ __all__ = [
     "PolicyFileError",
     "RecordFileError",
     "RefusalError",
+    "ResolutionError",
     "RioError",
     "ScopeFileError",
     "StateError",
@@ -166,3 +168,7 @@ class VerificationError(RioError):
     """A proof, checkpoint or signature does not verify."""
 
     exit_code = 6
+
+
+class ResolutionError(FailureError):
+    """A DNS name could not be resolved (NXDOMAIN, no answer, timeout, server failure)."""

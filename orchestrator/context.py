@@ -1,0 +1,78 @@
+"""What every interface needs: settings, the database, and the orchestrator's own keys.
+
+``rio init`` creates RIO_HOME, the database schema (through Alembic), the orchestrator's Ed25519
+key (it signs ledger checkpoints) and the evidence master key (mode 0600). Every other command
+opens an existing home and refuses, with a clear message, when ``rio init`` has not been run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from orchestrator.intake.keys import generate_keypair, key_id, load_private_key
+from orchestrator.settings import Settings
+from orchestrator.store.crypto import MasterKey, create_master_key_file, load_master_key
+from orchestrator.store.db import Database, upgrade
+
+__all__ = ["Rio", "init_home"]
+
+
+@dataclass
+class Rio:
+    """An opened rio home: settings, database, keys."""
+
+    settings: Settings
+    db: Database = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = Database(self.settings.database_url)
+
+    @cached_property
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The orchestrator's checkpoint-signing key."""
+        return load_private_key(self.settings.orchestrator_key_file)
+
+    @cached_property
+    def verify_key(self) -> Ed25519PublicKey:
+        return self.signing_key.public_key()
+
+    @cached_property
+    def signing_key_id(self) -> str:
+        return key_id(self.verify_key)
+
+    @cached_property
+    def master_key(self) -> MasterKey:
+        return load_master_key(
+            file=self.settings.master_key_file, env_value=self.settings.master_key_env
+        )
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def init_home(settings: Settings) -> list[str]:
+    """Create or upgrade everything ``rio init`` owns; returns what was done, one line each."""
+    done: list[str] = []
+    settings.home.mkdir(parents=True, exist_ok=True)
+    rio = Rio(settings)
+    try:
+        fresh = not rio.db.is_initialised()
+        upgrade(rio.db)
+        done.append(f"database {rio.db.safe_url}: {'created' if fresh else 'up to date'}")
+        key_file = settings.orchestrator_key_file
+        if not key_file.exists():
+            kid = generate_keypair(key_file, key_file.with_suffix(".pub"))
+            done.append(f"orchestrator key {key_file} created (key id {kid[:16]}...)")
+        else:
+            done.append(f"orchestrator key {key_file} present (key id {rio.signing_key_id[:16]}...)")
+        if settings.master_key_env is None and not settings.master_key_file.exists():
+            mk = create_master_key_file(settings.master_key_file)
+            done.append(f"master key {settings.master_key_file} created (key id {mk.key_id})")
+        else:
+            done.append(f"master key present (key id {rio.master_key.key_id})")
+    finally:
+        rio.close()
+    return done

@@ -1,0 +1,95 @@
+"""Strict YAML reading shared by the scope, policy and calendar loaders.
+
+PyYAML silently keeps the last of two equal keys; an announced scope with two ``targets:`` keys
+would announce only one of them. This loader refuses duplicates and reports where they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+__all__ = ["format_location", "load_yaml", "raise_first_error"]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def load_yaml(data: bytes, source: str, error: Callable[[str, str, str], Exception]) -> Any:
+    """Parse YAML bytes strictly.
+
+    Args:
+        data: the file's bytes.
+        source: the file name used in messages.
+        error: the error type to raise, called as ``error(file, field, problem)``.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(source, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise error(source, where, str(exc.problem or exc)) from None
+    except yaml.YAMLError as exc:
+        raise error(source, "", f"not valid YAML: {exc}") from None
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """``('targets', 3, 'cidr')`` -> ``targets[3].cidr``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union", "json-or-python", "lax-or-strict")):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def raise_first_error(
+    exc: ValidationError, source: str, error: Callable[[str, str, str], Exception]
+) -> Exception:
+    """Turn pydantic's first error into our ``FILE: field: problem`` error."""
+    first = exc.errors(include_url=False)[0]
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
+    field = format_location(loc)
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key (not part of the format)"
+    elif first["type"] == "missing":
+        msg = "required key is missing"
+    if "input" in first and first["type"] not in ("missing", "extra_forbidden"):
+        shown = repr(first["input"])
+        if len(shown) <= 60 and shown not in msg:
+            msg = f"{shown}: {msg}"
+    return error(source, field, msg)

@@ -1,0 +1,359 @@
+"""Policy files (``policies/*.yaml``): how an inspection may probe.
+
+A policy sets the minimum notice lead time (Art. 16: the object is told in advance), the allowed
+weekday/time-of-day windows and blackout dates, rate budgets per IP, per network, per notice and
+globally, concurrency, the allowed probes with their parameters, the maximum disruption class, the
+target-health thresholds and the sign-off thresholds (Art. 18: two or more officers).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import PolicyFileError
+from orchestrator.intake._types import STRICT, Duration, TimezoneName
+from orchestrator.intake._yaml import load_yaml, raise_first_error
+from probes.base import Disruption
+
+__all__ = [
+    "POLICY_FORMAT",
+    "Blackout",
+    "DnsParams",
+    "HealthPolicy",
+    "HttpParams",
+    "Policy",
+    "PolicyWindow",
+    "PortParams",
+    "ProbeParams",
+    "Rates",
+    "Signoff",
+    "TlsParams",
+    "Weekday",
+    "load_policy",
+    "parse_policy",
+    "policy_json_schema",
+]
+
+POLICY_FORMAT = "rio.policy/v1"
+
+
+class Weekday(enum.StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+    @property
+    def index(self) -> int:
+        return list(Weekday).index(self)
+
+
+def _clock(value: Any) -> time:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads 22:00 as a sexagesimal integer; quote times, but accept it.
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if not isinstance(value, str):
+        raise ValueError("a time of day like '22:00' is expected")
+    if value == "24:00":
+        return time.max
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise ValueError("a time of day like '22:00' is expected") from None
+
+
+class PolicyWindow(BaseModel):
+    """Days of the week and a time of day when probing is allowed (policy timezone)."""
+
+    model_config = STRICT
+    days: tuple[Weekday, ...] = Field(min_length=1)
+    start: time
+    end: time
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _parse_clock(cls, value: Any) -> time:
+        return _clock(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PolicyWindow:
+        if self.end <= self.start:
+            raise ValueError(
+                "the window ends before it starts (split a window over midnight into two)"
+            )
+        return self
+
+    def contains(self, local: datetime) -> bool:
+        day = list(Weekday)[local.weekday()]
+        return day in self.days and self.start <= local.time() < self.end
+
+    def end_on(self, local: datetime) -> datetime:
+        """The end of this window on ``local``'s day (aware, policy timezone)."""
+        if self.end == time.max:
+            return datetime.combine(local.date() + timedelta(days=1), time(0), local.tzinfo)
+        return datetime.combine(local.date(), self.end, local.tzinfo)
+
+
+class Blackout(BaseModel):
+    """Dates on which nothing may be probed (e.g. a major holiday or event)."""
+
+    model_config = STRICT
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+    reason: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_date(cls, data: Any) -> Any:
+        if isinstance(data, date):
+            return {"from": data, "to": data}
+        return data
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Blackout:
+        if self.end < self.start:
+            raise ValueError("the blackout ends before it starts")
+        return self
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+class Rates(BaseModel):
+    """Probes per second, never more in any one-second sliding window."""
+
+    model_config = STRICT
+    per_ip: int = Field(ge=1, le=100_000)
+    per_network: int = Field(ge=1, le=100_000)
+    per_notice: int = Field(ge=1, le=1_000_000)
+    global_: int = Field(ge=1, le=1_000_000, alias="global")
+    network_prefix_v4: int = Field(default=24, ge=8, le=32)
+    network_prefix_v6: int = Field(default=64, ge=16, le=128)
+
+
+class HealthPolicy(BaseModel):
+    """When a target shows distress: throttle, then pause."""
+
+    model_config = STRICT
+    consecutive_failures: int = Field(default=3, ge=1, le=100)
+    latency_factor: float = Field(default=5.0, gt=1.0, le=1000.0)
+    baseline_samples: int = Field(default=5, ge=1, le=1000)
+    cooldown: Duration = timedelta(seconds=60)
+    backoff: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+
+class Signoff(BaseModel):
+    """Who must sign the record before it can be closed (Art. 18)."""
+
+    model_config = STRICT
+    officers: int = Field(default=2, le=20)
+    technicians: int = Field(default=1, ge=0, le=20)
+
+    @field_validator("officers")
+    @classmethod
+    def _two_or_more(cls, value: int) -> int:
+        if value < 2:
+            raise ValueError("Art. 18 requires two or more officers to sign (minimum 2)")
+        return value
+
+
+def _ports(value: tuple[int, ...]) -> tuple[int, ...]:
+    for p in value:
+        if not 1 <= p <= 65535:
+            raise ValueError(f"port {p} is outside 1..65535")
+    if len(set(value)) != len(value):
+        raise ValueError("ports are listed twice")
+    return value
+
+
+class PortParams(BaseModel):
+    model_config = STRICT
+    ports: tuple[int, ...] = Field(min_length=1, max_length=1024)
+    retries: int = Field(default=1, ge=0, le=5)
+    host_timeout: Duration = timedelta(seconds=60)
+    version_detection: bool = False
+    scripts: tuple[str, ...] = ()
+
+    @field_validator("ports")
+    @classmethod
+    def _check_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return _ports(value)
+
+
+class HttpParams(BaseModel):
+    model_config = STRICT
+    ports: tuple[int, ...] = (80,)
+    https_ports: tuple[int, ...] = (443,)
+    paths: tuple[str, ...] = ("/",)
+    method: Literal["HEAD", "GET"] = "GET"
+    max_body: int = Field(default=65_536, ge=0, le=10_485_760)
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("ports", "https_ports")
+    @classmethod
+    def _check_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return _ports(value)
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for p in value:
+            if not p.startswith("/") or any(c.isspace() for c in p) or "#" in p:
+                raise ValueError(f"path {p!r} must be absolute, without spaces or fragments")
+        return value
+
+
+class TlsParams(BaseModel):
+    model_config = STRICT
+    ports: tuple[int, ...] = (443,)
+    timeout: Duration = timedelta(seconds=10)
+    check_legacy: bool = True
+
+    @field_validator("ports")
+    @classmethod
+    def _check_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return _ports(value)
+
+
+_RECORD_TYPES = ("A", "AAAA", "MX", "NS", "TXT", "CAA", "SOA")
+
+
+class DnsParams(BaseModel):
+    model_config = STRICT
+    record_types: tuple[str, ...] = _RECORD_TYPES
+    recursion_check: bool = True
+    timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("record_types")
+    @classmethod
+    def _types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for t in value:
+            if t not in _RECORD_TYPES:
+                raise ValueError(f"record type {t!r} is not one of {', '.join(_RECORD_TYPES)}")
+        return value
+
+
+class AxfrParams(BaseModel):
+    model_config = STRICT
+    timeout: Duration = timedelta(seconds=10)
+
+
+class ProbeParams(BaseModel):
+    """The probes this policy allows, each with its parameters. Absent means not allowed."""
+
+    model_config = STRICT
+    port: PortParams | None = None
+    http: HttpParams | None = None
+    tls: TlsParams | None = None
+    dns: DnsParams | None = None
+    dns_axfr: AxfrParams | None = Field(default=None, alias="dns-axfr")
+
+    def allowed(self) -> tuple[str, ...]:
+        names = []
+        for attr, name in (
+            ("port", "port"),
+            ("http", "http"),
+            ("tls", "tls"),
+            ("dns", "dns"),
+            ("dns_axfr", "dns-axfr"),
+        ):
+            if getattr(self, attr) is not None:
+                names.append(name)
+        return tuple(names)
+
+
+class Policy(BaseModel):
+    """A policy, as loaded from its file."""
+
+    model_config = STRICT
+    format: Literal["rio.policy/v1"]
+    name: str = Field(min_length=1, max_length=100)
+    description: str = ""
+    timezone: TimezoneName
+    min_notice_lead: Duration
+    windows: tuple[PolicyWindow, ...] = Field(min_length=1)
+    blackouts: tuple[Blackout, ...] = ()
+    rates: Rates
+    concurrency: int = Field(ge=1, le=1024)
+    probe_timeout: Duration = timedelta(seconds=30)
+    max_disruption: Disruption
+    probes: ProbeParams
+    health: HealthPolicy = HealthPolicy()
+    signoff: Signoff = Signoff()
+
+    @field_validator("max_disruption", mode="before")
+    @classmethod
+    def _disruption(cls, value: Any) -> Disruption:
+        if not isinstance(value, str):
+            raise ValueError("one of passive, light, intrusive is expected")
+        level = Disruption.parse(value)
+        if level >= Disruption.DISRUPTIVE:
+            raise ValueError("Art. 16 forbids probes that may disrupt the object's operation")
+        return level
+
+    @model_validator(mode="after")
+    def _some_probe(self) -> Policy:
+        if not self.probes.allowed():
+            raise ValueError("the policy allows no probe at all")
+        if self.probe_timeout <= timedelta(0):
+            raise ValueError("probe_timeout must be positive")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def window_at(self, instant: datetime) -> PolicyWindow | None:
+        local = instant.astimezone(self.tz)
+        for w in self.windows:
+            if w.contains(local):
+                return w
+        return None
+
+    def blackout_on(self, instant: datetime) -> Blackout | None:
+        day = instant.astimezone(self.tz).date()
+        for b in self.blackouts:
+            if b.covers(day):
+                return b
+        return None
+
+
+def parse_policy(data: bytes, source: str) -> Policy:
+    """Parse policy bytes strictly.
+
+    Raises:
+        PolicyFileError: naming ``source``, the field and the problem.
+    """
+    raw = load_yaml(data, source, PolicyFileError)
+    if not isinstance(raw, dict):
+        raise PolicyFileError(source, "", "a policy file is a mapping (format, name, rates, ...)")
+    fmt = raw.get("format")
+    if fmt != POLICY_FORMAT:
+        raise PolicyFileError(source, "format", f"{fmt!r}: expected {POLICY_FORMAT!r}")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise raise_first_error(exc, source, PolicyFileError) from None
+
+
+def load_policy(path: Path) -> tuple[Policy, bytes]:
+    """Read and parse a policy file; returns the policy and the exact bytes announced."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PolicyFileError(str(path), "", f"cannot read: {exc.strerror}") from None
+    return parse_policy(data, str(path)), data
+
+
+def policy_json_schema() -> str:
+    return json.dumps(Policy.model_json_schema(by_alias=True), indent=2, sort_keys=True)

@@ -1,0 +1,324 @@
+"""The ``rio`` command line.
+
+Every command maps bad input, refusals and failures to a one-line message on stderr and a
+non-zero exit status (2 bad input, 3 refusal, 4 failure, 5 wrong state, 6 verification failed);
+a traceback means a bug in rio.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator import __version__
+from orchestrator.context import init_home
+from orchestrator.errors import RioError
+from orchestrator.interfaces._common import console, err_console, open_rio, print_json
+from orchestrator.intake import keys as keyfiles
+from orchestrator.intake import notices as notice_store
+from orchestrator.intake import registry
+from orchestrator.intake.policy import load_policy, policy_json_schema
+from orchestrator.intake.scope import load_scope, scope_json_schema
+from orchestrator.settings import load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="rio - Remote Inspection Orchestrator: announced, non-disruptive, provable inspections.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+scope_app = typer.Typer(help="Scope announcement files.", no_args_is_help=True)
+policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key files and the evidence master key.", no_args_is_help=True)
+person_app = typer.Typer(help="Officers, technicians, auditors, administrators.", no_args_is_help=True)
+vendor_app = typer.Typer(help="Entrusted network security service institutions.", no_args_is_help=True)
+notice_app = typer.Typer(help="Announced inspections.", no_args_is_help=True)
+app.add_typer(scope_app, name="scope")
+app.add_typer(policy_app, name="policy")
+app.add_typer(keys_app, name="keys")
+app.add_typer(person_app, name="person")
+app.add_typer(vendor_app, name="vendor")
+app.add_typer(notice_app, name="notice")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@app.command()
+def version() -> None:
+    """Print rio's version."""
+    console.print(f"rio {__version__}")
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the database, the orchestrator key and the master key in RIO_HOME."""
+    for line in init_home(load_settings()):
+        console.print(line)
+
+
+@app.command()
+def doctor() -> None:
+    """Check that rio can run here: database, keys, nmap."""
+    from probes.port import find_nmap
+
+    settings = load_settings()
+    problems = 0
+    try:
+        path = find_nmap(settings.nmap_path)
+        console.print(f"nmap: {path}")
+    except Exception as exc:  # noqa: BLE001 - doctor reports every problem, it does not stop
+        problems += 1
+        err_console.print(f"nmap: {exc}")
+    with open_rio(require_init=False) as rio:
+        if rio.db.is_initialised():
+            console.print(f"database: {rio.db.safe_url} (initialised)")
+        else:
+            problems += 1
+            err_console.print(f"database: {rio.db.safe_url} is not initialised (run rio init)")
+        for what, path in (
+            ("orchestrator key", settings.orchestrator_key_file),
+            ("master key", settings.master_key_file),
+        ):
+            if path.exists() or (what == "master key" and settings.master_key_env):
+                console.print(f"{what}: {path}")
+            else:
+                problems += 1
+                err_console.print(f"{what}: {path} missing (run rio init)")
+    if problems:
+        raise typer.Exit(4)
+
+
+@app.command()
+def schema(kind: Annotated[str, typer.Argument(help="scope or policy")]) -> None:
+    """Print the JSON Schema of scope or policy files, for editors."""
+    if kind == "scope":
+        sys.stdout.write(scope_json_schema() + "\n")
+    elif kind == "policy":
+        sys.stdout.write(policy_json_schema() + "\n")
+    else:
+        raise typer.BadParameter("expected 'scope' or 'policy'", param_hint="KIND")
+
+
+@scope_app.command("check")
+def scope_check(file: Path) -> None:
+    """Validate a scope file."""
+    scope, data = load_scope(file)
+    console.print(
+        f"{file}: ok - object {scope.object.id}, {len(scope.targets)} targets, "
+        f"{len(scope.excludes)} excludes, {len(scope.windows)} windows"
+    )
+
+
+@policy_app.command("check")
+def policy_check(file: Path) -> None:
+    """Validate a policy file."""
+    policy, _ = load_policy(file)
+    console.print(
+        f"{file}: ok - policy {policy.name}, lead {policy.min_notice_lead}, "
+        f"probes {', '.join(policy.probes.allowed())}, per-IP {policy.rates.per_ip}/s"
+    )
+
+
+@keys_app.command("generate")
+def keys_generate(
+    name: str,
+    out: Annotated[Path, typer.Option(help="Folder for NAME.key and NAME.pub.")] = Path("."),
+) -> None:
+    """Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) and its public key."""
+    private, public = out / f"{name}.key", out / f"{name}.pub"
+    kid = keyfiles.generate_keypair(private, public)
+    console.print(f"private key: {private} (mode 0600, keep it off shared disks)")
+    console.print(f"public key:  {public}")
+    console.print(f"key id:      {kid}")
+
+
+@keys_app.command("rotate-master")
+def keys_rotate_master(
+    new_key_file: Annotated[Path, typer.Option("--new", help="File for the new master key.")],
+) -> None:
+    """Re-wrap every run's data key under a new master key (evidence is not re-encrypted)."""
+    from orchestrator.store.evidence import rotate_master
+
+    with open_rio() as rio:
+        count = rotate_master(rio, new_key_file)
+    console.print(f"re-wrapped {count} data keys; set RIO_MASTER_KEY_FILE={new_key_file}")
+
+
+@vendor_app.command("add")
+def vendor_add(name: str, organisation: Annotated[str, typer.Option()]) -> None:
+    """Register an entrusted vendor."""
+    with open_rio() as rio, rio.db.session() as s:
+        registry.add_vendor(s, name, organisation)
+    console.print(f"vendor {name} registered")
+
+
+@vendor_app.command("list")
+def vendor_list(as_json: JsonOpt = False) -> None:
+    """List vendors."""
+    from sqlalchemy import select
+
+    from orchestrator.store.models import VendorRow
+
+    with open_rio() as rio, rio.db.session() as s:
+        rows = [{"name": v.name, "organisation": v.organisation} for v in s.scalars(select(VendorRow))]
+    if as_json:
+        print_json(rows)
+    else:
+        for r in rows:
+            console.print(f"{r['name']}\t{r['organisation']}")
+
+
+@person_app.command("add")
+def person_add(
+    name: str,
+    role: Annotated[registry.Role, typer.Option()],
+    organisation: Annotated[str, typer.Option()] = "",
+    vendor: Annotated[str | None, typer.Option(help="Technicians: their vendor.")] = None,
+    key: Annotated[Path | None, typer.Option(help="Public key file (PEM) to register.")] = None,
+) -> None:
+    """Register a person (and optionally their public key)."""
+    with open_rio() as rio, rio.db.session() as s:
+        if key is not None:
+            public = keyfiles.load_public_key(key)
+        p = registry.add_person(s, name, role, organisation, vendor)
+        kid = registry.add_key(s, name, public) if key is not None else None
+    console.print(f"{p.role} {p.name} registered" + (f", key {kid}" if kid else ""))
+
+
+@person_app.command("key")
+def person_key(name: str, key: Path) -> None:
+    """Register another public key for a person."""
+    public = keyfiles.load_public_key(key)
+    with open_rio() as rio, rio.db.session() as s:
+        kid = registry.add_key(s, name, public)
+    console.print(f"key {kid} registered for {name}")
+
+
+@person_app.command("revoke")
+def person_revoke(name: str) -> None:
+    """Revoke a person from now on (earlier signatures keep their time)."""
+    with open_rio() as rio, rio.db.session() as s:
+        p = registry.revoke_person(s, name)
+    console.print(f"{p.name} revoked at {p.revoked_at}")
+
+
+@person_app.command("list")
+def person_list(as_json: JsonOpt = False) -> None:
+    """List people."""
+    with open_rio() as rio, rio.db.session() as s:
+        people = [
+            {
+                "name": p.name,
+                "role": str(p.role),
+                "organisation": p.organisation,
+                "vendor": p.vendor,
+                "revoked_at": p.revoked_at,
+                "keys": [k.key_id for k in registry.person_keys(s, p.name)],
+            }
+            for p in registry.list_people(s)
+        ]
+    if as_json:
+        print_json(people)
+        return
+    for p in people:
+        state = f" (revoked {p['revoked_at']})" if p["revoked_at"] else ""
+        console.print(f"{p['name']}\t{p['role']}\t{p['organisation']}\t{len(p['keys'])} key(s){state}")
+
+
+@notice_app.command("announce")
+def notice_announce(
+    scope: Annotated[Path, typer.Option(help="Scope file as sent to the object.")],
+    policy: Annotated[Path, typer.Option(help="Policy file.")],
+    vendor: Annotated[str | None, typer.Option(help="Entrusted vendor, if any.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Announce an inspection: store the scope and policy as announced, print the notice id."""
+    _, scope_bytes = load_scope(scope)
+    _, policy_bytes = load_policy(policy)
+    with open_rio() as rio, rio.db.session() as s:
+        n = notice_store.announce(
+            s,
+            scope_bytes=scope_bytes,
+            scope_name=str(scope),
+            policy_bytes=policy_bytes,
+            policy_name=str(policy),
+            vendor=vendor,
+        )
+    if as_json:
+        print_json(n.to_json())
+    else:
+        console.print(n.id)
+
+
+@notice_app.command("show")
+def notice_show(notice_id: str, as_json: JsonOpt = False) -> None:
+    """Show a notice."""
+    with open_rio() as rio, rio.db.session() as s:
+        n = notice_store.get_notice(s, notice_id)
+        data = n.to_json()
+        data["lead_time_met_at"] = n.lead_time_met_at().isoformat()
+        data["targets"] = [t.label() for t in n.scope.targets]
+        data["excludes"] = [t.label() for t in n.scope.excludes]
+    if as_json:
+        print_json(data)
+        return
+    for k in ("id", "object", "vendor", "announced_at", "lead_time_met_at"):
+        console.print(f"{k:17} {data[k]}")
+    console.print(f"{'scope':17} {data['scope']['name']} sha256:{data['scope']['sha256']}")
+    console.print(f"{'policy':17} {data['policy']['name']} sha256:{data['policy']['sha256']}")
+    console.print(f"{'targets':17} {', '.join(data['targets'])}")
+    console.print(f"{'excludes':17} {', '.join(data['excludes']) or '-'}")
+    for w in data["windows"]:
+        console.print(f"{'window':17} {w['start']} .. {w['end']}")
+
+
+@notice_app.command("list")
+def notice_list(as_json: JsonOpt = False) -> None:
+    """List notices."""
+    with open_rio() as rio, rio.db.session() as s:
+        items = [n.to_json() for n in notice_store.list_notices(s)]
+    if as_json:
+        print_json(items)
+        return
+    for n in items:
+        console.print(f"{n['id']}\t{n['object']}\t{n['announced_at']}\t{n['vendor'] or '-'}")
+
+
+def _register_extensions() -> None:
+    """Sub-command groups that live in their own modules."""
+    from importlib import import_module
+
+    for module in ("orchestrator.interfaces.cli_run", "orchestrator.interfaces.cli_record",
+                   "orchestrator.interfaces.cli_audit"):
+        try:
+            mod = import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(app)
+
+
+_register_extensions()
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except RioError as exc:
+        err_console.print(f"rio: {exc}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("rio: interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

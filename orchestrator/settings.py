@@ -1,0 +1,114 @@
+"""One frozen settings object, read once from ``RIO_*`` environment variables.
+
+Nothing reads the environment at import time; the CLI calls :func:`load_settings` once and passes
+the result down. Every value has an embedded default that needs nothing installed beyond Python
+(SQLite in ``RIO_HOME``, in-memory rate budgets, the in-process executor).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from orchestrator.errors import InputError
+
+__all__ = ["Settings", "load_settings"]
+
+_EXECUTORS = ("local", "celery")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """rio's configuration.
+
+    Attributes:
+        home: folder for the SQLite database, the orchestrator's own key and the master key.
+        database_url: SQLAlchemy URL (``sqlite:///...`` or ``postgresql+psycopg://...``).
+        budget_url: rate-budget storage, ``memory://`` or ``redis://host:port/db``.
+        executor: ``local`` (asyncio in this process) or ``celery``.
+        timezone: default timezone for windows and dates.
+        master_key_file: file holding the evidence master key.
+        master_key_env: the master key given directly (base64), wins over the file.
+        nmap_path: nmap binary, ``None`` to look it up on PATH.
+        dns_nameservers: resolvers the gate pins host targets with; empty = system config.
+        dns_port: port of those resolvers and of the dns probe's name servers.
+        checkpoint_every: write a signed checkpoint every N leaves.
+        checkpoint_seconds: ... or every T seconds, whichever comes first.
+    """
+
+    home: Path
+    database_url: str
+    budget_url: str = "memory://"
+    executor: str = "local"
+    timezone: str = "Asia/Shanghai"
+    master_key_file: Path
+    master_key_env: str | None = field(default=None, repr=False)
+    nmap_path: str | None = None
+    dns_nameservers: tuple[str, ...] = ()
+    dns_port: int = 53
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 10.0
+
+    @property
+    def orchestrator_key_file(self) -> Path:
+        """The orchestrator's own Ed25519 key, which signs ledger checkpoints."""
+        return self.home / "orchestrator.key"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``RIO_*`` variables (``os.environ`` unless given).
+
+    Raises:
+        InputError: a variable has an impossible value; the message names it.
+    """
+    source = os.environ if env is None else env
+    home = Path(source.get("RIO_HOME", ".rio")).expanduser()
+    database_url = source.get("RIO_DATABASE_URL") or f"sqlite:///{(home / 'rio.db').as_posix()}"
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    budget_url = source.get("RIO_BUDGET_URL", "memory://")
+    if not budget_url.startswith(("memory://", "redis://")):
+        raise InputError(f"RIO_BUDGET_URL: {budget_url!r} is neither memory:// nor redis://...")
+    executor = source.get("RIO_EXECUTOR", "local")
+    if executor not in _EXECUTORS:
+        raise InputError(f"RIO_EXECUTOR: {executor!r} is not one of {', '.join(_EXECUTORS)}")
+    timezone = source.get("RIO_TIMEZONE", "Asia/Shanghai")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"RIO_TIMEZONE: {timezone!r} is not a known timezone") from None
+    nameservers = tuple(s for s in source.get("RIO_DNS_NAMESERVERS", "").split(",") if s.strip())
+    return Settings(
+        home=home,
+        database_url=database_url,
+        budget_url=budget_url,
+        executor=executor,
+        timezone=timezone,
+        master_key_file=Path(source.get("RIO_MASTER_KEY_FILE", str(home / "master.key"))),
+        master_key_env=source.get("RIO_MASTER_KEY") or None,
+        nmap_path=source.get("RIO_NMAP") or None,
+        dns_nameservers=tuple(s.strip() for s in nameservers),
+        dns_port=_int(source, "RIO_DNS_PORT", 53, 1, 65535),
+        checkpoint_every=_int(source, "RIO_CHECKPOINT_EVERY", 1000, 1, 10_000_000),
+        checkpoint_seconds=float(_int(source, "RIO_CHECKPOINT_SECONDS", 10, 1, 86_400)),
+    )
+
+
+def _int(source: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = source.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"{name}: {raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise InputError(f"{name}: {value} is outside {low}..{high}")
+    return value
