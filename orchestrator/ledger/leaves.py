@@ -1,0 +1,110 @@
+"""Probe-log leaves: canonical JSON, one per decision, outcome and state change.
+
+A leaf is the RFC 8785 canonical JSON of
+``{"v": 1, "run": RUN, "seq": N, "kind": KIND, "at": "2026-...Z", "data": {...}}``; its hash is
+the RFC 9162 leaf hash of those bytes. ``seq`` inside the leaf makes a reordering visible even
+to someone who only holds the leaves. ``at`` is an ISO-8601 UTC instant with nanoseconds, kept
+as a string so that no float rounding changes what was signed.
+
+Kinds: ``state`` (run state changes), ``intent`` (a permit, logged before the probe is sent),
+``refusal`` (the gate said no), ``outcome`` (what came back: outcome class, connections, a salted
+digest of the evidence, the findings' digests), ``health`` (breaker changes), ``kill``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from orchestrator.errors import RecordFileError
+
+__all__ = [
+    "LEAF_KINDS",
+    "Leaf",
+    "format_instant",
+    "make_leaf",
+    "parse_instant",
+    "parse_leaf",
+]
+
+LEAF_KINDS = ("state", "intent", "refusal", "outcome", "health", "kill")
+
+
+def format_instant(when: datetime) -> str:
+    """``2026-11-30T02:00:00.123456000Z`` (nanosecond precision, UTC)."""
+    utc = when.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond * 1000:09d}Z"
+
+
+def parse_instant(text: str) -> datetime:
+    """Inverse of :func:`format_instant` (sub-microsecond digits are dropped)."""
+    if not (isinstance(text, str) and len(text) == 30 and text.endswith("Z")):
+        raise ValueError(f"{text!r} is not a rio instant (YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ)")
+    base = datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return base.replace(microsecond=int(text[20:29]) // 1000)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Leaf:
+    """A parsed leaf."""
+
+    run: str
+    seq: int
+    kind: str
+    at: str
+    data: dict[str, Any]
+    raw: bytes
+
+    @property
+    def instant(self) -> datetime:
+        return parse_instant(self.at)
+
+
+def make_leaf(run: str, seq: int, kind: str, at: datetime, data: dict[str, Any]) -> bytes:
+    """The canonical bytes of a leaf."""
+    if kind not in LEAF_KINDS:
+        raise ValueError(f"unknown leaf kind {kind!r}")
+    doc = {"v": 1, "run": run, "seq": seq, "kind": kind, "at": format_instant(at), "data": data}
+    return rfc8785.dumps(doc)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def parse_leaf(raw: bytes, *, source: str = "leaf") -> Leaf:
+    """Parse and check a leaf's shape, and that its bytes are canonical.
+
+    Raises:
+        RecordFileError: malformed JSON, duplicate keys, missing fields, or bytes that are not
+            the canonical form of their content (a re-encoded leaf would hash differently).
+    """
+    try:
+        doc = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RecordFileError(source, "", f"not a JSON leaf: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RecordFileError(source, "", "a leaf is a JSON object")
+    for key, typ in (("v", int), ("run", str), ("seq", int), ("kind", str), ("at", str), ("data", dict)):
+        if not isinstance(doc.get(key), typ):
+            raise RecordFileError(source, key, f"missing or not a {typ.__name__}")
+    if set(doc) != {"v", "run", "seq", "kind", "at", "data"}:
+        raise RecordFileError(source, "", f"unexpected keys {sorted(set(doc) - {'v', 'run', 'seq', 'kind', 'at', 'data'})}")
+    if doc["kind"] not in LEAF_KINDS:
+        raise RecordFileError(source, "kind", f"unknown leaf kind {doc['kind']!r}")
+    if rfc8785.dumps(doc) != raw:
+        raise RecordFileError(source, "", "leaf bytes are not in canonical (RFC 8785) form")
+    try:
+        parse_instant(doc["at"])
+    except ValueError as exc:
+        raise RecordFileError(source, "at", str(exc)) from None
+    return Leaf(run=doc["run"], seq=doc["seq"], kind=doc["kind"], at=doc["at"], data=doc["data"], raw=raw)

@@ -1,0 +1,413 @@
+"""Chinese working days for rectification deadlines and re-checks (MPS Order 151, Art. 19).
+
+A working day in China is a Monday-to-Friday that is not a day off, or a Saturday/Sunday that
+the State Council's yearly notice makes a working day (调休, a make-up working weekend). The days
+off and the make-up days are announced year by year, so a year that has not been announced
+cannot be computed, only guessed; rio refuses to guess a legal deadline.
+
+Two sources cover years:
+
+* the ``holidays`` package's China calendar, for the years whose State Council notices it has
+  transcribed (the years of its ``special_public_holidays`` table, which holds every notice's
+  moved days off and make-up days). The package itself will compute any year up to 2100 from
+  fixed rules, but those later years lack the notice and are not trusted;
+* an operator calendar file (YAML, ``format: rio.calendar/v1``) for one year, typed in from that
+  year's notice. It replaces the package's view of its year, so it can also correct it.
+
+A date in any other year raises :class:`~orchestrator.errors.CalendarRangeError`.
+
+Operator file::
+
+    format: rio.calendar/v1
+    year: 2027
+    source: "State Council General Office notice on the 2027 holiday arrangements"
+    holidays: [2027-01-01, 2027-02-05, ...]   # every day off, as the notice lists them
+    workdays: [2027-02-14, ...]               # Saturdays/Sundays that are working days
+
+A ``workdays`` entry may fall in the last December of the previous year, since a notice can
+move New Year's Day with a make-up day in late December.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import MAXYEAR, MINYEAR, date, datetime, timedelta
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+from pathlib import Path
+from typing import Any
+
+import holidays
+import yaml
+
+from orchestrator.errors import CalendarFileError, CalendarRangeError
+
+__all__ = [
+    "CALENDAR_FORMAT",
+    "OperatorCalendar",
+    "WorkingCalendar",
+    "load_operator_calendar",
+]
+
+#: The ``format`` value an operator calendar file must carry.
+CALENDAR_FORMAT = "rio.calendar/v1"
+
+_FIELDS = frozenset({"format", "year", "source", "holidays", "workdays"})
+_SATURDAY = 5
+_ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OperatorCalendar:
+    """One year's days off and make-up working days, as an operator typed them in.
+
+    Attributes:
+        year: The year the notice is for.
+        source: Where the dates come from (the notice's title or number).
+        holidays: Every day off of that year.
+        workdays: Saturdays and Sundays that are working days.
+        file: The file it was read from.
+    """
+
+    year: int
+    source: str
+    holidays: frozenset[date]
+    workdays: frozenset[date]
+    file: str
+
+
+class WorkingCalendar:
+    """Working days in mainland China, for the years an authoritative source covers.
+
+    Dates are calendar days in China (Asia/Shanghai): convert instants to local dates before
+    asking. ``datetime`` values are refused so that a UTC timestamp is not silently taken for
+    a Chinese calendar day.
+
+    Attributes:
+        covered_years: The years this calendar can answer for.
+    """
+
+    covered_years: frozenset[int]
+
+    def __init__(self, *, extra_file: Path | None = None) -> None:
+        """Build the calendar from the ``holidays`` package and an optional operator file.
+
+        Args:
+            extra_file: An operator calendar file (``rio.calendar/v1``) for one year; it
+                covers a year the package lacks, or replaces the package's view of its year.
+
+        Raises:
+            CalendarFileError: The operator file is missing or malformed.
+        """
+        operator = load_operator_calendar(extra_file) if extra_file is not None else None
+
+        china = holidays.country_holidays("CN", years=())
+        # Each State Council notice moves days off and names make-up working days; the package
+        # records them per year in this table, so its keys are the years it has a notice for.
+        announced: Mapping[int, Any] = getattr(china, "special_public_holidays", None) or {}
+        package_years = {year for year in announced if isinstance(year, int)}
+        if operator is not None:
+            package_years.discard(operator.year)
+        if package_years:
+            china = holidays.country_holidays("CN", years=sorted(package_years))
+
+        days_off = {day for day in china if day.year in package_years}
+        workdays = {day for day in china.weekend_workdays if day.year in package_years}
+        sources = dict.fromkeys(
+            package_years,
+            f"holidays {_package_version('holidays')} China calendar (State Council notices)",
+        )
+        if operator is not None:
+            days_off |= operator.holidays
+            # The operator's notice is the authority for its make-up days wherever they fall.
+            workdays -= {day for day in workdays if day.year == operator.year}
+            workdays |= operator.workdays
+            sources[operator.year] = f"{operator.file}: {operator.source}"
+
+        self._days_off = frozenset(days_off)
+        self._workdays = frozenset(workdays)
+        self._sources = sources
+        self.covered_years = frozenset(sources)
+
+    def source_for(self, year: int) -> str:
+        """Say where the calendar of ``year`` comes from (for a record's provenance).
+
+        Args:
+            year: A covered year.
+
+        Returns:
+            The package and version, or the operator file and its stated source.
+
+        Raises:
+            CalendarRangeError: The year is not covered.
+        """
+        if year not in self._sources:
+            raise CalendarRangeError(
+                f"year {year} is outside the working-day calendar, which covers "
+                f"{_describe_years(self.covered_years)}"
+            )
+        return self._sources[year]
+
+    def is_working_day(self, day: date) -> bool:
+        """Tell whether ``day`` is a working day in China.
+
+        Args:
+            day: A calendar date (not a datetime).
+
+        Returns:
+            True for a weekday that is not a day off, or a make-up working weekend day.
+
+        Raises:
+            CalendarRangeError: ``day`` lies in a year no source covers.
+        """
+        self._require_covered(day)
+        if day.weekday() >= _SATURDAY:
+            return day in self._workdays
+        return day not in self._days_off
+
+    def add_working_days(self, start: date, n: int) -> date:
+        """Return the date ``n`` working days after ``start``.
+
+        The start day itself is not counted, whether or not it is a working day. Three working
+        days after Wednesday 2026-09-30 are Thursday 10-08, Friday 10-09 and the make-up
+        Saturday 10-10, so the result is 2026-10-10.
+
+        Args:
+            start: The day the period runs from (e.g. the rectification deadline).
+            n: How many working days to add; 0 returns ``start``.
+
+        Returns:
+            The ``n``-th working day after ``start``.
+
+        Raises:
+            ValueError: ``n`` is negative.
+            CalendarRangeError: The count runs into a year no source covers.
+        """
+        _require_date(start)
+        if n < 0:
+            raise ValueError(f"cannot add a negative number of working days ({n})")
+        day = start
+        remaining = n
+        # Bounded: every covered year has working days, and leaving the covered years raises.
+        while remaining:
+            day += _ONE_DAY
+            if self.is_working_day(day):
+                remaining -= 1
+        return day
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """Count the working days after ``start`` up to and including ``end``.
+
+        ``working_days_between(s, add_working_days(s, n)) == n``. When ``end`` is before
+        ``start`` the count is negative: the working days after ``end`` up to ``start``.
+
+        Args:
+            start: The first day (not counted).
+            end: The last day (counted).
+
+        Returns:
+            The number of working days in ``(start, end]``, negated if ``end < start``.
+
+        Raises:
+            CalendarRangeError: A day in the span lies in a year no source covers.
+        """
+        _require_date(start)
+        _require_date(end)
+        if end < start:
+            return -self.working_days_between(end, start)
+        count = 0
+        day = start
+        while day < end:
+            day += _ONE_DAY
+            if self.is_working_day(day):
+                count += 1
+        return count
+
+    def _require_covered(self, day: date) -> None:
+        _require_date(day)
+        if day.year not in self.covered_years:
+            raise CalendarRangeError(
+                f"{day.isoformat()} is outside the working-day calendar, which covers "
+                f"{_describe_years(self.covered_years)}; working days of {day.year} are "
+                f"not announced to rio: add an operator calendar file ({CALENDAR_FORMAT}) "
+                f"typed in from the State Council notice for {day.year}"
+            )
+
+    def __repr__(self) -> str:
+        return f"WorkingCalendar(covered_years={_describe_years(self.covered_years)})"
+
+
+def load_operator_calendar(path: Path) -> OperatorCalendar:
+    """Read an operator calendar file strictly.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The year's days off and make-up working days.
+
+    Raises:
+        CalendarFileError: The file is missing, not YAML, or a field is missing, unknown,
+            duplicated or wrong; the error names the field.
+    """
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise CalendarFileError(file, "", "file does not exist") from exc
+    except UnicodeDecodeError as exc:
+        raise CalendarFileError(file, "", "not valid UTF-8") from exc
+    except OSError as exc:
+        raise CalendarFileError(file, "", f"cannot read: {exc.strerror}") from exc
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKeyError as exc:
+        raise CalendarFileError(file, exc.key, "duplicate key") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise CalendarFileError(file, "", f"not valid YAML{where}") from exc
+
+    if not isinstance(data, dict):
+        raise CalendarFileError(file, "", "expected a mapping of calendar fields")
+    missing = sorted(_FIELDS - data.keys(), key=str)
+    if missing:
+        raise CalendarFileError(file, str(missing[0]), "missing")
+    unknown = sorted(data.keys() - _FIELDS, key=str)
+    if unknown:
+        raise CalendarFileError(file, str(unknown[0]), "unknown field")
+
+    if data["format"] != CALENDAR_FORMAT:
+        raise CalendarFileError(file, "format", f"{data['format']!r} is not {CALENDAR_FORMAT!r}")
+    year = data["year"]
+    if not isinstance(year, int) or isinstance(year, bool) or not MINYEAR < year <= MAXYEAR:
+        raise CalendarFileError(file, "year", f"{year!r} is not a year")
+    source = data["source"]
+    if not isinstance(source, str) or not source.strip():
+        raise CalendarFileError(file, "source", "must name the notice the dates come from")
+
+    days_off = _dates(data["holidays"], "holidays", file)
+    if not days_off:
+        raise CalendarFileError(file, "holidays", "must list the year's days off")
+    for i, day in enumerate(days_off):
+        if day.year != year:
+            raise CalendarFileError(file, f"holidays[{i}]", f"{day} is not in {year}")
+
+    workdays = _dates(data["workdays"], "workdays", file)
+    holiday_set = frozenset(days_off)
+    for i, day in enumerate(workdays):
+        if not (day.year == year or (day.year == year - 1 and day.month == 12)):
+            raise CalendarFileError(
+                file, f"workdays[{i}]", f"{day} is not in {year} (or in December {year - 1})"
+            )
+        if day.weekday() < _SATURDAY:
+            raise CalendarFileError(
+                file,
+                f"workdays[{i}]",
+                f"{day} is a {day:%A}; list only Saturdays and Sundays that are working days",
+            )
+        if day in holiday_set:
+            raise CalendarFileError(file, f"workdays[{i}]", f"{day} is also listed in holidays")
+
+    return OperatorCalendar(
+        year=year,
+        source=source.strip(),
+        holidays=holiday_set,
+        workdays=frozenset(workdays),
+        file=file,
+    )
+
+
+def _dates(value: Any, name: str, file: str) -> list[date]:
+    """Read a list of distinct dates (YAML dates or ``YYYY-MM-DD`` strings)."""
+    if not isinstance(value, list):
+        raise CalendarFileError(file, name, "expected a list of dates")
+    days: list[date] = []
+    for i, item in enumerate(value):
+        where = f"{name}[{i}]"
+        # The loader hands YAML timestamps over as text, so quoted and bare dates read alike.
+        if not isinstance(item, str):
+            raise CalendarFileError(file, where, f"{item!r} is not a YYYY-MM-DD date")
+        day = _parse_day(item, where, file)
+        if day in days:
+            raise CalendarFileError(file, where, f"{day} is listed twice")
+        days.append(day)
+    return days
+
+
+def _parse_day(text: str, where: str, file: str) -> date:
+    """Parse a quoted ``YYYY-MM-DD`` date (fromisoformat alone also takes ``20271001``)."""
+    problem = f"{text!r} is not a YYYY-MM-DD date"
+    if len(text) != len("YYYY-MM-DD"):
+        raise CalendarFileError(file, where, problem)
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise CalendarFileError(file, where, problem) from exc
+
+
+def _require_date(day: object) -> None:
+    """Refuse datetimes (whose Chinese calendar day is ambiguous) and non-dates."""
+    if isinstance(day, datetime) or not isinstance(day, date):
+        raise TypeError(
+            f"expected a date, got {type(day).__name__}; convert instants to the "
+            "Asia/Shanghai calendar date first"
+        )
+
+
+def _package_version(name: str) -> str:
+    """Return an installed distribution's version, for provenance strings."""
+    try:
+        return _distribution_version(name)
+    except PackageNotFoundError:  # pragma: no cover - only when run from a bare checkout
+        return "(unknown version)"
+
+
+def _describe_years(years: frozenset[int]) -> str:
+    """Spell a set of years compactly: ``2001-2026, 2031``."""
+    if not years:
+        return "no years"
+    ordered = sorted(years)
+    runs: list[str] = []
+    first = previous = ordered[0]
+    for year in ordered[1:]:
+        if year != previous + 1:
+            runs.append(f"{first}-{previous}" if first != previous else str(first))
+            first = year
+        previous = year
+    runs.append(f"{first}-{previous}" if first != previous else str(first))
+    return ", ".join(runs)
+
+
+class _DuplicateKeyError(yaml.YAMLError):
+    """A mapping repeats a key; YAML would silently keep the last value."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys and leaves timestamps as text.
+
+    PyYAML turns ``2031-13-01`` into a bare ``ValueError`` with no position; keeping dates as
+    strings lets the calendar loader name the field and check the form itself.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKeyError(str(key))
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    value = loader.construct_scalar(node)  # type: ignore[arg-type]
+    return str(value)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)

@@ -1,0 +1,395 @@
+"""The tls probe: one handshake to read what the server presents, optionally two legacy ones.
+
+The handshake does not verify the certificate (``CERT_NONE``) and allows every cipher
+(``SECLEVEL=0``): the point is to *see* an expired, self-signed or weak certificate, which a
+verifying client would refuse to show us. The certificate is judged afterwards with
+``cryptography.x509``. Handshakes are blocking ``ssl`` calls run in the default executor, each
+bounded by a socket timeout, and connect only to the permit's pinned address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import math
+import socket
+import ssl
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.x509.oid import NameOID
+
+from probes.base import (
+    Disruption,
+    Observation,
+    Permit,
+    ProbeContext,
+    ProbeResult,
+    check_permit,
+    monotonic,
+)
+from probes.errors import ProbeArgumentError, ProbeCancelledError
+
+__all__ = ["CertificateFacts", "TlsProbe", "certificate_facts", "hostname_matches"]
+
+_PARAM_KEYS = frozenset({"timeout", "check_legacy"})
+_DEFAULT_TIMEOUT = 10.0
+_ALL_CIPHERS = "ALL:@SECLEVEL=0"
+_MIN_RSA_BITS = 2048
+_MIN_EC_BITS = 256
+_WEAK_HASHES = ("md5", "sha1")
+_LEGACY = ((ssl.TLSVersion.TLSv1, "tls1_0"), (ssl.TLSVersion.TLSv1_1, "tls1_1"))
+# Errors that mean *we* could not offer the protocol, not that the server refused it.
+_LOCAL_INABILITY = frozenset({"NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE",
+                              "UNSUPPORTED_SSL_VERSION"})
+
+
+def _refuse(field: str, value: object, why: str) -> ProbeArgumentError:
+    return ProbeArgumentError(f"tls probe: {field}: {value!r} {why}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Params:
+    port: int
+    timeout: float
+    check_legacy: bool
+
+
+def _params(permit: Permit) -> _Params:
+    params: Mapping[str, Any] = permit.params
+    unknown = sorted(str(k) for k in params if k not in _PARAM_KEYS)
+    if unknown:
+        raise _refuse("params", unknown, f"has unknown keys (allowed: {sorted(_PARAM_KEYS)})")
+    timeout = params.get("timeout", _DEFAULT_TIMEOUT)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise _refuse("params.timeout", timeout, "is not a positive number of seconds")
+    legacy = params.get("check_legacy", False)
+    if not isinstance(legacy, bool):
+        raise _refuse("params.check_legacy", legacy, "is not true or false")
+    try:
+        ip = ipaddress.ip_address(permit.ip)
+    except ValueError:
+        raise _refuse("ip", permit.ip, "is not an IP address literal") from None
+    if str(ip) != permit.ip:
+        raise _refuse("ip", permit.ip, "is not a canonical IP literal")
+    port = permit.port
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise _refuse("port", port, "is not a port number 1-65535")
+    return _Params(port=port, timeout=float(timeout), check_legacy=legacy)
+
+
+def hostname_matches(name: str, patterns: list[str]) -> bool:
+    """Whether ``name`` matches one of the certificate names (RFC 6125 wildcard rules).
+
+    A wildcard stands for exactly one whole left-most label (``*.example.com`` matches
+    ``www.example.com``, not ``example.com`` nor ``a.b.example.com``); partial-label wildcards
+    (``w*.example.com``) are not honoured.
+    """
+    wanted = name.rstrip(".").lower()
+    for pattern in patterns:
+        candidate = pattern.rstrip(".").lower()
+        if candidate == wanted:
+            return True
+        if candidate.startswith("*.") and "*" not in candidate[2:]:
+            head, _, rest = wanted.partition(".")
+            if head and rest == candidate[2:] and rest.count(".") >= 1:
+                return True
+    return False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CertificateFacts:
+    """What the leaf certificate says about itself, judged at ``now``."""
+
+    sha256: str
+    subject: str
+    issuer: str
+    names: tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+    expired: bool
+    not_yet_valid: bool
+    days_left: int
+    self_signed: bool
+    key_type: str
+    key_bits: int | None
+    weak_key: bool
+    signature_hash: str | None
+    weak_signature: bool
+
+
+def _names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        # Without a SAN, clients of old fell back to the common name; judge it the same way.
+        return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+    names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return names
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except Exception:  # any failure means "not provably self-signed"
+        return False
+    return True
+
+
+def _key(cert: x509.Certificate) -> tuple[str, int | None, bool]:
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size, key.key_size < _MIN_RSA_BITS
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size, key.curve.key_size < _MIN_EC_BITS
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size, True  # DSA is withdrawn for TLS certificates
+    return type(key).__name__.removesuffix("PublicKey").lstrip("_"), None, False
+
+
+def certificate_facts(der: bytes, now: datetime | None = None) -> CertificateFacts:
+    """Parse a DER certificate and judge validity, self-signature, key and signature strength.
+
+    Raises:
+        ValueError: ``der`` is not a certificate.
+    """
+    cert = x509.load_der_x509_certificate(der)
+    current = now if now is not None else datetime.now(UTC)
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    key_type, key_bits, weak_key = _key(cert)
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except Exception:  # an unknown algorithm OID: not provably weak
+        algorithm = None
+    hash_name = algorithm.name if isinstance(algorithm, hashes.HashAlgorithm) else None
+    return CertificateFacts(
+        sha256=hashlib.sha256(der).hexdigest(),
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        names=tuple(_names(cert)),
+        not_before=not_before,
+        not_after=not_after,
+        expired=current > not_after,
+        not_yet_valid=current < not_before,
+        days_left=math.floor((not_after - current).total_seconds() / 86400),
+        self_signed=_self_signed(cert),
+        key_type=key_type,
+        key_bits=key_bits,
+        weak_key=weak_key,
+        signature_hash=hash_name,
+        weak_signature=hash_name in _WEAK_HASHES,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Handshake:
+    protocol: str | None
+    cipher: tuple[str, str, int] | None
+    der: bytes | None
+
+
+def _context(version: ssl.TLSVersion | None) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers(_ALL_CIPHERS)
+    if version is not None:
+        # Deprecated on purpose: learning whether a server still accepts them is the point.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = version
+            context.maximum_version = version
+    return context
+
+
+def _handshake(
+    ip: str, port: int, sni: str | None, timeout: float, version: ssl.TLSVersion | None
+) -> _Handshake:
+    context = _context(version)
+    with (
+        socket.create_connection((ip, port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=sni) as tls,
+    ):
+        return _Handshake(
+            protocol=tls.version(), cipher=tls.cipher(), der=tls.getpeercert(binary_form=True)
+        )
+
+
+def _cert_observations(
+    facts: CertificateFacts, server_name: str | None, port: int
+) -> list[Observation]:
+    evidence = (
+        f"subject: {facts.subject}\nissuer: {facts.issuer}\nnames: {', '.join(facts.names)}\n"
+        f"not_before: {facts.not_before.isoformat()}\nnot_after: {facts.not_after.isoformat()}"
+    )
+    obs = [
+        Observation(key="tls.cert", value={"sha256": facts.sha256}, port=port, evidence=evidence),
+        Observation(key="tls.cert.expired", value=facts.expired, port=port),
+        Observation(key="tls.cert.not_yet_valid", value=facts.not_yet_valid, port=port),
+        Observation(
+            key="tls.cert.expiry",
+            value={"not_after": facts.not_after.isoformat(), "days_left": facts.days_left},
+            port=port,
+        ),
+        Observation(key="tls.cert.self_signed", value=facts.self_signed, port=port),
+        Observation(
+            key="tls.cert.key",
+            value={"type": facts.key_type, "bits": facts.key_bits, "weak": facts.weak_key},
+            port=port,
+        ),
+        Observation(
+            key="tls.cert.signature",
+            value={"hash": facts.signature_hash, "weak": facts.weak_signature},
+            port=port,
+        ),
+    ]
+    if server_name is not None:
+        obs.append(
+            Observation(
+                key="tls.cert.name",
+                value={"server_name": server_name,
+                       "match": hostname_matches(server_name, list(facts.names))},
+                port=port,
+            )
+        )
+    return obs
+
+
+def _legacy_outcome(exc: BaseException) -> str | None:
+    """``None`` if the server refused; otherwise why the attempt says nothing."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, ssl.SSLError) and reason in _LOCAL_INABILITY:
+        return f"local OpenSSL cannot offer it ({reason})"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return None
+
+
+class TlsProbe:
+    """Handshake with the pinned address, read the leaf certificate, optionally try TLS 1.0/1.1."""
+
+    name: ClassVar[str] = "tls"
+    disruption: ClassVar[Disruption] = Disruption.LIGHT
+
+    async def run(self, permit: Permit, ctx: ProbeContext) -> ProbeResult:
+        """Handshake with ``permit.ip:permit.port`` using ``permit.server_name`` as SNI.
+
+        Raises:
+            PermitError: the permit is not valid for this probe now.
+            ProbeArgumentError: a parameter failed the allowlist.
+            ProbeCancelledError: the kill switch fired between handshakes.
+        """
+        check_permit(permit, self.name)
+        params = _params(permit)
+        try:
+            return await self._run(permit, ctx, params)
+        except asyncio.CancelledError as exc:
+            # One shape for every probe: a cancelled task reports the kill switch's error.
+            raise ProbeCancelledError("tls probe: cancelled") from exc
+
+    async def _run(self, permit: Permit, ctx: ProbeContext, params: _Params) -> ProbeResult:
+        port, sni = params.port, permit.server_name
+        loop = asyncio.get_running_loop()
+        started = monotonic()
+        observations: list[Observation] = []
+        connections = 0
+
+        def result(outcome: str, error: str | None = None, latency: float | None = None) -> (
+            ProbeResult
+        ):
+            return ProbeResult(
+                probe=self.name, ip=permit.ip, outcome=outcome, observations=tuple(observations),
+                error=error, started=started, elapsed=monotonic() - started,
+                connections=connections, latency=latency,
+            )
+
+        if ctx.is_cancelled():
+            raise ProbeCancelledError("tls probe: cancelled before the handshake")
+        timeout = min(params.timeout, max(permit.seconds_left(), 0.001))
+        connections += 1
+        try:
+            shake = await loop.run_in_executor(
+                None, _handshake, permit.ip, port, sni, timeout, None
+            )
+        except TimeoutError as exc:
+            return result("timeout", f"handshake: {exc}")
+        except OSError as exc:  # refused, reset, unreachable, or an ssl.SSLError
+            if isinstance(exc, ssl.SSLError):
+                observations.append(
+                    Observation(key="tls.handshake", value={"ok": False, "reason": exc.reason},
+                                port=port)
+                )
+                return result("error", f"handshake: {exc}")
+            return result("unreachable", f"handshake: {exc}")
+        latency = monotonic() - started
+        observations.append(Observation(key="tls.handshake", value={"ok": True}, port=port))
+        observations.append(Observation(key="tls.protocol", value=shake.protocol, port=port))
+        if shake.cipher is not None:
+            name, _, bits = shake.cipher
+            observations.append(
+                Observation(key="tls.cipher", value={"name": name, "bits": bits}, port=port)
+            )
+        if shake.der:
+            try:
+                facts = certificate_facts(shake.der)
+            except ValueError as exc:
+                observations.append(
+                    Observation(key="tls.cert.unparsable", value=True, port=port,
+                                evidence=str(exc))
+                )
+            else:
+                observations.extend(_cert_observations(facts, sni, port))
+        if params.check_legacy:
+            for version, label in _LEGACY:
+                if ctx.is_cancelled():
+                    raise ProbeCancelledError(f"tls probe: cancelled before {label}")
+                left = permit.seconds_left()
+                if left <= 0:
+                    return result("timeout", "permit deadline reached", latency)
+                try:
+                    _context(version)
+                except (ssl.SSLError, ValueError) as exc:
+                    observations.append(
+                        Observation(key="tls.legacy.untestable",
+                                    value={"version": label, "reason": str(exc)}, port=port)
+                    )
+                    continue
+                connections += 1
+                try:
+                    await loop.run_in_executor(
+                        None, _handshake, permit.ip, port, sni, min(timeout, left), version
+                    )
+                except OSError as exc:
+                    why = _legacy_outcome(exc)
+                    if why is not None:
+                        observations.append(
+                            Observation(key="tls.legacy.untestable",
+                                        value={"version": label, "reason": why}, port=port)
+                        )
+                    else:
+                        observations.append(
+                            Observation(key=f"tls.legacy.{label}", value={"accepted": False},
+                                        port=port)
+                        )
+                else:
+                    observations.append(
+                        Observation(key=f"tls.legacy.{label}", value={"accepted": True}, port=port)
+                    )
+        return result("ok", None, latency)
