@@ -23,7 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["FarmCertificates", "make_certificates", "server_contexts"]
 
-_VALID_FOR = timedelta(days=30)
+_VALID_FOR = timedelta(days=397)
 # Backdated so a client whose clock is a little behind still sees a valid certificate.
 _BACKDATE = timedelta(hours=1)
 # The weak targets' certificate expired a month ago: a clear RIO-TLS-EXPIRED + SELF-SIGNED case.

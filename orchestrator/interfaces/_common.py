@@ -13,7 +13,7 @@ from rich.console import Console
 from orchestrator.context import Rio
 from orchestrator.settings import load_settings
 
-__all__ = ["console", "err_console", "open_rio", "print_json"]
+__all__ = ["console", "err_console", "open_rio", "print_json", "print_row"]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -32,3 +32,8 @@ def open_rio(*, require_init: bool = True) -> Iterator[Rio]:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def print_row(line: str) -> None:
+    """A tab-separated row, written as is (for `cut` and friends)."""
+    sys.stdout.write(line + "\n")

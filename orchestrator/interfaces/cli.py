@@ -16,7 +16,7 @@ import typer
 from orchestrator import __version__
 from orchestrator.context import init_home
 from orchestrator.errors import RioError
-from orchestrator.interfaces._common import console, err_console, open_rio, print_json
+from orchestrator.interfaces._common import console, err_console, open_rio, print_json, print_row
 from orchestrator.intake import keys as keyfiles
 from orchestrator.intake import notices as notice_store
 from orchestrator.intake import registry
@@ -170,7 +170,7 @@ def vendor_list(as_json: JsonOpt = False) -> None:
         print_json(rows)
     else:
         for r in rows:
-            console.print(f"{r['name']}\t{r['organisation']}")
+            print_row(f"{r['name']}\t{r['organisation']}")
 
 
 @person_app.command("add")
@@ -227,7 +227,7 @@ def person_list(as_json: JsonOpt = False) -> None:
         return
     for p in people:
         state = f" (revoked {p['revoked_at']})" if p["revoked_at"] else ""
-        console.print(f"{p['name']}\t{p['role']}\t{p['organisation']}\t{len(p['keys'])} key(s){state}")
+        print_row(f"{p['name']}\t{p['role']}\t{p['organisation']}\t{len(p['keys'])} key(s){state}")
 
 
 @notice_app.command("announce")
@@ -286,15 +286,24 @@ def notice_list(as_json: JsonOpt = False) -> None:
         print_json(items)
         return
     for n in items:
-        console.print(f"{n['id']}\t{n['object']}\t{n['announced_at']}\t{n['vendor'] or '-'}")
+        print_row(f"{n['id']}\t{n['object']}\t{n['announced_at']}\t{n['vendor'] or '-'}")
+
+
+_EXTENSIONS = (
+    "orchestrator.interfaces.cli_run",
+    "orchestrator.interfaces.cli_schedule",
+    "orchestrator.interfaces.cli_record",
+    "orchestrator.interfaces.cli_audit",
+    "orchestrator.interfaces.cli_access",
+    "orchestrator.interfaces.cli_bench",
+)
 
 
 def _register_extensions() -> None:
     """Sub-command groups that live in their own modules."""
     from importlib import import_module
 
-    for module in ("orchestrator.interfaces.cli_run", "orchestrator.interfaces.cli_record",
-                   "orchestrator.interfaces.cli_audit"):
+    for module in _EXTENSIONS:
         try:
             mod = import_module(module)
         except ModuleNotFoundError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import stat
 from collections.abc import Iterable
@@ -509,6 +510,15 @@ class FieldCipher:
             self._store.put_wrapped(run_id, wrap_data_key(new_master, run_id, data_key))
         self._master = new_master
         return len(pending)
+
+    def derive(self, run_id: str, label: str) -> bytes:
+        """A 32-byte secret derived from the run's data key (e.g. a salt for evidence digests).
+
+        Only holders of the master key can recompute it, so a salted digest in the probe log
+        cannot be used to guess low-entropy evidence such as a server banner.
+        """
+        data_key = self._data_key(run_id, create=True)
+        return hmac.new(data_key, b"rio-derive:" + label.encode("utf-8"), hashlib.sha256).digest()
 
     def forget(self) -> None:
         """Drop every cached data key."""

@@ -168,6 +168,9 @@ class RunRow(Base):
     refused: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     cursor: Mapped[int] = mapped_column(Integer, default=0)
+    kill_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    killed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    kill_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class LeafRow(Base):

@@ -1,0 +1,572 @@
+"""The gate: the single place in rio that says yes to a probe.
+
+:meth:`Gate.decide` returns a :class:`~probes.base.Permit` or a :class:`Refusal`; deny is the
+default and every check must pass, in this fixed order:
+
+1. ``run``        the run is active and not killed;
+2. ``notice``     the notice's lead time is met (``now - announced_at >= min_notice_lead``);
+3. ``entrusted``  the launcher is an active technician of the vendor entrusted by the notice
+                  (or an active officer, where no vendor was entrusted);
+4. ``window``     now lies inside an announced window *and* a policy window, outside blackout
+                  dates, and the permit's deadline ends before both windows close;
+5. ``probe``      the policy allows the probe and its disruption class is within the maximum;
+6. ``scope``      every address of the target (all A/AAAA answers of a name, resolved once and
+                  pinned) is inside the scope and outside its excludes (exclude wins);
+7. ``health``     the target is not paused by the health breaker (checked before the budget so a
+                  paused target spends no budget);
+8. ``rate``       the per-IP, per-network, per-notice and global budgets all have room (waiting
+                  for it, at most until the permit could no longer finish inside the window).
+
+Every decision is handed to the :class:`DecisionSink` (the probe log) *before* the permit is
+returned: a permit's ``decision`` is the sequence number of its logged intent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.errors import ResolutionError
+from orchestrator.gate.addresses import AddressScope, parse_network
+from orchestrator.gate.budget import RateBudget
+from orchestrator.gate.health import HealthBreaker
+from orchestrator.gate.resolve import Resolution, Resolver
+from orchestrator.intake.notices import Notice
+from orchestrator.intake.registry import Person, Role
+from orchestrator.intake.scope import Scope
+from probes.base import Disruption, Permit, _seal_permit
+from probes.registry import probe_class
+
+__all__ = [
+    "CHECKS",
+    "CheckVerdict",
+    "DecisionSink",
+    "Gate",
+    "ProbeRequest",
+    "Refusal",
+    "RunView",
+    "address_scope",
+]
+
+CHECKS = ("run", "notice", "entrusted", "window", "probe", "scope", "health", "rate")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProbeRequest:
+    """What a run asks the gate for: one probe against one target.
+
+    Attributes:
+        item: position in the run's plan (ties the decision to the plan).
+        probe: probe name (``port``, ``http``, ``tls``, ``dns``).
+        target: the announced target's label (``cidr:127.0.10.0/27``).
+        ip: the address to probe, for ip/cidr targets (and a domain's name server).
+        host: a DNS name to resolve and pin (host/url targets), used as Host/SNI.
+        server_name: Host/SNI or DNS domain when it is not resolved here (dns probe).
+        port: the port for single-port probes.
+        ports: the ports of a port sweep.
+        params: the policy's parameters for the probe.
+        cost: budget units (connections) the probe will use.
+    """
+
+    item: int
+    probe: str
+    target: str
+    ip: str | None = None
+    host: str | None = None
+    server_name: str | None = None
+    port: int | None = None
+    ports: tuple[int, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    cost: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "probe": self.probe,
+            "target": self.target,
+            "ip": self.ip,
+            "host": self.host,
+            "server_name": self.server_name,
+            "port": self.port,
+            "ports": list(self.ports),
+            "cost": self.cost,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckVerdict:
+    """One check's answer; true when it passed."""
+
+    check: str
+    ok: bool
+    reason: str
+    detail: str
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Refusal:
+    """The gate's no: which check failed, a machine reason and a sentence for people."""
+
+    request: ProbeRequest
+    check: str
+    reason: str
+    sentence: str
+    at: datetime
+    resolution: Resolution | None = None
+    decision: int | None = None
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"refused ({self.check}: {self.reason}): {self.sentence}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": self.request.to_json(),
+            "check": self.check,
+            "reason": self.reason,
+            "sentence": self.sentence,
+            "at": self.at.isoformat(),
+            "resolution": self.resolution.to_json() if self.resolution else None,
+        }
+
+
+class DecisionSink(Protocol):
+    """Where decisions go before the gate answers (the probe log)."""
+
+    async def log_decision(self, kind: str, body: dict[str, Any], at: datetime) -> int:
+        """Append a decision leaf (``intent`` or ``refusal``); return its sequence number."""
+        ...
+
+
+class RunView(Protocol):
+    """The run as the gate sees it."""
+
+    run_id: str
+
+    def active(self) -> tuple[bool, str]:
+        """(may probes be sent now?, why not)."""
+        ...
+
+
+def address_scope(scope: Scope) -> AddressScope:
+    """The address part of a scope: ip/cidr targets and domain name servers minus excludes."""
+    includes, excludes = [], []
+    for t in scope.targets:
+        if t.kind in ("ip", "cidr"):
+            includes.append(parse_network(t.value if t.kind == "cidr" else _host_net(t.value)))
+        for ns in t.nameservers:
+            includes.append(parse_network(_host_net(ns)))
+    for t in scope.excludes:
+        if t.kind in ("ip", "cidr"):
+            excludes.append(parse_network(t.value if t.kind == "cidr" else _host_net(t.value)))
+    return AddressScope.of(includes, excludes)
+
+
+def _host_net(ip: str) -> str:
+    return f"{ip}/{128 if ':' in ip else 32}"
+
+
+def _excluded_name(scope: Scope, name: str) -> bool:
+    for t in scope.excludes:
+        if t.kind in ("host", "domain") and (name == t.value or name.endswith("." + t.value)):
+            return True
+    return False
+
+
+class Gate:
+    """Decides probe by probe for one run (or, without a run, explains)."""
+
+    def __init__(
+        self,
+        *,
+        notice: Notice,
+        run: RunView | None,
+        launcher: Callable[[], Person | None],
+        budget: RateBudget,
+        health: HealthBreaker,
+        resolver: Resolver,
+        sink: DecisionSink | None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.notice = notice
+        self.scope = notice.scope
+        self.policy = notice.policy
+        self.run = run
+        self._launcher = launcher
+        self.budget = budget
+        self.health = health
+        self.resolver = resolver
+        self.sink = sink
+        self.clock = clock or SystemClock()
+        self.addresses = address_scope(self.scope)
+
+    # ---- the checks, each returning a verdict --------------------------------------------
+
+    def check_run(self) -> CheckVerdict:
+        if self.run is None:
+            return CheckVerdict(check="run", ok=False, reason="no-run", detail="no run is active")
+        ok, why = self.run.active()
+        if not ok:
+            return CheckVerdict(
+                check="run", ok=False, reason=why, detail=f"run {self.run.run_id} is {why}"
+            )
+        return CheckVerdict(
+            check="run", ok=True, reason="active", detail=f"run {self.run.run_id} active"
+        )
+
+    def check_notice(self, now: datetime) -> CheckVerdict:
+        ready = self.notice.lead_time_met_at()
+        if now < ready:
+            return CheckVerdict(
+                check="notice",
+                ok=False,
+                reason="lead-time",
+                detail=(
+                    f"notice {self.notice.id} was announced {self.notice.announced_at.isoformat()}; "
+                    f"the policy's lead time {self.policy.min_notice_lead} is met only at "
+                    f"{ready.isoformat()}"
+                ),
+            )
+        return CheckVerdict(
+            check="notice",
+            ok=True,
+            reason="lead-time-met",
+            detail=f"lead time met since {ready.isoformat()}",
+        )
+
+    def check_entrusted(self, now: datetime) -> CheckVerdict:
+        person = self._launcher()
+        if person is None:
+            return CheckVerdict(
+                check="entrusted", ok=False, reason="no-technician", detail="no technician named"
+            )
+        if not person.active_at(now):
+            return CheckVerdict(
+                check="entrusted",
+                ok=False,
+                reason="revoked",
+                detail=f"{person.name} was revoked at {person.revoked_at}",
+            )
+        vendor = self.notice.vendor
+        if vendor is None:
+            if person.role is not Role.OFFICER:
+                return CheckVerdict(
+                    check="entrusted",
+                    ok=False,
+                    reason="not-entrusted",
+                    detail=f"notice {self.notice.id} entrusts no vendor; only officers may run it",
+                )
+            return CheckVerdict(
+                check="entrusted", ok=True, reason="officer", detail=f"officer {person.name}"
+            )
+        if person.role is not Role.TECHNICIAN or person.vendor != vendor:
+            return CheckVerdict(
+                check="entrusted",
+                ok=False,
+                reason="not-entrusted",
+                detail=f"{person.name} is not a technician of {vendor}, the vendor entrusted by notice {self.notice.id}",
+            )
+        return CheckVerdict(
+            check="entrusted", ok=True, reason="technician", detail=f"{person.name} of {vendor}"
+        )
+
+    def window_end(self, now: datetime) -> datetime | None:
+        """When probing must have stopped, or ``None`` if ``now`` is outside the windows."""
+        announced = self.scope.window_at(now)
+        allowed = self.policy.window_at(now)
+        if announced is None or allowed is None or self.policy.blackout_on(now) is not None:
+            return None
+        local = now.astimezone(self.policy.tz)
+        return min(announced.end_utc, allowed.end_on(local))
+
+    def check_window(self, now: datetime, deadline: datetime) -> CheckVerdict:
+        if self.scope.window_at(now) is None:
+            return CheckVerdict(
+                check="window",
+                ok=False,
+                reason="outside-announced-window",
+                detail=f"{now.isoformat()} is outside every announced window",
+            )
+        if self.policy.window_at(now) is None:
+            return CheckVerdict(
+                check="window",
+                ok=False,
+                reason="outside-policy-window",
+                detail=f"{now.astimezone(self.policy.tz).isoformat()} is outside the policy's windows",
+            )
+        blackout = self.policy.blackout_on(now)
+        if blackout is not None:
+            return CheckVerdict(
+                check="window",
+                ok=False,
+                reason="blackout",
+                detail=f"{now.astimezone(self.policy.tz).date()} is a blackout date {blackout.reason}".rstrip(),
+            )
+        end = self.window_end(now)
+        assert end is not None
+        if deadline > end:
+            return CheckVerdict(
+                check="window",
+                ok=False,
+                reason="window-closing",
+                detail=f"a probe allowed until {deadline.isoformat()} would outlive the window closing at {end.isoformat()}",
+            )
+        return CheckVerdict(
+            check="window",
+            ok=True,
+            reason="inside",
+            detail=f"inside windows until {end.isoformat()}",
+        )
+
+    def check_probe(self, probe: str) -> CheckVerdict:
+        if probe not in self.policy.probes.allowed():
+            return CheckVerdict(
+                check="probe",
+                ok=False,
+                reason="probe-not-allowed",
+                detail=f"policy {self.policy.name} does not allow the {probe} probe",
+            )
+        try:
+            cls = probe_class(probe)
+        except KeyError:
+            return CheckVerdict(
+                check="probe", ok=False, reason="unknown-probe", detail=f"no probe named {probe!r}"
+            )
+        level: Disruption = cls.disruption
+        if level > self.policy.max_disruption:
+            return CheckVerdict(
+                check="probe",
+                ok=False,
+                reason="too-disruptive",
+                detail=f"{probe} is {level.name.lower()}, above the policy's maximum {self.policy.max_disruption.name.lower()}",
+            )
+        return CheckVerdict(
+            check="probe",
+            ok=True,
+            reason="allowed",
+            detail=f"{probe} ({level.name.lower()}) allowed",
+        )
+
+    async def check_scope(
+        self, req: ProbeRequest
+    ) -> tuple[CheckVerdict, str | None, Resolution | None]:
+        """Resolve once, check every address, and pick the pinned one."""
+        resolution: Resolution | None = None
+        if req.host is not None:
+            if _excluded_name(self.scope, req.host):
+                return (
+                    CheckVerdict(
+                        check="scope",
+                        ok=False,
+                        reason="excluded",
+                        detail=f"{req.host} is excluded by the scope",
+                    ),
+                    None,
+                    None,
+                )
+            try:
+                resolution = await self.resolver.resolve(req.host)
+            except ResolutionError as exc:
+                return (
+                    CheckVerdict(check="scope", ok=False, reason="dns-failure", detail=str(exc)),
+                    None,
+                    None,
+                )
+            addresses: tuple[str, ...] = resolution.addresses
+        elif req.ip is not None:
+            addresses = (req.ip,)
+        else:
+            return (
+                CheckVerdict(
+                    check="scope",
+                    ok=False,
+                    reason="no-address",
+                    detail="the request names no address",
+                ),
+                None,
+                None,
+            )
+        for address in addresses:
+            verdict = self.addresses.check(address)
+            if not verdict:
+                via = f" ({req.host} resolves to {', '.join(addresses)})" if req.host else ""
+                return (
+                    CheckVerdict(
+                        check="scope",
+                        ok=False,
+                        reason=verdict.reason,
+                        detail=f"{address}: {verdict.sentence}{via}",
+                    ),
+                    None,
+                    resolution,
+                )
+        pinned = addresses[0]
+        return (
+            CheckVerdict(check="scope", ok=True, reason="in-scope", detail=f"pinned {pinned}"),
+            pinned,
+            resolution,
+        )
+
+    def check_health(self, ip: str) -> CheckVerdict:
+        healthy, why = self.health.verdict(ip)
+        if not healthy:
+            return CheckVerdict(
+                check="health", ok=False, reason="target-paused", detail=f"{ip}: {why}"
+            )
+        return CheckVerdict(check="health", ok=True, reason="healthy", detail=f"{ip}: {why}")
+
+    # ---- the decision ----------------------------------------------------------------------
+
+    async def decide(self, req: ProbeRequest) -> Permit | Refusal:
+        """Decide one probe. The decision is logged before this returns.
+
+        Returns:
+            A sealed Permit whose ``decision`` is the logged intent's sequence number, or a
+            Refusal (also logged) naming the first check that failed.
+        """
+        now = self.clock.now()
+        deadline = now + self.policy.probe_timeout
+        resolution: Resolution | None = None
+        pinned: str | None = None
+        for verdict in (
+            self.check_run(),
+            self.check_notice(now),
+            self.check_entrusted(now),
+            self.check_window(now, deadline),
+            self.check_probe(req.probe),
+        ):
+            if not verdict:
+                return await self._refuse(req, verdict, now, resolution)
+        scope_verdict, pinned, resolution = await self.check_scope(req)
+        if not scope_verdict or pinned is None:
+            return await self._refuse(req, scope_verdict, now, resolution)
+        health_verdict = self.check_health(pinned)
+        if not health_verdict:
+            return await self._refuse(req, health_verdict, now, resolution)
+        end = self.window_end(now)
+        assert end is not None
+        # Wait for budget no longer than the probe could still finish inside the window.
+        slack = (end - deadline).total_seconds()
+        grant = await self.budget.acquire(
+            pinned, self.notice.id, cost=req.cost, wait_until=time.monotonic() + max(0.0, slack)
+        )
+        now = self.clock.now()
+        if not grant:
+            verdict = CheckVerdict(
+                check="rate",
+                ok=False,
+                reason=grant.reason or "rate",
+                detail=f"{pinned}: no budget ({grant.reason}) within the window",
+            )
+            return await self._refuse(req, verdict, now, resolution)
+        # Time passed while waiting: the run may have been killed or the window closed.
+        deadline = now + self.policy.probe_timeout
+        for verdict in (self.check_run(), self.check_window(now, deadline)):
+            if not verdict:
+                return await self._refuse(req, verdict, now, resolution)
+        return await self._permit(req, pinned, resolution, now, deadline)
+
+    async def explain(self, req: ProbeRequest, *, at: datetime | None = None) -> list[CheckVerdict]:
+        """Every check's verdict for a would-be probe, without spending budget or logging."""
+        now = at or self.clock.now()
+        deadline = now + self.policy.probe_timeout
+        verdicts = [
+            self.check_run(),
+            self.check_notice(now),
+            self.check_entrusted(now),
+            self.check_window(now, deadline),
+            self.check_probe(req.probe),
+        ]
+        scope_verdict, pinned, _ = await self.check_scope(req)
+        verdicts.append(scope_verdict)
+        if pinned is not None:
+            verdicts.append(self.check_health(pinned))
+            limit = self.budget.per_ip_limit(pinned)
+            ok = req.cost <= min(
+                limit,
+                self.policy.rates.per_network,
+                self.policy.rates.per_notice,
+                self.policy.rates.global_,
+            )
+            verdicts.append(
+                CheckVerdict(
+                    check="rate",
+                    ok=ok,
+                    reason="fits" if ok else "rate:cost",
+                    detail=f"cost {req.cost} within per-IP {limit}/s"
+                    if ok
+                    else f"cost {req.cost} exceeds a one-second budget",
+                )
+            )
+        return verdicts
+
+    async def _refuse(
+        self, req: ProbeRequest, verdict: CheckVerdict, now: datetime, resolution: Resolution | None
+    ) -> Refusal:
+        refusal = Refusal(
+            request=req,
+            check=verdict.check,
+            reason=verdict.reason,
+            sentence=verdict.detail,
+            at=now,
+            resolution=resolution,
+        )
+        if self.sink is not None:
+            seq = await self.sink.log_decision("refusal", refusal.to_json(), now)
+            refusal = Refusal(
+                request=req,
+                check=verdict.check,
+                reason=verdict.reason,
+                sentence=verdict.detail,
+                at=now,
+                resolution=resolution,
+                decision=seq,
+            )
+        return refusal
+
+    async def _permit(
+        self,
+        req: ProbeRequest,
+        pinned: str,
+        resolution: Resolution | None,
+        now: datetime,
+        deadline: datetime,
+    ) -> Permit:
+        assert self.run is not None and self.sink is not None
+        fields: dict[str, Any] = {
+            "run_id": self.run.run_id,
+            "notice_id": self.notice.id,
+            "probe": req.probe,
+            "target": req.target,
+            "ip": pinned,
+            "port": req.port,
+            "ports": tuple(req.ports),
+            "server_name": req.host or req.server_name,
+            "params": dict(req.params),
+            "deadline": deadline,
+            "max_rate": float(self.budget.per_ip_limit(pinned)),
+        }
+        body = {
+            "item": req.item,
+            "probe": req.probe,
+            "target": req.target,
+            "ip": pinned,
+            "port": req.port,
+            "ports": list(req.ports),
+            "server_name": fields["server_name"],
+            "cost": req.cost,
+            "deadline": deadline.isoformat(),
+            "max_rate": fields["max_rate"],
+            "resolution": resolution.to_json() if resolution else None,
+        }
+        seq = await self.sink.log_decision("intent", body, now)
+        return _seal_permit(decision=seq, **fields)

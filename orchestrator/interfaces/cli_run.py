@@ -1,0 +1,306 @@
+"""``rio run ...``, ``rio kill``, ``rio gate explain`` and ``rio demo``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+
+from orchestrator.context import Rio
+from orchestrator.errors import GateRefusalError, InputError, StateError
+from orchestrator.interfaces._common import console, open_rio, print_json, print_row
+from orchestrator.interfaces._progress import progress_table
+from orchestrator.intake.notices import get_notice
+from orchestrator.intake.registry import get_person
+from orchestrator.run.runner import Progress, Runner
+from orchestrator.run.runs import create_run, get_run, list_runs, request_kill
+from orchestrator.run.state import FINAL, RunState
+
+__all__ = ["register"]
+
+run_app = typer.Typer(help="Inspection runs.", no_args_is_help=True)
+gate_app = typer.Typer(help="Ask the gate.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def run_foreground(rio: Rio, run_id: str, *, title: str, quiet: bool = False, **runner_args: Any) -> RunState:
+    """Execute a run here with the live progress display."""
+    if quiet:
+        runner = Runner(rio, run_id, **runner_args)
+        return asyncio.run(runner.execute())
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+
+        def show(p: Progress) -> None:
+            live.update(progress_table(p, title))
+
+        runner = Runner(rio, run_id, on_progress=show, **runner_args)
+        state = asyncio.run(runner.execute())
+        show(runner.progress)
+    return state
+
+
+def _preflight(rio: Rio, notice_id: str) -> None:
+    """Refuse early, with the reason, when no probe could be allowed now."""
+    with rio.db.session() as s:
+        notice = get_notice(s, notice_id)
+    now = datetime.now(UTC)
+    ready = notice.lead_time_met_at()
+    if now < ready:
+        raise StateError(
+            f"notice {notice.id}: the lead time of {notice.policy.min_notice_lead} is met only at "
+            f"{ready.isoformat()}; use `rio run schedule` to run it then"
+        )
+    if notice.scope.window_at(now) is None or notice.policy.window_at(now) is None:
+        raise StateError(
+            f"notice {notice.id}: {now.isoformat()} is outside its announced or policy windows; "
+            "use `rio run schedule` to run it in the next window"
+        )
+
+
+@run_app.command("start")
+def run_start(
+    notice: str,
+    technician: Annotated[str, typer.Option(help="Technician of the entrusted vendor.")],
+    quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
+) -> None:
+    """Run a notice's inspection now, in the foreground, with a live progress display."""
+    with open_rio() as rio:
+        _preflight(rio, notice)
+        with rio.db.session() as s:
+            run_id = create_run(s, notice, technician).id
+        console.print(f"run {run_id} of notice {notice}")
+        state = run_foreground(rio, run_id, title=f"run {run_id}", quiet=quiet)
+        _summary(rio, run_id)
+    if state is RunState.PAUSED:
+        console.print("paused: the window closed; `rio run schedule` resumes it in the next window")
+
+
+def _summary(rio: Rio, run_id: str) -> None:
+    from orchestrator.ledger.log import read_checkpoints
+
+    with rio.db.session() as s:
+        row = get_run(s, run_id)
+        console.print(
+            f"run {run_id}: {row.state} - {row.done}/{row.planned} decided, {row.refused} refused, "
+            f"{row.failed} without an ok outcome"
+        )
+    cps = read_checkpoints(rio.db, run_id)
+    if cps:
+        console.print("final checkpoint:")
+        console.print(cps[-1].note.rstrip("\n"), markup=False)
+
+
+def _status(rio: Rio, run_id: str) -> dict[str, Any]:
+    from collections import Counter
+
+    from sqlalchemy import func, select
+
+    from orchestrator.ledger.log import read_checkpoints, read_leaves
+    from orchestrator.store.models import FindingRow
+
+    with rio.db.session() as s:
+        row = get_run(s, run_id)
+        severities = dict(
+            s.execute(
+                select(FindingRow.severity, func.count()).where(FindingRow.run_id == run_id).group_by(FindingRow.severity)
+            ).all()
+        )
+        data: dict[str, Any] = {
+            "id": row.id,
+            "notice": row.notice_id,
+            "state": row.state,
+            "pause_reason": row.pause_reason,
+            "technician": get_person_name(s, row.technician_id),
+            "created_at": row.created_at,
+            "started_at": row.started_at,
+            "ended_at": row.ended_at,
+            "planned": row.planned,
+            "decided": row.done,
+            "refused": row.refused,
+            "kill_requested_at": row.kill_requested_at,
+            "findings": severities,
+        }
+    outcomes: Counter[str] = Counter()
+    per_second: Counter[str] = Counter()
+    for leaf in read_leaves(rio.db, run_id):
+        if leaf.kind == "outcome":
+            outcomes[str(leaf.data["outcome"])] += 1
+        elif leaf.kind == "intent":
+            per_second[leaf.at[:19]] += int(leaf.data.get("cost", 1))
+    data["outcomes"] = dict(outcomes)
+    data["peak_connections_per_second"] = max(per_second.values(), default=0)
+    cps = read_checkpoints(rio.db, run_id)
+    data["checkpoint"] = {"size": cps[-1].size, "note": cps[-1].note} if cps else None
+    return data
+
+
+def get_person_name(s: Any, person_id: int) -> str:
+    from orchestrator.intake.registry import person_by_id
+
+    return person_by_id(s, person_id).name
+
+
+@run_app.command("status")
+def run_status(run: str, as_json: JsonOpt = False) -> None:
+    """Show a run's figures: decided / planned, refusals, outcomes, findings, checkpoint."""
+    with open_rio() as rio:
+        data = _status(rio, run)
+    if as_json:
+        print_json(data)
+        return
+    for key in ("id", "notice", "state", "pause_reason", "technician", "started_at", "ended_at"):
+        console.print(f"{key:28} {data[key] if data[key] is not None else '-'}")
+    console.print(f"{'probes':28} {data['decided']} / {data['planned']} decided, {data['refused']} refused")
+    console.print(f"{'outcomes':28} {', '.join(f'{k} {v}' for k, v in sorted(data['outcomes'].items())) or '-'}")
+    console.print(f"{'findings':28} {', '.join(f'{k} {v}' for k, v in sorted(data['findings'].items())) or '-'}")
+    console.print(f"{'peak connections/s (1 s bins)':28} {data['peak_connections_per_second']}")
+    if data["checkpoint"]:
+        console.print("checkpoint:")
+        console.print(data["checkpoint"]["note"].rstrip("\n"), markup=False)
+
+
+@run_app.command("list")
+def run_list(notice: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
+    """List runs."""
+    with open_rio() as rio, rio.db.session() as s:
+        rows = [
+            {"id": r.id, "notice": r.notice_id, "state": r.state, "planned": r.planned, "decided": r.done,
+             "refused": r.refused, "created_at": r.created_at}
+            for r in list_runs(s, notice)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        print_row(f"{r['id']}\t{r['notice']}\t{r['state']}\t{r['decided']}/{r['planned']}\t{r['created_at']}")
+
+
+@run_app.command("kill")
+def run_kill(
+    run: str,
+    by: Annotated[str, typer.Option("--as", help="Who pulls the kill switch.")],
+    reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch",
+) -> None:
+    """Stop a run now: no new permits, in-flight probes (nmap included) cancelled; logged."""
+    with open_rio() as rio:
+        with rio.db.session() as s:
+            get_person(s, by)
+            row = request_kill(s, run, by, reason)
+            state = RunState(row.state)
+        if state is not RunState.RUNNING:
+            _finalise_idle_kill(rio, run)
+    console.print(f"kill requested for run {run}")
+
+
+def _finalise_idle_kill(rio: Rio, run_id: str) -> None:
+    """A run that no process is running: log the kill and seal it here."""
+    from orchestrator.ledger.log import ProbeLog
+    from orchestrator.run.runs import set_state
+
+    async def go() -> None:
+        log = ProbeLog(rio.db, run_id, rio.signing_key)
+        with rio.db.session() as s:
+            row = get_run(s, run_id)
+            by, why = row.killed_by or "", row.kill_reason or ""
+        await log.append("kill", {"by": by, "reason": why})
+        await log.append("state", {"state": "aborted", "reason": "killed"})
+        await log.append("state", {"state": "sealed", "reason": None})
+        await log.close()
+
+    asyncio.run(go())
+    with rio.db.session() as s:
+        row = get_run(s, run_id)
+        set_state(s, row, RunState.ABORTED)
+        set_state(s, row, RunState.SEALED)
+
+
+def kill_all(
+    by: Annotated[str, typer.Option("--as", help="Who pulls the kill switch.")],
+    all_runs: Annotated[bool, typer.Option("--all", help="Every run that is not finished.")] = False,
+    reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch (all runs)",
+) -> None:
+    """Stop every unfinished run now."""
+    if not all_runs:
+        raise InputError("rio kill needs --all (or use `rio run kill RUN`)")
+    with open_rio() as rio:
+        with rio.db.session() as s:
+            get_person(s, by)
+            targets = [(r.id, RunState(r.state)) for r in list_runs(s) if RunState(r.state) not in FINAL]
+            for run_id, _ in targets:
+                request_kill(s, run_id, by, reason)
+        for run_id, state in targets:
+            if state is not RunState.RUNNING:
+                _finalise_idle_kill(rio, run_id)
+    console.print(f"kill requested for {len(targets)} run(s)")
+
+
+@gate_app.command("explain")
+def gate_explain(
+    notice: str,
+    target: Annotated[str, typer.Argument(help="An IP address or host name.")],
+    probe: Annotated[str, typer.Option()] = "port",
+    port: Annotated[int | None, typer.Option()] = None,
+    at: Annotated[str | None, typer.Option(help="ISO time to ask about (default now).")] = None,
+    technician: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Would this probe be allowed? Print every check's verdict; exit 0 only for a permit."""
+    from orchestrator.gate.addresses import parse_ip
+    from orchestrator.gate.budget import BudgetLimits, RateBudget
+    from orchestrator.gate.decide import Gate, ProbeRequest
+    from orchestrator.gate.health import HealthBreaker
+    from orchestrator.gate.resolve import Resolver
+
+    when = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    if when.tzinfo is None:
+        raise InputError(f"--at {at!r}: give a timezone, e.g. 2026-12-07T01:00:00+08:00")
+    with open_rio() as rio:
+        with rio.db.session() as s:
+            n = get_notice(s, notice)
+            person = get_person(s, technician) if technician else None
+        try:
+            ip: str | None = str(parse_ip(target))
+            host = None
+        except ValueError:
+            ip, host = None, target
+        r = n.policy.rates
+        budget = RateBudget(BudgetLimits(per_ip=r.per_ip, per_network=r.per_network, per_notice=r.per_notice, global_=r.global_))
+        settings = rio.settings
+        gate = Gate(
+            notice=n, run=None, launcher=lambda: person, budget=budget, health=HealthBreaker(),
+            resolver=Resolver(list(settings.dns_nameservers) or None, port=settings.dns_port), sink=None,
+        )
+        req = ProbeRequest(item=0, probe=probe, target=target, ip=ip, host=host, port=port)
+        verdicts = asyncio.run(gate.explain(req, at=when))
+    # Without a run, the run check cannot pass; it is shown but not counted.
+    counted = [v for v in verdicts if v.check != "run"]
+    allowed = all(counted)
+    if as_json:
+        print_json({"allowed": allowed, "at": when.isoformat(), "checks": [
+            {"check": v.check, "ok": v.ok, "reason": v.reason, "detail": v.detail} for v in verdicts]})
+    else:
+        for v in verdicts:
+            mark = "n/a " if v.check == "run" else ("ok  " if v.ok else "NO  ")
+            console.print(f"{mark}{v.check:10} {v.reason:26} {v.detail}", markup=False)
+        console.print("PERMIT (if a run were active)" if allowed else "REFUSED")
+    if not allowed:
+        raise typer.Exit(GateRefusalError.exit_code)
+
+
+def demo(
+    quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
+) -> None:
+    """A full announced inspection against loopback services started here."""
+    from orchestrator.demo.walkthrough import run_demo
+
+    run_demo(quiet=quiet)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(run_app, name="run")
+    app.add_typer(gate_app, name="gate")
+    app.command("kill")(kill_all)
+    app.command("demo")(demo)

@@ -1,0 +1,526 @@
+"""Execute a run: plan -> gate -> log intent -> probe -> log outcome -> findings.
+
+The runner owns the run's probe log while it runs (one writer per run). It:
+
+- recovers from a crash first: intents without an outcome get an ``unknown`` outcome leaf and are
+  not sent again (a lost probe is not silently repeated beyond the budget);
+- skips plan items its log already decided, so a paused or crashed run resumes where it stopped;
+- sends a probe only after its intent leaf is durable (``ProbeLog.durable``);
+- pauses (state leaf, checkpoint) when the gate refuses for the window or the lead time, so
+  nothing is in flight after a window closes;
+- polls the database for a kill request; on a kill it logs a ``kill`` leaf, cancels in-flight
+  probes (their outcome is ``killed``) and never sends a probe whose intent was logged before the
+  kill but not yet sent;
+- on completion writes the ``completed`` and ``sealed`` state leaves and the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator import __version__
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.context import Rio
+from orchestrator.gate.budget import BudgetLimits, RateBudget
+from orchestrator.gate.decide import Gate, ProbeRequest, Refusal
+from orchestrator.gate.health import HealthBreaker, HealthThresholds
+from orchestrator.gate.resolve import Resolver
+from orchestrator.intake.notices import Notice, get_notice
+from orchestrator.intake.registry import Person
+from orchestrator.ledger.log import ProbeLog, read_leaves
+from orchestrator.run.plan import Plan
+from orchestrator.run.runs import get_run, run_launcher, set_state
+from orchestrator.run.state import PauseReason, RunState
+from orchestrator.store.evidence import cipher_for
+from orchestrator.store.models import FindingRow
+from probes.base import Permit, ProbeContext, ProbeResult
+from probes.errors import ProbeError
+from probes.findings import Catalogue, derive_findings, load_catalogue
+from probes.registry import probe_class
+
+__all__ = ["Progress", "Runner"]
+
+# Refusals that stop the whole run for now (it resumes later) rather than just one item.
+_STOPPING = {"run", "notice", "window", "entrusted"}
+
+
+@dataclass
+class Progress:
+    """Live figures of a run, for the progress display and ``rio run status``."""
+
+    planned: int = 0
+    decided: int = 0
+    permits: int = 0
+    refusals: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    findings: int = 0
+    paused_targets: set[str] = field(default_factory=set)
+    budget_per_s: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _recent: deque[float] = field(default_factory=deque)
+
+    def note_intent(self, cost: int) -> None:
+        now = time.monotonic()
+        for _ in range(cost):
+            self._recent.append(now)
+
+    def rate(self) -> float:
+        """Connections in the last second."""
+        cutoff = time.monotonic() - 1.0
+        while self._recent and self._recent[0] < cutoff:
+            self._recent.popleft()
+        return float(len(self._recent))
+
+    def eta(self) -> float | None:
+        elapsed = time.monotonic() - self.started
+        if self.decided == 0 or elapsed <= 0:
+            return None
+        return (self.planned - self.decided) * elapsed / self.decided
+
+
+class _RunView:
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.killed = False
+
+    def active(self) -> tuple[bool, str]:
+        return (False, "killed") if self.killed else (True, "active")
+
+
+class Runner:
+    """Runs one run to completion, pause or abort."""
+
+    def __init__(
+        self,
+        rio: Rio,
+        run_id: str,
+        *,
+        clock: Clock | None = None,
+        resolver: Resolver | None = None,
+        dns_port: int | None = None,
+        catalogue: Catalogue | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        poll_seconds: float = 0.25,
+    ) -> None:
+        self.rio = rio
+        self.run_id = run_id
+        self.clock = clock or SystemClock()
+        settings = rio.settings
+        self.resolver = resolver or Resolver(
+            list(settings.dns_nameservers) or None, port=settings.dns_port
+        )
+        self.dns_port = dns_port if dns_port is not None else settings.dns_port
+        self.catalogue = catalogue or load_catalogue()
+        self.on_progress = on_progress
+        self.poll_seconds = poll_seconds
+        self.progress = Progress()
+        self._view = _RunView(run_id)
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._stop: str | None = None
+        self._kill_leaf_written = False
+        self._person: Person | None = None
+        with rio.db.session() as s:
+            row = get_run(s, run_id)
+            self.notice: Notice = get_notice(s, row.notice_id)
+            self._person = run_launcher(s, row)
+        self.policy = self.notice.policy
+        self.cipher = cipher_for(rio)
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _budget(self) -> RateBudget:
+        r = self.policy.rates
+        limits = BudgetLimits(
+            per_ip=r.per_ip,
+            per_network=r.per_network,
+            per_notice=r.per_notice,
+            global_=r.global_,
+            network_prefix_v4=r.network_prefix_v4,
+            network_prefix_v6=r.network_prefix_v6,
+        )
+        return RateBudget(limits, storage_url=self.rio.settings.budget_url)
+
+    def _breaker(self) -> HealthBreaker:
+        h = self.policy.health
+        return HealthBreaker(
+            HealthThresholds(
+                consecutive_failures=h.consecutive_failures,
+                latency_factor=h.latency_factor,
+                baseline_samples=h.baseline_samples,
+                cooldown=h.cooldown.total_seconds(),
+                backoff=h.backoff,
+            )
+        )
+
+    def _recover(self, log: ProbeLog) -> tuple[set[int], list[tuple[int, dict[str, Any]]]]:
+        """Items already decided, and intents that never got an outcome."""
+        decided: set[int] = set()
+        intents: dict[int, dict[str, Any]] = {}
+        for leaf in read_leaves(self.rio.db, self.run_id):
+            if leaf.kind == "intent":
+                decided.add(int(leaf.data["item"]))
+                intents[leaf.seq] = leaf.data
+            elif leaf.kind == "refusal" and leaf.data["check"] not in _STOPPING | {"health"}:
+                decided.add(int(leaf.data["request"]["item"]))
+            elif leaf.kind == "outcome":
+                intents.pop(int(leaf.data["intent"]), None)
+        return decided, sorted(intents.items())
+
+    # -- the run -----------------------------------------------------------------------------
+
+    async def execute(self) -> RunState:
+        """Run until completed, paused (window/health) or aborted; returns the final state."""
+        log = ProbeLog(
+            self.rio.db,
+            self.run_id,
+            self.rio.signing_key,
+            checkpoint_every=self.rio.settings.checkpoint_every,
+            checkpoint_seconds=self.rio.settings.checkpoint_seconds,
+        )
+        budget = self._budget()
+        health = self._breaker()
+        gate = Gate(
+            notice=self.notice,
+            run=self._view,
+            launcher=lambda: self._person,
+            budget=budget,
+            health=health,
+            resolver=self.resolver,
+            sink=log,
+            clock=self.clock,
+        )
+        plan = Plan(self.notice.scope, self.policy)
+        self.progress.planned = plan.count()
+        self.progress.budget_per_s = self.policy.rates.per_notice
+        watcher = asyncio.create_task(self._watch(log))
+        try:
+            return await self._execute(log, gate, plan, health, budget)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await budget.close()
+            await log.close()
+
+    async def _execute(
+        self, log: ProbeLog, gate: Gate, plan: Plan, health: HealthBreaker, budget: RateBudget
+    ) -> RunState:
+        decided, orphans = self._recover(log)
+        with self.rio.db.session() as s:
+            row = get_run(s, self.run_id)
+            state = RunState(row.state)
+            if state is RunState.RUNNING:
+                # The process that ran this run died: nothing may be sent again for its intents.
+                for seq, _ in orphans:
+                    await log.append(
+                        "outcome",
+                        {
+                            "intent": seq,
+                            "outcome": "unknown",
+                            "elapsed": None,
+                            "connections": None,
+                            "evidence_digest": None,
+                            "findings": [],
+                        },
+                        self.clock.now(),
+                    )
+                await log.append(
+                    "state", {"state": "running", "reason": "resumed after crash"}, self.clock.now()
+                )
+            else:
+                set_state(s, row, RunState.RUNNING, now=self.clock.now())
+                await log.append(
+                    "state",
+                    {"state": "running", "reason": "resumed" if decided else "started"},
+                    self.clock.now(),
+                )
+            row.planned = self.progress.planned
+        self.progress.decided = len(decided)
+        await self._check_kill(log)
+
+        sem = asyncio.Semaphore(self.policy.concurrency)
+        deferred: list[ProbeRequest] = []
+        for req in plan:
+            if self._stop is not None:
+                break
+            if req.item in decided:
+                continue
+            await sem.acquire()
+            if self._stop is not None:
+                sem.release()
+                break
+            self._spawn(req, sem, gate, log, health, budget, deferred)
+        await self._drain()
+        # Targets the breaker paused: retry their items after the cool-down, a few times.
+        for _ in range(3):
+            if self._stop is not None or not deferred:
+                break
+            await asyncio.sleep(min(self.policy.health.cooldown.total_seconds(), 30.0))
+            retry, deferred[:] = list(deferred), []
+            for req in retry:
+                if self._stop is not None:
+                    break
+                await sem.acquire()
+                self._spawn(req, sem, gate, log, health, budget, deferred)
+            await self._drain()
+        return await self._finish(log)
+
+    def _spawn(
+        self,
+        req: ProbeRequest,
+        sem: asyncio.Semaphore,
+        gate: Gate,
+        log: ProbeLog,
+        health: HealthBreaker,
+        budget: RateBudget,
+        deferred: list[ProbeRequest],
+    ) -> None:
+        task = asyncio.create_task(self._one(req, gate, log, health, budget, deferred))
+        self._inflight[req.item] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._inflight.pop(req.item, None)
+            sem.release()
+
+        task.add_done_callback(done)
+
+    async def _drain(self) -> None:
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+
+    async def _finish(self, log: ProbeLog) -> RunState:
+        now = self.clock.now()
+        if self._view.killed:
+            final = RunState.ABORTED
+            await log.append("state", {"state": "aborted", "reason": "killed"}, now)
+        elif self._stop is not None:
+            reason = {"window": PauseReason.WINDOW, "notice": PauseReason.WINDOW}.get(
+                self._stop, PauseReason.OPERATOR
+            )
+            await log.append("state", {"state": "paused", "reason": self._stop}, now)
+            await log.checkpoint()
+            with self.rio.db.session() as s:
+                row = get_run(s, self.run_id)
+                set_state(s, row, RunState.PAUSED, reason=reason.value, now=now)
+                self._save_counts(row)
+            return RunState.PAUSED
+        else:
+            final = RunState.COMPLETED
+            await log.append("state", {"state": "completed", "reason": None}, now)
+        await log.append("state", {"state": "sealed", "reason": None}, now)
+        await log.checkpoint()
+        with self.rio.db.session() as s:
+            row = get_run(s, self.run_id)
+            set_state(s, row, final, now=now)
+            set_state(s, row, RunState.SEALED, now=now)
+            self._save_counts(row)
+        return RunState.SEALED
+
+    def _save_counts(self, row: Any) -> None:
+        row.done = self.progress.decided
+        row.refused = self.progress.refusals
+        row.failed = sum(v for k, v in self.progress.outcomes.items() if k != "ok")
+
+    # -- one probe ---------------------------------------------------------------------------
+
+    async def _one(
+        self,
+        req: ProbeRequest,
+        gate: Gate,
+        log: ProbeLog,
+        health: HealthBreaker,
+        budget: RateBudget,
+        deferred: list[ProbeRequest],
+    ) -> None:
+        decision = await gate.decide(req)
+        if isinstance(decision, Refusal):
+            self.progress.refusals += 1
+            if decision.check in _STOPPING:
+                if self._stop is None and not self._view.killed:
+                    self._stop = decision.check
+                return
+            if decision.check == "health":
+                self.progress.paused_targets.add(req.ip or req.host or req.target)
+                deferred.append(req)
+                return
+            self.progress.decided += 1
+            self._report()
+            return
+        permit = decision
+        self.progress.permits += 1
+        self.progress.note_intent(req.cost)
+        try:
+            await log.durable(permit.decision)
+        except asyncio.CancelledError:
+            if not self._view.killed:
+                raise
+        if self._view.killed:
+            # Logged before the kill, not yet sent: it is never sent.
+            await self._outcome(log, permit, None, "killed", [])
+            self.progress.decided += 1
+            return
+        result = await self._send(permit)
+        findings = (
+            derive_findings(result, target=permit.target, catalogue=self.catalogue)
+            if result.outcome == "ok"
+            else []
+        )
+        await self._outcome(log, permit, result, result.outcome, findings)
+        change = health.observe(
+            permit.ip,
+            outcome=result.outcome,
+            latency=result.latency,
+            http_status=result.http_status,
+            retry_after=result.retry_after,
+        )
+        if change is not None:
+            budget.set_factor(permit.ip, change.factor)
+            await log.append("health", change.to_json(), self.clock.now())
+            if change.state == "paused":
+                self.progress.paused_targets.add(permit.ip)
+            elif change.state == "recovered":
+                self.progress.paused_targets.discard(permit.ip)
+        self.progress.decided += 1
+        self._report()
+
+    async def _send(self, permit: Permit) -> ProbeResult:
+        probe = probe_class(permit.probe)()
+        ctx = ProbeContext(
+            user_agent=f"rio/{__version__} (+notice {self.notice.id}; {self.notice.scope.contact.email or self.notice.scope.contact.name})",
+            nmap_path=self.rio.settings.nmap_path,
+            dns_port=self.dns_port,
+            cancelled=lambda: self._view.killed,
+        )
+        started = time.monotonic()
+        try:
+            # The probe honours its deadline; the outer bound is a safety net for a hung tool.
+            return await asyncio.wait_for(
+                probe.run(permit, ctx), timeout=max(0.1, permit.seconds_left()) + 5.0
+            )
+        except TimeoutError:
+            outcome, error = "timeout", "probe overran its deadline"
+        except asyncio.CancelledError:
+            if not self._view.killed:
+                raise
+            outcome, error = "killed", "kill switch"
+        except ProbeError as exc:
+            outcome, error = exc.outcome, str(exc)
+        return ProbeResult(
+            probe=permit.probe,
+            ip=permit.ip,
+            outcome=outcome,
+            error=error,
+            started=started,
+            elapsed=time.monotonic() - started,
+        )
+
+    async def _outcome(
+        self,
+        log: ProbeLog,
+        permit: Permit,
+        result: ProbeResult | None,
+        outcome: str,
+        findings: list[Any],
+    ) -> None:
+        self.progress.outcomes[outcome] = self.progress.outcomes.get(outcome, 0) + 1
+        digest = None
+        if result is not None and result.observations:
+            # A salted digest: auditors can check evidence they were granted, nobody can guess it.
+            evidence = json.dumps(
+                [[o.key, o.value, o.port, o.evidence] for o in result.observations],
+                sort_keys=True,
+                default=str,
+            ).encode()
+            salt = self.cipher.derive(self.run_id, "evidence-digest")
+            digest = hmac.new(salt, evidence, hashlib.sha256).hexdigest()
+        seq = await log.append(
+            "outcome",
+            {
+                "intent": permit.decision,
+                "outcome": outcome,
+                "elapsed": round(result.elapsed, 6) if result else None,
+                "connections": result.connections if result else 0,
+                "evidence_digest": digest,
+                "findings": [f.digest() for f in findings],
+            },
+            self.clock.now(),
+        )
+        if findings:
+            self._store_findings(seq, findings)
+
+    def _store_findings(self, seq: int, findings: list[Any]) -> None:
+        rows = []
+        for n, f in enumerate(findings):
+            fid = f"{self.run_id}/F{seq}.{n}"
+            evidence = (
+                self.cipher.seal(
+                    self.run_id, f.evidence.encode(), table="findings", row=fid, column="evidence"
+                )
+                if f.evidence is not None
+                else None
+            )
+            rows.append(
+                FindingRow(
+                    id=fid,
+                    run_id=self.run_id,
+                    leaf_seq=seq,
+                    rule=f.rule,
+                    title=f.title,
+                    severity=f.severity,
+                    kind=f.kind,
+                    probe=f.probe,
+                    target=f.target,
+                    ip=f.ip,
+                    port=f.port,
+                    digest=f.digest(),
+                    remediation=f.remediation,
+                    refs=[dict(r) for r in f.refs],
+                    evidence=evidence,
+                )
+            )
+        with self.rio.db.session() as s:
+            s.add_all(rows)
+        self.progress.findings += len(rows)
+
+    # -- kill switch and progress ------------------------------------------------------------
+
+    async def _watch(self, log: ProbeLog) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            await self._check_kill(log)
+            self._report()
+
+    async def _check_kill(self, log: ProbeLog) -> None:
+        if self._view.killed:
+            return
+        row_kill = await asyncio.to_thread(self._read_kill)
+        if row_kill is None:
+            return
+        by, reason = row_kill
+        # Flag first, leaf next, with no await in between: no intent can follow the kill leaf.
+        self._view.killed = True
+        self._stop = "run"
+        await log.append("kill", {"by": by, "reason": reason}, self.clock.now())
+        for task in list(self._inflight.values()):
+            task.cancel()
+
+    def _read_kill(self) -> tuple[str, str] | None:
+        with self.rio.db.session() as s:
+            row = get_run(s, self.run_id)
+            self._person = run_launcher(s, row)
+            if row.kill_requested_at is None:
+                return None
+            return row.killed_by or "unknown", row.kill_reason or ""
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
