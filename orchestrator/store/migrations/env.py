@@ -5,17 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+from orchestrator.store.migrations._filters import include_object
 from orchestrator.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-
-
-def include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    # APScheduler keeps its job store in its own table; it is not part of our models.
-    return not (type_ == "table" and name is not None and name.startswith("apscheduler"))
 
 
 def _run(connection: Connection) -> None:

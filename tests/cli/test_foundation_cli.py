@@ -1,0 +1,101 @@
+"""The foundation through the command line: init, registries, files, notices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import ROOT, Rio
+
+SCOPE = ROOT / "scopes" / "demo-loopback.yaml"
+POLICY = ROOT / "policies" / "demo.yaml"
+
+
+def _setup(rio: Rio, tmp_path: Path) -> None:
+    rio("init")
+    rio("vendor", "add", "acme", "--organisation", "Acme Security")
+    rio("keys", "generate", "li", "--out", str(tmp_path))
+    rio("person", "add", "li", "--role", "officer", "--organisation", "PSB", "--key", str(tmp_path / "li.pub"))
+    rio("person", "add", "zhang", "--role", "technician", "--vendor", "acme")
+
+
+def test_init_twice_is_harmless_and_keys_are_private(rio: Rio, tmp_path: Path) -> None:
+    first = rio("init")
+    assert "created" in first.stdout
+    second = rio("init")
+    assert "up to date" in second.stdout
+    home = tmp_path / "home"
+    assert (home / "orchestrator.key").stat().st_mode & 0o777 == 0o600
+    assert (home / "master.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_announce_stores_the_documents_as_announced(rio: Rio, tmp_path: Path) -> None:
+    _setup(rio, tmp_path)
+    notice_id = rio("notice", "announce", "--scope", str(SCOPE), "--policy", str(POLICY), "--vendor", "acme").stdout.strip()
+    shown = json.loads(rio("notice", "show", notice_id, "--json").stdout)
+    import hashlib
+
+    assert shown["scope"]["sha256"] == hashlib.sha256(SCOPE.read_bytes()).hexdigest()
+    assert shown["policy"]["sha256"] == hashlib.sha256(POLICY.read_bytes()).hexdigest()
+    assert shown["vendor"] == "acme" and "ip:127.0.10.13" in shown["excludes"]
+    assert [n["id"] for n in json.loads(rio("notice", "list", "--json").stdout)] == [notice_id]
+
+
+def test_bad_scope_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Path) -> None:
+    _setup(rio, tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SCOPE.read_text().replace("cidr: 127.0.10.0/27", "cidr: 10.0.0.0/33"))
+    check = rio("scope", "check", str(bad), check=False)
+    assert check.returncode == 2
+    assert f"{bad}: targets[0].cidr: '10.0.0.0/33': is not a network" in check.stderr
+    announce = rio("notice", "announce", "--scope", str(bad), "--policy", str(POLICY), check=False)
+    assert announce.returncode == 2 and "targets[0].cidr" in announce.stderr
+    assert json.loads(rio("notice", "list", "--json").stdout) == []
+
+
+def test_unknown_vendor_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Path) -> None:
+    _setup(rio, tmp_path)
+    proc = rio("notice", "announce", "--scope", str(SCOPE), "--policy", str(POLICY), "--vendor", "nobody", check=False)
+    assert proc.returncode == 2 and "vendor 'nobody' is not registered" in proc.stderr
+    assert json.loads(rio("notice", "list", "--json").stdout) == []
+
+
+def test_unknown_notice_is_a_clear_error(rio: Rio, tmp_path: Path) -> None:
+    rio("init")
+    proc = rio("notice", "show", "N-nope", check=False)
+    assert proc.returncode == 2 and "notice 'N-nope' is not known" in proc.stderr
+
+
+def test_commands_before_init_say_to_run_init(rio: Rio) -> None:
+    proc = rio("notice", "list", check=False)
+    assert proc.returncode == 4 and "run `rio init` first" in proc.stderr
+
+
+def test_technician_must_name_an_existing_vendor(rio: Rio) -> None:
+    rio("init")
+    proc = rio("person", "add", "x", "--role", "technician", check=False)
+    assert proc.returncode == 2 and "must name the vendor" in proc.stderr
+
+
+def test_duplicate_key_is_refused(rio: Rio, tmp_path: Path) -> None:
+    _setup(rio, tmp_path)
+    proc = rio("person", "key", "zhang", str(tmp_path / "li.pub"), check=False)
+    assert proc.returncode == 2 and "already registered" in proc.stderr
+
+
+def test_private_key_is_written_0600_and_never_overwritten(rio: Rio, tmp_path: Path) -> None:
+    rio("keys", "generate", "k", "--out", str(tmp_path))
+    assert (tmp_path / "k.key").stat().st_mode & 0o777 == 0o600
+    again = rio("keys", "generate", "k", "--out", str(tmp_path), check=False)
+    assert again.returncode == 2
+
+
+def test_schema_commands_print_json_schema(rio: Rio) -> None:
+    scope_schema = json.loads(rio("schema", "scope").stdout)
+    policy_schema = json.loads(rio("schema", "policy").stdout)
+    assert "targets" in scope_schema["properties"] and "rates" in policy_schema["properties"]
+
+
+def test_policy_check_accepts_every_shipped_policy(rio: Rio) -> None:
+    for path in sorted((ROOT / "policies").glob("*.yaml")):
+        assert "ok" in rio("policy", "check", str(path)).stdout
