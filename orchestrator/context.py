@@ -67,7 +67,9 @@ def init_home(settings: Settings) -> list[str]:
             kid = generate_keypair(key_file, key_file.with_suffix(".pub"))
             done.append(f"orchestrator key {key_file} created (key id {kid[:16]}...)")
         else:
-            done.append(f"orchestrator key {key_file} present (key id {rio.signing_key_id[:16]}...)")
+            done.append(
+                f"orchestrator key {key_file} present (key id {rio.signing_key_id[:16]}...)"
+            )
         if settings.master_key_env is None and not settings.master_key_file.exists():
             mk = create_master_key_file(settings.master_key_file)
             done.append(f"master key {settings.master_key_file} created (key id {mk.key_id})")

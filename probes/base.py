@@ -58,7 +58,9 @@ class Disruption(enum.IntEnum):
             return cls[text.upper()]
         except KeyError:
             names = ", ".join(m.name.lower() for m in cls)
-            raise ValueError(f"unknown disruption class {text!r} (expected one of {names})") from None
+            raise ValueError(
+                f"unknown disruption class {text!r} (expected one of {names})"
+            ) from None
 
 
 def _params_json(params: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ technician sign the record, it is closed, archived and verified offline.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +21,12 @@ from orchestrator.context import Rio, init_home
 from orchestrator.demo.farm import Farm, FarmSpec
 from orchestrator.errors import ConflictError, InputError
 from orchestrator.gate.resolve import Resolver
-from orchestrator.interfaces._common import console
 from orchestrator.intake import registry
 from orchestrator.intake.keys import generate_keypair, load_public_key
 from orchestrator.intake.notices import announce
 from orchestrator.intake.policy import load_policy
 from orchestrator.intake.scope import load_scope
+from orchestrator.interfaces._common import console
 from orchestrator.run.runs import create_run
 from orchestrator.settings import load_settings
 from orchestrator.store.models import FindingRow
@@ -50,26 +51,21 @@ def demo_files() -> tuple[Path, Path]:
 
 def _ensure_people(rio: Rio, keys: Path) -> None:
     keys.mkdir(parents=True, exist_ok=True)
-    people = [(name, registry.Role.OFFICER, DEMO_ORGAN, None) for name in DEMO_OFFICERS]
+    people: list[tuple[str, registry.Role, str, str | None]] = [
+        (name, registry.Role.OFFICER, DEMO_ORGAN, None) for name in DEMO_OFFICERS
+    ]
     people.append((DEMO_TECHNICIAN, registry.Role.TECHNICIAN, "", DEMO_VENDOR))
-    with rio.db.session() as s:
-        try:
-            registry.add_vendor(s, DEMO_VENDOR, "Demo Security Services Co.")
-        except ConflictError:
-            pass
+    with rio.db.session() as s, contextlib.suppress(ConflictError):
+        registry.add_vendor(s, DEMO_VENDOR, "Demo Security Services Co.")
     for name, role, org, vendor in people:
         private, public = keys / f"{name}.key", keys / f"{name}.pub"
         if not private.exists():
             generate_keypair(private, public)
         with rio.db.session() as s:
-            try:
+            with contextlib.suppress(ConflictError):
                 registry.add_person(s, name, role, org, vendor)
-            except ConflictError:
-                pass
-            try:
+            with contextlib.suppress(ConflictError):
                 registry.add_key(s, name, load_public_key(public))
-            except ConflictError:
-                pass
 
 
 def run_demo(*, quiet: bool = False) -> str:
@@ -87,11 +83,15 @@ def run_demo(*, quiet: bool = False) -> str:
     spec = FarmSpec(count=29, lifetime=900.0)
     try:
         _ensure_people(rio, keys)
-        console.print(f"demo organ: officers {', '.join(DEMO_OFFICERS)}; vendor {DEMO_VENDOR}, technician {DEMO_TECHNICIAN}")
+        console.print(
+            f"demo organ: officers {', '.join(DEMO_OFFICERS)}; "
+            f"vendor {DEMO_VENDOR}, technician {DEMO_TECHNICIAN}"
+        )
         with Farm(spec) as farm:
             console.print(
                 f"loopback farm: {len(farm.targets)} targets {farm.targets[0]}..{farm.targets[-1]} "
-                f"(http {farm.http_port}, https {farm.https_port}, tcp {', '.join(map(str, farm.open_ports))}), "
+                f"(http {farm.http_port}, https {farm.https_port}, "
+                f"tcp {', '.join(map(str, farm.open_ports))}), "
                 f"dns {farm.dns_ip}:{farm.dns_port}"
             )
             with rio.db.session() as s:
@@ -103,17 +103,28 @@ def run_demo(*, quiet: bool = False) -> str:
                     policy_name=str(policy_file.name),
                     vendor=DEMO_VENDOR,
                 )
-            console.print(f"announced notice {notice.id} (scope sha256 {notice.scope_sha256[:16]}...)")
+            console.print(
+                f"announced notice {notice.id} (scope sha256 {notice.scope_sha256[:16]}...)"
+            )
             wait = (notice.lead_time_met_at() - datetime.now(UTC)).total_seconds()
             if wait > 0:
-                console.print(f"waiting {wait:.1f} s for the policy's lead time ({policy.min_notice_lead})")
+                console.print(
+                    f"waiting {wait:.1f} s for the policy's lead time ({policy.min_notice_lead})"
+                )
                 time.sleep(wait + 0.05)
             with rio.db.session() as s:
                 run_id = create_run(s, notice.id, DEMO_TECHNICIAN).id
             console.print(f"run {run_id} by {DEMO_TECHNICIAN}")
             assert farm.dns_ip is not None and farm.dns_port is not None
             resolver = Resolver([farm.dns_ip], port=farm.dns_port)
-            run_foreground(rio, run_id, title=f"run {run_id}", quiet=quiet, resolver=resolver, dns_port=farm.dns_port)
+            run_foreground(
+                rio,
+                run_id,
+                title=f"run {run_id}",
+                quiet=quiet,
+                resolver=resolver,
+                dns_port=farm.dns_port,
+            )
         _print_findings(rio, run_id)
         _summary(rio, run_id)
         _after_run(rio, run_id, keys)
@@ -138,7 +149,9 @@ def _print_findings(rio: Rio, run_id: str) -> None:
 def _after_run(rio: Rio, run_id: str, keys: Path) -> None:
     """Sign, close, archive and verify, where those capabilities are present."""
     try:
-        from orchestrator.demo.signoff import sign_close_archive_verify
+        from orchestrator.demo.signoff import (  # type: ignore[import-not-found,unused-ignore]
+            sign_close_archive_verify,
+        )
     except ModuleNotFoundError:
         return
     sign_close_archive_verify(rio, run_id, keys)

@@ -189,9 +189,7 @@ def normalise_host(name: str) -> str:
     if ascii_name.endswith("."):
         ascii_name = ascii_name[:-1]
     if _is_ip_literal(ascii_name) or _is_ip_literal(name):
-        raise ValueError(
-            f"{name!r} is an IP address, not a host name; give addresses as addresses"
-        )
+        raise ValueError(f"{name!r} is an IP address, not a host name; give addresses as addresses")
     if not ascii_name:
         raise ValueError(f"{name!r} is not a host name: it is empty")
     if len(ascii_name) > 253:
@@ -343,9 +341,7 @@ class _Intervals:
 
     @classmethod
     def of(cls, networks: Iterable[IPNetwork]) -> _Intervals:
-        spans = sorted(
-            (int(n.network_address), int(n.broadcast_address)) for n in networks
-        )
+        spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in networks)
         starts: list[int] = []
         ends: list[int] = []
         for start, end in spans:
@@ -402,8 +398,10 @@ def _normalise_networks(networks: Iterable[IPNetwork], *, role: str) -> tuple[IP
         result.append(_unwrap_network(network))
         # An IPv6 exclude covering all of ::ffff:0:0/96 also covers every IPv4 address that
         # could be written mapped; deny wins, so exclude IPv4 entirely.
-        if role == "exclude" and isinstance(network, IPv6Network) and _IPV4_MAPPED.subnet_of(
-            network
+        if (
+            role == "exclude"
+            and isinstance(network, IPv6Network)
+            and _IPV4_MAPPED.subnet_of(network)
         ):
             result.append(IPv4Network("0.0.0.0/0"))
     return tuple(sorted(set(result), key=lambda n: (n.version, n.network_address, n.prefixlen)))
@@ -441,9 +439,7 @@ class AddressScope:
         object.__setattr__(self, "_v6", _build_index(6, includes, excludes))
 
     @classmethod
-    def of(
-        cls, includes: Iterable[IPNetwork], excludes: Iterable[IPNetwork] = ()
-    ) -> AddressScope:
+    def of(cls, includes: Iterable[IPNetwork], excludes: Iterable[IPNetwork] = ()) -> AddressScope:
         """Build a scope from include and exclude networks.
 
         Raises:

@@ -231,7 +231,8 @@ class Gate:
                 ok=False,
                 reason="lead-time",
                 detail=(
-                    f"notice {self.notice.id} was announced {self.notice.announced_at.isoformat()}; "
+                    f"notice {self.notice.id} was announced "
+                    f"{self.notice.announced_at.isoformat()}; "
                     f"the policy's lead time {self.policy.min_notice_lead} is met only at "
                     f"{ready.isoformat()}"
                 ),
@@ -273,7 +274,10 @@ class Gate:
                 check="entrusted",
                 ok=False,
                 reason="not-entrusted",
-                detail=f"{person.name} is not a technician of {vendor}, the vendor entrusted by notice {self.notice.id}",
+                detail=(
+                    f"{person.name} is not a technician of {vendor}, "
+                    f"the vendor entrusted by notice {self.notice.id}"
+                ),
             )
         return CheckVerdict(
             check="entrusted", ok=True, reason="technician", detail=f"{person.name} of {vendor}"
@@ -301,7 +305,7 @@ class Gate:
                 check="window",
                 ok=False,
                 reason="outside-policy-window",
-                detail=f"{now.astimezone(self.policy.tz).isoformat()} is outside the policy's windows",
+                detail=f"{now.astimezone(self.policy.tz).isoformat()} is outside policy windows",
             )
         blackout = self.policy.blackout_on(now)
         if blackout is not None:
@@ -309,7 +313,8 @@ class Gate:
                 check="window",
                 ok=False,
                 reason="blackout",
-                detail=f"{now.astimezone(self.policy.tz).date()} is a blackout date {blackout.reason}".rstrip(),
+                detail=f"{now.astimezone(self.policy.tz).date()} is a blackout date "
+                f"{blackout.reason}".rstrip(),
             )
         end = self.window_end(now)
         assert end is not None
@@ -318,7 +323,10 @@ class Gate:
                 check="window",
                 ok=False,
                 reason="window-closing",
-                detail=f"a probe allowed until {deadline.isoformat()} would outlive the window closing at {end.isoformat()}",
+                detail=(
+                    f"a probe allowed until {deadline.isoformat()} would outlive "
+                    f"the window closing at {end.isoformat()}"
+                ),
             )
         return CheckVerdict(
             check="window",
@@ -347,7 +355,10 @@ class Gate:
                 check="probe",
                 ok=False,
                 reason="too-disruptive",
-                detail=f"{probe} is {level.name.lower()}, above the policy's maximum {self.policy.max_disruption.name.lower()}",
+                detail=(
+                    f"{probe} is {level.name.lower()}, above the policy's maximum "
+                    f"{self.policy.max_disruption.name.lower()}"
+                ),
             )
         return CheckVerdict(
             check="probe",
@@ -468,9 +479,14 @@ class Gate:
                 detail=f"{pinned}: no budget ({grant.reason}) within the window",
             )
             return await self._refuse(req, verdict, now, resolution)
-        # Time passed while waiting: the run may have been killed or the window closed.
+        # Time passed while waiting: the run may have been killed, the technician revoked or
+        # the window closed.
         deadline = now + self.policy.probe_timeout
-        for verdict in (self.check_run(), self.check_window(now, deadline)):
+        for verdict in (
+            self.check_run(),
+            self.check_entrusted(now),
+            self.check_window(now, deadline),
+        ):
             if not verdict:
                 return await self._refuse(req, verdict, now, resolution)
         return await self._permit(req, pinned, resolution, now, deadline)

@@ -182,9 +182,7 @@ class Resolver:
         self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
     ) -> dns.resolver.Answer:
         # search=False: the name is absolute; no search list or local domain is appended.
-        return await self._resolver.resolve(
-            qname, rdtype, raise_on_no_answer=False, search=False
-        )
+        return await self._resolver.resolve(qname, rdtype, raise_on_no_answer=False, search=False)
 
 
 def _cname_chain(answer: dns.resolver.Answer) -> tuple[str, ...]:

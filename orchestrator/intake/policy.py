@@ -53,10 +53,6 @@ class Weekday(enum.StrEnum):
     SAT = "sat"
     SUN = "sun"
 
-    @property
-    def index(self) -> int:
-        return list(Weekday).index(self)
-
 
 def _clock(value: Any) -> time:
     if isinstance(value, int) and not isinstance(value, bool):

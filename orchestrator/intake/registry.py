@@ -97,7 +97,11 @@ def add_person(
     elif vendor is not None:
         raise InputError(f"person {name!r}: only technicians belong to a vendor")
     row = PersonRow(
-        name=name, role=role.value, organisation=organisation, vendor_id=vendor_id, created_at=_now()
+        name=name,
+        role=role.value,
+        organisation=organisation,
+        vendor_id=vendor_id,
+        created_at=_now(),
     )
     s.add(row)
     s.flush()

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from orchestrator import __version__
 from orchestrator.context import init_home
 from orchestrator.errors import RioError
-from orchestrator.interfaces._common import console, err_console, open_rio, print_json, print_row
 from orchestrator.intake import keys as keyfiles
 from orchestrator.intake import notices as notice_store
 from orchestrator.intake import registry
 from orchestrator.intake.policy import load_policy, policy_json_schema
 from orchestrator.intake.scope import load_scope, scope_json_schema
+from orchestrator.interfaces._common import console, err_console, open_rio, print_json, print_row
 from orchestrator.settings import load_settings
 
 __all__ = ["app", "main"]
@@ -35,8 +35,12 @@ app = typer.Typer(
 scope_app = typer.Typer(help="Scope announcement files.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key files and the evidence master key.", no_args_is_help=True)
-person_app = typer.Typer(help="Officers, technicians, auditors, administrators.", no_args_is_help=True)
-vendor_app = typer.Typer(help="Entrusted network security service institutions.", no_args_is_help=True)
+person_app = typer.Typer(
+    help="Officers, technicians, auditors, administrators.", no_args_is_help=True
+)
+vendor_app = typer.Typer(
+    help="Entrusted network security service institutions.", no_args_is_help=True
+)
 notice_app = typer.Typer(help="Announced inspections.", no_args_is_help=True)
 app.add_typer(scope_app, name="scope")
 app.add_typer(policy_app, name="policy")
@@ -71,7 +75,7 @@ def doctor() -> None:
     try:
         path = find_nmap(settings.nmap_path)
         console.print(f"nmap: {path}")
-    except Exception as exc:  # noqa: BLE001 - doctor reports every problem, it does not stop
+    except Exception as exc:
         problems += 1
         err_console.print(f"nmap: {exc}")
     with open_rio(require_init=False) as rio:
@@ -80,15 +84,16 @@ def doctor() -> None:
         else:
             problems += 1
             err_console.print(f"database: {rio.db.safe_url} is not initialised (run rio init)")
-        for what, path in (
+        files: tuple[tuple[str, Path], ...] = (
             ("orchestrator key", settings.orchestrator_key_file),
             ("master key", settings.master_key_file),
-        ):
-            if path.exists() or (what == "master key" and settings.master_key_env):
-                console.print(f"{what}: {path}")
+        )
+        for what, key_path in files:
+            if key_path.exists() or (what == "master key" and settings.master_key_env):
+                console.print(f"{what}: {key_path}")
             else:
                 problems += 1
-                err_console.print(f"{what}: {path} missing (run rio init)")
+                err_console.print(f"{what}: {key_path} missing (run rio init)")
     if problems:
         raise typer.Exit(4)
 
@@ -107,7 +112,7 @@ def schema(kind: Annotated[str, typer.Argument(help="scope or policy")]) -> None
 @scope_app.command("check")
 def scope_check(file: Path) -> None:
     """Validate a scope file."""
-    scope, data = load_scope(file)
+    scope, _ = load_scope(file)
     console.print(
         f"{file}: ok - object {scope.object.id}, {len(scope.targets)} targets, "
         f"{len(scope.excludes)} excludes, {len(scope.windows)} windows"
@@ -165,7 +170,9 @@ def vendor_list(as_json: JsonOpt = False) -> None:
     from orchestrator.store.models import VendorRow
 
     with open_rio() as rio, rio.db.session() as s:
-        rows = [{"name": v.name, "organisation": v.organisation} for v in s.scalars(select(VendorRow))]
+        rows = [
+            {"name": v.name, "organisation": v.organisation} for v in s.scalars(select(VendorRow))
+        ]
     if as_json:
         print_json(rows)
     else:
@@ -211,7 +218,7 @@ def person_revoke(name: str) -> None:
 def person_list(as_json: JsonOpt = False) -> None:
     """List people."""
     with open_rio() as rio, rio.db.session() as s:
-        people = [
+        people: list[dict[str, Any]] = [
             {
                 "name": p.name,
                 "role": str(p.role),
@@ -260,7 +267,7 @@ def notice_show(notice_id: str, as_json: JsonOpt = False) -> None:
     """Show a notice."""
     with open_rio() as rio, rio.db.session() as s:
         n = notice_store.get_notice(s, notice_id)
-        data = n.to_json()
+        data: dict[str, Any] = n.to_json()
         data["lead_time_met_at"] = n.lead_time_met_at().isoformat()
         data["targets"] = [t.label() for t in n.scope.targets]
         data["excludes"] = [t.label() for t in n.scope.excludes]
@@ -330,4 +337,3 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

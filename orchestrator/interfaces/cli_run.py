@@ -11,10 +11,10 @@ from rich.live import Live
 
 from orchestrator.context import Rio
 from orchestrator.errors import GateRefusalError, InputError, StateError
-from orchestrator.interfaces._common import console, open_rio, print_json, print_row
-from orchestrator.interfaces._progress import progress_table
 from orchestrator.intake.notices import get_notice
 from orchestrator.intake.registry import get_person
+from orchestrator.interfaces._common import console, open_rio, print_json, print_row
+from orchestrator.interfaces._progress import progress_table
 from orchestrator.run.runner import Progress, Runner
 from orchestrator.run.runs import create_run, get_run, list_runs, request_kill
 from orchestrator.run.state import FINAL, RunState
@@ -26,7 +26,9 @@ gate_app = typer.Typer(help="Ask the gate.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def run_foreground(rio: Rio, run_id: str, *, title: str, quiet: bool = False, **runner_args: Any) -> RunState:
+def run_foreground(
+    rio: Rio, run_id: str, *, title: str, quiet: bool = False, **runner_args: Any
+) -> RunState:
     """Execute a run here with the live progress display."""
     if quiet:
         runner = Runner(rio, run_id, **runner_args)
@@ -103,10 +105,12 @@ def _status(rio: Rio, run_id: str) -> dict[str, Any]:
 
     with rio.db.session() as s:
         row = get_run(s, run_id)
-        severities = dict(
+        severities: dict[str, int] = dict(
             s.execute(
-                select(FindingRow.severity, func.count()).where(FindingRow.run_id == run_id).group_by(FindingRow.severity)
-            ).all()
+                select(FindingRow.severity, func.count())
+                .where(FindingRow.run_id == run_id)
+                .group_by(FindingRow.severity)
+            ).tuples()
         )
         data: dict[str, Any] = {
             "id": row.id,
@@ -143,6 +147,10 @@ def get_person_name(s: Any, person_id: int) -> str:
     return person_by_id(s, person_id).name
 
 
+def _pairs(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
+
+
 @run_app.command("status")
 def run_status(run: str, as_json: JsonOpt = False) -> None:
     """Show a run's figures: decided / planned, refusals, outcomes, findings, checkpoint."""
@@ -153,9 +161,11 @@ def run_status(run: str, as_json: JsonOpt = False) -> None:
         return
     for key in ("id", "notice", "state", "pause_reason", "technician", "started_at", "ended_at"):
         console.print(f"{key:28} {data[key] if data[key] is not None else '-'}")
-    console.print(f"{'probes':28} {data['decided']} / {data['planned']} decided, {data['refused']} refused")
-    console.print(f"{'outcomes':28} {', '.join(f'{k} {v}' for k, v in sorted(data['outcomes'].items())) or '-'}")
-    console.print(f"{'findings':28} {', '.join(f'{k} {v}' for k, v in sorted(data['findings'].items())) or '-'}")
+    console.print(
+        f"{'probes':28} {data['decided']} / {data['planned']} decided, {data['refused']} refused"
+    )
+    console.print(f"{'outcomes':28} {_pairs(data['outcomes'])}")
+    console.print(f"{'findings':28} {_pairs(data['findings'])}")
     console.print(f"{'peak connections/s (1 s bins)':28} {data['peak_connections_per_second']}")
     if data["checkpoint"]:
         console.print("checkpoint:")
@@ -163,19 +173,30 @@ def run_status(run: str, as_json: JsonOpt = False) -> None:
 
 
 @run_app.command("list")
-def run_list(notice: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
+def run_list(
+    notice: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
+) -> None:
     """List runs."""
     with open_rio() as rio, rio.db.session() as s:
         rows = [
-            {"id": r.id, "notice": r.notice_id, "state": r.state, "planned": r.planned, "decided": r.done,
-             "refused": r.refused, "created_at": r.created_at}
+            {
+                "id": r.id,
+                "notice": r.notice_id,
+                "state": r.state,
+                "planned": r.planned,
+                "decided": r.done,
+                "refused": r.refused,
+                "created_at": r.created_at,
+            }
             for r in list_runs(s, notice)
         ]
     if as_json:
         print_json(rows)
         return
     for r in rows:
-        print_row(f"{r['id']}\t{r['notice']}\t{r['state']}\t{r['decided']}/{r['planned']}\t{r['created_at']}")
+        print_row(
+            f"{r['id']}\t{r['notice']}\t{r['state']}\t{r['decided']}/{r['planned']}\t{r['created_at']}"
+        )
 
 
 @run_app.command("kill")
@@ -219,7 +240,9 @@ def _finalise_idle_kill(rio: Rio, run_id: str) -> None:
 
 def kill_all(
     by: Annotated[str, typer.Option("--as", help="Who pulls the kill switch.")],
-    all_runs: Annotated[bool, typer.Option("--all", help="Every run that is not finished.")] = False,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Every run that is not finished.")
+    ] = False,
     reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch (all runs)",
 ) -> None:
     """Stop every unfinished run now."""
@@ -228,7 +251,9 @@ def kill_all(
     with open_rio() as rio:
         with rio.db.session() as s:
             get_person(s, by)
-            targets = [(r.id, RunState(r.state)) for r in list_runs(s) if RunState(r.state) not in FINAL]
+            targets = [
+                (r.id, RunState(r.state)) for r in list_runs(s) if RunState(r.state) not in FINAL
+            ]
             for run_id, _ in targets:
                 request_kill(s, run_id, by, reason)
         for run_id, state in targets:
@@ -267,11 +292,23 @@ def gate_explain(
         except ValueError:
             ip, host = None, target
         r = n.policy.rates
-        budget = RateBudget(BudgetLimits(per_ip=r.per_ip, per_network=r.per_network, per_notice=r.per_notice, global_=r.global_))
+        budget = RateBudget(
+            BudgetLimits(
+                per_ip=r.per_ip,
+                per_network=r.per_network,
+                per_notice=r.per_notice,
+                global_=r.global_,
+            )
+        )
         settings = rio.settings
         gate = Gate(
-            notice=n, run=None, launcher=lambda: person, budget=budget, health=HealthBreaker(),
-            resolver=Resolver(list(settings.dns_nameservers) or None, port=settings.dns_port), sink=None,
+            notice=n,
+            run=None,
+            launcher=lambda: person,
+            budget=budget,
+            health=HealthBreaker(),
+            resolver=Resolver(list(settings.dns_nameservers) or None, port=settings.dns_port),
+            sink=None,
         )
         req = ProbeRequest(item=0, probe=probe, target=target, ip=ip, host=host, port=port)
         verdicts = asyncio.run(gate.explain(req, at=when))
@@ -279,8 +316,16 @@ def gate_explain(
     counted = [v for v in verdicts if v.check != "run"]
     allowed = all(counted)
     if as_json:
-        print_json({"allowed": allowed, "at": when.isoformat(), "checks": [
-            {"check": v.check, "ok": v.ok, "reason": v.reason, "detail": v.detail} for v in verdicts]})
+        print_json(
+            {
+                "allowed": allowed,
+                "at": when.isoformat(),
+                "checks": [
+                    {"check": v.check, "ok": v.ok, "reason": v.reason, "detail": v.detail}
+                    for v in verdicts
+                ],
+            }
+        )
     else:
         for v in verdicts:
             mark = "n/a " if v.check == "run" else ("ok  " if v.ok else "NO  ")

@@ -68,8 +68,16 @@ def make_leaf(run: str, seq: int, kind: str, at: datetime, data: dict[str, Any])
     """The canonical bytes of a leaf."""
     if kind not in LEAF_KINDS:
         raise ValueError(f"unknown leaf kind {kind!r}")
-    doc = {"v": 1, "run": run, "seq": seq, "kind": kind, "at": format_instant(at), "data": data}
-    return rfc8785.dumps(doc)
+    doc: dict[str, Any] = {
+        "v": 1,
+        "run": run,
+        "seq": seq,
+        "kind": kind,
+        "at": format_instant(at),
+        "data": data,
+    }
+    encoded: bytes = rfc8785.dumps(doc)
+    return encoded
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -94,17 +102,30 @@ def parse_leaf(raw: bytes, *, source: str = "leaf") -> Leaf:
         raise RecordFileError(source, "", f"not a JSON leaf: {exc}") from None
     if not isinstance(doc, dict):
         raise RecordFileError(source, "", "a leaf is a JSON object")
-    for key, typ in (("v", int), ("run", str), ("seq", int), ("kind", str), ("at", str), ("data", dict)):
+    for key, typ in (
+        ("v", int),
+        ("run", str),
+        ("seq", int),
+        ("kind", str),
+        ("at", str),
+        ("data", dict),
+    ):
         if not isinstance(doc.get(key), typ):
             raise RecordFileError(source, key, f"missing or not a {typ.__name__}")
     if set(doc) != {"v", "run", "seq", "kind", "at", "data"}:
-        raise RecordFileError(source, "", f"unexpected keys {sorted(set(doc) - {'v', 'run', 'seq', 'kind', 'at', 'data'})}")
+        raise RecordFileError(
+            source,
+            "",
+            f"unexpected keys {sorted(set(doc) - {'v', 'run', 'seq', 'kind', 'at', 'data'})}",
+        )
     if doc["kind"] not in LEAF_KINDS:
         raise RecordFileError(source, "kind", f"unknown leaf kind {doc['kind']!r}")
-    if rfc8785.dumps(doc) != raw:
+    if rfc8785.dumps(doc) != raw:  # canonical form check
         raise RecordFileError(source, "", "leaf bytes are not in canonical (RFC 8785) form")
     try:
         parse_instant(doc["at"])
     except ValueError as exc:
         raise RecordFileError(source, "at", str(exc)) from None
-    return Leaf(run=doc["run"], seq=doc["seq"], kind=doc["kind"], at=doc["at"], data=doc["data"], raw=raw)
+    return Leaf(
+        run=doc["run"], seq=doc["seq"], kind=doc["kind"], at=doc["at"], data=doc["data"], raw=raw
+    )

@@ -131,7 +131,9 @@ class ProbeLog:
         self._durable_seq = last_seq
         with self.db.session() as s:
             self._last_cp_size = (
-                s.scalar(select(func.max(CheckpointRow.size)).where(CheckpointRow.run_id == self.run_id))
+                s.scalar(
+                    select(func.max(CheckpointRow.size)).where(CheckpointRow.run_id == self.run_id)
+                )
                 or 0
             )
 
@@ -163,7 +165,13 @@ class ProbeLog:
         when = at or datetime.now(UTC)
         raw = make_leaf(self.run_id, seq, kind, when, data)
         self._pending.append(
-            {"run_id": self.run_id, "seq": seq, "kind": kind, "body": raw, "leaf_hash": leaf_hash(raw)}
+            {
+                "run_id": self.run_id,
+                "seq": seq,
+                "kind": kind,
+                "body": raw,
+                "leaf_hash": leaf_hash(raw),
+            }
         )
         wake.set()
         return seq
@@ -198,7 +206,9 @@ class ProbeLog:
             else:
                 waiter.set_result(None)
 
-    async def append_durable(self, kind: str, data: dict[str, Any], at: datetime | None = None) -> int:
+    async def append_durable(
+        self, kind: str, data: dict[str, Any], at: datetime | None = None
+    ) -> int:
         seq = await self.append(kind, data, at)
         await self.durable(seq)
         return seq
@@ -252,7 +262,11 @@ class ProbeLog:
             if exists is None:
                 s.add(
                     CheckpointRow(
-                        run_id=self.run_id, size=size, root=root, note=note, created_at=datetime.now(UTC)
+                        run_id=self.run_id,
+                        size=size,
+                        root=root,
+                        note=note,
+                        created_at=datetime.now(UTC),
                     )
                 )
         self._last_cp_size = size

@@ -394,8 +394,9 @@ class Runner:
 
     async def _send(self, permit: Permit) -> ProbeResult:
         probe = probe_class(permit.probe)()
+        contact = self.notice.scope.contact.email or self.notice.scope.contact.name
         ctx = ProbeContext(
-            user_agent=f"rio/{__version__} (+notice {self.notice.id}; {self.notice.scope.contact.email or self.notice.scope.contact.name})",
+            user_agent=f"rio/{__version__} (+notice {self.notice.id}; {contact})",
             nmap_path=self.rio.settings.nmap_path,
             dns_port=self.dns_port,
             cancelled=lambda: self._view.killed,

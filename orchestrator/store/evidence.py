@@ -43,7 +43,11 @@ class DbKeyStore:
     def _put(self, s: Session, run_id: str, wrapped: WrappedKey) -> None:
         row = s.get(RunKeyRow, run_id)
         if row is None:
-            s.add(RunKeyRow(run_id=run_id, master_key_id=wrapped.master_key_id, wrapped=wrapped.to_bytes()))
+            s.add(
+                RunKeyRow(
+                    run_id=run_id, master_key_id=wrapped.master_key_id, wrapped=wrapped.to_bytes()
+                )
+            )
         else:
             row.master_key_id = wrapped.master_key_id
             row.wrapped = wrapped.to_bytes()

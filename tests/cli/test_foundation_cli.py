@@ -15,7 +15,17 @@ def _setup(rio: Rio, tmp_path: Path) -> None:
     rio("init")
     rio("vendor", "add", "acme", "--organisation", "Acme Security")
     rio("keys", "generate", "li", "--out", str(tmp_path))
-    rio("person", "add", "li", "--role", "officer", "--organisation", "PSB", "--key", str(tmp_path / "li.pub"))
+    rio(
+        "person",
+        "add",
+        "li",
+        "--role",
+        "officer",
+        "--organisation",
+        "PSB",
+        "--key",
+        str(tmp_path / "li.pub"),
+    )
     rio("person", "add", "zhang", "--role", "technician", "--vendor", "acme")
 
 
@@ -31,7 +41,9 @@ def test_init_twice_is_harmless_and_keys_are_private(rio: Rio, tmp_path: Path) -
 
 def test_announce_stores_the_documents_as_announced(rio: Rio, tmp_path: Path) -> None:
     _setup(rio, tmp_path)
-    notice_id = rio("notice", "announce", "--scope", str(SCOPE), "--policy", str(POLICY), "--vendor", "acme").stdout.strip()
+    notice_id = rio(
+        "notice", "announce", "--scope", str(SCOPE), "--policy", str(POLICY), "--vendor", "acme"
+    ).stdout.strip()
     shown = json.loads(rio("notice", "show", notice_id, "--json").stdout)
     import hashlib
 
@@ -55,7 +67,17 @@ def test_bad_scope_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Path) -
 
 def test_unknown_vendor_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Path) -> None:
     _setup(rio, tmp_path)
-    proc = rio("notice", "announce", "--scope", str(SCOPE), "--policy", str(POLICY), "--vendor", "nobody", check=False)
+    proc = rio(
+        "notice",
+        "announce",
+        "--scope",
+        str(SCOPE),
+        "--policy",
+        str(POLICY),
+        "--vendor",
+        "nobody",
+        check=False,
+    )
     assert proc.returncode == 2 and "vendor 'nobody' is not registered" in proc.stderr
     assert json.loads(rio("notice", "list", "--json").stdout) == []
 

@@ -59,10 +59,19 @@ sources: [127.0.0.1]
 """.encode()
 
 
-def policy_yaml(*, lead: str = "1h", probes: str | None = None, timeout: str = "10s",
-                windows: str = '[{days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "24:00"}]',
-                blackouts: str = "[]", per_ip: int = 1000) -> bytes:
-    probes = probes or "{port: {ports: [80, 443]}, http: {ports: [80], https_ports: [443]}, tls: {}, dns: {}}"
+def policy_yaml(
+    *,
+    lead: str = "1h",
+    probes: str | None = None,
+    timeout: str = "10s",
+    windows: str = '[{days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "24:00"}]',
+    blackouts: str = "[]",
+    per_ip: int = 1000,
+) -> bytes:
+    probes = (
+        probes
+        or "{port: {ports: [80, 443]}, http: {ports: [80], https_ports: [443]}, tls: {}, dns: {}}"
+    )
     return f"""
 format: rio.policy/v1
 name: test
@@ -78,7 +87,9 @@ probes: {probes}
 """.encode()
 
 
-def make_notice(scope: bytes, policy: bytes, *, announced_at: datetime, vendor: str | None = "acme") -> Notice:
+def make_notice(
+    scope: bytes, policy: bytes, *, announced_at: datetime, vendor: str | None = "acme"
+) -> Notice:
     return Notice(
         id="N-test",
         object_id="lab",
@@ -94,7 +105,9 @@ def make_notice(scope: bytes, policy: bytes, *, announced_at: datetime, vendor: 
     )
 
 
-TECH = Person(id=1, name="zhang", role=Role.TECHNICIAN, organisation="Acme", vendor="acme", revoked_at=None)
+TECH = Person(
+    id=1, name="zhang", role=Role.TECHNICIAN, organisation="Acme", vendor="acme", revoked_at=None
+)
 
 
 def make_gate(
@@ -107,7 +120,11 @@ def make_gate(
     sink: ListSink | None = None,
 ) -> Gate:
     r = notice.policy.rates
-    budget = RateBudget(BudgetLimits(per_ip=r.per_ip, per_network=r.per_network, per_notice=r.per_notice, global_=r.global_))
+    budget = RateBudget(
+        BudgetLimits(
+            per_ip=r.per_ip, per_network=r.per_network, per_notice=r.per_notice, global_=r.global_
+        )
+    )
     return Gate(
         notice=notice,
         run=run or RunStub(),

@@ -29,23 +29,92 @@ def test_shipped_policies_load(path: Path) -> None:
 
 
 SCOPE_CASES = [
-    ("cidr_33", GOOD_SCOPE.replace("cidr: 127.0.10.0/27", "cidr: 10.0.0.0/33"), "targets[0].cidr", "is not a network"),
-    ("host_bits", GOOD_SCOPE.replace("cidr: 127.0.10.0/27", "cidr: 127.0.10.1/27"), "targets[0].cidr", "host bits"),
-    ("octal_ip", GOOD_SCOPE.replace("ip: 127.0.10.13", "ip: 0127.0.10.13"), "excludes[0].ip", "not an IP address"),
-    ("unknown_key", GOOD_SCOPE.replace("contact:\n", "colour: blue\ncontact:\n"), "colour", "unknown key"),
-    ("duplicate_key", GOOD_SCOPE.replace("contact:\n", "targets: []\ncontact:\n"), "line", "duplicate key 'targets'"),
-    ("empty_targets", GOOD_SCOPE.split("targets:")[0] + "targets: []\n" + "excludes:" + GOOD_SCOPE.split("excludes:")[1], "targets", "at least 1"),
-    ("window_backwards", GOOD_SCOPE.replace("end: 2030-12-31T23:59:59", "end: 2025-12-31T23:59:59"), "windows[0]", "ends before it starts"),
-    ("bad_timezone", GOOD_SCOPE.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus"), "windows[0].timezone", "not a known timezone"),
-    ("wrong_type", GOOD_SCOPE.replace("key_supervision: false", "key_supervision: [1]"), "object.key_supervision", "boolean"),
-    ("two_kinds", GOOD_SCOPE.replace("  - host: www.demo.test", "  - host: www.demo.test\n    ip: 127.0.10.2"), "targets[1]", "exactly one of"),
-    ("bad_format", GOOD_SCOPE.replace("format: rio.scope/v1", "format: rio.scope/v9"), "format", "expected 'rio.scope/v1'"),
-    ("ftp_url", GOOD_SCOPE.replace("url: https://portal.demo.test:8443/", "url: ftp://portal.demo.test/"), "targets[2].url", "only http"),
+    (
+        "cidr_33",
+        GOOD_SCOPE.replace("cidr: 127.0.10.0/27", "cidr: 10.0.0.0/33"),
+        "targets[0].cidr",
+        "is not a network",
+    ),
+    (
+        "host_bits",
+        GOOD_SCOPE.replace("cidr: 127.0.10.0/27", "cidr: 127.0.10.1/27"),
+        "targets[0].cidr",
+        "host bits",
+    ),
+    (
+        "octal_ip",
+        GOOD_SCOPE.replace("ip: 127.0.10.13", "ip: 0127.0.10.13"),
+        "excludes[0].ip",
+        "not an IP address",
+    ),
+    (
+        "unknown_key",
+        GOOD_SCOPE.replace("contact:\n", "colour: blue\ncontact:\n"),
+        "colour",
+        "unknown key",
+    ),
+    (
+        "duplicate_key",
+        GOOD_SCOPE.replace("contact:\n", "targets: []\ncontact:\n"),
+        "line",
+        "duplicate key 'targets'",
+    ),
+    (
+        "empty_targets",
+        GOOD_SCOPE.split("targets:")[0]
+        + "targets: []\n"
+        + "excludes:"
+        + GOOD_SCOPE.split("excludes:")[1],
+        "targets",
+        "at least 1",
+    ),
+    (
+        "window_backwards",
+        GOOD_SCOPE.replace("end: 2030-12-31T23:59:59", "end: 2025-12-31T23:59:59"),
+        "windows[0]",
+        "ends before it starts",
+    ),
+    (
+        "bad_timezone",
+        GOOD_SCOPE.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus"),
+        "windows[0].timezone",
+        "not a known timezone",
+    ),
+    (
+        "wrong_type",
+        GOOD_SCOPE.replace("key_supervision: false", "key_supervision: [1]"),
+        "object.key_supervision",
+        "boolean",
+    ),
+    (
+        "two_kinds",
+        GOOD_SCOPE.replace(
+            "  - host: www.demo.test", "  - host: www.demo.test\n    ip: 127.0.10.2"
+        ),
+        "targets[1]",
+        "exactly one of",
+    ),
+    (
+        "bad_format",
+        GOOD_SCOPE.replace("format: rio.scope/v1", "format: rio.scope/v9"),
+        "format",
+        "expected 'rio.scope/v1'",
+    ),
+    (
+        "ftp_url",
+        GOOD_SCOPE.replace("url: https://portal.demo.test:8443/", "url: ftp://portal.demo.test/"),
+        "targets[2].url",
+        "only http",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "text", "field", "problem"), SCOPE_CASES, ids=[c[0] for c in SCOPE_CASES])
-def test_bad_scope_is_refused_naming_file_and_field(tmp_path: Path, name: str, text: str, field: str, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "text", "field", "problem"), SCOPE_CASES, ids=[c[0] for c in SCOPE_CASES]
+)
+def test_bad_scope_is_refused_naming_file_and_field(
+    tmp_path: Path, name: str, text: str, field: str, problem: str
+) -> None:
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
     with pytest.raises(ScopeFileError) as info:
@@ -56,20 +125,69 @@ def test_bad_scope_is_refused_naming_file_and_field(tmp_path: Path, name: str, t
 
 
 POLICY_CASES = [
-    ("rate_zero", GOOD_POLICY.replace("per_ip: 20", "per_ip: 0"), "rates.per_ip", "greater than or equal to 1"),
-    ("one_officer", GOOD_POLICY.replace("officers: 2", "officers: 1"), "signoff.officers", "two or more officers"),
-    ("disruptive", GOOD_POLICY.replace("max_disruption: light", "max_disruption: disruptive"), "max_disruption", "Art. 16"),
-    ("window_backwards", GOOD_POLICY.replace('end: "24:00"', 'end: "00:00"'), "windows[0]", "ends before it starts"),
-    ("bad_timezone", GOOD_POLICY.replace("timezone: Asia/Shanghai", "timezone: Nowhere/City"), "timezone", "not a known timezone"),
-    ("unknown_probe", GOOD_POLICY.replace("  tls:\n", "  exploit: {}\n  tls:\n"), "probes.exploit", "unknown key"),
-    ("bad_port", GOOD_POLICY.replace("ports: [21, 22", "ports: [70000, 22"), "probes.port.ports", "outside 1..65535"),
-    ("bad_duration", GOOD_POLICY.replace("min_notice_lead: 2s", "min_notice_lead: soon"), "min_notice_lead", "duration"),
-    ("duplicate_key", GOOD_POLICY.replace("concurrency: 32", "concurrency: 32\nconcurrency: 8"), "line", "duplicate key 'concurrency'"),
+    (
+        "rate_zero",
+        GOOD_POLICY.replace("per_ip: 20", "per_ip: 0"),
+        "rates.per_ip",
+        "greater than or equal to 1",
+    ),
+    (
+        "one_officer",
+        GOOD_POLICY.replace("officers: 2", "officers: 1"),
+        "signoff.officers",
+        "two or more officers",
+    ),
+    (
+        "disruptive",
+        GOOD_POLICY.replace("max_disruption: light", "max_disruption: disruptive"),
+        "max_disruption",
+        "Art. 16",
+    ),
+    (
+        "window_backwards",
+        GOOD_POLICY.replace('end: "24:00"', 'end: "00:00"'),
+        "windows[0]",
+        "ends before it starts",
+    ),
+    (
+        "bad_timezone",
+        GOOD_POLICY.replace("timezone: Asia/Shanghai", "timezone: Nowhere/City"),
+        "timezone",
+        "not a known timezone",
+    ),
+    (
+        "unknown_probe",
+        GOOD_POLICY.replace("  tls:\n", "  exploit: {}\n  tls:\n"),
+        "probes.exploit",
+        "unknown key",
+    ),
+    (
+        "bad_port",
+        GOOD_POLICY.replace("ports: [21, 22", "ports: [70000, 22"),
+        "probes.port.ports",
+        "outside 1..65535",
+    ),
+    (
+        "bad_duration",
+        GOOD_POLICY.replace("min_notice_lead: 2s", "min_notice_lead: soon"),
+        "min_notice_lead",
+        "duration",
+    ),
+    (
+        "duplicate_key",
+        GOOD_POLICY.replace("concurrency: 32", "concurrency: 32\nconcurrency: 8"),
+        "line",
+        "duplicate key 'concurrency'",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "text", "field", "problem"), POLICY_CASES, ids=[c[0] for c in POLICY_CASES])
-def test_bad_policy_is_refused_naming_file_and_field(tmp_path: Path, name: str, text: str, field: str, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "text", "field", "problem"), POLICY_CASES, ids=[c[0] for c in POLICY_CASES]
+)
+def test_bad_policy_is_refused_naming_file_and_field(
+    tmp_path: Path, name: str, text: str, field: str, problem: str
+) -> None:
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
     with pytest.raises(PolicyFileError) as info:
@@ -96,5 +214,8 @@ def test_idn_host_becomes_punycode_and_trailing_dot_goes() -> None:
 
 
 def test_ipv4_mapped_source_is_unwrapped() -> None:
-    scope = parse_scope(GOOD_SCOPE.replace("sources: [127.0.0.1]", "sources: ['::ffff:127.0.0.1']").encode(), "s.yaml")
+    scope = parse_scope(
+        GOOD_SCOPE.replace("sources: [127.0.0.1]", "sources: ['::ffff:127.0.0.1']").encode(),
+        "s.yaml",
+    )
     assert scope.sources == ("127.0.0.1",)

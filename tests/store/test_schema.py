@@ -21,7 +21,9 @@ def test_migrations_agree_with_models(db_url: str) -> None:
     db = Database(db_url)
     upgrade(db)
     with db.engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"include_object": include_object, "compare_type": False})
+        ctx = MigrationContext.configure(
+            conn, opts={"include_object": include_object, "compare_type": False}
+        )
         diff = compare_metadata(ctx, Base.metadata)
     db.dispose()
     assert diff == []
@@ -45,8 +47,12 @@ def test_ledger_tables_refuse_update_and_delete(db_url: str) -> None:
     db = Database(db_url)
     upgrade(db)
     with db.engine.begin() as conn:
-        conn.execute(text("INSERT INTO ledger_leaves (run_id, seq, kind, body, leaf_hash) VALUES ('r', 0, 'state', :b, :h)"),
-                     {"b": b"{}", "h": b"\x00" * 32})
+        conn.execute(
+            text(
+                "INSERT INTO ledger_leaves (run_id, seq, kind, body, leaf_hash) VALUES ('r', 0, 'state', :b, :h)"
+            ),
+            {"b": b"{}", "h": b"\x00" * 32},
+        )
     for statement in ("UPDATE ledger_leaves SET kind = 'x'", "DELETE FROM ledger_leaves"):
         with pytest.raises(Exception, match="append-only"), db.engine.begin() as conn:
             conn.execute(text(statement))

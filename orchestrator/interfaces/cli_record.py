@@ -1,0 +1,358 @@
+"""``rio record``, ``rio rectify`` and ``rio archive``: the record, its sign-off, Art. 19 and 20.
+
+Errors are not caught here: :func:`orchestrator.interfaces.cli.main` turns every
+:class:`~orchestrator.errors.RioError` into a one-line message and its exit status (a refused
+closure exits 3, a closed record touched again exits 5).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+
+from orchestrator.errors import InputError
+from orchestrator.interfaces._common import console, open_rio, print_json
+from orchestrator.record import archive as archive_mod
+from orchestrator.record import rectify as rectify_mod
+from orchestrator.record import signoff as signoff_mod
+from orchestrator.record.assemble import assemble_record, ensure_record
+from orchestrator.record.dsse import Ed25519Signer
+from orchestrator.record.workdays import WorkingCalendar
+
+__all__ = ["register"]
+
+record_app = typer.Typer(
+    help="The remote inspection record: show, sign, close.", no_args_is_help=True
+)
+rectify_app = typer.Typer(
+    help="Rectification orders and re-checks (Art. 19).", no_args_is_help=True
+)
+archive_app = typer.Typer(help="Archives of closed runs (Art. 20).", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+CALENDAR_ENV = "RIO_CALENDAR_FILE"
+CHINA = ZoneInfo("Asia/Shanghai")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``record``, ``rectify`` and ``archive`` command groups to ``app``."""
+    app.add_typer(record_app, name="record")
+    app.add_typer(rectify_app, name="rectify")
+    app.add_typer(archive_app, name="archive")
+
+
+def _calendar() -> WorkingCalendar:
+    # Read when a command runs, not at import: the operator's calendar file for a year the
+    # holidays package has not transcribed yet.
+    extra = os.environ.get(CALENDAR_ENV) or None
+    return WorkingCalendar(extra_file=Path(extra) if extra else None)
+
+
+def _date(text: str, option: str) -> date:
+    try:
+        if len(text) != len("YYYY-MM-DD"):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option}: {text!r} is not a YYYY-MM-DD date") from None
+
+
+def _status_json(result: signoff_mod.SignoffResult) -> dict[str, Any]:
+    return {
+        "run": result.run_id,
+        "version": result.version,
+        "closable": bool(result),
+        "threshold": {
+            "officers": result.threshold.officers,
+            "technicians": result.threshold.technicians,
+            "vendor": result.threshold.vendor,
+        },
+        "officers_signed": list(result.officers_signed),
+        "technicians_signed": list(result.technicians_signed),
+        "missing": list(result.missing),
+        "ignored": list(result.ignored),
+        "why": result.why,
+    }
+
+
+# -- record ------------------------------------------------------------------------------------
+
+
+@record_app.command("show")
+def record_show(run: str, as_json: JsonOpt = False) -> None:
+    """Show the current record of a sealed run (assembling version 1 if there is none)."""
+    with open_rio() as rio:
+        rv = ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
+        doc = rv.document()
+    if as_json:
+        print_json({"closed_at": rv.closed_at, "record": doc})
+        return
+    state = f"closed {rv.closed_at.isoformat()}" if rv.closed_at else "open"
+    notice = doc["notice"]
+    vendor = doc["vendor"]
+    lines = [
+        f"record     run {doc['run']} version {doc['version']} ({state})",
+        f"notice     {notice['id']} announced {notice['announced_at']}",
+        f"scope      sha256:{notice['scope_sha256']}",
+        f"policy     sha256:{notice['policy_sha256']}",
+        f"object     {doc['object']['id']} - {doc['object']['name']}",
+        f"vendor     {vendor['name'] + ' - ' + vendor['organisation'] if vendor else '-'}",
+        f"technician {', '.join(doc['technicians'])}",
+        f"span       {doc['span']['start']} .. {doc['span']['end']}",
+        f"probes     {doc['counts']['intents']} sent, {doc['counts']['refusals']} refused, "
+        f"outcomes {doc['counts']['outcomes']}",
+        f"ledger     {doc['ledger']['origin']} size {doc['ledger']['size']} "
+        f"root {doc['ledger']['root']}",
+        f"sign-off   {doc['signoff']['officers']} officers, "
+        f"{doc['signoff']['technicians']} technicians",
+    ]
+    for r in doc["conclusions"]["risks"]:
+        lines.append(f"risk       {r['finding']} {r['severity']} {r['title']} - {r['guidance']}")
+    for v in doc["conclusions"]["violations"]:
+        orders = ", ".join(str(o) for o in v["rectification"]) or "no order yet"
+        lines.append(f"violation  {v['finding']} {v['severity']} {v['title']} (order {orders})")
+    for o in doc["rectifications"]:
+        lines.append(
+            f"order      {o['id']} deadline {o['deadline']} findings {', '.join(o['findings'])}"
+        )
+    for line in lines:
+        console.print(line, markup=False)
+
+
+@record_app.command("assemble")
+def record_assemble(run: str) -> None:
+    """Re-assemble the record; a changed record becomes a new version (old signatures void)."""
+    with open_rio() as rio:
+        rv = assemble_record(rio.db, run, checkpoint_key=rio.verify_key)
+    console.print(f"record of run {run}: version {rv.version}", markup=False)
+
+
+@record_app.command("sign")
+def record_sign(
+    run: str,
+    name: Annotated[str, typer.Option("--as", help="Who signs (officer or technician).")],
+    key: Annotated[Path, typer.Option("--key", help="Your private key file (mode 0600).")],
+    version: Annotated[
+        int | None, typer.Option(help="The version you reviewed; refused if it changed.")
+    ] = None,
+) -> None:
+    """Sign the current record version locally; only the signature is stored."""
+    signer = Ed25519Signer.from_file(key)
+    with open_rio() as rio:
+        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
+        info = signoff_mod.sign_record(rio.db, run, name=name, signer=signer, version=version)
+    console.print(
+        f"{info.person} ({info.role}) signed record of run {run} v{info.version} "
+        f"with key {info.key_id[:16]}...",
+        markup=False,
+    )
+
+
+@record_app.command("status")
+def record_status(run: str, as_json: JsonOpt = False) -> None:
+    """Show who signed the current version and what closure still needs."""
+    with open_rio() as rio:
+        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
+        result = signoff_mod.signoff_status(rio.db, run)
+        signed = signoff_mod.record_signatures(rio.db, run, result.version)
+    if as_json:
+        data = _status_json(result)
+        data["signatures"] = [
+            {"person": i.person, "role": i.role, "key_id": i.key_id, "signed_at": i.signed_at}
+            for i in signed
+        ]
+        print_json(data)
+        return
+    console.print(f"record of run {run} v{result.version}", markup=False)
+    for i in signed:
+        console.print(
+            f"  signed   {i.person} ({i.role}) key {i.key_id[:16]}... at {i.signed_at.isoformat()}",
+            markup=False,
+        )
+    for note in result.ignored:
+        console.print(f"  ignored  {note}", markup=False)
+    console.print(
+        f"  officers {len(result.officers_signed)}/{result.threshold.officers}: "
+        f"{', '.join(result.officers_signed) or '-'}",
+        markup=False,
+    )
+    if result.threshold.vendor is not None:
+        console.print(
+            f"  technicians of {result.threshold.vendor} {len(result.technicians_signed)}/"
+            f"{result.threshold.technicians}: {', '.join(result.technicians_signed) or '-'}",
+            markup=False,
+        )
+    console.print(f"  missing  {', '.join(result.missing) or 'nothing'}", markup=False)
+
+
+@record_app.command("close")
+def record_close(run: str) -> None:
+    """Close the record if the sign-off rule is met (exit 3 with the reason if not)."""
+    with open_rio() as rio:
+        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
+        result = signoff_mod.close(rio.db, run)
+    console.print(
+        f"record of run {run} v{result.version} closed: officers "
+        f"{', '.join(result.officers_signed)}; technicians "
+        f"{', '.join(result.technicians_signed) or '-'}",
+        markup=False,
+    )
+
+
+# -- rectify -----------------------------------------------------------------------------------
+
+
+def _order_json(order: rectify_mod.Rectification, today: date) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "run": order.run_id,
+        "findings": list(order.findings),
+        "ordered_at": order.ordered_at,
+        "deadline": order.deadline,
+        "applied_on": order.applied_on,
+        "recheck_due": order.recheck_due,
+        "recheck_run": order.recheck_run_id,
+        "feedback_due": order.feedback_due,
+        "state": order.state.value,
+        "overdue": list(order.overdue(today)),
+    }
+
+
+@rectify_app.command("order")
+def rectify_order(
+    run: str,
+    finding: Annotated[list[str], typer.Option("--finding", help="A finding id (repeatable).")],
+    deadline: Annotated[str | None, typer.Option(help="Deadline, YYYY-MM-DD.")] = None,
+    working_days: Annotated[
+        int | None, typer.Option("--working-days", help="Deadline in working days from today.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Order rectification of findings by a deadline (the record gets a new version)."""
+    day = _date(deadline, "--deadline") if deadline is not None else None
+    calendar = _calendar()
+    with open_rio() as rio:
+        order = rectify_mod.order_rectification(
+            rio.db, run, finding, calendar=calendar, deadline=day, working_days=working_days
+        )
+    if as_json:
+        print_json(_order_json(order, order.deadline))
+        return
+    console.print(
+        f"order {order.id}: run {run}, deadline {order.deadline.isoformat()}, re-check due "
+        f"{order.recheck_due.isoformat()}",
+        markup=False,
+    )
+
+
+@rectify_app.command("apply")
+def rectify_apply(
+    order: int,
+    on: Annotated[str, typer.Option("--on", help="Date of the written application, YYYY-MM-DD.")],
+) -> None:
+    """Record the object's written application for an early re-check."""
+    day = _date(on, "--on")
+    calendar = _calendar()
+    with open_rio() as rio:
+        updated = rectify_mod.apply_early(rio.db, order, on=day, calendar=calendar)
+    console.print(
+        f"order {updated.id}: applied {day.isoformat()}, re-check due "
+        f"{updated.recheck_due.isoformat()}",
+        markup=False,
+    )
+
+
+@rectify_app.command("recheck")
+def rectify_recheck(
+    order: int,
+    run: Annotated[str, typer.Option("--run", help="The sealed re-check run.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Link the re-check run to an order: store the finding diff's outcome and feedback due."""
+    calendar = _calendar()
+    with open_rio() as rio:
+        updated, diff = rectify_mod.record_recheck(
+            rio.db, order, recheck_run_id=run, calendar=calendar
+        )
+    if as_json:
+        data = _order_json(updated, updated.recheck_due)
+        data["diff"] = diff.to_json()
+        print_json(data)
+        return
+    console.print(
+        f"order {updated.id}: re-checked by run {run}: {len(diff.fixed)} fixed, "
+        f"{len(diff.still_present)} still present, {len(diff.new)} new; "
+        f"feedback due {updated.feedback_due}",
+        markup=False,
+    )
+
+
+@rectify_app.command("plan")
+def rectify_plan(order: int, as_json: JsonOpt = False) -> None:
+    """Say which announced window the re-check can use, or what must be announced by when."""
+    with open_rio() as rio:
+        plan = rectify_mod.recheck_plan(rio.db, order)
+    if as_json:
+        print_json(
+            {
+                "order": plan.order_id,
+                "run": plan.run_id,
+                "due": plan.due,
+                "probes": list(plan.probes),
+                "targets": list(plan.targets),
+                "notice": plan.notice_id,
+                "window_start": plan.window_start,
+                "window_end": plan.window_end,
+                "announce_by": plan.announce_by,
+                "why": plan.why,
+            }
+        )
+        return
+    console.print(plan.why, markup=False)
+
+
+@rectify_app.command("status")
+def rectify_status(
+    run: Annotated[str | None, typer.Option(help="Only this run's orders.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List rectification orders; overdue ones are marked OVERDUE."""
+    today = datetime.now(CHINA).date()  # deadlines are China calendar days
+    with open_rio() as rio:
+        orders = rectify_mod.list_orders(rio.db, run)
+    if as_json:
+        print_json([_order_json(o, today) for o in orders])
+        return
+    if not orders:
+        console.print("no rectification orders")
+    for o in orders:
+        late = o.overdue(today)
+        mark = f"  OVERDUE: {'; '.join(late)}" if late else ""
+        console.print(
+            f"{o.id}\t{o.run_id}\t{o.state.value}\tdeadline {o.deadline}\tre-check due "
+            f"{o.recheck_due}\tfeedback due {o.feedback_due or '-'}{mark}",
+            markup=False,
+        )
+
+
+# -- archive -----------------------------------------------------------------------------------
+
+
+@archive_app.command("export")
+def archive_export(
+    run: str,
+    out: Annotated[Path, typer.Option("--out", help="The archive file to write.")],
+) -> None:
+    """Write the closed run's archive (docs/archive-format.md), atomically."""
+    with open_rio() as rio:
+        summary = archive_mod.export_archive(rio.db, run, out, signing_key=rio.signing_key)
+    console.print(
+        f"{summary.path}: {summary.size} bytes, sha256 {summary.sha256}, "
+        f"record v{summary.record_version}",
+        markup=False,
+    )

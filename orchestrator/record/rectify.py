@@ -1,0 +1,524 @@
+"""Rectification orders and re-checks (MPS Order 151, Art. 19).
+
+An officer orders the object to rectify some findings by a deadline (a date, or N working days
+from the order). The re-check is due within 3 working days after the deadline, or after the
+object's written application for an early re-check; feedback on the re-check is due within 3
+working days after it. Working days come from
+:class:`~orchestrator.record.workdays.WorkingCalendar`, which refuses dates in years it does
+not cover (:class:`~orchestrator.errors.CalendarRangeError`).
+
+Ordering rectification changes the record's conclusions, so it re-assembles the record (a new
+version; earlier signatures no longer count). It is refused once the record is closed. The
+follow-up (application, re-check, feedback) is tracked on the order itself and goes into the
+archive, not into the closed record.
+
+The re-check is a run of the same probes on the same targets inside an announced window;
+:func:`recheck_plan` says which notice window covers the due date, or which notice must be
+announced by when. Scheduling that run is the runner's job; :func:`record_recheck` links it to
+the order and computes the :func:`finding_diff` and the feedback due date.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import InputError, NotFoundError, StateError
+from orchestrator.intake.notices import Notice, get_notice, list_notices
+from orchestrator.record.assemble import assemble_record, require_open
+from orchestrator.record.workdays import WorkingCalendar
+from orchestrator.run.state import RunState
+from orchestrator.store.db import Database
+from orchestrator.store.models import FindingRow, RectificationRow, RunRow
+
+__all__ = [
+    "FEEDBACK_WORKING_DAYS",
+    "RECHECK_WORKING_DAYS",
+    "FindingDiff",
+    "FindingKey",
+    "OrderState",
+    "RecheckPlan",
+    "Rectification",
+    "apply_early",
+    "finding_diff",
+    "get_order",
+    "list_orders",
+    "order_diff",
+    "order_rectification",
+    "recheck_plan",
+    "record_recheck",
+]
+
+RECHECK_WORKING_DAYS = 3
+"""Art. 19: re-check within 3 working days after the deadline or the early application."""
+
+FEEDBACK_WORKING_DAYS = 3
+"""Art. 19: feedback within 3 working days after the re-check."""
+
+_CHINA = ZoneInfo("Asia/Shanghai")
+
+
+class OrderState(enum.StrEnum):
+    ORDERED = "ordered"
+    """the object was ordered to rectify; the re-check is due after the deadline"""
+    APPLIED = "applied"
+    """the object applied in writing for an early re-check"""
+    RESOLVED = "resolved"
+    """the re-check found none of the ordered findings"""
+    UNRESOLVED = "unresolved"
+    """the re-check still found some of the ordered findings"""
+
+
+FindingKey = tuple[str, str, int | None]
+"""A finding's identity across runs: (rule, ip, port)."""
+
+
+class _FindingLike(Protocol):
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def ip(self) -> str: ...
+
+    @property
+    def port(self) -> int | None: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FindingDiff:
+    """What a re-check found compared with the ordered findings, keyed by (rule, ip, port)."""
+
+    fixed: tuple[FindingKey, ...]
+    still_present: tuple[FindingKey, ...]
+    new: tuple[FindingKey, ...]
+
+    def to_json(self) -> dict[str, list[dict[str, Any]]]:
+        """``{"fixed": [{"rule","ip","port"}], "still_present": [...], "new": [...]}``."""
+
+        def keys(items: tuple[FindingKey, ...]) -> list[dict[str, Any]]:
+            return [{"rule": r, "ip": ip, "port": port} for r, ip, port in items]
+
+        return {
+            "fixed": keys(self.fixed),
+            "still_present": keys(self.still_present),
+            "new": keys(self.new),
+        }
+
+
+def _sort_key(key: FindingKey) -> tuple[str, str, int]:
+    return (key[0], key[1], -1 if key[2] is None else key[2])
+
+
+def finding_diff(
+    old_findings: Iterable[_FindingLike], new_findings: Iterable[_FindingLike]
+) -> FindingDiff:
+    """Compare findings of two runs by (rule, ip, port).
+
+    Args:
+        old_findings: The findings ordered to be rectified.
+        new_findings: The re-check run's findings.
+
+    Returns:
+        ``fixed`` (old, not found again), ``still_present`` (in both) and ``new`` (found by the
+        re-check only), each sorted.
+    """
+    old = {(f.rule, f.ip, f.port) for f in old_findings}
+    new = {(f.rule, f.ip, f.port) for f in new_findings}
+    return FindingDiff(
+        fixed=tuple(sorted(old - new, key=_sort_key)),
+        still_present=tuple(sorted(old & new, key=_sort_key)),
+        new=tuple(sorted(new - old, key=_sort_key)),
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rectification:
+    """A rectification order and its follow-up."""
+
+    id: int
+    run_id: str
+    findings: tuple[str, ...]
+    ordered_at: datetime
+    deadline: date
+    applied_on: date | None
+    recheck_due: date
+    recheck_run_id: str | None
+    feedback_due: date | None
+    state: OrderState
+
+    def overdue(self, today: date) -> tuple[str, ...]:
+        """What is overdue on ``today`` (the re-check, when no re-check run is linked)."""
+        if self.recheck_run_id is None and today > self.recheck_due:
+            return (f"re-check was due {self.recheck_due.isoformat()}",)
+        return ()
+
+
+def _order(row: RectificationRow) -> Rectification:
+    return Rectification(
+        id=row.id,
+        run_id=row.run_id,
+        findings=tuple(row.findings),
+        ordered_at=row.ordered_at,
+        deadline=row.deadline,
+        applied_on=row.applied_on,
+        recheck_due=row.recheck_due,
+        recheck_run_id=row.recheck_run_id,
+        feedback_due=row.feedback_due,
+        state=OrderState(row.state),
+    )
+
+
+def _order_row(s: Session, order_id: int) -> RectificationRow:
+    row = s.get(RectificationRow, order_id)
+    if row is None:
+        raise NotFoundError(f"rectification order {order_id} does not exist")
+    return row
+
+
+def get_order(db: Database, order_id: int) -> Rectification:
+    """Return one rectification order.
+
+    Raises:
+        NotFoundError: No such order.
+    """
+    with db.session() as s:
+        return _order(_order_row(s, order_id))
+
+
+def list_orders(db: Database, run_id: str | None = None) -> list[Rectification]:
+    """Return every rectification order (of one run, if given), oldest first."""
+    with db.session() as s:
+        query = select(RectificationRow).order_by(RectificationRow.id)
+        if run_id is not None:
+            query = query.where(RectificationRow.run_id == run_id)
+        return [_order(r) for r in s.scalars(query)]
+
+
+def _sealed_run(s: Session, run_id: str) -> RunRow:
+    run = s.get(RunRow, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id!r} is not known")
+    if RunState(run.state) is not RunState.SEALED:
+        raise StateError(f"run {run_id} is {run.state}: only a sealed run's findings are final")
+    return run
+
+
+def order_rectification(
+    db: Database,
+    run_id: str,
+    finding_ids: Sequence[str],
+    *,
+    calendar: WorkingCalendar,
+    deadline: date | None = None,
+    working_days: int | None = None,
+    now: datetime | None = None,
+) -> Rectification:
+    """Order the object to rectify findings of a sealed run, and re-assemble the record.
+
+    Args:
+        db: The database.
+        run_id: The sealed run whose findings are meant.
+        finding_ids: Ids of findings of that run (at least one, no repeats).
+        calendar: The working-day calendar.
+        deadline: The rectification deadline (a China calendar date) ...
+        working_days: ... or a number of working days after the order's date (China time).
+        now: The order time (default: the current time).
+
+    Returns:
+        The stored order; its re-check is due 3 working days after the deadline.
+
+    Raises:
+        InputError: Neither or both of ``deadline``/``working_days``, a deadline before the
+            order date, no findings, or a finding that is not the run's.
+        CalendarRangeError: A date falls in a year the calendar does not cover.
+        StateError: The run is not sealed, or its record is closed.
+    """
+    when = now or datetime.now(UTC)
+    today = when.astimezone(_CHINA).date()
+    if (deadline is None) == (working_days is None):
+        raise InputError(
+            f"rectification of run {run_id}: give either a deadline or a number of working days"
+        )
+    if not finding_ids:
+        raise InputError(f"rectification of run {run_id}: name at least one finding (--finding)")
+    if len(set(finding_ids)) != len(finding_ids):
+        raise InputError(f"rectification of run {run_id}: a finding is named twice")
+    if working_days is not None:
+        if working_days < 1:
+            raise InputError(
+                f"rectification of run {run_id}: working days must be 1 or more, not {working_days}"
+            )
+        deadline = calendar.add_working_days(today, working_days)
+    assert deadline is not None
+    if deadline < today:
+        raise InputError(
+            f"rectification of run {run_id}: deadline {deadline.isoformat()} is before the "
+            f"order date {today.isoformat()}"
+        )
+    # Asking the calendar about the deadline refuses a year it does not cover, with its error.
+    calendar.is_working_day(deadline)
+    recheck_due = calendar.add_working_days(deadline, RECHECK_WORKING_DAYS)
+    # Assemble first: a run whose record cannot be assembled (no final checkpoint, say) gets
+    # no order that its record would not show.
+    assemble_record(db, run_id, now=when)
+    with db.session() as s:
+        _sealed_run(s, run_id)
+        require_open(s, run_id, "order rectification")
+        for fid in finding_ids:
+            finding = s.get(FindingRow, fid)
+            if finding is None or finding.run_id != run_id:
+                raise InputError(
+                    f"rectification of run {run_id}: finding {fid!r} is not a finding of this run"
+                )
+        row = RectificationRow(
+            run_id=run_id,
+            findings=list(finding_ids),
+            ordered_at=when,
+            deadline=deadline,
+            applied_on=None,
+            recheck_due=recheck_due,
+            recheck_run_id=None,
+            feedback_due=None,
+            state=OrderState.ORDERED.value,
+        )
+        s.add(row)
+        s.flush()
+        order = _order(row)
+    # The orders are part of the record's conclusions: a new version, old signatures void.
+    assemble_record(db, run_id, now=when)
+    return order
+
+
+def apply_early(
+    db: Database, order_id: int, *, on: date, calendar: WorkingCalendar
+) -> Rectification:
+    """Record the object's written application for an early re-check.
+
+    Args:
+        db: The database.
+        order_id: The order.
+        on: The date of the written application (China calendar date).
+        calendar: The working-day calendar.
+
+    Returns:
+        The order with its re-check now due 3 working days after ``on``.
+
+    Raises:
+        InputError: ``on`` is before the order or after the deadline.
+        StateError: The order was already applied for or re-checked.
+        CalendarRangeError: A date falls in a year the calendar does not cover.
+    """
+    with db.session() as s:
+        row = _order_row(s, order_id)
+        state = OrderState(row.state)
+        if state is not OrderState.ORDERED:
+            raise StateError(
+                f"rectification order {order_id} is {state.value}: an early re-check can be "
+                "applied for only once, before the re-check"
+            )
+        ordered_on = row.ordered_at.astimezone(_CHINA).date()
+        if on < ordered_on:
+            raise InputError(
+                f"rectification order {order_id}: application date {on.isoformat()} is before "
+                f"the order ({ordered_on.isoformat()})"
+            )
+        if on > row.deadline:
+            raise InputError(
+                f"rectification order {order_id}: application date {on.isoformat()} is after the "
+                f"deadline {row.deadline.isoformat()}; the re-check is due after the deadline"
+            )
+        row.recheck_due = calendar.add_working_days(on, RECHECK_WORKING_DAYS)
+        row.applied_on = on
+        row.state = OrderState.APPLIED.value
+        return _order(row)
+
+
+def _findings(s: Session, run_id: str, ids: Iterable[str] | None = None) -> list[FindingRow]:
+    query = select(FindingRow).where(FindingRow.run_id == run_id)
+    if ids is not None:
+        query = query.where(FindingRow.id.in_(list(ids)))
+    return list(s.scalars(query.order_by(FindingRow.leaf_seq, FindingRow.id)))
+
+
+def order_diff(db: Database, order: Rectification) -> FindingDiff | None:
+    """The diff between an order's findings and its re-check run's findings (None before)."""
+    if order.recheck_run_id is None:
+        return None
+    with db.session() as s:
+        return finding_diff(
+            _findings(s, order.run_id, order.findings), _findings(s, order.recheck_run_id)
+        )
+
+
+def record_recheck(
+    db: Database,
+    order_id: int,
+    *,
+    recheck_run_id: str,
+    calendar: WorkingCalendar,
+) -> tuple[Rectification, FindingDiff]:
+    """Link the re-check run to an order; compute the diff and the feedback due date.
+
+    Args:
+        db: The database.
+        order_id: The order.
+        recheck_run_id: The re-check run; sealed, of the same inspected object.
+        calendar: The working-day calendar.
+
+    Returns:
+        The updated order and the finding diff.
+
+    Raises:
+        StateError: The order already has a re-check, or the run is not sealed.
+        InputError: The run inspected another object, belongs to another order, or ended
+            before the order was given.
+        CalendarRangeError: A date falls in a year the calendar does not cover.
+    """
+    with db.session() as s:
+        row = _order_row(s, order_id)
+        if row.recheck_run_id is not None:
+            raise StateError(
+                f"rectification order {order_id} was already re-checked by run {row.recheck_run_id}"
+            )
+        run = _sealed_run(s, recheck_run_id)
+        original = s.get(RunRow, row.run_id)
+        assert original is not None
+        if run.id == original.id:
+            raise InputError(f"rectification order {order_id}: a run cannot re-check itself")
+        if run.recheck_of is not None and run.recheck_of != order_id:
+            raise InputError(
+                f"run {run.id} is the re-check of order {run.recheck_of}, not of order {order_id}"
+            )
+        if get_notice(s, run.notice_id).object_id != get_notice(s, original.notice_id).object_id:
+            raise InputError(
+                f"run {run.id} inspected another object than order {order_id}'s run {original.id}"
+            )
+        done = run.ended_at or run.started_at or run.created_at
+        if done < row.ordered_at:
+            raise InputError(
+                f"run {run.id} ended at {done.isoformat()}, before order {order_id} was given "
+                f"({row.ordered_at.isoformat()}): it cannot be its re-check"
+            )
+        rechecked_on = done.astimezone(_CHINA).date()
+        diff = finding_diff(_findings(s, row.run_id, row.findings), _findings(s, run.id))
+        row.feedback_due = calendar.add_working_days(rechecked_on, FEEDBACK_WORKING_DAYS)
+        row.recheck_run_id = run.id
+        row.state = (OrderState.UNRESOLVED if diff.still_present else OrderState.RESOLVED).value
+        return _order(row), diff
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecheckPlan:
+    """Where the re-check of an order can run, or what must be announced first.
+
+    Attributes:
+        order_id: The order.
+        run_id: The run whose findings are re-checked.
+        due: The last day (China calendar) for the re-check.
+        probes: The probes that produced the ordered findings.
+        targets: The targets (as announced) of those findings.
+        notice_id: The notice whose window covers the due date, if any.
+        window_start: That window's start (UTC), if any.
+        window_end: That window's end (UTC), if any.
+        announce_by: When no window covers it: the latest time a new notice for the same
+            object must be announced (the start of the due day minus the policy lead time).
+        why: One sentence for the officer.
+    """
+
+    order_id: int
+    run_id: str
+    due: date
+    probes: tuple[str, ...]
+    targets: tuple[str, ...]
+    notice_id: str | None
+    window_start: datetime | None
+    window_end: datetime | None
+    announce_by: datetime | None
+    why: str
+
+
+def _covering_window(
+    notices: Iterable[Notice], object_id: str, earliest: datetime, latest: datetime
+) -> tuple[Notice, datetime, datetime] | None:
+    """The earliest announced window of the object open somewhere in [earliest, latest)."""
+    best: tuple[Notice, datetime, datetime] | None = None
+    for notice in notices:
+        if notice.object_id != object_id:
+            continue
+        usable_from = max(earliest, notice.lead_time_met_at())
+        for w in notice.scope.windows:
+            start, end = max(w.start_utc, usable_from), w.end_utc
+            if start < end and start < latest and (best is None or start < best[1]):
+                best = (notice, start, end)
+    return best
+
+
+def recheck_plan(db: Database, order_id: int, *, now: datetime | None = None) -> RecheckPlan:
+    """Say where the re-check of an order can run before it is due.
+
+    Args:
+        db: The database.
+        order_id: The order.
+        now: The current time (default: now); windows that have passed do not count.
+
+    Returns:
+        The plan: a covering notice window, or the time by which a notice must be announced.
+
+    Raises:
+        NotFoundError: No such order.
+    """
+    when = now or datetime.now(UTC)
+    with db.session() as s:
+        order = _order(_order_row(s, order_id))
+        run = s.get(RunRow, order.run_id)
+        assert run is not None
+        original = get_notice(s, run.notice_id)
+        findings = _findings(s, order.run_id, order.findings)
+        notices = list_notices(s)
+    probes = tuple(sorted({f.probe for f in findings}))
+    targets = tuple(sorted({f.target for f in findings}))
+    due_start = datetime.combine(order.recheck_due, time(0), _CHINA).astimezone(UTC)
+    due_end = due_start + timedelta(days=1)
+    found = _covering_window(notices, original.object_id, when, due_end)
+    if found is not None:
+        notice, start, end = found
+        return RecheckPlan(
+            order_id=order.id,
+            run_id=order.run_id,
+            due=order.recheck_due,
+            probes=probes,
+            targets=targets,
+            notice_id=notice.id,
+            window_start=start,
+            window_end=end,
+            announce_by=None,
+            why=(
+                f"notice {notice.id} has a window from {start.isoformat()} to {end.isoformat()}; "
+                f"run the re-check there by {order.recheck_due.isoformat()}"
+            ),
+        )
+    announce_by = due_start - original.policy.min_notice_lead
+    return RecheckPlan(
+        order_id=order.id,
+        run_id=order.run_id,
+        due=order.recheck_due,
+        probes=probes,
+        targets=targets,
+        notice_id=None,
+        window_start=None,
+        window_end=None,
+        announce_by=announce_by,
+        why=(
+            f"no announced window of object {original.object_id} is open before the re-check "
+            f"is due ({order.recheck_due.isoformat()}): announce a notice covering that day by "
+            f"{announce_by.isoformat()} (policy {original.policy.name} lead time "
+            f"{original.policy.min_notice_lead})"
+        ),
+    )

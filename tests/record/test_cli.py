@@ -1,0 +1,163 @@
+"""``rio record``, ``rio rectify`` and ``rio archive`` against a real home (RIO_HOME=tmp_path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from orchestrator.errors import RioError
+from orchestrator.interfaces.cli import app
+
+from .conftest import REPO, Lab, add_sealed_run
+
+
+def _rio(lab: Lab, *args: str, extra_env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Invoke the CLI in-process; a RioError maps to its exit status as ``main`` does."""
+    result = CliRunner().invoke(app, list(args), env={**lab.env, **(extra_env or {})})
+    if isinstance(result.exception, RioError):
+        return result.exception.exit_code, str(result.exception)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout
+
+
+def _rio_process(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point in a child process (exit codes and stderr as a user sees them)."""
+    env = {**os.environ, **lab.env, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.interfaces.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _sign(lab: Lab, name: str) -> tuple[int, str]:
+    return _rio(
+        lab, "record", "sign", lab.run_id, "--as", name, "--key", str(lab.key_files[name][0])
+    )
+
+
+def test_cli_close_exits_3_with_the_reason_until_the_record_is_signed(lab: Lab) -> None:
+    refused = _rio_process(lab, "record", "close", lab.run_id)
+    assert refused.returncode == 3, refused.stderr
+    assert "needs 2 more officers and 1 more technician of vendor acme-sec" in refused.stderr
+    for name in ("officer-a", "officer-b", "tech-t"):
+        code, out = _sign(lab, name)
+        assert code == 0, out
+        assert f"{name} (" in out
+    closed = _rio_process(lab, "record", "close", lab.run_id)
+    assert closed.returncode == 0, closed.stderr
+    assert "closed" in closed.stdout
+
+
+def test_cli_sign_refused_with_a_key_registered_to_someone_else(lab: Lab) -> None:
+    code, message = _rio(
+        lab, "record", "sign", lab.run_id, "--as", "officer-b", "--key",
+        str(lab.key_files["tech-t"][0]),
+    )  # fmt: skip
+    assert code == 3
+    assert "not registered to officer-b" in message
+
+
+def test_cli_status_lists_signers_and_what_is_missing(lab: Lab) -> None:
+    _sign(lab, "officer-a")
+    code, out = _rio(lab, "record", "status", lab.run_id, "--json")
+    assert code == 0
+    status = json.loads(out)
+    assert status["closable"] is False
+    assert status["officers_signed"] == ["officer-a"]
+    assert status["missing"] == ["1 more officer", "1 more technician of vendor acme-sec"]
+    assert [s["person"] for s in status["signatures"]] == ["officer-a"]
+    code, out = _rio(lab, "record", "status", lab.run_id)
+    assert "missing  1 more officer" in out
+
+
+def test_cli_show_prints_the_record_readable_and_as_json(lab: Lab) -> None:
+    code, out = _rio(lab, "record", "show", lab.run_id)
+    assert code == 0
+    assert f"record     run {lab.run_id} version 1 (open)" in out
+    assert "risk       " in out
+    code, out = _rio(lab, "record", "show", lab.run_id, "--json")
+    assert json.loads(out)["record"]["ledger"]["size"] == 7
+
+
+def test_cli_closed_record_refuses_another_signature_with_exit_5(lab: Lab) -> None:
+    for name in ("officer-a", "officer-b", "tech-t"):
+        _sign(lab, name)
+    assert _rio(lab, "record", "close", lab.run_id)[0] == 0
+    code, message = _sign(lab, "officer-c")
+    assert code == 5
+    assert "closed" in message
+
+
+def _calendar_2099(tmp_path: Path) -> dict[str, str]:
+    # A far year only an operator file covers, so these tests do not depend on today's date.
+    file = tmp_path / "cn-2099.yaml"
+    file.write_text(
+        "format: rio.calendar/v1\nyear: 2099\nsource: test notice\n"
+        "holidays: [2099-01-01]\nworkdays: []\n"
+    )
+    return {"RIO_CALENDAR_FILE": str(file)}
+
+
+def test_cli_rectify_order_apply_recheck_and_status(lab: Lab, tmp_path: Path) -> None:
+    env = _calendar_2099(tmp_path)
+    telnet = lab.findings[lab.run_id][0]
+    code, out = _rio(
+        lab, "rectify", "order", lab.run_id, "--finding", telnet, "--deadline", "2099-03-02",
+        "--json", extra_env=env,
+    )  # fmt: skip
+    assert code == 0, out
+    order = json.loads(out)
+    assert order["recheck_due"] == "2099-03-05"
+    order_id = str(order["id"])
+    code, out = _rio(lab, "rectify", "apply", order_id, "--on", "2099-02-27", extra_env=env)
+    assert code == 0, out
+    assert "re-check due 2099-03-04" in out  # Friday 02-27 + Mon, Tue, Wed
+    add_sealed_run(
+        lab, "R-20990303-rc", [], recheck_of=order["id"], start=datetime(2099, 3, 3, 2, tzinfo=UTC)
+    )
+    code, out = _rio(
+        lab, "rectify", "recheck", order_id, "--run", "R-20990303-rc", "--json", extra_env=env
+    )
+    assert code == 0, out
+    rechecked = json.loads(out)
+    assert rechecked["feedback_due"] == "2099-03-06"
+    assert rechecked["diff"]["fixed"] == [
+        {"rule": "RIO-PORT-TELNET", "ip": "127.0.10.5", "port": 23}
+    ]
+    code, out = _rio(lab, "rectify", "status", "--json")
+    assert [(o["state"], o["overdue"]) for o in json.loads(out)] == [("resolved", [])]
+
+
+def test_cli_rectify_refuses_an_uncovered_year_unless_a_calendar_file_covers_it(
+    lab: Lab, tmp_path: Path
+) -> None:
+    telnet = lab.findings[lab.run_id][0]
+    args = ("rectify", "order", lab.run_id, "--finding", telnet, "--deadline", "2099-03-02")
+    code, message = _rio(lab, *args)
+    assert code == 3
+    assert "2099-03-02 is outside the working-day calendar" in message
+    code, out = _rio(lab, *args, extra_env=_calendar_2099(tmp_path))
+    assert code == 0, out
+    assert "re-check due 2099-03-05" in out
+
+
+def test_cli_archive_export_writes_the_same_bytes_twice(lab: Lab, tmp_path: Path) -> None:
+    for name in ("officer-a", "officer-b", "tech-t"):
+        _sign(lab, name)
+    _rio(lab, "record", "close", lab.run_id)
+    for out in ("a.tar", "b.tar"):
+        code, text = _rio(lab, "archive", "export", lab.run_id, "--out", str(tmp_path / out))
+        assert code == 0, text
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()

@@ -1,0 +1,255 @@
+"""Art. 19: rectification deadlines, re-check and feedback in Chinese working days."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from orchestrator.errors import CalendarRangeError, InputError, StateError
+from orchestrator.record.assemble import current_record
+from orchestrator.record.rectify import (
+    OrderState,
+    apply_early,
+    finding_diff,
+    list_orders,
+    order_diff,
+    order_rectification,
+    recheck_plan,
+    record_recheck,
+)
+from orchestrator.record.workdays import WorkingCalendar
+
+from .conftest import SCOPE, Lab, add_sealed_run, build_lab
+
+# 10:00 in Beijing on Tuesday 2026-09-29, the day before the National Day holiday.
+BEFORE_NATIONAL_DAY = datetime(2026, 9, 29, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def calendar() -> WorkingCalendar:
+    return WorkingCalendar()
+
+
+def _order(
+    lab: Lab,
+    calendar: WorkingCalendar,
+    *,
+    findings: list[str] | None = None,
+    deadline: date | None = None,
+    working_days: int | None = None,
+    now: datetime = BEFORE_NATIONAL_DAY,
+) -> int:
+    order = order_rectification(
+        lab.rio.db,
+        lab.run_id,
+        lab.findings[lab.run_id] if findings is None else findings,
+        calendar=calendar,
+        deadline=deadline,
+        working_days=working_days,
+        now=now,
+    )
+    return order.id
+
+
+def test_recheck_due_three_working_days_after_deadline_lands_on_make_up_saturday(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    # 10-01..10-07 are days off; Saturday 10-10 is a make-up working day.
+    order_id = _order(lab, calendar, deadline=date(2026, 9, 30))
+    order = list_orders(lab.rio.db)[0]
+    assert order.id == order_id
+    assert order.recheck_due == date(2026, 10, 10)
+    assert order.state is OrderState.ORDERED
+
+
+def test_working_days_deadline_skips_the_national_day_holiday(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    _order(lab, calendar, working_days=3)
+    order = list_orders(lab.rio.db)[0]
+    assert order.deadline == date(2026, 10, 9)  # 09-30, 10-08, 10-09
+    assert order.recheck_due == date(2026, 10, 13)  # 10-10 (Saturday), 10-12, 10-13
+
+
+def test_early_application_makes_the_recheck_due_three_working_days_after_it(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    order_id = _order(lab, calendar, deadline=date(2026, 10, 30))
+    applied = apply_early(lab.rio.db, order_id, on=date(2026, 10, 9), calendar=calendar)
+    assert applied.applied_on == date(2026, 10, 9)
+    assert applied.recheck_due == date(2026, 10, 13)
+    assert applied.state is OrderState.APPLIED
+    with pytest.raises(StateError, match="only once"):
+        apply_early(lab.rio.db, order_id, on=date(2026, 10, 10), calendar=calendar)
+
+
+def test_early_application_after_the_deadline_is_refused(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    order_id = _order(lab, calendar, deadline=date(2026, 10, 9))
+    with pytest.raises(InputError, match="after the deadline"):
+        apply_early(lab.rio.db, order_id, on=date(2026, 10, 12), calendar=calendar)
+
+
+def test_deadline_in_an_uncovered_year_is_refused_with_the_calendars_error(
+    lab: Lab, tmp_path: Path
+) -> None:
+    with pytest.raises(CalendarRangeError, match="2099-03-02 is outside the working-day"):
+        _order(lab, WorkingCalendar(), deadline=date(2099, 3, 2))
+    # Covered deadline, but the re-check would fall in the next, uncovered year.
+    file = tmp_path / "cn-2099.yaml"
+    file.write_text(
+        "format: rio.calendar/v1\nyear: 2099\nsource: test notice\n"
+        "holidays: [2099-01-01]\nworkdays: []\n"
+    )
+    with pytest.raises(CalendarRangeError, match="2100-01-01 is outside"):
+        _order(lab, WorkingCalendar(extra_file=file), deadline=date(2099, 12, 30))
+    assert list_orders(lab.rio.db) == []
+
+
+def test_recheck_refused_when_the_run_ended_before_the_order(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    order_id = _order(lab, calendar, deadline=date(2026, 9, 30))
+    add_sealed_run(lab, "R-20260910-rc", [], start=datetime(2026, 9, 10, 2, tzinfo=UTC))
+    with pytest.raises(InputError, match="before order"):
+        record_recheck(lab.rio.db, order_id, recheck_run_id="R-20260910-rc", calendar=calendar)
+
+
+def test_operator_calendar_file_covers_a_year_the_package_lacks(lab: Lab, tmp_path: Path) -> None:
+    file = tmp_path / "cn-2027.yaml"
+    file.write_text(
+        "format: rio.calendar/v1\nyear: 2027\nsource: test notice\n"
+        "holidays: [2027-01-01]\nworkdays: []\n"
+    )
+    calendar = WorkingCalendar(extra_file=file)
+    _order(lab, calendar, deadline=date(2026, 12, 30))
+    # 12-31 (Thursday), then 2027-01-01 is a day off: Monday 01-04 and Tuesday 01-05.
+    assert list_orders(lab.rio.db)[0].recheck_due == date(2027, 1, 5)
+
+
+def test_order_refused_for_a_finding_of_another_run(lab: Lab, calendar: WorkingCalendar) -> None:
+    other = add_sealed_run(lab, "R-20260903-b2", [("RIO-PORT-TELNET", 23)])
+    with pytest.raises(InputError, match="not a finding of this run"):
+        _order(lab, calendar, findings=other, deadline=date(2026, 10, 30))
+
+
+def test_order_needs_either_a_deadline_or_working_days(lab: Lab, calendar: WorkingCalendar) -> None:
+    with pytest.raises(InputError, match="either a deadline or"):
+        _order(lab, calendar)
+    with pytest.raises(InputError, match="either a deadline or"):
+        _order(lab, calendar, deadline=date(2026, 10, 30), working_days=3)
+
+
+def test_order_turns_a_risk_into_a_violation_in_a_new_record_version(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    telnet, ftp = lab.findings[lab.run_id]
+    order_id = _order(lab, calendar, findings=[telnet], deadline=date(2026, 10, 30))
+    record = current_record(lab.rio.db, lab.run_id)
+    doc = record.document()
+    assert doc["version"] == record.version == 2  # v1 assembled before the order, v2 with it
+    assert [v["finding"] for v in doc["conclusions"]["violations"]] == [telnet]
+    assert doc["conclusions"]["violations"][0]["rectification"] == [order_id]
+    assert [r["finding"] for r in doc["conclusions"]["risks"]] == [ftp]
+    assert doc["rectifications"] == [
+        {
+            "id": order_id,
+            "findings": [telnet],
+            "ordered_at": "2026-09-29T02:00:00.000000000Z",
+            "deadline": "2026-10-30",
+        }
+    ]
+
+
+def test_finding_diff_is_keyed_by_rule_ip_and_port() -> None:
+    def f(rule: str, ip: str, port: int | None) -> SimpleNamespace:
+        return SimpleNamespace(rule=rule, ip=ip, port=port)
+
+    old = [f("TELNET", "127.0.10.5", 23), f("FTP", "127.0.10.5", 21), f("FTP", "127.0.10.6", 21)]
+    new = [
+        f("TELNET", "127.0.10.5", 23),
+        f("FTP", "127.0.10.6", 2121),
+        f("RDP", "127.0.10.5", 3389),
+    ]
+    diff = finding_diff(old, new)
+    assert diff.fixed == (("FTP", "127.0.10.5", 21), ("FTP", "127.0.10.6", 21))
+    assert diff.still_present == (("TELNET", "127.0.10.5", 23),)
+    assert diff.new == (("FTP", "127.0.10.6", 2121), ("RDP", "127.0.10.5", 3389))
+
+
+def test_recheck_stores_the_diff_and_feedback_due_three_working_days_later(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    order_id = _order(lab, calendar, deadline=date(2026, 9, 30))
+    # The re-check run ends on 2026-09-30 (Beijing); feedback is due on make-up Saturday 10-10.
+    add_sealed_run(
+        lab,
+        "R-20260930-rc",
+        [("RIO-PORT-TELNET", 23), ("RIO-PORT-RDP", 3389)],
+        recheck_of=order_id,
+        start=datetime(2026, 9, 30, 2, 0, tzinfo=UTC),
+    )
+    order, diff = record_recheck(
+        lab.rio.db, order_id, recheck_run_id="R-20260930-rc", calendar=calendar
+    )
+    assert order.feedback_due == date(2026, 10, 10)
+    assert order.recheck_run_id == "R-20260930-rc"
+    assert order.state is OrderState.UNRESOLVED
+    assert diff.fixed == (("RIO-PORT-FTP", "127.0.10.5", 21),)
+    assert diff.still_present == (("RIO-PORT-TELNET", "127.0.10.5", 23),)
+    assert diff.new == (("RIO-PORT-RDP", "127.0.10.5", 3389),)
+    assert order_diff(lab.rio.db, order) == diff
+    with pytest.raises(StateError, match="already re-checked"):
+        record_recheck(lab.rio.db, order_id, recheck_run_id="R-20260930-rc", calendar=calendar)
+
+
+def test_recheck_refused_when_the_recheck_run_is_not_sealed(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    order_id = _order(lab, calendar, deadline=date(2026, 9, 30))
+    add_sealed_run(lab, "R-20260930-rc", [], state="completed")
+    with pytest.raises(StateError, match="completed"):
+        record_recheck(lab.rio.db, order_id, recheck_run_id="R-20260930-rc", calendar=calendar)
+
+
+def test_recheck_plan_names_the_notice_window_that_covers_the_due_date(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    order_id = _order(lab, calendar, deadline=date(2026, 9, 30))
+    plan = recheck_plan(lab.rio.db, order_id, now=BEFORE_NATIONAL_DAY)
+    assert plan.due == date(2026, 10, 10)
+    assert plan.notice_id == lab.notice_id
+    assert plan.window_start == BEFORE_NATIONAL_DAY
+    assert plan.announce_by is None
+    assert plan.probes == ("port",)
+    assert plan.targets == ("127.0.10.0/27",)
+
+
+def test_recheck_plan_says_which_notice_to_announce_by_when(
+    tmp_path: Path, calendar: WorkingCalendar
+) -> None:
+    # The only announced window closes at the end of September, before the re-check is due.
+    short = SCOPE.read_bytes().replace(b"end: 2030-12-31T23:59:59", b"end: 2026-09-30T23:59:59")
+    assert short != SCOPE.read_bytes()
+    lab = build_lab(tmp_path / "home", scope_bytes=short)
+    try:
+        order_id = _order(lab, calendar, deadline=date(2026, 10, 9))
+        plan = recheck_plan(lab.rio.db, order_id, now=datetime(2026, 10, 9, 2, tzinfo=UTC))
+        assert plan.notice_id is None
+        assert plan.due == date(2026, 10, 13)
+        # Start of 2026-10-13 in Beijing minus the demo policy's 2 s lead time.
+        assert plan.announce_by == datetime(2026, 10, 12, 16, 0, tzinfo=UTC) - timedelta(seconds=2)
+        assert "announce" in plan.why
+    finally:
+        lab.rio.close()
+
+
+def test_overdue_recheck_is_marked(lab: Lab, calendar: WorkingCalendar) -> None:
+    _order(lab, calendar, deadline=date(2026, 9, 30))
+    order = list_orders(lab.rio.db)[0]
+    assert order.overdue(date(2026, 10, 10)) == ()
+    assert order.overdue(date(2026, 10, 11)) == ("re-check was due 2026-10-10",)
