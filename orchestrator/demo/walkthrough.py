@@ -11,6 +11,8 @@ technician sign the record, it is closed, archived and verified offline.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +75,9 @@ def run_demo(*, quiet: bool = False) -> str:
     from orchestrator.interfaces.cli_run import _summary, run_foreground
 
     settings = load_settings()
+    if "RIO_CHECKPOINT_EVERY" not in os.environ:
+        # A short demo run still shows several signed checkpoints and their consistency.
+        settings = dataclasses.replace(settings, checkpoint_every=64)
     for line in init_home(settings):
         console.print(line)
     scope_file, policy_file = demo_files()

@@ -1,0 +1,288 @@
+"""Reading confidential evidence: authorised, decrypted, and logged at every attempt.
+
+Every attempt to read a finding's evidence leaves an :class:`~orchestrator.store.models.AccessEntry`
+(who, what, when, why, allowed), refused attempts included: the entry is committed in its own
+transaction *before* the refusal is raised, and before any plaintext is returned, so a failed
+log write means no disclosure. The access log is append-only in the database itself.
+
+Messages and log entries name the finding, the run and the person, never the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.access.roles import Action, authorize, decide
+from orchestrator.errors import AccessDeniedError, InputError, NotFoundError
+from orchestrator.intake.registry import Person, Role, get_person
+from orchestrator.store.evidence import cipher_for
+from orchestrator.store.models import AccessEntry, EvidenceGrant, FindingRow
+
+if TYPE_CHECKING:
+    from orchestrator.context import Rio
+
+__all__ = [
+    "EVIDENCE_COLUMN",
+    "EVIDENCE_TABLE",
+    "AccessRecord",
+    "GrantInfo",
+    "access_log",
+    "grant_evidence",
+    "log_access",
+    "read_evidence",
+]
+
+EVIDENCE_TABLE = "findings"
+EVIDENCE_COLUMN = "evidence"
+_MAX_REASON = 1000  # a reason is a sentence; a longer one would only bloat the append-only log
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AccessRecord:
+    """One line of the access log."""
+
+    id: int
+    at: datetime
+    person: str
+    action: str
+    run_id: str | None
+    subject: str
+    reason: str
+    allowed: bool
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (the time as ISO 8601)."""
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "person": self.person,
+            "action": self.action,
+            "run": self.run_id,
+            "subject": self.subject,
+            "reason": self.reason,
+            "allowed": self.allowed,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GrantInfo:
+    """An evidence grant: which auditor may read which run's evidence, granted by whom."""
+
+    run_id: str
+    auditor: str
+    granted_by: str
+    granted_at: datetime
+    created: bool
+
+
+def _clean_reason(reason: str) -> str:
+    text = " ".join(reason.split())
+    if not text:
+        raise InputError("reason: say why the evidence is needed (--reason)")
+    return text[:_MAX_REASON]
+
+
+def log_access(
+    rio: Rio,
+    *,
+    person: str,
+    action: Action,
+    run_id: str | None,
+    subject: str,
+    reason: str,
+    allowed: bool,
+    now: datetime | None = None,
+) -> None:
+    """Append one entry to the access log in its own transaction (committed on return)."""
+    with rio.db.session() as s:
+        s.add(
+            AccessEntry(
+                at=now or datetime.now(UTC),
+                person=person,
+                action=action.value,
+                run_id=run_id,
+                subject=subject,
+                reason=reason[: _MAX_REASON * 2],
+                allowed=allowed,
+            )
+        )
+
+
+def read_evidence(rio: Rio, person: Person, finding_id: str, *, reason: str) -> bytes:
+    """Decrypt one finding's evidence for ``person``, logging the attempt whatever its outcome.
+
+    Args:
+        rio: The opened home (its master key opens the run's data key).
+        person: Who reads (from :func:`~orchestrator.access.identity.authenticate`).
+        finding_id: The finding.
+        reason: Why they need it; stored in the access log.
+
+    Returns:
+        The evidence bytes.
+
+    Raises:
+        InputError: no reason given.
+        NotFoundError: the finding does not exist, or has no evidence (never recorded, or
+            purged); the attempt is logged.
+        AccessDeniedError: the role matrix forbids it; the attempt is logged first.
+        DecryptionError: wrong master key, tampered or moved ciphertext (the message names the
+            row, never the content).
+    """
+    why = _clean_reason(reason)
+    subject = f"finding {finding_id}"
+    with rio.db.session() as s:
+        row = s.get(FindingRow, finding_id)
+        run_id = row.run_id if row is not None else None
+        verdict = (
+            decide(s, person, Action.READ_EVIDENCE, run_id=run_id) if run_id is not None else None
+        )
+        blob = bytes(row.evidence) if row is not None and row.evidence is not None else None
+    if verdict is None:
+        log_access(
+            rio,
+            person=person.name,
+            action=Action.READ_EVIDENCE,
+            run_id=None,
+            subject=subject,
+            reason=f"{why} [refused: no such finding]",
+            allowed=False,
+        )
+        raise NotFoundError(f"finding {finding_id!r} is not known")
+    if not verdict:
+        log_access(
+            rio,
+            person=person.name,
+            action=Action.READ_EVIDENCE,
+            run_id=run_id,
+            subject=subject,
+            reason=f"{why} [refused: {verdict.why}]",
+            allowed=False,
+        )
+        raise AccessDeniedError(f"{verdict.message} (finding {finding_id}; attempt logged)")
+    # Logged before decryption: if the entry cannot be written, nothing is disclosed.
+    log_access(
+        rio,
+        person=person.name,
+        action=Action.READ_EVIDENCE,
+        run_id=run_id,
+        subject=subject,
+        reason=why,
+        allowed=True,
+    )
+    if blob is None:
+        raise NotFoundError(
+            f"finding {finding_id} of run {run_id} has no evidence (none recorded, or purged)"
+        )
+    return cipher_for(rio).open(blob, table=EVIDENCE_TABLE, row=finding_id, column=EVIDENCE_COLUMN)
+
+
+def grant_evidence(
+    rio: Rio, officer: Person, auditor: Person | str, run_id: str, *, now: datetime | None = None
+) -> GrantInfo:
+    """Let an auditor read a run's evidence; the grant (or its refusal) is logged.
+
+    Args:
+        rio: The opened home.
+        officer: The granting officer.
+        auditor: The auditor (a person or a registered name).
+        run_id: The run whose evidence is opened to the auditor.
+        now: The time of the grant (default: now).
+
+    Returns:
+        The grant; ``created`` is False when the auditor already held one for this run.
+
+    Raises:
+        AccessDeniedError: ``officer`` may not grant (logged first).
+        InputError: the grantee is not an active auditor.
+        NotFoundError: unknown run or auditor.
+    """
+    when = now or datetime.now(UTC)
+    with rio.db.session() as s:
+        target = get_person(s, auditor) if isinstance(auditor, str) else auditor
+        verdict = decide(s, officer, Action.GRANT_EVIDENCE, run_id=run_id, now=when)
+    subject = f"evidence of run {run_id} to {target.name}"
+    if not verdict:
+        log_access(
+            rio,
+            person=officer.name,
+            action=Action.GRANT_EVIDENCE,
+            run_id=run_id,
+            subject=subject,
+            reason=f"[refused: {verdict.why}]",
+            allowed=False,
+            now=when,
+        )
+        raise AccessDeniedError(verdict.message)
+    if target.role is not Role.AUDITOR:
+        raise InputError(
+            f"auditor: {target.name} is a {target.role.value}; evidence grants are for auditors"
+        )
+    if not target.active_at(when):
+        raise InputError(f"auditor: {target.name} was revoked at {target.revoked_at}")
+    with rio.db.session() as s:
+        existing = s.scalar(
+            select(EvidenceGrant).where(
+                EvidenceGrant.run_id == run_id, EvidenceGrant.auditor_id == target.id
+            )
+        )
+        if existing is not None:
+            return GrantInfo(
+                run_id=run_id,
+                auditor=target.name,
+                granted_by=officer.name,
+                granted_at=existing.granted_at,
+                created=False,
+            )
+        # Re-checked inside the writing transaction, so a revocation in between still wins.
+        authorize(s, officer, Action.GRANT_EVIDENCE, run_id=run_id, now=when)
+        s.add(
+            EvidenceGrant(
+                run_id=run_id, auditor_id=target.id, granted_by=officer.id, granted_at=when
+            )
+        )
+        s.add(
+            AccessEntry(
+                at=when,
+                person=officer.name,
+                action=Action.GRANT_EVIDENCE.value,
+                run_id=run_id,
+                subject=subject,
+                reason="evidence grant",
+                allowed=True,
+            )
+        )
+    return GrantInfo(
+        run_id=run_id, auditor=target.name, granted_by=officer.name, granted_at=when, created=True
+    )
+
+
+def access_log(
+    s: Session, person: str | None = None, run_id: str | None = None
+) -> list[AccessRecord]:
+    """The access log, oldest first, optionally for one person (by name) and/or one run.
+
+    This is a plain query: interfaces authorise the reader (:attr:`Action.READ_LEDGER`) first.
+    """
+    query = select(AccessEntry).order_by(AccessEntry.at, AccessEntry.id)
+    if person is not None:
+        query = query.where(AccessEntry.person == person)
+    if run_id is not None:
+        query = query.where(AccessEntry.run_id == run_id)
+    return [
+        AccessRecord(
+            id=e.id,
+            at=e.at,
+            person=e.person,
+            action=e.action,
+            run_id=e.run_id,
+            subject=e.subject,
+            reason=e.reason,
+            allowed=e.allowed,
+        )
+        for e in s.scalars(query)
+    ]

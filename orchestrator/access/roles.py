@@ -1,0 +1,300 @@
+"""Who may do what: the one place every interface asks (MPS Order 151, Art. 5 and 17).
+
+Deny by default. :func:`authorize` raises :class:`~orchestrator.errors.AccessDeniedError` with a
+sentence that names the person, their role, the action, the object and why; :func:`decide`
+returns the same verdict without raising, for callers that must log refusals before raising.
+:func:`visible_runs` and :func:`visible_notices` return the queries a person may list.
+
+The matrix (``own`` = a run or notice whose notice entrusts the technician's vendor)::
+
+    action            officer   technician   auditor        admin
+    LAUNCH_RUN        no-vendor  own          -              -
+    VIEW_RUN          all       own           all            -
+    KILL_RUN          all       own           -              -
+    SIGN_RECORD       all       own (co-sign) -              -
+    CLOSE_RECORD      all       -             -              -
+    READ_EVIDENCE     all       own           with a grant   -
+    GRANT_EVIDENCE    all       -             -              -
+    MANAGE_REGISTRY   -         -             -              yes
+    READ_LEDGER       all       own           all            -
+    PURGE             yes       -             -              -
+    ANNOUNCE_NOTICE   yes       -             -              -
+
+``no-vendor``: an officer launches only runs of notices that entrust no vendor (as
+:func:`orchestrator.run.runs.create_run` already requires). A revoked person may do nothing.
+
+Known gap: notices have no announcing-organisation column, so an officer sees *every* notice
+and run, not only those of their own organisation. A ``notices.announced_by`` column (person id)
+would let :func:`visible_notices` filter officers by ``PersonRow.organisation``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Select, false, select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import AccessDeniedError, NotFoundError
+from orchestrator.intake.registry import Person, Role
+from orchestrator.store.models import EvidenceGrant, NoticeRow, PersonRow, RunRow, VendorRow
+
+__all__ = [
+    "Action",
+    "Verdict",
+    "authorize",
+    "decide",
+    "visible_notices",
+    "visible_runs",
+]
+
+
+class Action(enum.StrEnum):
+    """Everything rio guards; the value is what the access log stores."""
+
+    LAUNCH_RUN = "launch_run"
+    """start or schedule a run of a notice"""
+    VIEW_RUN = "view_run"
+    """list a run or see its status"""
+    KILL_RUN = "kill_run"
+    """pull a run's kill switch"""
+    SIGN_RECORD = "sign_record"
+    """sign (or co-sign) a run's remote inspection record"""
+    CLOSE_RECORD = "close_record"
+    """close a run's record (and order rectification)"""
+    READ_EVIDENCE = "read_evidence"
+    """decrypt a finding's evidence"""
+    GRANT_EVIDENCE = "grant_evidence"
+    """let an auditor read a run's evidence"""
+    MANAGE_REGISTRY = "manage_registry"
+    """add or revoke people, keys, vendors"""
+    READ_LEDGER = "read_ledger"
+    """read a run's probe log, record, verification results or access log"""
+    PURGE = "purge"
+    """crypto-shred the evidence of closed, archived runs"""
+    ANNOUNCE_NOTICE = "announce_notice"
+    """announce an inspection"""
+
+
+# How each action reads in a sentence: "<person> (<role>) may not <verb> <object>: <why>".
+_VERBS: dict[Action, str] = {
+    Action.LAUNCH_RUN: "launch a run of",
+    Action.VIEW_RUN: "view",
+    Action.KILL_RUN: "kill",
+    Action.SIGN_RECORD: "sign the record of",
+    Action.CLOSE_RECORD: "close the record of",
+    Action.READ_EVIDENCE: "read the evidence of",
+    Action.GRANT_EVIDENCE: "grant access to the evidence of",
+    Action.MANAGE_REGISTRY: "manage",
+    Action.READ_LEDGER: "read the ledger of",
+    Action.PURGE: "purge",
+    Action.ANNOUNCE_NOTICE: "announce",
+}
+
+_RUN_ACTIONS = frozenset(
+    {
+        Action.VIEW_RUN,
+        Action.KILL_RUN,
+        Action.SIGN_RECORD,
+        Action.CLOSE_RECORD,
+        Action.READ_EVIDENCE,
+        Action.GRANT_EVIDENCE,
+    }
+)
+
+# Per action, the roles that may ever do it; run- and notice-bound checks come on top.
+_ROLES: dict[Action, frozenset[Role]] = {
+    Action.LAUNCH_RUN: frozenset({Role.OFFICER, Role.TECHNICIAN}),
+    Action.VIEW_RUN: frozenset({Role.OFFICER, Role.TECHNICIAN, Role.AUDITOR}),
+    Action.KILL_RUN: frozenset({Role.OFFICER, Role.TECHNICIAN}),
+    Action.SIGN_RECORD: frozenset({Role.OFFICER, Role.TECHNICIAN}),
+    Action.CLOSE_RECORD: frozenset({Role.OFFICER}),
+    Action.READ_EVIDENCE: frozenset({Role.OFFICER, Role.TECHNICIAN, Role.AUDITOR}),
+    Action.GRANT_EVIDENCE: frozenset({Role.OFFICER}),
+    Action.MANAGE_REGISTRY: frozenset({Role.ADMIN}),
+    Action.READ_LEDGER: frozenset({Role.OFFICER, Role.TECHNICIAN, Role.AUDITOR}),
+    Action.PURGE: frozenset({Role.OFFICER}),
+    Action.ANNOUNCE_NOTICE: frozenset({Role.OFFICER}),
+}
+
+_WHY_NOT_ROLE: dict[Role, str] = {
+    Role.OFFICER: "officers do not manage registries; an administrator does",
+    Role.TECHNICIAN: "a technician acts only on the runs and notices of their own vendor",
+    Role.AUDITOR: "auditors read ledgers, records and verification results, and evidence "
+    "only with an officer's grant",
+    Role.ADMIN: "administrators manage registries; they never sign, launch or read evidence",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Verdict:
+    """The answer of :func:`decide`: allowed or not, and the sentence saying why not."""
+
+    allowed: bool
+    why: str
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def _object(action: Action, run_id: str | None, notice_id: str | None) -> str:
+    if run_id is not None:
+        return f"run {run_id}"
+    if notice_id is not None:
+        return f"notice {notice_id}"
+    return {
+        Action.MANAGE_REGISTRY: "the registries",
+        Action.PURGE: "evidence",
+        Action.ANNOUNCE_NOTICE: "a notice",
+        Action.LAUNCH_RUN: "an unnamed notice",
+    }.get(action, "all runs")
+
+
+def decide(
+    s: Session,
+    person: Person,
+    action: Action,
+    *,
+    run_id: str | None = None,
+    notice_id: str | None = None,
+    now: datetime | None = None,
+) -> Verdict:
+    """Decide whether ``person`` may do ``action`` (on a run or a notice), without raising.
+
+    The person's role, vendor and revocation are re-read from the database, so a snapshot taken
+    at login cannot outlive a revocation or a role change.
+
+    Args:
+        s: A database session.
+        person: Who asks (from :func:`orchestrator.access.identity.authenticate`).
+        action: What they ask to do.
+        run_id: The run concerned, for run-bound actions.
+        notice_id: The notice concerned, for :attr:`Action.LAUNCH_RUN`.
+        now: The time of the decision (default: the current time).
+
+    Returns:
+        The verdict; its ``message`` reads ``<person> (<role>) may not <action> <object>: <why>``.
+
+    Raises:
+        NotFoundError: The run or notice does not exist.
+    """
+    when = now or datetime.now(UTC)
+    row = s.get(PersonRow, person.id)
+    role = Role(row.role) if row is not None else person.role
+    obj = _object(action, run_id, notice_id)
+
+    def no(why: str) -> Verdict:
+        message = f"{person.name} ({role.value}) may not {_VERBS[action]} {obj}: {why}"
+        return Verdict(allowed=False, why=why, message=message)
+
+    if row is None or row.name != person.name:
+        return no("this person is not registered")
+    if row.revoked_at is not None and row.revoked_at <= when:
+        return no(f"the person was revoked at {row.revoked_at.isoformat()}")
+    if role not in _ROLES[action]:
+        return no(_WHY_NOT_ROLE[role])
+    if action in _RUN_ACTIONS and run_id is None:
+        return no("no run was named")
+    if action is Action.LAUNCH_RUN and notice_id is None:
+        return no("no notice was named")
+
+    notice_vendor: int | None = None
+    if run_id is not None:
+        run = s.get(RunRow, run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id!r} is not known (rio run list)")
+        notice = s.get(NoticeRow, run.notice_id)
+        notice_vendor = notice.vendor_id if notice is not None else run.vendor_id
+    elif notice_id is not None:
+        notice = s.get(NoticeRow, notice_id)
+        if notice is None:
+            raise NotFoundError(f"notice {notice_id!r} is not known (rio notice list)")
+        notice_vendor = notice.vendor_id
+
+    if role is Role.TECHNICIAN:
+        if run_id is None and notice_id is None:
+            return no("a technician acts only on a named run or notice of their own vendor")
+        if row.vendor_id is None or notice_vendor != row.vendor_id:
+            own = s.get(VendorRow, row.vendor_id) if row.vendor_id is not None else None
+            return no(f"it is not entrusted to their vendor {own.name if own else '(none)'}")
+    if role is Role.OFFICER and action is Action.LAUNCH_RUN and notice_vendor is not None:
+        return no("the notice entrusts a vendor; one of its technicians launches the run")
+    if role is Role.AUDITOR and action is Action.READ_EVIDENCE:
+        grant = s.scalar(
+            select(EvidenceGrant.id).where(
+                EvidenceGrant.run_id == run_id, EvidenceGrant.auditor_id == row.id
+            )
+        )
+        if grant is None:
+            return no("no officer has granted this auditor access to the run's evidence")
+    return Verdict(allowed=True, why="", message="")
+
+
+def authorize(
+    s: Session,
+    person: Person,
+    action: Action,
+    *,
+    run_id: str | None = None,
+    notice_id: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Raise unless ``person`` may do ``action``; see :func:`decide` for the arguments.
+
+    Raises:
+        AccessDeniedError: The matrix in this module's docstring forbids it.
+        NotFoundError: The run or notice does not exist.
+    """
+    verdict = decide(s, person, action, run_id=run_id, notice_id=notice_id, now=now)
+    if not verdict:
+        raise AccessDeniedError(verdict.message)
+
+
+def _active(s: Session, person: Person) -> PersonRow | None:
+    row = s.get(PersonRow, person.id)
+    if row is None or row.name != person.name:
+        return None
+    if row.revoked_at is not None and row.revoked_at <= datetime.now(UTC):
+        return None
+    return row
+
+
+def visible_runs(s: Session, person: Person) -> Select[tuple[RunRow]]:
+    """The runs ``person`` may list: ``s.scalars(visible_runs(s, person))``.
+
+    Officers and auditors see every run, a technician the runs of notices that entrust their
+    vendor; administrators and revoked people see none.
+    """
+    row = _active(s, person)
+    query = select(RunRow).order_by(RunRow.created_at, RunRow.id)
+    if row is None:
+        return query.where(false())
+    role = Role(row.role)
+    if role in (Role.OFFICER, Role.AUDITOR):
+        return query
+    if role is Role.TECHNICIAN and row.vendor_id is not None:
+        return query.join(NoticeRow, NoticeRow.id == RunRow.notice_id).where(
+            NoticeRow.vendor_id == row.vendor_id
+        )
+    return query.where(false())
+
+
+def visible_notices(s: Session, person: Person) -> Select[tuple[NoticeRow]]:
+    """The notices ``person`` may list: ``s.scalars(visible_notices(s, person))``.
+
+    Same rule as :func:`visible_runs`. Officers see every notice (see the module docstring for
+    the missing announcing-organisation column).
+    """
+    row = _active(s, person)
+    query = select(NoticeRow).order_by(NoticeRow.announced_at, NoticeRow.id)
+    if row is None:
+        return query.where(false())
+    role = Role(row.role)
+    if role in (Role.OFFICER, Role.AUDITOR):
+        return query
+    if role is Role.TECHNICIAN and row.vendor_id is not None:
+        return query.where(NoticeRow.vendor_id == row.vendor_id)
+    return query.where(false())

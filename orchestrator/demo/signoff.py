@@ -1,0 +1,40 @@
+"""The end of ``rio demo``: two officers and the technician sign, the record closes, the archive
+is exported and verified offline, as an auditor would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.context import Rio
+from orchestrator.interfaces._common import console
+from orchestrator.record.archive import export_archive
+from orchestrator.record.assemble import assemble_record
+from orchestrator.record.dsse import Ed25519Signer
+from orchestrator.record.signoff import close, sign_record, signoff_status
+
+__all__ = ["sign_close_archive_verify"]
+
+
+def sign_close_archive_verify(rio: Rio, run_id: str, keys: Path) -> bool:
+    """Returns the audit verdict of the exported archive."""
+    from orchestrator.audit.verify import verify_archive
+    from orchestrator.demo.walkthrough import DEMO_OFFICERS, DEMO_TECHNICIAN
+
+    record = assemble_record(rio.db, run_id, checkpoint_key=rio.verify_key)
+    console.print(f"record {run_id} version {record.version} assembled")
+    for name in (*DEMO_OFFICERS, DEMO_TECHNICIAN):
+        sign_record(rio.db, run_id, name=name, signer=Ed25519Signer.from_file(keys / f"{name}.key"))
+        console.print(f"  signed by {name}")
+    status = signoff_status(rio.db, run_id)
+    console.print(f"sign-off: {status.why}")
+    close(rio.db, run_id)
+    console.print(f"record {run_id} closed")
+    out = rio.settings.home / "archives" / f"{run_id}.tar"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = export_archive(rio.db, run_id, out, signing_key=rio.signing_key)
+    console.print(f"archive {out} (sha256 {summary.sha256[:16]}...)")
+    report = verify_archive(out, trusted_key_id=rio.signing_key_id)
+    for check in report.checks:
+        console.print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name:22} {check.detail}", markup=False)
+    console.print(f"audit verify: {'PASS' if report else 'FAIL'} (offline, from the archive alone)")
+    return bool(report)

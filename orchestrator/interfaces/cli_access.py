@@ -1,0 +1,124 @@
+"""``rio access log``, ``rio evidence show|grant`` and ``rio purge``.
+
+Every command here proves who runs it from the operator's private key (``--key FILE`` or
+``RIO_KEY_FILE``), never from a typed name, and asks :mod:`orchestrator.access.roles`.
+The access listing lives at ``rio access log`` because ``rio audit`` belongs to ``cli_audit``.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.access.evidence import access_log, grant_evidence, read_evidence
+from orchestrator.access.identity import authenticate
+from orchestrator.access.purge import purge
+from orchestrator.access.roles import Action, authorize
+from orchestrator.errors import InputError
+from orchestrator.interfaces._common import console, open_rio, print_json, print_row
+
+__all__ = ["register"]
+
+access_app = typer.Typer(help="Who read what: the access log.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Confidential evidence: read it, grant it.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key", help="Your private key file (default: $RIO_KEY_FILE)."),
+]
+AsOpt = Annotated[
+    str | None, typer.Option("--as", help="Refuse unless the key belongs to this person.")
+]
+
+
+@access_app.command("log")
+def access_log_cmd(
+    person: Annotated[str | None, typer.Option(help="Only this person's entries.")] = None,
+    run: Annotated[str | None, typer.Option(help="Only this run's entries.")] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the access log (officers, auditors; a technician for one run of their vendor)."""
+    with open_rio() as rio:
+        reader = authenticate(rio, key, claimed=claimed)
+        with rio.db.session() as s:
+            authorize(s, reader, Action.READ_LEDGER, run_id=run)
+            entries = [e.to_json() for e in access_log(s, person=person, run_id=run)]
+    if as_json:
+        print_json(entries)
+        return
+    for e in entries:
+        verdict = "allowed" if e["allowed"] else "REFUSED"
+        print_row(
+            f"{e['at']}\t{e['person']}\t{e['action']}\t{e['run'] or '-'}\t{e['subject']}\t"
+            f"{verdict}\t{e['reason']}"
+        )
+
+
+@evidence_app.command("show")
+def evidence_show(
+    finding: Annotated[str, typer.Argument(help="Finding id.")],
+    reason: Annotated[str, typer.Option(help="Why you need it (kept in the access log).")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """Decrypt a finding's evidence to stdout (the read is logged, refused or not)."""
+    with open_rio() as rio:
+        reader = authenticate(rio, key, claimed=claimed)
+        data = read_evidence(rio, reader, finding, reason=reason)
+    sys.stdout.buffer.write(data)
+    if not data.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+
+
+@evidence_app.command("grant")
+def evidence_grant(
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    auditor: Annotated[str, typer.Option(help="The auditor who may read the evidence.")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """Let an auditor read a run's evidence (officers only; logged)."""
+    with open_rio() as rio:
+        officer = authenticate(rio, key, claimed=claimed)
+        info = grant_evidence(rio, officer, auditor, run)
+    state = "granted" if info.created else "already granted"
+    console.print(f"{state}: {info.auditor} may read the evidence of run {info.run_id}")
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError(f"--before: {text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def purge_cmd(
+    before: Annotated[str, typer.Option(help="Purge runs created before this date (YYYY-MM-DD).")],
+    archive: Annotated[
+        list[Path] | None,
+        typer.Option(help="Archive file of a run to purge (repeat for several runs)."),
+    ] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """Crypto-shred the evidence of closed, archived runs; ledgers, records, archives stay."""
+    cutoff = _parse_date(before)
+    with open_rio() as rio:
+        officer = authenticate(rio, key, claimed=claimed)
+        count = purge(rio, officer, cutoff, archives=archive or [])
+    console.print(f"purged the evidence of {count} run(s) created before {cutoff.isoformat()}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``access``, ``evidence`` and ``purge`` to the ``rio`` command line."""
+    app.add_typer(access_app, name="access")
+    app.add_typer(evidence_app, name="evidence")
+    app.command("purge")(purge_cmd)

@@ -1,0 +1,123 @@
+"""Least privilege: one matrix, asked by every interface (MPS Order 151, Art. 5 and 17)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import orchestrator.access as access
+from orchestrator.access.roles import Action, authorize, decide, visible_notices, visible_runs
+from orchestrator.errors import AccessDeniedError, NotFoundError
+from orchestrator.intake import registry
+from tests.access.test_lab import Lab, build_lab, copy_lab
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    built = build_lab(tmp_path_factory.mktemp("template"))
+    built.rio.close()
+    return built
+
+
+@pytest.fixture
+def lab(template: Lab, tmp_path: Path) -> Iterator[Lab]:
+    built = copy_lab(template, tmp_path)
+    try:
+        yield built
+    finally:
+        built.rio.close()
+
+
+def _allowed(lab: Lab, name: str, action: Action, **where: str) -> bool:
+    with lab.rio.db.session() as s:
+        return bool(decide(s, lab.person(name), action, **where))  # type: ignore[arg-type]
+
+
+def test_exported_names_are_the_intended_api() -> None:
+    assert set(access.__all__) == {
+        "AccessRecord", "Action", "GrantInfo", "access_log", "authenticate", "authorize",
+        "decide", "grant_evidence", "purge", "read_evidence", "visible_notices", "visible_runs",
+    }
+
+
+def test_technician_lists_only_runs_and_notices_of_own_vendor(lab: Lab) -> None:
+    with lab.rio.db.session() as s:
+        runs = list(s.scalars(visible_runs(s, lab.person("tech-a"))))
+        notices = list(s.scalars(visible_notices(s, lab.person("tech-a"))))
+    assert [r.id for r in runs] == [lab.run_a]
+    assert [n.id for n in notices] == [lab.notice_a]
+
+
+def test_technician_may_not_view_or_launch_another_vendors_run(lab: Lab) -> None:
+    tech_a = lab.person("tech-a")
+    with lab.rio.db.session() as s:
+        with pytest.raises(AccessDeniedError, match=r"tech-a \(technician\) may not view run"):
+            authorize(s, tech_a, Action.VIEW_RUN, run_id=lab.run_b)
+        with pytest.raises(AccessDeniedError, match="may not launch a run of notice"):
+            authorize(s, tech_a, Action.LAUNCH_RUN, notice_id=lab.notice_b)
+        authorize(s, tech_a, Action.LAUNCH_RUN, notice_id=lab.notice_a)
+        authorize(s, tech_a, Action.VIEW_RUN, run_id=lab.run_a)
+
+
+def test_technician_may_not_act_on_a_notice_without_vendor(lab: Lab) -> None:
+    assert not _allowed(lab, "tech-a", Action.LAUNCH_RUN, notice_id=lab.notice_none)
+    assert _allowed(lab, "officer-a", Action.LAUNCH_RUN, notice_id=lab.notice_none)
+    assert not _allowed(lab, "officer-a", Action.LAUNCH_RUN, notice_id=lab.notice_a)
+
+
+def test_administrator_may_not_sign_launch_or_read_evidence(lab: Lab) -> None:
+    admin = lab.person("admin-m")
+    with lab.rio.db.session() as s:
+        with pytest.raises(
+            AccessDeniedError,
+            match=r"^admin-m \(admin\) may not sign the record of run .*: administrators",
+        ):
+            authorize(s, admin, Action.SIGN_RECORD, run_id=lab.run_a)
+        authorize(s, admin, Action.MANAGE_REGISTRY)
+    assert not _allowed(lab, "admin-m", Action.LAUNCH_RUN, notice_id=lab.notice_none)
+    assert not _allowed(lab, "admin-m", Action.READ_EVIDENCE, run_id=lab.run_a)
+    with lab.rio.db.session() as s:
+        assert list(s.scalars(visible_runs(s, admin))) == []
+
+
+def test_only_administrators_manage_registries(lab: Lab) -> None:
+    for name in ("officer-a", "tech-a", "auditor-u"):
+        assert not _allowed(lab, name, Action.MANAGE_REGISTRY)
+
+
+def test_auditor_reads_ledgers_but_never_signs(lab: Lab) -> None:
+    assert _allowed(lab, "auditor-u", Action.READ_LEDGER, run_id=lab.run_b)
+    assert _allowed(lab, "auditor-u", Action.VIEW_RUN, run_id=lab.run_a)
+    assert not _allowed(lab, "auditor-u", Action.SIGN_RECORD, run_id=lab.run_a)
+    assert not _allowed(lab, "auditor-u", Action.READ_EVIDENCE, run_id=lab.run_a)
+
+
+def test_officers_sign_close_and_grant_technicians_only_cosign_own_runs(lab: Lab) -> None:
+    for action in (Action.SIGN_RECORD, Action.CLOSE_RECORD, Action.GRANT_EVIDENCE):
+        assert _allowed(lab, "officer-b", action, run_id=lab.run_b)
+    assert _allowed(lab, "tech-b", Action.SIGN_RECORD, run_id=lab.run_b)
+    assert not _allowed(lab, "tech-b", Action.SIGN_RECORD, run_id=lab.run_a)
+    assert not _allowed(lab, "tech-b", Action.CLOSE_RECORD, run_id=lab.run_b)
+    assert not _allowed(lab, "tech-b", Action.GRANT_EVIDENCE, run_id=lab.run_b)
+
+
+def test_revoked_person_may_do_nothing(lab: Lab) -> None:
+    officer = lab.person("officer-a")
+    with lab.rio.db.session() as s:
+        registry.revoke_person(s, "officer-a")
+    with lab.rio.db.session() as s:
+        with pytest.raises(AccessDeniedError, match="revoked"):
+            authorize(s, officer, Action.VIEW_RUN, run_id=lab.run_a)
+        assert list(s.scalars(visible_runs(s, officer))) == []
+
+
+def test_unknown_run_is_not_found(lab: Lab) -> None:
+    with lab.rio.db.session() as s, pytest.raises(NotFoundError, match="R-nope"):
+        authorize(s, lab.person("officer-a"), Action.VIEW_RUN, run_id="R-nope")
+
+
+def test_run_bound_action_without_run_refused(lab: Lab) -> None:
+    assert not _allowed(lab, "officer-a", Action.SIGN_RECORD)
+    assert not _allowed(lab, "officer-a", Action.LAUNCH_RUN)
