@@ -50,8 +50,10 @@ RECURSION_CHECK_NAME = "rio-recursion-check.invalid."
 _DEFAULT_TIMEOUT = 5.0
 _DNS_KEYS = frozenset({"record_types", "recursion_check", "timeout"})
 _AXFR_KEYS = frozenset({"timeout"})
-_DOMAIN = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9\-_]{0,61}[A-Za-z0-9_])?\.)*"
-                     r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.?$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9\-_]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.?$"
+)
 _EVIDENCE_LIMIT = 4000
 
 
@@ -139,10 +141,7 @@ class _Asker:
 def _records(response: dns.message.Message, rdtype: str) -> list[str]:
     wanted = dns.rdatatype.from_text(rdtype)
     return [
-        rdata.to_text()
-        for rrset in response.answer
-        if rrset.rdtype == wanted
-        for rdata in rrset
+        rdata.to_text() for rrset in response.answer if rrset.rdtype == wanted for rdata in rrset
     ]
 
 
@@ -158,8 +157,11 @@ def _txt_strings(response: dns.message.Message) -> list[str]:
 
 def _tagged(texts: list[str], tag: str) -> list[str]:
     # "v=spf1" must be the whole first term: "v=spf10" is not SPF.
-    return [t for t in texts if t.lower() == tag or t.lower().startswith(tag + " ")
-            or t.lower().startswith(tag + ";")]
+    return [
+        t
+        for t in texts
+        if t.lower() == tag or t.lower().startswith(tag + " ") or t.lower().startswith(tag + ";")
+    ]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,13 +178,15 @@ def _dns_params(permit: Permit) -> _DnsParams:
         raise _refuse("dns", "params.record_types", types, "is not a non-empty list")
     for rdtype in types:
         if rdtype not in RECORD_TYPES:
-            raise _refuse("dns", "params.record_types", rdtype,
-                          f"is not one of {', '.join(RECORD_TYPES)}")
+            raise _refuse(
+                "dns", "params.record_types", rdtype, f"is not one of {', '.join(RECORD_TYPES)}"
+            )
     recursion = params.get("recursion_check", False)
     if not isinstance(recursion, bool):
         raise _refuse("dns", "params.recursion_check", recursion, "is not true or false")
     return _DnsParams(
-        record_types=tuple(dict.fromkeys(types)), recursion_check=recursion,
+        record_types=tuple(dict.fromkeys(types)),
+        recursion_check=recursion,
         timeout=_timeout("dns", params),
     )
 
@@ -204,8 +208,9 @@ class DnsProbe:
         check_permit(permit, self.name)
         domain = _target(self.name, permit, ctx, _DNS_KEYS)
         params = _dns_params(permit)
-        asker = _Asker(ip=permit.ip, port=ctx.dns_port, permit=permit, ctx=ctx,
-                       timeout=params.timeout)
+        asker = _Asker(
+            ip=permit.ip, port=ctx.dns_port, permit=permit, ctx=ctx, timeout=params.timeout
+        )
         started = monotonic()
         observations: list[Observation] = []
         outcome, error = "ok", None
@@ -217,9 +222,15 @@ class DnsProbe:
             # One shape for every probe: a cancelled task reports the kill switch's error.
             raise ProbeCancelledError("dns probe: cancelled") from exc
         return ProbeResult(
-            probe=self.name, ip=permit.ip, outcome=outcome, observations=tuple(observations),
-            error=error, started=started, elapsed=monotonic() - started,
-            connections=asker.packets, latency=asker.latency,
+            probe=self.name,
+            ip=permit.ip,
+            outcome=outcome,
+            observations=tuple(observations),
+            error=error,
+            started=started,
+            elapsed=monotonic() - started,
+            connections=asker.packets,
+            latency=asker.latency,
         )
 
     async def _ask_all(
@@ -234,10 +245,13 @@ class DnsProbe:
             obs.append(
                 Observation(
                     key="dns.rrset",
-                    value={"name": apex, "type": rdtype,
-                           "rcode": dns.rcode.to_text(response.rcode()),
-                           "authoritative": bool(response.flags & dns.flags.AA),
-                           "records": _records(response, rdtype)},
+                    value={
+                        "name": apex,
+                        "type": rdtype,
+                        "rcode": dns.rcode.to_text(response.rcode()),
+                        "authoritative": bool(response.flags & dns.flags.AA),
+                        "records": _records(response, rdtype),
+                    },
                 )
             )
         if txt_answer is None:
@@ -251,8 +265,7 @@ class DnsProbe:
 
         dnskey = await asker.ask(domain, "DNSKEY")
         obs.append(
-            Observation(key="dns.dnssec",
-                        value={"present": bool(_records(dnskey, "DNSKEY"))})
+            Observation(key="dns.dnssec", value={"present": bool(_records(dnskey, "DNSKEY"))})
         )
         if params.recursion_check:
             probe_name = dns.name.from_text(RECURSION_CHECK_NAME)
@@ -262,9 +275,12 @@ class DnsProbe:
             obs.append(
                 Observation(
                     key="dns.recursion",
-                    value={"name": RECURSION_CHECK_NAME, "ra": available,
-                           "rcode": dns.rcode.to_text(rcode),
-                           "open": available and rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)},
+                    value={
+                        "name": RECURSION_CHECK_NAME,
+                        "ra": available,
+                        "rcode": dns.rcode.to_text(rcode),
+                        "open": available and rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN),
+                    },
                 )
             )
 
@@ -293,22 +309,36 @@ class DnsZoneTransferProbe:
         zone = dns.zone.Zone(domain, rdclass=dns.rdataclass.IN)
         apex = domain.to_text(omit_final_dot=True)
 
-        def result(outcome: str, value: dict[str, Any] | None, error: str | None = None,
-                   evidence: str | None = None) -> ProbeResult:
+        def result(
+            outcome: str,
+            value: dict[str, Any] | None,
+            error: str | None = None,
+            evidence: str | None = None,
+        ) -> ProbeResult:
             observations = (
                 (Observation(key="dns.axfr", value=value, evidence=evidence),)
-                if value is not None else ()
+                if value is not None
+                else ()
             )
             return ProbeResult(
-                probe=self.name, ip=permit.ip, outcome=outcome, observations=observations,
-                error=error, started=started, elapsed=monotonic() - started, connections=1,
+                probe=self.name,
+                ip=permit.ip,
+                outcome=outcome,
+                observations=observations,
+                error=error,
+                started=started,
+                elapsed=monotonic() - started,
+                connections=1,
             )
 
         if left <= 0:
             return result("timeout", None, "permit deadline reached")
         try:
             await dns.asyncquery.inbound_xfr(
-                permit.ip, zone, port=ctx.dns_port, timeout=min(timeout, left),
+                permit.ip,
+                zone,
+                port=ctx.dns_port,
+                timeout=min(timeout, left),
                 lifetime=min(timeout, left),
             )
         except asyncio.CancelledError as exc:
@@ -322,11 +352,15 @@ class DnsZoneTransferProbe:
             return result("unreachable", None, f"AXFR {apex}: {exc}")
         except dns.exception.DNSException as exc:
             # A malformed or truncated transfer still shows the server began to send the zone.
-            return result("error", {"name": apex, "allowed": None, "rcode": None},
-                          f"AXFR {apex}: {type(exc).__name__}: {exc}")
+            return result(
+                "error",
+                {"name": apex, "allowed": None, "rcode": None},
+                f"AXFR {apex}: {type(exc).__name__}: {exc}",
+            )
         names = len(zone.nodes)
         text = zone.to_text()
         return result(
-            "ok", {"name": apex, "allowed": True, "rcode": "NOERROR", "names": names},
+            "ok",
+            {"name": apex, "allowed": True, "rcode": "NOERROR", "names": names},
             evidence=text[:_EVIDENCE_LIMIT],
         )

@@ -88,7 +88,10 @@ def _params(permit: Permit) -> _Params:
     ):
         raise _refuse("params.timeout", timeout, "is not a positive number of seconds")
     return _Params(
-        scheme=scheme, paths=tuple(paths), method=method, max_body=max_body,
+        scheme=scheme,
+        paths=tuple(paths),
+        method=method,
+        max_body=max_body,
         timeout=float(timeout),
     )
 
@@ -196,8 +199,11 @@ def _observe(scheme: str, port: int, path: str, response: httpx.Response) -> lis
             obs.append(
                 Observation(
                     key="http.banner",
-                    value={"path": path, "header": header,
-                           "version": bool(_VERSION.search(banner))},
+                    value={
+                        "path": path,
+                        "header": header,
+                        "version": bool(_VERSION.search(banner)),
+                    },
                     evidence=banner,
                 )
             )
@@ -208,8 +214,11 @@ def _observe(scheme: str, port: int, path: str, response: httpx.Response) -> lis
         obs.append(
             Observation(
                 key="http.redirect",
-                value={"path": path, "status": status,
-                       "scheme": target.scheme if target is not None else None},
+                value={
+                    "path": path,
+                    "status": status,
+                    "scheme": target.scheme if target is not None else None,
+                },
                 evidence=location,
             )
         )
@@ -236,8 +245,11 @@ def _observe(scheme: str, port: int, path: str, response: httpx.Response) -> lis
         obs.append(
             Observation(
                 key="http.header.xfo",
-                value={"path": path, "present": "x-frame-options" in headers,
-                       "csp_frame_ancestors": frame_ancestors},
+                value={
+                    "path": path,
+                    "present": "x-frame-options" in headers,
+                    "csp_frame_ancestors": frame_ancestors,
+                },
             )
         )
     obs.extend(_cookie_observations(scheme, port, path, response))
@@ -314,7 +326,10 @@ class HttpProbe:
             if params.scheme == "https" and server_name:
                 extensions["sni_hostname"] = server_name
             request = client.build_request(
-                params.method, url, headers=headers, extensions=extensions,
+                params.method,
+                url,
+                headers=headers,
+                extensions=extensions,
                 timeout=httpx.Timeout(min(params.timeout, left)),
             )
             sent = monotonic()
@@ -347,7 +362,15 @@ class HttpProbe:
                 retry_after = _retry_after(response.headers.get("retry-after"))
                 break
         return ProbeResult(
-            probe=self.name, ip=permit.ip, outcome=outcome, observations=tuple(observations),
-            error=error, started=started, elapsed=monotonic() - started, connections=requests,
-            latency=latency, http_status=status, retry_after=retry_after,
+            probe=self.name,
+            ip=permit.ip,
+            outcome=outcome,
+            observations=tuple(observations),
+            error=error,
+            started=started,
+            elapsed=monotonic() - started,
+            connections=requests,
+            latency=latency,
+            http_status=status,
+            retry_after=retry_after,
         )

@@ -220,8 +220,12 @@ def _observations(permit: Permit, scan: Mapping[str, Any], xml: str) -> list[Obs
         observations.append(
             Observation(
                 key=_state_key(state),
-                value={"port": int(port), "protocol": "tcp", "state": state,
-                       "service": str(info.get("name", "")) or None},
+                value={
+                    "port": int(port),
+                    "protocol": "tcp",
+                    "state": state,
+                    "service": str(info.get("name", "")) or None,
+                },
                 port=int(port),
                 evidence=evidence,
             )
@@ -291,9 +295,13 @@ class PortProbe:
                     with contextlib.suppress(Exception):
                         await communicate
                     return ProbeResult(
-                        probe=self.name, ip=permit.ip, outcome="timeout",
-                        error="permit deadline reached; nmap killed", started=started,
-                        elapsed=monotonic() - started, connections=connections,
+                        probe=self.name,
+                        ip=permit.ip,
+                        outcome="timeout",
+                        error="permit deadline reached; nmap killed",
+                        started=started,
+                        elapsed=monotonic() - started,
+                        connections=connections,
                     )
                 await asyncio.wait({communicate}, timeout=min(_POLL_SECONDS, left))
         except asyncio.CancelledError as exc:
@@ -311,9 +319,13 @@ class PortProbe:
         if proc.returncode != 0:
             message = stderr.decode("utf-8", errors="replace").strip()[:_STDERR_LIMIT]
             return ProbeResult(
-                probe=self.name, ip=permit.ip, outcome="error",
-                error=f"nmap exited with {proc.returncode}: {message}", started=started,
-                elapsed=elapsed, connections=connections,
+                probe=self.name,
+                ip=permit.ip,
+                outcome="error",
+                error=f"nmap exited with {proc.returncode}: {message}",
+                started=started,
+                elapsed=elapsed,
+                connections=connections,
             )
         loop = asyncio.get_running_loop()
         try:
@@ -321,20 +333,32 @@ class PortProbe:
         except nmap.PortScannerError as exc:
             # A failure to read nmap's answer is an outcome to log, not a crash of the run.
             return ProbeResult(
-                probe=self.name, ip=permit.ip, outcome="error",
+                probe=self.name,
+                ip=permit.ip,
+                outcome="error",
                 error=f"nmap XML could not be parsed: {str(exc)[:_STDERR_LIMIT]}",
-                started=started, elapsed=elapsed, connections=connections,
+                started=started,
+                elapsed=elapsed,
+                connections=connections,
             )
         host = scan.get("scan", {}).get(permit.ip)
         if not host:
             # With -Pn the host is always "up"; no host block means --host-timeout cut it off.
             return ProbeResult(
-                probe=self.name, ip=permit.ip, outcome="timeout",
-                error="nmap host timeout", started=started, elapsed=elapsed,
+                probe=self.name,
+                ip=permit.ip,
+                outcome="timeout",
+                error="nmap host timeout",
+                started=started,
+                elapsed=elapsed,
                 connections=connections,
             )
         return ProbeResult(
-            probe=self.name, ip=permit.ip, outcome="ok",
-            observations=tuple(_observations(permit, scan, xml)), started=started,
-            elapsed=elapsed, connections=connections,
+            probe=self.name,
+            ip=permit.ip,
+            outcome="ok",
+            observations=tuple(_observations(permit, scan, xml)),
+            started=started,
+            elapsed=elapsed,
+            connections=connections,
         )

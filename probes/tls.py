@@ -47,8 +47,9 @@ _MIN_EC_BITS = 256
 _WEAK_HASHES = ("md5", "sha1")
 _LEGACY = ((ssl.TLSVersion.TLSv1, "tls1_0"), (ssl.TLSVersion.TLSv1_1, "tls1_1"))
 # Errors that mean *we* could not offer the protocol, not that the server refused it.
-_LOCAL_INABILITY = frozenset({"NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE",
-                              "UNSUPPORTED_SSL_VERSION"})
+_LOCAL_INABILITY = frozenset(
+    {"NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE", "UNSUPPORTED_SSL_VERSION"}
+)
 
 
 def _refuse(field: str, value: object, why: str) -> ProbeArgumentError:
@@ -262,8 +263,10 @@ def _cert_observations(
         obs.append(
             Observation(
                 key="tls.cert.name",
-                value={"server_name": server_name,
-                       "match": hostname_matches(server_name, list(facts.names))},
+                value={
+                    "server_name": server_name,
+                    "match": hostname_matches(server_name, list(facts.names)),
+                },
                 port=port,
             )
         )
@@ -311,13 +314,19 @@ class TlsProbe:
         observations: list[Observation] = []
         connections = 0
 
-        def result(outcome: str, error: str | None = None, latency: float | None = None) -> (
-            ProbeResult
-        ):
+        def result(
+            outcome: str, error: str | None = None, latency: float | None = None
+        ) -> ProbeResult:
             return ProbeResult(
-                probe=self.name, ip=permit.ip, outcome=outcome, observations=tuple(observations),
-                error=error, started=started, elapsed=monotonic() - started,
-                connections=connections, latency=latency,
+                probe=self.name,
+                ip=permit.ip,
+                outcome=outcome,
+                observations=tuple(observations),
+                error=error,
+                started=started,
+                elapsed=monotonic() - started,
+                connections=connections,
+                latency=latency,
             )
 
         if ctx.is_cancelled():
@@ -333,8 +342,9 @@ class TlsProbe:
         except OSError as exc:  # refused, reset, unreachable, or an ssl.SSLError
             if isinstance(exc, ssl.SSLError):
                 observations.append(
-                    Observation(key="tls.handshake", value={"ok": False, "reason": exc.reason},
-                                port=port)
+                    Observation(
+                        key="tls.handshake", value={"ok": False, "reason": exc.reason}, port=port
+                    )
                 )
                 return result("error", f"handshake: {exc}")
             return result("unreachable", f"handshake: {exc}")
@@ -351,8 +361,7 @@ class TlsProbe:
                 facts = certificate_facts(shake.der)
             except ValueError as exc:
                 observations.append(
-                    Observation(key="tls.cert.unparsable", value=True, port=port,
-                                evidence=str(exc))
+                    Observation(key="tls.cert.unparsable", value=True, port=port, evidence=str(exc))
                 )
             else:
                 observations.extend(_cert_observations(facts, sni, port))
@@ -367,8 +376,11 @@ class TlsProbe:
                     _context(version)
                 except (ssl.SSLError, ValueError) as exc:
                     observations.append(
-                        Observation(key="tls.legacy.untestable",
-                                    value={"version": label, "reason": str(exc)}, port=port)
+                        Observation(
+                            key="tls.legacy.untestable",
+                            value={"version": label, "reason": str(exc)},
+                            port=port,
+                        )
                     )
                     continue
                 connections += 1
@@ -380,13 +392,17 @@ class TlsProbe:
                     why = _legacy_outcome(exc)
                     if why is not None:
                         observations.append(
-                            Observation(key="tls.legacy.untestable",
-                                        value={"version": label, "reason": why}, port=port)
+                            Observation(
+                                key="tls.legacy.untestable",
+                                value={"version": label, "reason": why},
+                                port=port,
+                            )
                         )
                     else:
                         observations.append(
-                            Observation(key=f"tls.legacy.{label}", value={"accepted": False},
-                                        port=port)
+                            Observation(
+                                key=f"tls.legacy.{label}", value={"accepted": False}, port=port
+                            )
                         )
                 else:
                     observations.append(

@@ -35,6 +35,8 @@ def sign_close_archive_verify(rio: Rio, run_id: str, keys: Path) -> bool:
     console.print(f"archive {out} (sha256 {summary.sha256[:16]}...)")
     report = verify_archive(out, trusted_key_id=rio.signing_key_id)
     for check in report.checks:
-        console.print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name:22} {check.detail}", markup=False)
+        console.print(
+            f"  {'ok  ' if check.ok else 'FAIL'} {check.name:22} {check.detail}", markup=False
+        )
     console.print(f"audit verify: {'PASS' if report else 'FAIL'} (offline, from the archive alone)")
     return bool(report)

@@ -81,6 +81,7 @@ def announce(
     policy_bytes: bytes,
     policy_name: str,
     vendor: str | None,
+    announced_by: int | None = None,
     now: datetime | None = None,
 ) -> Notice:
     """Store a notice. Both documents are parsed first: nothing is written for a bad file.
@@ -117,6 +118,7 @@ def announce(
         window_start=min(w.start_utc for w in scope.windows),
         window_end=last_end,
         sources=list(scope.sources),
+        announced_by=announced_by,
     )
     s.add(row)
     s.flush()

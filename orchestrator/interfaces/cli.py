@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator import __version__
+from orchestrator.access.roles import Action
 from orchestrator.context import init_home
 from orchestrator.errors import RioError
 from orchestrator.intake import keys as keyfiles
@@ -21,6 +22,7 @@ from orchestrator.intake import notices as notice_store
 from orchestrator.intake import registry
 from orchestrator.intake.policy import load_policy, policy_json_schema
 from orchestrator.intake.scope import load_scope, scope_json_schema
+from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator, registry_operator
 from orchestrator.interfaces._common import console, err_console, open_rio, print_json, print_row
 from orchestrator.settings import load_settings
 
@@ -155,10 +157,17 @@ def keys_rotate_master(
 
 
 @vendor_app.command("add")
-def vendor_add(name: str, organisation: Annotated[str, typer.Option()]) -> None:
-    """Register an entrusted vendor."""
-    with open_rio() as rio, rio.db.session() as s:
-        registry.add_vendor(s, name, organisation)
+def vendor_add(
+    name: str,
+    organisation: Annotated[str, typer.Option()],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """Register an entrusted vendor (an administrator, once one is registered)."""
+    with open_rio() as rio:
+        registry_operator(rio, key, claimed)
+        with rio.db.session() as s:
+            registry.add_vendor(s, name, organisation)
     console.print(f"vendor {name} registered")
 
 
@@ -186,31 +195,40 @@ def person_add(
     role: Annotated[registry.Role, typer.Option()],
     organisation: Annotated[str, typer.Option()] = "",
     vendor: Annotated[str | None, typer.Option(help="Technicians: their vendor.")] = None,
-    key: Annotated[Path | None, typer.Option(help="Public key file (PEM) to register.")] = None,
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="Their public key file (PEM) to register.")
+    ] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
 ) -> None:
-    """Register a person (and optionally their public key)."""
-    with open_rio() as rio, rio.db.session() as s:
-        if key is not None:
-            public = keyfiles.load_public_key(key)
-        p = registry.add_person(s, name, role, organisation, vendor)
-        kid = registry.add_key(s, name, public) if key is not None else None
+    """Register a person and their public key (an administrator, once one is registered)."""
+    with open_rio() as rio:
+        registry_operator(rio, key, claimed)
+        public = keyfiles.load_public_key(public_key) if public_key is not None else None
+        with rio.db.session() as s:
+            p = registry.add_person(s, name, role, organisation, vendor)
+            kid = registry.add_key(s, name, public) if public is not None else None
     console.print(f"{p.role} {p.name} registered" + (f", key {kid}" if kid else ""))
 
 
 @person_app.command("key")
-def person_key(name: str, key: Path) -> None:
+def person_key(name: str, public_key: Path, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Register another public key for a person."""
-    public = keyfiles.load_public_key(key)
-    with open_rio() as rio, rio.db.session() as s:
-        kid = registry.add_key(s, name, public)
+    public = keyfiles.load_public_key(public_key)
+    with open_rio() as rio:
+        registry_operator(rio, key, claimed)
+        with rio.db.session() as s:
+            kid = registry.add_key(s, name, public)
     console.print(f"key {kid} registered for {name}")
 
 
 @person_app.command("revoke")
-def person_revoke(name: str) -> None:
+def person_revoke(name: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Revoke a person from now on (earlier signatures keep their time)."""
-    with open_rio() as rio, rio.db.session() as s:
-        p = registry.revoke_person(s, name)
+    with open_rio() as rio:
+        registry_operator(rio, key, claimed)
+        with rio.db.session() as s:
+            p = registry.revoke_person(s, name)
     console.print(f"{p.name} revoked at {p.revoked_at}")
 
 
@@ -242,20 +260,25 @@ def notice_announce(
     scope: Annotated[Path, typer.Option(help="Scope file as sent to the object.")],
     policy: Annotated[Path, typer.Option(help="Policy file.")],
     vendor: Annotated[str | None, typer.Option(help="Entrusted vendor, if any.")] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Announce an inspection: store the scope and policy as announced, print the notice id."""
+    """Announce an inspection (an officer): store the scope and policy as announced."""
     _, scope_bytes = load_scope(scope)
     _, policy_bytes = load_policy(policy)
-    with open_rio() as rio, rio.db.session() as s:
-        n = notice_store.announce(
-            s,
-            scope_bytes=scope_bytes,
-            scope_name=str(scope),
-            policy_bytes=policy_bytes,
-            policy_name=str(policy),
-            vendor=vendor,
-        )
+    with open_rio() as rio:
+        officer = operator(rio, key, claimed, Action.ANNOUNCE_NOTICE)
+        with rio.db.session() as s:
+            n = notice_store.announce(
+                s,
+                scope_bytes=scope_bytes,
+                scope_name=str(scope),
+                policy_bytes=policy_bytes,
+                policy_name=str(policy),
+                vendor=vendor,
+                announced_by=officer.id,
+            )
     if as_json:
         print_json(n.to_json())
     else:

@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from orchestrator.access.roles import Action
 from orchestrator.errors import InputError
+from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
 from orchestrator.interfaces._common import console, open_rio, print_json
 from orchestrator.record import archive as archive_mod
 from orchestrator.record import rectify as rectify_mod
@@ -84,9 +86,12 @@ def _status_json(result: signoff_mod.SignoffResult) -> dict[str, Any]:
 
 
 @record_app.command("show")
-def record_show(run: str, as_json: JsonOpt = False) -> None:
+def record_show(
+    run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
+) -> None:
     """Show the current record of a sealed run (assembling version 1 if there is none)."""
     with open_rio() as rio:
+        operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
         rv = ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
         doc = rv.document()
     if as_json:
@@ -125,9 +130,10 @@ def record_show(run: str, as_json: JsonOpt = False) -> None:
 
 
 @record_app.command("assemble")
-def record_assemble(run: str) -> None:
+def record_assemble(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Re-assemble the record; a changed record becomes a new version (old signatures void)."""
     with open_rio() as rio:
+        operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
         rv = assemble_record(rio.db, run, checkpoint_key=rio.verify_key)
     console.print(f"record of run {run}: version {rv.version}", markup=False)
 
@@ -144,6 +150,8 @@ def record_sign(
     """Sign the current record version locally; only the signature is stored."""
     signer = Ed25519Signer.from_file(key)
     with open_rio() as rio:
+        # The signing key is also the proof of identity: a signed challenge, then the role matrix.
+        operator(rio, key, name, Action.SIGN_RECORD, run_id=run)
         ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
         info = signoff_mod.sign_record(rio.db, run, name=name, signer=signer, version=version)
     console.print(
@@ -154,9 +162,12 @@ def record_sign(
 
 
 @record_app.command("status")
-def record_status(run: str, as_json: JsonOpt = False) -> None:
+def record_status(
+    run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
+) -> None:
     """Show who signed the current version and what closure still needs."""
     with open_rio() as rio:
+        operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
         ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
         result = signoff_mod.signoff_status(rio.db, run)
         signed = signoff_mod.record_signatures(rio.db, run, result.version)
@@ -191,9 +202,10 @@ def record_status(run: str, as_json: JsonOpt = False) -> None:
 
 
 @record_app.command("close")
-def record_close(run: str) -> None:
+def record_close(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Close the record if the sign-off rule is met (exit 3 with the reason if not)."""
     with open_rio() as rio:
+        operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
         ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
         result = signoff_mod.close(rio.db, run)
     console.print(
@@ -205,6 +217,18 @@ def record_close(run: str) -> None:
 
 
 # -- rectify -----------------------------------------------------------------------------------
+
+
+def _order_operator(rio: Any, order: int, key: Path | None, claimed: str | None) -> None:
+    """Rectification steps are an officer's, on the order's run."""
+    from orchestrator.store.models import RectificationRow
+
+    with rio.db.session() as s:
+        row = s.get(RectificationRow, order)
+        run_id = row.run_id if row is not None else None
+    if run_id is None:
+        raise InputError(f"rectification order {order} is not known (rio rectify status)")
+    operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run_id)
 
 
 def _order_json(order: rectify_mod.Rectification, today: date) -> dict[str, Any]:
@@ -231,12 +255,15 @@ def rectify_order(
     working_days: Annotated[
         int | None, typer.Option("--working-days", help="Deadline in working days from today.")
     ] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Order rectification of findings by a deadline (the record gets a new version)."""
     day = _date(deadline, "--deadline") if deadline is not None else None
     calendar = _calendar()
     with open_rio() as rio:
+        operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
         order = rectify_mod.order_rectification(
             rio.db, run, finding, calendar=calendar, deadline=day, working_days=working_days
         )
@@ -254,11 +281,14 @@ def rectify_order(
 def rectify_apply(
     order: int,
     on: Annotated[str, typer.Option("--on", help="Date of the written application, YYYY-MM-DD.")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
 ) -> None:
     """Record the object's written application for an early re-check."""
     day = _date(on, "--on")
     calendar = _calendar()
     with open_rio() as rio:
+        _order_operator(rio, order, key, claimed)
         updated = rectify_mod.apply_early(rio.db, order, on=day, calendar=calendar)
     console.print(
         f"order {updated.id}: applied {day.isoformat()}, re-check due "
@@ -271,11 +301,14 @@ def rectify_apply(
 def rectify_recheck(
     order: int,
     run: Annotated[str, typer.Option("--run", help="The sealed re-check run.")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Link the re-check run to an order: store the finding diff's outcome and feedback due."""
     calendar = _calendar()
     with open_rio() as rio:
+        _order_operator(rio, order, key, claimed)
         updated, diff = rectify_mod.record_recheck(
             rio.db, order, recheck_run_id=run, calendar=calendar
         )
@@ -347,9 +380,12 @@ def rectify_status(
 def archive_export(
     run: str,
     out: Annotated[Path, typer.Option("--out", help="The archive file to write.")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
 ) -> None:
     """Write the closed run's archive (docs/archive-format.md), atomically."""
     with open_rio() as rio:
+        operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
         summary = archive_mod.export_archive(rio.db, run, out, signing_key=rio.signing_key)
     console.print(
         f"{summary.path}: {summary.size} bytes, sha256 {summary.sha256}, "

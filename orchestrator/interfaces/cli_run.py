@@ -9,15 +9,19 @@ from typing import Annotated, Any
 import typer
 from rich.live import Live
 
+from orchestrator.access.identity import authenticate
+from orchestrator.access.roles import Action, authorize, visible_runs
 from orchestrator.context import Rio
 from orchestrator.errors import GateRefusalError, InputError, StateError
 from orchestrator.intake.notices import get_notice
 from orchestrator.intake.registry import get_person
+from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
 from orchestrator.interfaces._common import console, open_rio, print_json, print_row
 from orchestrator.interfaces._progress import progress_table
 from orchestrator.run.runner import Progress, Runner
 from orchestrator.run.runs import create_run, get_run, list_runs, request_kill
 from orchestrator.run.state import FINAL, RunState
+from orchestrator.store.models import RunRow
 
 __all__ = ["register"]
 
@@ -65,14 +69,18 @@ def _preflight(rio: Rio, notice_id: str) -> None:
 @run_app.command("start")
 def run_start(
     notice: str,
-    technician: Annotated[str, typer.Option(help="Technician of the entrusted vendor.")],
+    key: KeyOpt = None,
+    technician: Annotated[
+        str | None, typer.Option("--technician", "--as", help="Refuse unless the key is theirs.")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
 ) -> None:
-    """Run a notice's inspection now, in the foreground, with a live progress display."""
+    """Run a notice's inspection now (a technician of the entrusted vendor, by their key)."""
     with open_rio() as rio:
+        person = operator(rio, key, technician, Action.LAUNCH_RUN, notice_id=notice)
         _preflight(rio, notice)
         with rio.db.session() as s:
-            run_id = create_run(s, notice, technician).id
+            run_id = create_run(s, notice, person.name).id
         console.print(f"run {run_id} of notice {notice}")
         state = run_foreground(rio, run_id, title=f"run {run_id}", quiet=quiet)
         _summary(rio, run_id)
@@ -152,15 +160,18 @@ def _pairs(counts: dict[str, int]) -> str:
 
 
 @run_app.command("status")
-def run_status(run: str, as_json: JsonOpt = False) -> None:
+def run_status(
+    run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
+) -> None:
     """Show a run's figures: decided / planned, refusals, outcomes, findings, checkpoint."""
     with open_rio() as rio:
+        operator(rio, key, claimed, Action.VIEW_RUN, run_id=run)
         data = _status(rio, run)
     if as_json:
         print_json(data)
         return
-    for key in ("id", "notice", "state", "pause_reason", "technician", "started_at", "ended_at"):
-        console.print(f"{key:28} {data[key] if data[key] is not None else '-'}")
+    for field in ("id", "notice", "state", "pause_reason", "technician", "started_at", "ended_at"):
+        console.print(f"{field:28} {data[field] if data[field] is not None else '-'}")
     console.print(
         f"{'probes':28} {data['decided']} / {data['planned']} decided, {data['refused']} refused"
     )
@@ -174,22 +185,29 @@ def run_status(run: str, as_json: JsonOpt = False) -> None:
 
 @run_app.command("list")
 def run_list(
-    notice: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
+    notice: Annotated[str | None, typer.Option()] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """List runs."""
-    with open_rio() as rio, rio.db.session() as s:
-        rows = [
-            {
-                "id": r.id,
-                "notice": r.notice_id,
-                "state": r.state,
-                "planned": r.planned,
-                "decided": r.done,
-                "refused": r.refused,
-                "created_at": r.created_at,
-            }
-            for r in list_runs(s, notice)
-        ]
+    """List the runs you may see (technicians: their own vendor's only)."""
+    with open_rio() as rio:
+        person = authenticate(rio, key, claimed=claimed)
+        with rio.db.session() as s:
+            visible = set(s.scalars(visible_runs(s, person).with_only_columns(RunRow.id)))
+            rows = [
+                {
+                    "id": r.id,
+                    "notice": r.notice_id,
+                    "state": r.state,
+                    "planned": r.planned,
+                    "decided": r.done,
+                    "refused": r.refused,
+                    "created_at": r.created_at,
+                }
+                for r in list_runs(s, notice)
+                if r.id in visible
+            ]
     if as_json:
         print_json(rows)
         return
@@ -202,13 +220,14 @@ def run_list(
 @run_app.command("kill")
 def run_kill(
     run: str,
-    by: Annotated[str, typer.Option("--as", help="Who pulls the kill switch.")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
     reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch",
 ) -> None:
     """Stop a run now: no new permits, in-flight probes (nmap included) cancelled; logged."""
     with open_rio() as rio:
+        by = operator(rio, key, claimed, Action.KILL_RUN, run_id=run).name
         with rio.db.session() as s:
-            get_person(s, by)
             row = request_kill(s, run, by, reason)
             state = RunState(row.state)
         if state is not RunState.RUNNING:
@@ -239,23 +258,27 @@ def _finalise_idle_kill(rio: Rio, run_id: str) -> None:
 
 
 def kill_all(
-    by: Annotated[str, typer.Option("--as", help="Who pulls the kill switch.")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
     all_runs: Annotated[
         bool, typer.Option("--all", help="Every run that is not finished.")
     ] = False,
     reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch (all runs)",
 ) -> None:
-    """Stop every unfinished run now."""
+    """Stop every unfinished run you may stop, now."""
     if not all_runs:
         raise InputError("rio kill needs --all (or use `rio run kill RUN`)")
     with open_rio() as rio:
+        person = authenticate(rio, key, claimed=claimed)
         with rio.db.session() as s:
-            get_person(s, by)
             targets = [
                 (r.id, RunState(r.state)) for r in list_runs(s) if RunState(r.state) not in FINAL
             ]
+            # All or nothing: refuse before stopping anything if one run is not theirs to stop.
             for run_id, _ in targets:
-                request_kill(s, run_id, by, reason)
+                authorize(s, person, Action.KILL_RUN, run_id=run_id)
+            for run_id, _ in targets:
+                request_kill(s, run_id, person.name, reason)
         for run_id, state in targets:
             if state is not RunState.RUNNING:
                 _finalise_idle_kill(rio, run_id)

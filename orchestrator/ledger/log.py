@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,6 +104,9 @@ class ProbeLog:
         self._failure: BaseException | None = None
         self._last_cp_size = 0
         self._last_cp_time = time.monotonic()
+        # The flusher's checkpoints and checkpoint()/close() run in worker threads: one lock
+        # keeps a checkpoint's size and root from the same tree and writes each size once.
+        self._tree_lock = threading.Lock()
         self._load()
 
     # -- opening -----------------------------------------------------------------------------
@@ -238,8 +242,9 @@ class ProbeLog:
     def _commit(self, batch: list[dict[str, Any]]) -> None:
         with self.db.session() as s:
             s.execute(insert(LeafRow), batch)
-        for row in batch:
-            self._tree.append(row["leaf_hash"])
+        with self._tree_lock:
+            for row in batch:
+                self._tree.append(row["leaf_hash"])
 
     def _checkpoint_due(self) -> bool:
         grown = self.size - self._last_cp_size
@@ -248,7 +253,13 @@ class ProbeLog:
         )
 
     def _write_checkpoint(self) -> str | None:
-        size = self.size
+        with self._tree_lock:
+            return self._write_checkpoint_locked()
+
+    def _write_checkpoint_locked(self) -> str | None:
+        # The tree holds committed leaves only (appended after their commit), possibly a batch
+        # more than ``self.size`` says yet: size and root are both taken from it.
+        size = self._tree.size
         if size == self._last_cp_size and size != 0:
             return None
         root = self._tree.root()

@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -292,11 +292,18 @@ def export_archive(
         tmp.unlink(missing_ok=True)
         raise
     record = current_record(db, run_id)
+    digest = hashlib.sha256(data).hexdigest()
+    with db.session() as s:
+        run = s.get(RunRow, run_id)
+        if run is not None:
+            # Remembered so that retention (rio purge) can tell archived runs from the rest.
+            run.archived_at = datetime.now(UTC)
+            run.archive_sha256 = digest
     return ArchiveSummary(
         path=target,
         run_id=run_id,
         record_version=record.version,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=digest,
         size=len(data),
         members=MEMBERS,
     )

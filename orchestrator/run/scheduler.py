@@ -45,6 +45,7 @@ from typing import IO, Any, Protocol
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_RUNNING, STATE_STOPPED
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -247,6 +248,22 @@ def fire_series(
 # -- the scheduler -----------------------------------------------------------------------------
 
 
+class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
+    """APScheduler's background scheduler, firing only while running.
+
+    APScheduler 3's loop makes one last pass over the job stores after ``shutdown`` (state
+    STOPPED is not PAUSED): it submits due jobs to the stopped executor (an error) and its
+    thread then dies on removing them. A store-only scheduler (``rio run schedule``) must not
+    touch a job that is due now.
+    """
+
+    def _process_jobs(self) -> float | None:
+        if self.state != STATE_RUNNING:
+            return None
+        result: float | None = super()._process_jobs()
+        return result
+
+
 def _stamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime(_STAMP)
 
@@ -289,7 +306,7 @@ class RioScheduler:
         self.runner_options = dict(runner_options or {})
         self.lock = lock or scheduler_lock(rio)
         self._on_event = on_event
-        self._scheduler: Any = BackgroundScheduler(
+        self._scheduler: Any = _Scheduler(
             # The rio engine carries the SQLite pragmas (WAL, busy timeout) the other writers use.
             jobstores={"default": SQLAlchemyJobStore(engine=rio.db.engine, tablename=JOB_TABLE)},
             executors={"default": {"type": "threadpool", "max_workers": 4}},
@@ -307,7 +324,7 @@ class RioScheduler:
 
     def open(self) -> None:
         """Open the job store (creating its table if needed); nothing fires yet."""
-        if self._scheduler.state != 0:
+        if self._scheduler.state != STATE_STOPPED:
             return
         try:
             self._scheduler.start(paused=True)
@@ -316,7 +333,7 @@ class RioScheduler:
 
     def close(self, *, wait: bool = True) -> None:
         """Stop firing, wait for running jobs (``wait``), close the job store."""
-        if self._scheduler.state != 0:
+        if self._scheduler.state != STATE_STOPPED:
             self._scheduler.shutdown(wait=wait)
 
     def __enter__(self) -> RioScheduler:

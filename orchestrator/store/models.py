@@ -146,6 +146,7 @@ class NoticeRow(Base):
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
     sources: Mapped[list[str]] = mapped_column(JSON)
     recurrence: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    announced_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
 
 
 class RunRow(Base):
@@ -171,6 +172,8 @@ class RunRow(Base):
     kill_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     killed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     kill_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    archive_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class LeafRow(Base):
@@ -274,6 +277,8 @@ class EvidenceGrant(Base):
     auditor_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     granted_by: Mapped[int] = mapped_column(ForeignKey("people.id"))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AccessEntry(Base):

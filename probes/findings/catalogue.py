@@ -200,9 +200,7 @@ def parse_catalogue(text: str, source: str) -> Catalogue:
         if key not in raw:
             raise CatalogueError(source, key, "missing")
     if raw["format"] != CATALOGUE_FORMAT:
-        raise CatalogueError(
-            source, "format", f"{raw['format']!r} is not {CATALOGUE_FORMAT!r}"
-        )
+        raise CatalogueError(source, "format", f"{raw['format']!r} is not {CATALOGUE_FORMAT!r}")
     version = _text(source, "version", raw["version"])
     references = _references(source, raw["references"])
     rules = _rules(source, raw["rules"], references)

@@ -66,9 +66,7 @@ def test_evidence_show_refused_for_auditor_without_grant_then_allowed(
 
 def test_claimed_identity_must_match_the_key(app: typer.Typer, lab: Lab) -> None:
     fid = lab.findings[lab.run_a][0]
-    result = _run(
-        app, lab, "tech-b", "evidence", "show", fid, "--reason", "x", "--as", "officer-a"
-    )
+    result = _run(app, lab, "tech-b", "evidence", "show", fid, "--reason", "x", "--as", "officer-a")
     assert isinstance(result.exception, AccessDeniedError)
 
 

@@ -60,7 +60,10 @@ def test_officer_reads_evidence_and_the_read_is_logged(lab: Lab) -> None:
     with lab.rio.db.session() as s:
         [entry] = access_log(s, person="officer-a")
     assert (entry.action, entry.run_id, entry.subject, entry.allowed) == (
-        "read_evidence", lab.run_a, f"finding {fid}", True,
+        "read_evidence",
+        lab.run_a,
+        f"finding {fid}",
+        True,
     )
     assert entry.reason == "prepare the record"
 
@@ -83,7 +86,10 @@ def test_technician_of_vendor_a_cannot_read_vendor_b_evidence_and_is_logged(
     assert (entry.person, entry.allowed) == ("tech-a", False)
     # Their own vendor's evidence they may read.
     own = lab.findings[lab.run_a][0]
-    assert read_evidence(lab.rio, lab.login("tech-a"), own, reason="co-sign") == SENTINEL + own.encode()
+    assert (
+        read_evidence(lab.rio, lab.login("tech-a"), own, reason="co-sign")
+        == SENTINEL + own.encode()
+    )
 
 
 def test_auditor_without_grant_refused_and_attempt_logged(
@@ -132,7 +138,11 @@ def test_administrator_cannot_read_evidence(lab: Lab) -> None:
 def test_wrong_master_key_refused_without_leak(lab: Lab, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = os.urandom(32)
-    other = Rio(load_settings({"RIO_HOME": str(lab.home), "RIO_MASTER_KEY": base64.b64encode(wrong).decode()}))
+    other = Rio(
+        load_settings(
+            {"RIO_HOME": str(lab.home), "RIO_MASTER_KEY": base64.b64encode(wrong).decode()}
+        )
+    )
     try:
         with pytest.raises(DecryptionError, match="wrong master key") as info:
             read_evidence(other, lab.login("officer-a"), lab.findings[lab.run_a][0], reason="x")
@@ -162,7 +172,10 @@ def test_ciphertext_moved_between_rows_refused(lab: Lab, caplog: pytest.LogCaptu
         read_evidence(lab.rio, lab.login("officer-a"), second, reason="x")
     _assert_no_leak(info.value, caplog)
     # The original row still opens: the blob is bound to its own place only.
-    assert read_evidence(lab.rio, lab.login("officer-a"), first, reason="x") == SENTINEL + first.encode()
+    assert (
+        read_evidence(lab.rio, lab.login("officer-a"), first, reason="x")
+        == SENTINEL + first.encode()
+    )
 
 
 def test_master_rotation_keeps_every_evidence_readable(lab: Lab, tmp_path: Path) -> None:

@@ -88,15 +88,24 @@ class Lab:
         with self.rio.db.session() as s:
             s.add(
                 RecordRow(
-                    run_id=run_id, version=1, body=body, created_at=RUN_B_AT,
+                    run_id=run_id,
+                    version=1,
+                    body=body,
+                    created_at=RUN_B_AT,
                     closed_at=RUN_B_AT if closed else None,
                 )
             )
         return body
 
     def write_archive(
-        self, run_id: str, record: bytes, out: Path, *, tamper: bool = False,
-        signer: object | None = None, manifest_run: str | None = None,
+        self,
+        run_id: str,
+        record: bytes,
+        out: Path,
+        *,
+        tamper: bool = False,
+        signer: object | None = None,
+        manifest_run: str | None = None,
     ) -> Path:
         """A minimal archive in the documented format (manifest, its signature, members)."""
         body = [("notice.json", b"{}"), ("record.json", record)]
@@ -109,7 +118,8 @@ class Lab:
                     for n, d in body
                 ],
             },
-            sort_keys=True, separators=(",", ":"),
+            sort_keys=True,
+            separators=(",", ":"),
         ).encode()
         key = signer if signer is not None else self.rio.signing_key
         sig = sign_payload(MANIFEST_PAYLOAD_TYPE, manifest, key)  # type: ignore[arg-type]
@@ -118,7 +128,11 @@ class Lab:
             body[0] = ("notice.json", b'{"x":1}')
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for name, data in [("manifest.json", manifest), ("manifest.sig", envelope.dumps()), *body]:
+            for name, data in [
+                ("manifest.json", manifest),
+                ("manifest.sig", envelope.dumps()),
+                *body,
+            ]:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
@@ -135,12 +149,25 @@ def _seal_findings(rio: Rio, run_id: str, count: int) -> list[str]:
             fid = f"{run_id}-F{n}"
             s.add(
                 FindingRow(
-                    id=fid, run_id=run_id, leaf_seq=n, rule="RIO-PORT-TELNET", title="telnet open",
-                    severity="high", kind="risk", probe="port", target="127.0.10.0/27",
-                    ip="127.0.10.5", port=23, digest=hashlib.sha256(fid.encode()).hexdigest(),
-                    remediation="close port 23", refs=[],
+                    id=fid,
+                    run_id=run_id,
+                    leaf_seq=n,
+                    rule="RIO-PORT-TELNET",
+                    title="telnet open",
+                    severity="high",
+                    kind="risk",
+                    probe="port",
+                    target="127.0.10.0/27",
+                    ip="127.0.10.5",
+                    port=23,
+                    digest=hashlib.sha256(fid.encode()).hexdigest(),
+                    remediation="close port 23",
+                    refs=[],
                     evidence=cipher.seal(
-                        run_id, SENTINEL + fid.encode(), table="findings", row=fid,
+                        run_id,
+                        SENTINEL + fid.encode(),
+                        table="findings",
+                        row=fid,
                         column="evidence",
                     ),
                 )
@@ -185,17 +212,27 @@ def build_lab(tmp_path: Path) -> Lab:
             keys[name] = private
         notices = {
             vendor: announce(
-                s, scope_bytes=SCOPE.read_bytes(), scope_name="scopes/demo-loopback.yaml",
-                policy_bytes=POLICY.read_bytes(), policy_name="policies/demo.yaml",
-                vendor=vendor, now=ANNOUNCED_AT,
+                s,
+                scope_bytes=SCOPE.read_bytes(),
+                scope_name="scopes/demo-loopback.yaml",
+                policy_bytes=POLICY.read_bytes(),
+                policy_name="policies/demo.yaml",
+                vendor=vendor,
+                now=ANNOUNCED_AT,
             ).id
             for vendor in (VENDOR_A, VENDOR_B, None)
         }
         run_a = create_run(s, notices[VENDOR_A], "tech-a", now=RUN_A_AT).id
         run_b = create_run(s, notices[VENDOR_B], "tech-b", now=RUN_B_AT).id
     lab = Lab(
-        home=home, rio=rio, notice_a=notices[VENDOR_A], notice_b=notices[VENDOR_B],
-        notice_none=notices[None], run_a=run_a, run_b=run_b, keys=keys,
+        home=home,
+        rio=rio,
+        notice_a=notices[VENDOR_A],
+        notice_b=notices[VENDOR_B],
+        notice_none=notices[None],
+        run_a=run_a,
+        run_b=run_b,
+        keys=keys,
     )
     lab.findings[run_a] = _seal_findings(rio, run_a, 2)
     lab.findings[run_b] = _seal_findings(rio, run_b, 1)

@@ -37,8 +37,18 @@ def _allowed(lab: Lab, name: str, action: Action, **where: str) -> bool:
 
 def test_exported_names_are_the_intended_api() -> None:
     assert set(access.__all__) == {
-        "AccessRecord", "Action", "GrantInfo", "access_log", "authenticate", "authorize",
-        "decide", "grant_evidence", "purge", "read_evidence", "visible_notices", "visible_runs",
+        "AccessRecord",
+        "Action",
+        "GrantInfo",
+        "access_log",
+        "authenticate",
+        "authorize",
+        "decide",
+        "grant_evidence",
+        "purge",
+        "read_evidence",
+        "visible_notices",
+        "visible_runs",
     }
 
 

@@ -23,7 +23,7 @@ def _setup(rio: Rio, tmp_path: Path) -> None:
         "officer",
         "--organisation",
         "PSB",
-        "--key",
+        "--public-key",
         str(tmp_path / "li.pub"),
     )
     rio("person", "add", "zhang", "--role", "technician", "--vendor", "acme")
@@ -42,7 +42,16 @@ def test_init_twice_is_harmless_and_keys_are_private(rio: Rio, tmp_path: Path) -
 def test_announce_stores_the_documents_as_announced(rio: Rio, tmp_path: Path) -> None:
     _setup(rio, tmp_path)
     notice_id = rio(
-        "notice", "announce", "--scope", str(SCOPE), "--policy", str(POLICY), "--vendor", "acme"
+        "notice",
+        "announce",
+        "--scope",
+        str(SCOPE),
+        "--policy",
+        str(POLICY),
+        "--vendor",
+        "acme",
+        "--key",
+        str(tmp_path / "li.key"),
     ).stdout.strip()
     shown = json.loads(rio("notice", "show", notice_id, "--json").stdout)
     import hashlib
@@ -60,7 +69,17 @@ def test_bad_scope_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Path) -
     check = rio("scope", "check", str(bad), check=False)
     assert check.returncode == 2
     assert f"{bad}: targets[0].cidr: '10.0.0.0/33': is not a network" in check.stderr
-    announce = rio("notice", "announce", "--scope", str(bad), "--policy", str(POLICY), check=False)
+    announce = rio(
+        "notice",
+        "announce",
+        "--scope",
+        str(bad),
+        "--policy",
+        str(POLICY),
+        "--key",
+        str(tmp_path / "li.key"),
+        check=False,
+    )
     assert announce.returncode == 2 and "targets[0].cidr" in announce.stderr
     assert json.loads(rio("notice", "list", "--json").stdout) == []
 
@@ -76,6 +95,8 @@ def test_unknown_vendor_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Pa
         str(POLICY),
         "--vendor",
         "nobody",
+        "--key",
+        str(tmp_path / "li.key"),
         check=False,
     )
     assert proc.returncode == 2 and "vendor 'nobody' is not registered" in proc.stderr
@@ -121,3 +142,44 @@ def test_schema_commands_print_json_schema(rio: Rio) -> None:
 def test_policy_check_accepts_every_shipped_policy(rio: Rio) -> None:
     for path in sorted((ROOT / "policies").glob("*.yaml")):
         assert "ok" in rio("policy", "check", str(path)).stdout
+
+
+def test_announcing_needs_an_officers_key(rio: Rio, tmp_path: Path) -> None:
+    _setup(rio, tmp_path)
+    rio("keys", "generate", "zhang", "--out", str(tmp_path))
+    rio("person", "key", "zhang", str(tmp_path / "zhang.pub"))
+    proc = rio(
+        "notice",
+        "announce",
+        "--scope",
+        str(SCOPE),
+        "--policy",
+        str(POLICY),
+        "--key",
+        str(tmp_path / "zhang.key"),
+        check=False,
+    )
+    assert proc.returncode == 3 and "zhang (technician) may not" in proc.stderr
+    missing = rio("notice", "announce", "--scope", str(SCOPE), "--policy", str(POLICY), check=False)
+    assert missing.returncode == 2 and "RIO_KEY_FILE" in missing.stderr
+    assert json.loads(rio("notice", "list", "--json").stdout) == []
+
+
+def test_registry_needs_an_administrator_once_one_exists(rio: Rio, tmp_path: Path) -> None:
+    rio("init")
+    rio("keys", "generate", "root", "--out", str(tmp_path))
+    rio(
+        "person",
+        "add",
+        "root",
+        "--role",
+        "admin",
+        "--organisation",
+        "PSB",
+        "--public-key",
+        str(tmp_path / "root.pub"),
+    )
+    refused = rio("vendor", "add", "acme", "--organisation", "Acme", check=False)
+    assert refused.returncode == 2 and "RIO_KEY_FILE" in refused.stderr
+    rio("vendor", "add", "acme", "--organisation", "Acme", "--key", str(tmp_path / "root.key"))
+    assert "acme" in rio("vendor", "list").stdout

@@ -47,7 +47,7 @@ special_edges = st.sampled_from(SPECIAL_PURPOSE_RANGES).flatmap(
     ).flatmap(
         lambda edge: st.integers(min_value=-2, max_value=2).map(
             lambda offset: ipaddress.ip_address(
-                min(max(int(edge) + offset, 0), 2 ** edge.max_prefixlen - 1)
+                min(max(int(edge) + offset, 0), 2**edge.max_prefixlen - 1)
                 if edge.version == 6
                 else min(max(int(edge) + offset, 0), 2**32 - 1)
             )
@@ -100,8 +100,11 @@ def reference_check(
     containing = [n for n in includes if n.version == ip.version and ip in n]
     if not containing:
         return False, "out-of-scope"
-    specials = [s.network for s in SPECIAL_PURPOSE_RANGES
-                if s.network.version == ip.version and ip in s.network]
+    specials = [
+        s.network
+        for s in SPECIAL_PURPOSE_RANGES
+        if s.network.version == ip.version and ip in s.network
+    ]
     if specials:
         innermost = max(specials, key=lambda n: n.prefixlen)
         if not any(n.subnet_of(innermost) for n in containing):  # type: ignore[arg-type]
@@ -262,8 +265,18 @@ def test_network_with_host_bits_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["10.0.0.0/255.0.0.0", "10.0.0.0/0.255.255.255", "10.0.0.0/08", "10.0.0.0/", "10/8",
-     "010.0.0.0/8", "fe80::%eth0/64", "2001:db8::/129", " 10.0.0.0/8", "10.0.0.0/ 8"],
+    [
+        "10.0.0.0/255.0.0.0",
+        "10.0.0.0/0.255.255.255",
+        "10.0.0.0/08",
+        "10.0.0.0/",
+        "10/8",
+        "010.0.0.0/8",
+        "fe80::%eth0/64",
+        "2001:db8::/129",
+        " 10.0.0.0/8",
+        "10.0.0.0/ 8",
+    ],
 )
 def test_non_canonical_networks_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="is not a network"):
@@ -325,9 +338,21 @@ def test_numeric_last_label_is_refused(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", ".", "a..b", "-a.test", "a-.test", "under_score.test", "sp ace.test", " a.test",
-     "a.test..", "a/b.test", "user@a.test", "a" * 64 + ".test",
-     ".".join(["a" * 63] * 4)],  # 255 characters
+    [
+        "",
+        ".",
+        "a..b",
+        "-a.test",
+        "a-.test",
+        "under_score.test",
+        "sp ace.test",
+        " a.test",
+        "a.test..",
+        "a/b.test",
+        "user@a.test",
+        "a" * 64 + ".test",
+        ".".join(["a" * 63] * 4),
+    ],  # 255 characters
 )
 def test_invalid_host_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError):
@@ -548,8 +573,11 @@ def test_exclude_always_wins(
 
 
 @PROPERTY
-@given(st.lists(random_network(st.one_of(ipv4s, special_edges)), max_size=5),
-       st.lists(random_network(ipv4s), max_size=3), ipv4s)
+@given(
+    st.lists(random_network(st.one_of(ipv4s, special_edges)), max_size=5),
+    st.lists(random_network(ipv4s), max_size=3),
+    ipv4s,
+)
 def test_mapped_addresses_check_as_their_ipv4(
     includes: list[IPNetwork], excludes: list[IPNetwork], ip: IPv4Address
 ) -> None:
@@ -561,8 +589,18 @@ def test_mapped_addresses_check_as_their_ipv4(
 def test_public_surface_is_what_we_mean_to_export() -> None:
     assert sorted(addresses.__all__) == sorted(
         [
-            "SPECIAL_PURPOSE_RANGES", "AddressScope", "IPAddress", "IPNetwork", "ScopeReason",
-            "ScopeVerdict", "SpecialRange", "canonical_ip", "normalise_host", "parse_ip",
-            "parse_network", "special_purpose", "special_purpose_range",
+            "SPECIAL_PURPOSE_RANGES",
+            "AddressScope",
+            "IPAddress",
+            "IPNetwork",
+            "ScopeReason",
+            "ScopeVerdict",
+            "SpecialRange",
+            "canonical_ip",
+            "normalise_host",
+            "parse_ip",
+            "parse_network",
+            "special_purpose",
+            "special_purpose_range",
         ]
     )

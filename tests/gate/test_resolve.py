@@ -58,9 +58,7 @@ async def test_cname_chain_is_kept(resolver: Resolver) -> None:
     assert resolution.addresses == ("127.0.0.20",)
 
 
-async def test_name_is_normalised_before_asking(
-    resolver: Resolver, server: StubDNSServer
-) -> None:
+async def test_name_is_normalised_before_asking(resolver: Resolver, server: StubDNSServer) -> None:
     resolution = await resolver.resolve("MULTI.Demo.Test.")
     assert resolution.name == "multi.demo.test"
     assert ("multi.demo.test", "A") in server.queries
@@ -174,7 +172,10 @@ async def test_resolution_to_json_is_stable(resolver: Resolver) -> None:
 
 def test_resolution_is_frozen() -> None:
     resolution = Resolution(
-        name="a.test", addresses=("127.0.0.1",), cname_chain=(), nameserver="127.0.0.1",
+        name="a.test",
+        addresses=("127.0.0.1",),
+        cname_chain=(),
+        nameserver="127.0.0.1",
         answered_at=FIXED,
     )
     with pytest.raises(AttributeError):

@@ -23,9 +23,13 @@ DNSKEY = (
 )
 GOOD_ZONE: dict[str, list[tuple[str, str]]] = {
     DOMAIN: [
-        ("SOA", SOA), ("NS", "ns1.demo.test."), ("A", "127.0.0.10"),
-        ("MX", "10 mail.demo.test."), ("TXT", '"v=spf1 mx -all"'),
-        ("CAA", '0 issue "letsencrypt.org"'), ("DNSKEY", DNSKEY),
+        ("SOA", SOA),
+        ("NS", "ns1.demo.test."),
+        ("A", "127.0.0.10"),
+        ("MX", "10 mail.demo.test."),
+        ("TXT", '"v=spf1 mx -all"'),
+        ("CAA", '0 issue "letsencrypt.org"'),
+        ("DNSKEY", DNSKEY),
     ],
     f"_dmarc.{DOMAIN}": [("TXT", '"v=DMARC1; p=reject"')],
 }
@@ -51,12 +55,13 @@ def _ctx(port: int) -> ProbeContext:
     return ProbeContext(user_agent=USER_AGENT, dns_port=port)
 
 
-async def _probe(
-    issue_permit: IssuePermit, server: StubDNSServer, **params: Any
-) -> ProbeResult:
-    permit = issue_permit("dns", server.host, server_name=DOMAIN,
-                          params={"record_types": ALL_TYPES, "recursion_check": True,
-                                  "timeout": 2, **params})
+async def _probe(issue_permit: IssuePermit, server: StubDNSServer, **params: Any) -> ProbeResult:
+    permit = issue_permit(
+        "dns",
+        server.host,
+        server_name=DOMAIN,
+        params={"record_types": ALL_TYPES, "recursion_check": True, "timeout": 2, **params},
+    )
     return await DnsProbe().run(permit, _ctx(server.port))
 
 
@@ -79,7 +84,9 @@ async def test_poorly_configured_zone_on_open_resolver_findings(
     result = await _probe(issue_permit, poor_server)
     assert result.outcome == "ok", result.error
     assert _rules(result, catalogue) == {
-        "RIO-DNS-SPF-MISSING", "RIO-DNS-DMARC-MISSING", "RIO-DNS-DNSSEC-ABSENT",
+        "RIO-DNS-SPF-MISSING",
+        "RIO-DNS-DMARC-MISSING",
+        "RIO-DNS-DNSSEC-ABSENT",
         "RIO-DNS-OPEN-RESOLVER",
     }
 
@@ -90,10 +97,14 @@ async def test_rrsets_are_observed_per_record_type(
     result = await _probe(issue_permit, good_server, record_types=["MX", "AAAA"])
     rrsets = [o.value for o in result.observations if o.key == "dns.rrset"]
     assert rrsets == [
-        {"name": DOMAIN, "type": "MX", "rcode": "NOERROR", "authoritative": True,
-         "records": ["10 mail.demo.test."]},
-        {"name": DOMAIN, "type": "AAAA", "rcode": "NOERROR", "authoritative": True,
-         "records": []},
+        {
+            "name": DOMAIN,
+            "type": "MX",
+            "rcode": "NOERROR",
+            "authoritative": True,
+            "records": ["10 mail.demo.test."],
+        },
+        {"name": DOMAIN, "type": "AAAA", "rcode": "NOERROR", "authoritative": True, "records": []},
     ]
 
 
@@ -103,8 +114,11 @@ async def test_only_the_domain_and_the_reserved_name_are_asked(
     result = await _probe(issue_permit, poor_server)
     asked = set(poor_server.queries)
     assert (RECURSION_CHECK_NAME.rstrip("."), "A") in asked
-    assert {name for name, _ in asked} == {DOMAIN, f"_dmarc.{DOMAIN}",
-                                           RECURSION_CHECK_NAME.rstrip(".")}
+    assert {name for name, _ in asked} == {
+        DOMAIN,
+        f"_dmarc.{DOMAIN}",
+        RECURSION_CHECK_NAME.rstrip("."),
+    }
     assert result.connections == len(poor_server.queries)
 
 
@@ -117,8 +131,9 @@ async def test_recursion_is_not_checked_unless_asked(
 
 
 async def test_silent_port_is_an_outcome_not_an_exception(issue_permit: IssuePermit) -> None:
-    permit = issue_permit("dns", "127.0.0.1", server_name=DOMAIN,
-                          params={"record_types": ["A"], "timeout": 1})
+    permit = issue_permit(
+        "dns", "127.0.0.1", server_name=DOMAIN, params={"record_types": ["A"], "timeout": 1}
+    )
     result = await DnsProbe().run(permit, _ctx(closed_port()))
     assert result.outcome in ("unreachable", "timeout")
     assert result.observations == ()
@@ -176,8 +191,9 @@ async def test_cancelling_the_task_raises_probe_cancelled(issue_permit: IssuePer
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
         silent.bind(("127.0.0.1", 0))
-        permit = issue_permit("dns", "127.0.0.1", server_name=DOMAIN,
-                              params={"record_types": ["A"], "timeout": 30})
+        permit = issue_permit(
+            "dns", "127.0.0.1", server_name=DOMAIN, params={"record_types": ["A"], "timeout": 30}
+        )
         task = asyncio.create_task(DnsProbe().run(permit, _ctx(silent.getsockname()[1])))
         await asyncio.sleep(0.2)
         task.cancel()

@@ -122,11 +122,18 @@ def test_risky_open_ports_and_only_those_are_findings(catalogue: Catalogue) -> N
     observations = [Observation(key="port.open", value={"port": p}, port=p) for p in ports]
     observations.append(Observation(key="port.closed", value={"port": 3389}, port=3389))
     observations.append(Observation(key="port.filtered", value={"port": 23}, port=23))
-    assert sorted(_found(_result("port", *observations), catalogue)) == sorted([
-        ("RIO-PORT-FTP", 21), ("RIO-PORT-TELNET", 23), ("RIO-PORT-SMB", 445),
-        ("RIO-PORT-DATABASE", 3306), ("RIO-PORT-RDP", 3389), ("RIO-PORT-DATABASE", 5432),
-        ("RIO-PORT-DATABASE", 6379), ("RIO-PORT-DATABASE", 27017),
-    ])
+    assert sorted(_found(_result("port", *observations), catalogue)) == sorted(
+        [
+            ("RIO-PORT-FTP", 21),
+            ("RIO-PORT-TELNET", 23),
+            ("RIO-PORT-SMB", 445),
+            ("RIO-PORT-DATABASE", 3306),
+            ("RIO-PORT-RDP", 3389),
+            ("RIO-PORT-DATABASE", 5432),
+            ("RIO-PORT-DATABASE", 6379),
+            ("RIO-PORT-DATABASE", 27017),
+        ]
+    )
 
 
 def test_same_fault_on_several_paths_is_one_finding(catalogue: Catalogue) -> None:
@@ -141,15 +148,23 @@ def test_same_fault_on_several_paths_is_one_finding(catalogue: Catalogue) -> Non
 
 
 def test_frame_ancestors_in_csp_satisfies_framing_protection(catalogue: Catalogue) -> None:
-    result = _result("http", Observation(
-        key="http.header.xfo", value={"present": False, "csp_frame_ancestors": True}, port=443))
+    result = _result(
+        "http",
+        Observation(
+            key="http.header.xfo", value={"present": False, "csp_frame_ancestors": True}, port=443
+        ),
+    )
     assert _found(result, catalogue) == []
 
 
 @pytest.mark.parametrize(
     ("days_left", "expired", "expected"),
-    [(30, False, []), (29, False, ["RIO-TLS-EXPIRING"]), (0, False, ["RIO-TLS-EXPIRING"]),
-     (-1, True, ["RIO-TLS-EXPIRED"])],
+    [
+        (30, False, []),
+        (29, False, ["RIO-TLS-EXPIRING"]),
+        (0, False, ["RIO-TLS-EXPIRING"]),
+        (-1, True, ["RIO-TLS-EXPIRED"]),
+    ],
 )
 def test_expiry_warning_only_within_thirty_days_and_not_once_expired(
     catalogue: Catalogue, days_left: int, expired: bool, expected: list[str]
@@ -176,8 +191,9 @@ def test_unknown_or_undecided_observations_make_no_findings(catalogue: Catalogue
 
 
 def _finding(catalogue: Catalogue, evidence: str | None) -> Finding:
-    result = _result("http", Observation(key="http.banner", value={"version": True}, port=80,
-                                         evidence=evidence))
+    result = _result(
+        "http", Observation(key="http.banner", value={"version": True}, port=80, evidence=evidence)
+    )
     (finding,) = derive_findings(result, target="www.demo.test", catalogue=catalogue)
     return finding
 
@@ -186,14 +202,19 @@ def test_finding_carries_catalogue_words_and_resolved_references(catalogue: Cata
     finding = _finding(catalogue, "nginx/1.18.0")
     rule = catalogue.rules["RIO-HTTP-BANNER-VERSION"]
     assert (finding.title, finding.severity, finding.kind, finding.remediation) == (
-        rule.title, rule.severity, rule.kind, rule.remediation)
+        rule.title,
+        rule.severity,
+        rule.kind,
+        rule.remediation,
+    )
     assert [r["id"] for r in finding.refs] == list(rule.refs)
     assert all(r["article"] and r["instrument"] for r in finding.refs)
 
 
 def test_digest_covers_evidence_only_through_its_hash(catalogue: Catalogue) -> None:
-    one, same, other = (_finding(catalogue, e) for e in ("nginx/1.18.0", "nginx/1.18.0",
-                                                          "nginx/1.19.0"))
+    one, same, other = (
+        _finding(catalogue, e) for e in ("nginx/1.18.0", "nginx/1.18.0", "nginx/1.19.0")
+    )
     assert one.digest() == same.digest()
     assert one.digest() != other.digest()
     assert "nginx" not in str(one.to_json())
@@ -203,8 +224,12 @@ def test_digest_covers_evidence_only_through_its_hash(catalogue: Catalogue) -> N
 
 def test_digest_changes_with_any_public_field(catalogue: Catalogue) -> None:
     finding = _finding(catalogue, "x")
-    for change in ({"severity": "high"}, {"target": "other.test"}, {"port": 81},
-                   {"ip": "127.0.0.2"}):
+    for change in (
+        {"severity": "high"},
+        {"target": "other.test"},
+        {"port": 81},
+        {"ip": "127.0.0.2"},
+    ):
         assert dataclasses.replace(finding, **change).digest() != finding.digest()
 
 
@@ -218,7 +243,9 @@ def test_dns_observations_map_to_their_rules(catalogue: Catalogue) -> None:
         Observation(key="dns.dnssec", value={"present": False}),
     )
     assert [rule for rule, _ in _found(result, catalogue)] == [
-        "RIO-DNS-AXFR-ALLOWED", "RIO-DNS-OPEN-RESOLVER", "RIO-DNS-DMARC-MISSING",
+        "RIO-DNS-AXFR-ALLOWED",
+        "RIO-DNS-OPEN-RESOLVER",
+        "RIO-DNS-DMARC-MISSING",
         "RIO-DNS-DNSSEC-ABSENT",
     ]
     assert catalogue.rules["RIO-DNS-DNSSEC-ABSENT"].severity == "info"

@@ -32,8 +32,13 @@ def _rules(result: ProbeResult, catalogue: Catalogue) -> set[str]:
 async def _probe(
     issue_permit: IssuePermit, ctx: ProbeContext, server: LoopbackHttpServer, **params: Any
 ) -> ProbeResult:
-    permit = issue_permit("http", server.host, port=server.port, server_name=NAME,
-                          params={"paths": ["/"], "timeout": 5, **params})
+    permit = issue_permit(
+        "http",
+        server.host,
+        port=server.port,
+        server_name=NAME,
+        params={"paths": ["/"], "timeout": 5, **params},
+    )
     return await HttpProbe().run(permit, ctx)
 
 
@@ -43,7 +48,9 @@ def tls_context(certs: CertFactory) -> ssl.SSLContext:
 
 
 async def test_well_configured_https_site_has_no_findings(
-    issue_permit: IssuePermit, ctx: ProbeContext, catalogue: Catalogue,
+    issue_permit: IssuePermit,
+    ctx: ProbeContext,
+    catalogue: Catalogue,
     tls_context: ssl.SSLContext,
 ) -> None:
     with LoopbackHttpServer(WELL_CONFIGURED, tls=tls_context) as server:
@@ -54,14 +61,20 @@ async def test_well_configured_https_site_has_no_findings(
 
 
 async def test_poorly_configured_https_site_findings(
-    issue_permit: IssuePermit, ctx: ProbeContext, catalogue: Catalogue,
+    issue_permit: IssuePermit,
+    ctx: ProbeContext,
+    catalogue: Catalogue,
     tls_context: ssl.SSLContext,
 ) -> None:
     with LoopbackHttpServer(POORLY_CONFIGURED, tls=tls_context) as server:
         result = await _probe(issue_permit, ctx, server, scheme="https")
     assert _rules(result, catalogue) == {
-        "RIO-HTTP-HSTS-MISSING", "RIO-HTTP-CSP-MISSING", "RIO-HTTP-XCTO-MISSING",
-        "RIO-HTTP-XFO-MISSING", "RIO-HTTP-COOKIE-NOT-SECURE", "RIO-HTTP-COOKIE-NOT-HTTPONLY",
+        "RIO-HTTP-HSTS-MISSING",
+        "RIO-HTTP-CSP-MISSING",
+        "RIO-HTTP-XCTO-MISSING",
+        "RIO-HTTP-XFO-MISSING",
+        "RIO-HTTP-COOKIE-NOT-SECURE",
+        "RIO-HTTP-COOKIE-NOT-HTTPONLY",
         "RIO-HTTP-BANNER-VERSION",
     }
 
@@ -73,8 +86,12 @@ async def test_poorly_configured_plain_http_site_findings(
         result = await _probe(issue_permit, ctx, server, scheme="http")
     # HSTS and the Secure flag mean nothing on plain http; the missing redirect does.
     assert _rules(result, catalogue) == {
-        "RIO-HTTP-NO-HTTPS-REDIRECT", "RIO-HTTP-CSP-MISSING", "RIO-HTTP-XCTO-MISSING",
-        "RIO-HTTP-XFO-MISSING", "RIO-HTTP-COOKIE-NOT-HTTPONLY", "RIO-HTTP-BANNER-VERSION",
+        "RIO-HTTP-NO-HTTPS-REDIRECT",
+        "RIO-HTTP-CSP-MISSING",
+        "RIO-HTTP-XCTO-MISSING",
+        "RIO-HTTP-XFO-MISSING",
+        "RIO-HTTP-COOKIE-NOT-HTTPONLY",
+        "RIO-HTTP-BANNER-VERSION",
     }
 
 
@@ -92,8 +109,11 @@ async def test_finding_evidence_is_the_banner_and_digest_hides_it(
 ) -> None:
     with LoopbackHttpServer(POORLY_CONFIGURED) as server:
         result = await _probe(issue_permit, ctx, server, scheme="http")
-    banner = next(f for f in derive_findings(result, target=NAME, catalogue=catalogue)
-                  if f.rule == "RIO-HTTP-BANNER-VERSION")
+    banner = next(
+        f
+        for f in derive_findings(result, target=NAME, catalogue=catalogue)
+        if f.rule == "RIO-HTTP-BANNER-VERSION"
+    )
     assert banner.evidence == "Apache/2.4.41 (Ubuntu)"
     assert banner.port == server.port
     assert "Apache" not in str(banner.to_json())
@@ -105,13 +125,15 @@ async def test_probe_connects_only_to_pinned_address_and_does_not_follow_redirec
     with LoopbackHttpServer(WELL_CONFIGURED) as elsewhere:
         bounce = HttpBehaviour(status=302, location=f"http://127.0.0.1:{elsewhere.port}/next")
         with LoopbackHttpServer(bounce) as pinned:
-            result = await _probe(issue_permit, ctx, pinned, scheme="http",
-                                  paths=["/", "/login"], method="GET")
+            result = await _probe(
+                issue_permit, ctx, pinned, scheme="http", paths=["/", "/login"], method="GET"
+            )
         assert elsewhere.connections == []
     assert pinned.connections, "the probe never reached the pinned server"
     assert {c.local for c in pinned.connections} == {("127.0.0.1", pinned.port)}
     assert [(r.method, r.path, r.host, r.user_agent) for r in pinned.requests] == [
-        ("GET", "/", NAME, USER_AGENT), ("GET", "/login", NAME, USER_AGENT),
+        ("GET", "/", NAME, USER_AGENT),
+        ("GET", "/login", NAME, USER_AGENT),
     ]
     redirects = [o for o in result.observations if o.key == "http.redirect"]
     assert [o.evidence for o in redirects] == [f"http://127.0.0.1:{elsewhere.port}/next"] * 2
@@ -146,8 +168,7 @@ async def test_large_body_is_read_only_up_to_max_body(
 ) -> None:
     big = HttpBehaviour(body=b"x" * 2_000_000)
     with LoopbackHttpServer(big) as server:
-        result = await _probe(issue_permit, ctx, server, scheme="http", method="GET",
-                              max_body=1024)
+        result = await _probe(issue_permit, ctx, server, scheme="http", method="GET", max_body=1024)
     assert result.outcome == "ok", result.error
     assert result.http_status == 200
 
@@ -226,8 +247,9 @@ async def test_cancelling_the_task_raises_probe_cancelled(
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
-        permit = issue_permit("http", "127.0.0.1", port=silent.getsockname()[1],
-                              params={"timeout": 30})
+        permit = issue_permit(
+            "http", "127.0.0.1", port=silent.getsockname()[1], params={"timeout": 30}
+        )
         task = asyncio.create_task(HttpProbe().run(permit, ctx))
         await asyncio.sleep(0.2)
         task.cancel()

@@ -27,8 +27,18 @@ needs_nmap = pytest.mark.skipif(
     not os.access(NMAP, os.X_OK), reason=f"nmap binary not installed at {NMAP}"
 )
 
-INJECTIONS = ["-iL", "--script", "-script", "-oN /tmp/x", "-iR 5", "127.0.0.1/16",
-              "-127.0.0.1", "127.0.0.1,127.0.0.2", "127.0.0.1 127.0.0.2", "127.0.0.1\n-iL x"]
+INJECTIONS = [
+    "-iL",
+    "--script",
+    "-script",
+    "-oN /tmp/x",
+    "-iR 5",
+    "127.0.0.1/16",
+    "-127.0.0.1",
+    "127.0.0.1,127.0.0.2",
+    "127.0.0.1 127.0.0.2",
+    "127.0.0.1\n-iL x",
+]
 
 
 # -- argument builder ---------------------------------------------------------------------------
@@ -36,12 +46,28 @@ INJECTIONS = ["-iL", "--script", "-script", "-oN /tmp/x", "-iR 5", "127.0.0.1/16
 
 def test_arguments_are_exactly_the_allowlisted_connect_scan(argument_permit: IssuePermit) -> None:
     permit = argument_permit(
-        "port", "127.0.0.1", ports=(443, 22, 80, 22), max_rate=2.5,
+        "port",
+        "127.0.0.1",
+        ports=(443, 22, 80, 22),
+        max_rate=2.5,
         params={"retries": 2, "host_timeout": 30},
     )
     assert build_nmap_args(permit, NMAP) == [
-        NMAP, "-sT", "-n", "-Pn", "-p", "22,80,443", "--max-rate", "2.5",
-        "--max-retries", "2", "--host-timeout", "30s", "-oX", "-", "127.0.0.1",
+        NMAP,
+        "-sT",
+        "-n",
+        "-Pn",
+        "-p",
+        "22,80,443",
+        "--max-rate",
+        "2.5",
+        "--max-retries",
+        "2",
+        "--host-timeout",
+        "30s",
+        "-oX",
+        "-",
+        "127.0.0.1",
     ]
 
 
@@ -49,13 +75,33 @@ def test_version_detection_and_safe_scripts_add_only_their_flags(
     argument_permit: IssuePermit,
 ) -> None:
     permit = argument_permit(
-        "port", "::1", ports=(22,), max_rate=1,
+        "port",
+        "::1",
+        ports=(22,),
+        max_rate=1,
         params={"version_detection": True, "scripts": ["banner", "http-title"]},
     )
     assert build_nmap_args(permit, NMAP) == [
-        NMAP, "-sT", "-n", "-Pn", "-6", "-p", "22", "--max-rate", "1", "--max-retries", "1",
-        "--host-timeout", "60s", "-sV", "--version-light", "--script", "banner,http-title",
-        "-oX", "-", "::1",
+        NMAP,
+        "-sT",
+        "-n",
+        "-Pn",
+        "-6",
+        "-p",
+        "22",
+        "--max-rate",
+        "1",
+        "--max-retries",
+        "1",
+        "--host-timeout",
+        "60s",
+        "-sV",
+        "--version-light",
+        "--script",
+        "banner,http-title",
+        "-oX",
+        "-",
+        "::1",
     ]
 
 
@@ -69,8 +115,8 @@ def test_target_refused_unless_canonical_ip_literal(argument_permit: IssuePermit
 
 
 @pytest.mark.parametrize(
-    "ports", [(), ("80",), ("-iL",), ("22,23",), ("22 -oN /tmp/x",), (0,), (65536,), (True,),
-              (22.0,), "22"],
+    "ports",
+    [(), ("80",), ("-iL",), ("22,23",), ("22 -oN /tmp/x",), (0,), (65536,), (True,), (22.0,), "22"],
 )
 def test_ports_refused_unless_integers_in_range(argument_permit: IssuePermit, ports: Any) -> None:
     permit = argument_permit("port", "127.0.0.1", ports=ports)
@@ -78,8 +124,9 @@ def test_ports_refused_unless_integers_in_range(argument_permit: IssuePermit, po
         build_nmap_args(permit, NMAP)
 
 
-@pytest.mark.parametrize("rate", ["-iR 5", "10 --script x", "10", True, 0, -1, math.nan, math.inf,
-                                  0.0001])
+@pytest.mark.parametrize(
+    "rate", ["-iR 5", "10 --script x", "10", True, 0, -1, math.nan, math.inf, 0.0001]
+)
 def test_rate_refused_unless_positive_number(argument_permit: IssuePermit, rate: Any) -> None:
     permit = argument_permit("port", "127.0.0.1", ports=(80,), max_rate=rate)
     with pytest.raises(ProbeArgumentError, match="max_rate"):
@@ -92,9 +139,20 @@ def test_rate_refused_unless_positive_number(argument_permit: IssuePermit, rate:
         *[("retries", v) for v in [*INJECTIONS, "1", True, -1, 11, 1.5]],
         *[("host_timeout", v) for v in [*INJECTIONS, "30s", "30s --script x", 0, True, 3601]],
         *[("version_detection", v) for v in ["yes", "-sV", 1, None]],
-        *[("scripts", v) for v in [["vuln"], ["banner,vuln"], ["--script"], ["-script"],
-                                   ["banner --script=vuln"], ["banner\nvuln"], [" banner"],
-                                   "banner", [["banner"]]]],
+        *[
+            ("scripts", v)
+            for v in [
+                ["vuln"],
+                ["banner,vuln"],
+                ["--script"],
+                ["-script"],
+                ["banner --script=vuln"],
+                ["banner\nvuln"],
+                [" banner"],
+                "banner",
+                [["banner"]],
+            ]
+        ],
         ("extra_args", "-iL /etc/hosts"),
         ("script-args", "x"),
         ("-oN", "/tmp/x"),
@@ -108,8 +166,9 @@ def test_parameters_refused_outside_allowlist(
         build_nmap_args(permit, NMAP)
 
 
-@pytest.mark.parametrize("path", ["nmap", "-iL", "/usr/bin/nmap -iL x", "/usr/bin/nmap\n",
-                                  "/usr/bin/nmap,x"])
+@pytest.mark.parametrize(
+    "path", ["nmap", "-iL", "/usr/bin/nmap -iL x", "/usr/bin/nmap\n", "/usr/bin/nmap,x"]
+)
 def test_nmap_path_refused_unless_absolute_plain_path(
     argument_permit: IssuePermit, path: str
 ) -> None:
@@ -119,8 +178,9 @@ def test_nmap_path_refused_unless_absolute_plain_path(
 
 
 def test_every_safe_script_is_accepted(argument_permit: IssuePermit) -> None:
-    permit = argument_permit("port", "127.0.0.1", ports=(80,),
-                             params={"scripts": list(SAFE_SCRIPTS)})
+    permit = argument_permit(
+        "port", "127.0.0.1", ports=(80,), params={"scripts": list(SAFE_SCRIPTS)}
+    )
     assert ",".join(SAFE_SCRIPTS) in build_nmap_args(permit, NMAP)
 
 
@@ -161,8 +221,11 @@ _OPTIMISED_SCRIPT = textwrap.dedent(
 def test_argument_checks_hold_under_python_optimise_flag() -> None:
     completed = subprocess.run(
         [sys.executable, "-O", "-c", _OPTIMISED_SCRIPT],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert completed.stdout.strip() == "refused-all"
@@ -200,13 +263,20 @@ async def test_scan_sees_open_listeners_and_the_closed_port_between_them(
     with TcpListeners(2) as listeners:
         first, second = listeners.ports
         closed = closed_port()
-        permit = issue_permit("port", "127.0.0.1", ports=(first, closed, second), max_rate=50,
-                              params={"retries": 0, "host_timeout": 30})
+        permit = issue_permit(
+            "port",
+            "127.0.0.1",
+            ports=(first, closed, second),
+            max_rate=50,
+            params={"retries": 0, "host_timeout": 30},
+        )
         result = await PortProbe().run(permit, context)
         connections = listeners.connections
     assert result.outcome == "ok", result.error
     assert {(o.key, o.port) for o in result.observations} == {
-        ("port.open", first), ("port.closed", closed), ("port.open", second),
+        ("port.open", first),
+        ("port.closed", closed),
+        ("port.open", second),
     }
     assert result.connections == 3
     assert {c.local for c in connections} == {("127.0.0.1", first), ("127.0.0.1", second)}
@@ -236,9 +306,14 @@ def _gone(process: psutil.Process) -> bool:
 def _slow_permit(issue_permit: IssuePermit, seconds: float = 60) -> Any:
     # Twenty closed ports at 0.2 connections per second keep nmap busy for far longer than the test.
     ports = tuple(closed_port() for _ in range(20))
-    return issue_permit("port", "127.0.0.1", ports=ports, max_rate=0.2,
-                        deadline=datetime.now(UTC) + timedelta(seconds=seconds),
-                        params={"retries": 0, "host_timeout": 300})
+    return issue_permit(
+        "port",
+        "127.0.0.1",
+        ports=ports,
+        max_rate=0.2,
+        deadline=datetime.now(UTC) + timedelta(seconds=seconds),
+        params={"retries": 0, "host_timeout": 300},
+    )
 
 
 @needs_nmap

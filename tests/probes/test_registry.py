@@ -31,9 +31,7 @@ def test_unknown_probe_is_a_key_error_that_lists_the_known_names() -> None:
     with pytest.raises(KeyError) as caught:
         probe_class("exploit")
     assert isinstance(caught.value, UnknownProbeError)
-    assert str(caught.value) == (
-        "unknown probe 'exploit' (known: port, http, tls, dns, dns-axfr)"
-    )
+    assert str(caught.value) == ("unknown probe 'exploit' (known: port, http, tls, dns, dns-axfr)")
 
 
 EXPORTS = {
@@ -42,8 +40,16 @@ EXPORTS = {
     "probes.tls": {"CertificateFacts", "TlsProbe", "certificate_facts", "hostname_matches"},
     "probes.dns": {"RECORD_TYPES", "RECURSION_CHECK_NAME", "DnsProbe", "DnsZoneTransferProbe"},
     "probes.registry": {"PROBES", "UnknownProbeError", "probe_class", "probe_names"},
-    "probes.findings": {"RULE_IDS", "Catalogue", "CatalogueError", "Finding", "Reference",
-                        "Rule", "derive_findings", "load_catalogue"},
+    "probes.findings": {
+        "RULE_IDS",
+        "Catalogue",
+        "CatalogueError",
+        "Finding",
+        "Reference",
+        "Rule",
+        "derive_findings",
+        "load_catalogue",
+    },
 }
 
 

@@ -25,12 +25,20 @@ NAME = "www.demo.test"
 
 
 async def _probe(
-    issue_permit: IssuePermit, ctx: ProbeContext, context: ssl.SSLContext | None,
-    server_name: str | None = NAME, **params: Any,
+    issue_permit: IssuePermit,
+    ctx: ProbeContext,
+    context: ssl.SSLContext | None,
+    server_name: str | None = NAME,
+    **params: Any,
 ) -> ProbeResult:
     with LoopbackHttpServer(tls=context) as server:
-        permit = issue_permit("tls", server.host, port=server.port, server_name=server_name,
-                              params={"timeout": 5, **params})
+        permit = issue_permit(
+            "tls",
+            server.host,
+            port=server.port,
+            server_name=server_name,
+            params={"timeout": 5, **params},
+        )
         return await TlsProbe().run(permit, ctx)
 
 
@@ -55,8 +63,12 @@ CASES: list[tuple[str, Callable[[CertFactory], CertPair], set[str]]] = [
 
 @pytest.mark.parametrize(("make", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 async def test_certificate_findings(
-    issue_permit: IssuePermit, ctx: ProbeContext, catalogue: Catalogue, certs: CertFactory,
-    make: Callable[[CertFactory], CertPair], expected: set[str],
+    issue_permit: IssuePermit,
+    ctx: ProbeContext,
+    catalogue: Catalogue,
+    certs: CertFactory,
+    make: Callable[[CertFactory], CertPair],
+    expected: set[str],
 ) -> None:
     result = await _probe(issue_permit, ctx, server_tls_context(make(certs)))
     assert result.outcome == "ok", result.error
@@ -82,8 +94,9 @@ async def test_handshake_facts_are_observed(
 async def test_without_server_name_no_name_judgement_is_made(
     issue_permit: IssuePermit, ctx: ProbeContext, catalogue: Catalogue, certs: CertFactory
 ) -> None:
-    result = await _probe(issue_permit, ctx, server_tls_context(certs.issued("other.test")),
-                          server_name=None)
+    result = await _probe(
+        issue_permit, ctx, server_tls_context(certs.issued("other.test")), server_name=None
+    )
     assert "tls.cert.name" not in {o.key for o in result.observations}
     assert _rules(result, catalogue) == set()
 
@@ -91,13 +104,16 @@ async def test_without_server_name_no_name_judgement_is_made(
 async def test_modern_server_refuses_legacy_protocols(
     issue_permit: IssuePermit, ctx: ProbeContext, catalogue: Catalogue, certs: CertFactory
 ) -> None:
-    result = await _probe(issue_permit, ctx, server_tls_context(certs.issued(NAME)),
-                          check_legacy=True)
+    result = await _probe(
+        issue_permit, ctx, server_tls_context(certs.issued(NAME)), check_legacy=True
+    )
     legacy = {o.key: o.value for o in result.observations if o.key.startswith("tls.legacy")}
     if "tls.legacy.untestable" in legacy:
         pytest.skip(f"local OpenSSL cannot offer TLS 1.0/1.1: {legacy}")
-    assert legacy == {"tls.legacy.tls1_0": {"accepted": False},
-                      "tls.legacy.tls1_1": {"accepted": False}}
+    assert legacy == {
+        "tls.legacy.tls1_0": {"accepted": False},
+        "tls.legacy.tls1_1": {"accepted": False},
+    }
     assert _rules(result, catalogue) == set()
     assert result.connections == 3
 
@@ -131,8 +147,11 @@ async def test_plain_http_server_is_a_handshake_error_outcome(
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"timeout": -1}, "timeout"), ({"check_legacy": "yes"}, "check_legacy"),
-     ({"ciphers": "ALL"}, "params")],
+    [
+        ({"timeout": -1}, "timeout"),
+        ({"check_legacy": "yes"}, "check_legacy"),
+        ({"ciphers": "ALL"}, "params"),
+    ],
 )
 async def test_parameters_refused_outside_allowlist(
     issue_permit: IssuePermit, ctx: ProbeContext, params: dict[str, Any], field: str

@@ -62,7 +62,8 @@ class Lab:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"RIO_HOME": str(self.home)}
+        # Commands prove who runs them by a key: the lab's operator is the first officer.
+        return {"RIO_HOME": str(self.home), "RIO_KEY_FILE": str(self.key_files["officer-a"][0])}
 
     def signer(self, name: str, index: int = 0) -> Ed25519Signer:
         return Ed25519Signer.from_file(self.key_files[name][index])

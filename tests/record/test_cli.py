@@ -66,7 +66,7 @@ def test_cli_sign_refused_with_a_key_registered_to_someone_else(lab: Lab) -> Non
         str(lab.key_files["tech-t"][0]),
     )  # fmt: skip
     assert code == 3
-    assert "not registered to officer-b" in message
+    assert "belongs to tech-t, not to officer-b" in message
 
 
 def test_cli_status_lists_signers_and_what_is_missing(lab: Lab) -> None:

@@ -387,8 +387,13 @@ class StubDNSServer:
 
 def _rrset(name: dns.name.Name, rdtype: int, texts: list[str]) -> dns.rrset.RRset:
     return dns.rrset.from_text_list(
-        name, _TTL, dns.rdataclass.IN, dns.rdatatype.RdataType.make(rdtype), texts,
-        origin=dns.name.root, relativize=False,
+        name,
+        _TTL,
+        dns.rdataclass.IN,
+        dns.rdatatype.RdataType.make(rdtype),
+        texts,
+        origin=dns.name.root,
+        relativize=False,
     )
 
 

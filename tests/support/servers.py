@@ -124,8 +124,9 @@ class CertPair:
 def _key(kind: KeyKind) -> _PrivateKey:
     if kind == "ec256":
         return ec.generate_private_key(ec.SECP256R1())
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048 if kind == "rsa2048"
-                                    else 1024)
+    return rsa.generate_private_key(
+        public_exponent=65537, key_size=2048 if kind == "rsa2048" else 1024
+    )
 
 
 def _name(common_name: str) -> x509.Name:
@@ -155,7 +156,8 @@ class CertFactory:
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         key_path.write_bytes(_key_pem(key))
         return CertPair(
-            cert_path=cert_path, key_path=key_path,
+            cert_path=cert_path,
+            key_path=key_path,
             der=cert.public_bytes(serialization.Encoding.DER),
         )
 
@@ -184,7 +186,10 @@ class CertFactory:
         return self._ca_material()[2]
 
     def _builder(
-        self, names: tuple[str, ...], not_before: dt.datetime, not_after: dt.datetime,
+        self,
+        names: tuple[str, ...],
+        not_before: dt.datetime,
+        not_after: dt.datetime,
         key: _PrivateKey,
     ) -> x509.CertificateBuilder:
         return (
@@ -217,8 +222,10 @@ class CertFactory:
         leaf_key = _key(key)
         cert = (
             self._builder(
-                names, now + dt.timedelta(days=valid_days[0]),
-                now + dt.timedelta(days=valid_days[1]), leaf_key,
+                names,
+                now + dt.timedelta(days=valid_days[0]),
+                now + dt.timedelta(days=valid_days[1]),
+                leaf_key,
             )
             .issuer_name(ca_cert.subject)
             .sign(ca_key, hashes.SHA256())
@@ -231,8 +238,10 @@ class CertFactory:
         key = _key("ec256")
         cert = (
             self._builder(
-                names, now + dt.timedelta(days=valid_days[0]),
-                now + dt.timedelta(days=valid_days[1]), key,
+                names,
+                now + dt.timedelta(days=valid_days[0]),
+                now + dt.timedelta(days=valid_days[1]),
+                key,
             )
             .issuer_name(_name(names[0]))
             .sign(key, hashes.SHA256())
@@ -263,14 +272,33 @@ class CertFactory:
         csr_path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
         ext_path.write_text(f"subjectAltName=DNS:{name}\n")
         subprocess.run(
-            [openssl, "x509", "-req", "-in", str(csr_path), "-CA", str(ca_cert_path),
-             "-CAkey", str(ca_key_path), "-CAcreateserial", "-sha1", "-days", "90",
-             "-extfile", str(ext_path), "-out", str(cert_path)],
-            check=True, capture_output=True, timeout=30,
+            [
+                openssl,
+                "x509",
+                "-req",
+                "-in",
+                str(csr_path),
+                "-CA",
+                str(ca_cert_path),
+                "-CAkey",
+                str(ca_key_path),
+                "-CAcreateserial",
+                "-sha1",
+                "-days",
+                "90",
+                "-extfile",
+                str(ext_path),
+                "-out",
+                str(cert_path),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         return CertPair(
-            cert_path=cert_path, key_path=key_path,
+            cert_path=cert_path,
+            key_path=key_path,
             der=cert.public_bytes(serialization.Encoding.DER),
         )
 
@@ -334,8 +362,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self, with_body: bool) -> None:
         behaviour = self.server.behaviour
         self.server.requests.append(
-            Request(method=self.command, path=self.path, host=self.headers.get("Host"),
-                    user_agent=self.headers.get("User-Agent"))
+            Request(
+                method=self.command,
+                path=self.path,
+                host=self.headers.get("Host"),
+                user_agent=self.headers.get("User-Agent"),
+            )
         )
         self.send_response(behaviour.status)
         for name, value in behaviour.headers:
@@ -420,14 +452,18 @@ class LoopbackHttpServer:
 
     def __enter__(self) -> LoopbackHttpServer:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": _POLL_SECONDS},
-            name=f"http-{self.port}", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _POLL_SECONDS},
+            name=f"http-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self._server.shutdown()
@@ -480,7 +516,9 @@ class TcpListeners:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()

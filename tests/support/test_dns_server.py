@@ -41,9 +41,7 @@ def server() -> Iterator[StubDNSServer]:
     assert stub.errors == []
 
 
-def ask(
-    server: StubDNSServer, name: str, rdtype: str, *, tcp: bool = False
-) -> dns.message.Message:
+def ask(server: StubDNSServer, name: str, rdtype: str, *, tcp: bool = False) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype)
     send = dns.query.tcp if tcp else dns.query.udp
     return send(query, server.host, port=server.port, timeout=2.0)

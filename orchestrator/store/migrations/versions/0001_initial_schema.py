@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-30 02:14:01.901883
+Create Date: 2026-11-30 02:24:49.880502
 """
 
 from __future__ import annotations
@@ -99,36 +99,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_vendors_name")),
     )
     op.create_table(
-        "notices",
-        sa.Column("id", sa.String(length=40), nullable=False),
-        sa.Column("object_id", sa.String(length=64), nullable=False),
-        sa.Column("vendor_id", sa.Integer(), nullable=True),
-        sa.Column("scope_name", sa.String(length=300), nullable=False),
-        sa.Column("scope_bytes", sa.LargeBinary(), nullable=False),
-        sa.Column("scope_sha256", sa.String(length=64), nullable=False),
-        sa.Column("policy_name", sa.String(length=300), nullable=False),
-        sa.Column("policy_bytes", sa.LargeBinary(), nullable=False),
-        sa.Column("policy_sha256", sa.String(length=64), nullable=False),
-        sa.Column(
-            "announced_at", orchestrator.store.models.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "window_start", orchestrator.store.models.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "window_end", orchestrator.store.models.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column("sources", sa.JSON(), nullable=False),
-        sa.Column("recurrence", sa.String(length=100), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["object_id"], ["objects.id"], name=op.f("fk_notices_object_id_objects")
-        ),
-        sa.ForeignKeyConstraint(
-            ["vendor_id"], ["vendors.id"], name=op.f("fk_notices_vendor_id_vendors")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_notices")),
-    )
-    op.create_table(
         "people",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
@@ -167,6 +137,40 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key_id", name=op.f("pk_keys")),
     )
     op.create_table(
+        "notices",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("object_id", sa.String(length=64), nullable=False),
+        sa.Column("vendor_id", sa.Integer(), nullable=True),
+        sa.Column("scope_name", sa.String(length=300), nullable=False),
+        sa.Column("scope_bytes", sa.LargeBinary(), nullable=False),
+        sa.Column("scope_sha256", sa.String(length=64), nullable=False),
+        sa.Column("policy_name", sa.String(length=300), nullable=False),
+        sa.Column("policy_bytes", sa.LargeBinary(), nullable=False),
+        sa.Column("policy_sha256", sa.String(length=64), nullable=False),
+        sa.Column(
+            "announced_at", orchestrator.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "window_start", orchestrator.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "window_end", orchestrator.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("sources", sa.JSON(), nullable=False),
+        sa.Column("recurrence", sa.String(length=100), nullable=True),
+        sa.Column("announced_by", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["announced_by"], ["people.id"], name=op.f("fk_notices_announced_by_people")
+        ),
+        sa.ForeignKeyConstraint(
+            ["object_id"], ["objects.id"], name=op.f("fk_notices_object_id_objects")
+        ),
+        sa.ForeignKeyConstraint(
+            ["vendor_id"], ["vendors.id"], name=op.f("fk_notices_vendor_id_vendors")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notices")),
+    )
+    op.create_table(
         "runs",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("notice_id", sa.String(length=40), nullable=False),
@@ -195,6 +199,10 @@ def upgrade() -> None:
         ),
         sa.Column("killed_by", sa.String(length=100), nullable=True),
         sa.Column("kill_reason", sa.Text(), nullable=True),
+        sa.Column(
+            "archived_at", orchestrator.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("archive_sha256", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["notice_id"], ["notices.id"], name=op.f("fk_runs_notice_id_notices")
         ),
@@ -217,6 +225,12 @@ def upgrade() -> None:
         sa.Column("granted_by", sa.Integer(), nullable=False),
         sa.Column(
             "granted_at", orchestrator.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "expires_at", orchestrator.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "revoked_at", orchestrator.store.models.UTCDateTime(timezone=True), nullable=True
         ),
         sa.ForeignKeyConstraint(
             ["auditor_id"], ["people.id"], name=op.f("fk_evidence_grants_auditor_id_people")
@@ -307,9 +321,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_runs_notice_id"))
 
     op.drop_table("runs")
+    op.drop_table("notices")
     op.drop_table("keys")
     op.drop_table("people")
-    op.drop_table("notices")
     op.drop_table("vendors")
     op.drop_table("signatures")
     op.drop_table("run_keys")

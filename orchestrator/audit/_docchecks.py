@@ -1,0 +1,379 @@
+"""Checks over the archive's documents: manifest, checkpoints' signatures, record, documents."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from orchestrator.audit._archive import (
+    ARCHIVE_FORMAT,
+    MANIFEST,
+    MANIFEST_PAYLOAD_TYPE,
+    MANIFEST_SIG,
+    MEMBER_ORDER,
+    Archive,
+)
+from orchestrator.audit._docs import CheckpointEntry, KeysDoc, NoticeDoc, parse_time
+from orchestrator.audit._report import CheckResult
+from orchestrator.audit._tally import Tally
+from orchestrator.errors import RecordFileError, VerificationError
+from orchestrator.intake.policy import Policy
+from orchestrator.intake.scope import Scope
+from orchestrator.ledger.checkpoint import Checkpoint, run_origin, verify_checkpoint
+from orchestrator.record.canonical import canonical_bytes, loads_strict
+from orchestrator.record.dsse import PAYLOAD_TYPE, Envelope, verify_signature
+
+__all__ = [
+    "Manifest",
+    "SignedCheckpoint",
+    "check_checkpoint_signatures",
+    "check_documents",
+    "check_manifest",
+    "check_record",
+    "parse_manifest",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Manifest:
+    """``manifest.json``: the run and every other member's digest and size."""
+
+    run: str
+    files: tuple[tuple[str, str, int], ...]
+    raw: bytes
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """Read ``manifest.json`` strictly (it must be canonical JSON).
+
+    Raises:
+        RecordFileError: Malformed or not canonical.
+    """
+    doc = loads_strict(data, source=MANIFEST)
+    if not isinstance(doc, dict) or set(doc) != {"format", "run", "files"}:
+        raise RecordFileError(MANIFEST, "", "expected exactly format, run and files")
+    if canonical_bytes(doc, source=MANIFEST) != data:
+        raise RecordFileError(MANIFEST, "", "is not canonical JSON (RFC 8785)")
+    if doc["format"] != ARCHIVE_FORMAT:
+        raise RecordFileError(MANIFEST, "format", f"{doc['format']!r}: expected {ARCHIVE_FORMAT!r}")
+    run = doc["run"]
+    if not isinstance(run, str) or not run:
+        raise RecordFileError(MANIFEST, "run", "expected a run id")
+    files: list[tuple[str, str, int]] = []
+    if not isinstance(doc["files"], list):
+        raise RecordFileError(MANIFEST, "files", "expected an array")
+    for i, item in enumerate(doc["files"]):
+        if not isinstance(item, dict) or set(item) != {"name", "sha256", "size"}:
+            raise RecordFileError(MANIFEST, f"files[{i}]", "expected name, sha256 and size")
+        name, sha, size = item["name"], item["sha256"], item["size"]
+        if not (isinstance(name, str) and isinstance(sha, str) and isinstance(size, int)):
+            raise RecordFileError(MANIFEST, f"files[{i}]", "wrong field types")
+        files.append((name, sha, size))
+    return Manifest(run=run, files=tuple(files), raw=data)
+
+
+def check_manifest(
+    archive: Archive,
+    manifest: Manifest | None,
+    manifest_error: str | None,
+    keys: KeysDoc | None,
+    keys_error: str | None,
+    *,
+    trusted_key_id: str | None,
+) -> CheckResult:
+    """Members in order, their digests as listed, the manifest signed by the orchestrator key."""
+    tally = Tally("manifest")
+    names = archive.names
+    if list(names) != list(MEMBER_ORDER):
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                tally.offend(f"member {name}", "appears twice")
+            elif name not in MEMBER_ORDER:
+                tally.offend(f"member {name}", "is not an archive member")
+            elif i >= len(MEMBER_ORDER) or MEMBER_ORDER[i] != name:
+                tally.offend(f"member {name}", f"is out of order (position {i})")
+            seen.add(name)
+        for name in MEMBER_ORDER:
+            if name not in seen:
+                tally.offend(f"member {name}", "is missing")
+    if manifest is None:
+        tally.offend(f"member {MANIFEST}", manifest_error or "unreadable")
+        return tally.result("")
+    listed = {name: (sha, size) for name, sha, size in manifest.files}
+    expected = [n for n in MEMBER_ORDER if n not in (MANIFEST, MANIFEST_SIG)]
+    if [name for name, _, _ in manifest.files] != expected:
+        tally.offend(f"member {MANIFEST}", "files does not list every other member in order")
+    for name in expected:
+        if name not in listed or not archive.has(name):
+            continue
+        sha, size = archive.digest(name)
+        if (sha, size) != listed[name]:
+            tally.offend(f"member {name}", "SHA-256 or size differs from the manifest")
+    if keys is None:
+        tally.offend("member keys.json", keys_error or "unreadable")
+        return tally.result("")
+    if trusted_key_id is not None and keys.orchestrator_key_id != trusted_key_id:
+        tally.offend(
+            "member keys.json",
+            f"orchestrator key {keys.orchestrator_key_id} is not the trusted key {trusted_key_id}",
+        )
+    try:
+        envelope = Envelope.loads(archive.read(MANIFEST_SIG), source=MANIFEST_SIG)
+    except RecordFileError as exc:
+        tally.offend(f"member {MANIFEST_SIG}", str(exc))
+        return tally.result("")
+    if envelope.payload_type != MANIFEST_PAYLOAD_TYPE:
+        tally.offend(f"member {MANIFEST_SIG}", f"payload type {envelope.payload_type!r}")
+    elif envelope.payload != manifest.raw:
+        tally.offend(f"member {MANIFEST_SIG}", "payload is not manifest.json")
+    elif not any(
+        verify_signature(envelope.payload_type, envelope.payload, s, keys.orchestrator_key)
+        for s in envelope.signatures
+    ):
+        tally.offend(
+            f"member {MANIFEST_SIG}",
+            f"no valid signature by the orchestrator key {keys.orchestrator_key_id[:16]}",
+        )
+    return tally.result(
+        f"{len(manifest.files)} members as listed, signed by {keys.orchestrator_key_id[:16]}"
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignedCheckpoint:
+    """A checkpoint as its note states it, and whether its signature verified."""
+
+    index: int
+    checkpoint: Checkpoint | None
+    verified: bool
+    note: str
+
+
+def check_checkpoint_signatures(
+    entries: tuple[CheckpointEntry, ...], keys: KeysDoc, run: str
+) -> tuple[CheckResult, list[SignedCheckpoint]]:
+    """Verify every checkpoint note's signature, origin and stated size, and their order.
+
+    Returns:
+        The verdict and every checkpoint as parsed (for the merkle and consistency checks,
+        which compare the stated roots whether or not the signature held).
+    """
+    from orchestrator.ledger.checkpoint import parse_checkpoint_note
+
+    tally = Tally("checkpoint-signatures")
+    origin = run_origin(run)
+    out: list[SignedCheckpoint] = []
+    previous = -1
+    if not entries:
+        tally.offend("member ledger/checkpoints.json", "holds no checkpoint")
+    for entry in entries:
+        subject = f"checkpoint {entry.index} (size {entry.size})"
+        try:
+            cp, _ = parse_checkpoint_note(entry.note)
+        except RecordFileError as exc:
+            tally.offend(subject, f"malformed note: {exc}")
+            out.append(
+                SignedCheckpoint(
+                    index=entry.index, checkpoint=None, verified=False, note=entry.note
+                )
+            )
+            continue
+        verified = True
+        try:
+            verify_checkpoint(
+                entry.note, keys.orchestrator_key, keys.orchestrator_name, origin=origin
+            )
+        except VerificationError as exc:
+            verified = False
+            tally.offend(subject, str(exc))
+        if cp.size != entry.size:
+            tally.offend(subject, f"note states size {cp.size}")
+        if cp.size <= previous:
+            tally.offend(subject, f"size {cp.size} does not follow {previous}")
+        previous = max(previous, cp.size)
+        out.append(
+            SignedCheckpoint(index=entry.index, checkpoint=cp, verified=verified, note=entry.note)
+        )
+    return tally.result(f"{len(entries)} checkpoints signed by {keys.orchestrator_name}"), out
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_documents(
+    *,
+    notice: NoticeDoc,
+    scope_bytes: bytes,
+    policy_bytes: bytes,
+    scope: Scope | None,
+    scope_error: str | None,
+    policy: Policy | None,
+    policy_error: str | None,
+    record: dict[str, Any] | None,
+) -> CheckResult:
+    """The announced documents are the ones the notice and the record name."""
+    tally = Tally("documents")
+    if _sha256(scope_bytes) != notice.scope_sha256:
+        tally.offend("member scope.yaml", f"SHA-256 differs from notice {notice.id}'s")
+    if _sha256(policy_bytes) != notice.policy_sha256:
+        tally.offend("member policy.yaml", f"SHA-256 differs from notice {notice.id}'s")
+    if scope is None:
+        tally.offend("member scope.yaml", scope_error or "does not parse")
+    else:
+        if scope.object.id != notice.object:
+            tally.offend("member notice.json", f"object {notice.object!r} is not the scope's")
+        if tuple(scope.sources) != notice.sources:
+            tally.offend("member notice.json", "sources differ from the scope's")
+        windows = tuple((w.start_utc, w.end_utc) for w in scope.windows)
+        if windows != notice.windows:
+            tally.offend("member notice.json", "windows differ from the scope's")
+    if policy is None:
+        tally.offend("member policy.yaml", policy_error or "does not parse")
+    if record is not None:
+        stated = record.get("notice")
+        if not isinstance(stated, dict):
+            tally.offend("member record.json", "names no notice")
+        else:
+            for field, want in (
+                ("id", notice.id),
+                ("scope_sha256", notice.scope_sha256),
+                ("policy_sha256", notice.policy_sha256),
+            ):
+                if stated.get(field) != want:
+                    tally.offend("member record.json", f"notice.{field} is not notice.json's")
+            try:
+                announced = parse_time(
+                    stated.get("announced_at"), "record.json", "notice.announced_at"
+                )
+            except RecordFileError as exc:
+                tally.offend("member record.json", str(exc))
+            else:
+                if announced != notice.announced_at:
+                    tally.offend("member record.json", "notice.announced_at is not notice.json's")
+    return tally.result(f"scope and policy are those announced by notice {notice.id}")
+
+
+def check_record(
+    *,
+    record_bytes: bytes,
+    envelope_bytes: bytes,
+    run: str,
+    final: SignedCheckpoint | None,
+    keys: KeysDoc,
+    notice: NoticeDoc,
+    policy: Policy | None,
+) -> tuple[CheckResult, dict[str, Any] | None]:
+    """The record is what was signed, names the final checkpoint, and carries enough valid
+    signatures of distinct officers (and entrusted technicians) per the policy.
+
+    Returns:
+        The verdict and the parsed record (``None`` if it does not parse).
+    """
+    tally = Tally("record")
+    try:
+        record = loads_strict(record_bytes, source="record.json")
+    except RecordFileError as exc:
+        tally.offend("member record.json", str(exc))
+        return tally.result(""), None
+    if not isinstance(record, dict):
+        tally.offend("member record.json", "is not an object")
+        return tally.result(""), None
+    try:
+        if canonical_bytes(record, source="record.json") != record_bytes:
+            tally.offend("member record.json", "is not canonical JSON (RFC 8785)")
+    except RecordFileError as exc:
+        tally.offend("member record.json", str(exc))
+    if record.get("format") != "rio.record/v1":
+        tally.offend("member record.json", f"format {record.get('format')!r}")
+    if record.get("run") != run:
+        tally.offend("member record.json", f"run {record.get('run')!r} is not {run!r}")
+    _check_ledger(tally, record.get("ledger"), run, final)
+    created_at: datetime | None = None
+    try:
+        created_at = parse_time(record.get("created_at"), "record.json", "created_at")
+    except RecordFileError as exc:
+        tally.offend("member record.json", str(exc))
+    try:
+        envelope = Envelope.loads(envelope_bytes, source="record.dsse.json")
+    except RecordFileError as exc:
+        tally.offend("member record.dsse.json", str(exc))
+        return tally.result(""), record
+    if envelope.payload_type != PAYLOAD_TYPE:
+        tally.offend("member record.dsse.json", f"payload type {envelope.payload_type!r}")
+        return tally.result(""), record
+    if envelope.payload != record_bytes:
+        tally.offend("member record.dsse.json", "payload is not record.json's bytes")
+    officers: set[str] = set()
+    technicians: set[str] = set()
+    for i, signature in enumerate(envelope.signatures):
+        subject = f"signature {i} (keyid {signature.keyid[:16]})"
+        found = keys.key(signature.keyid)
+        if found is None:
+            tally.offend(subject, "by a key not in keys.json")
+            continue
+        person, key = found
+        if not verify_signature(envelope.payload_type, envelope.payload, signature, key.public_key):
+            tally.offend(subject, f"by {person.name} does not verify over the record")
+            continue
+        if created_at is not None and not key.valid_at(created_at):
+            tally.offend(subject, f"{person.name}'s key was not valid at {created_at.isoformat()}")
+            continue
+        if created_at is not None and not person.active_at(created_at):
+            tally.offend(subject, f"{person.name} was revoked before {created_at.isoformat()}")
+            continue
+        if person.role == "officer":
+            officers.add(person.name)
+        elif (
+            person.role == "technician"
+            and notice.vendor is not None
+            and person.vendor == notice.vendor
+        ):
+            technicians.add(person.name)
+    if policy is None:
+        tally.offend("member policy.yaml", "unreadable: sign-off thresholds unknown")
+    else:
+        need_officers = policy.signoff.officers
+        if len(officers) < need_officers:
+            tally.offend(
+                "member record.dsse.json",
+                f"{len(officers)} distinct officers signed validly; the policy requires "
+                f"{need_officers}",
+            )
+        need_technicians = policy.signoff.technicians if notice.vendor is not None else 0
+        if len(technicians) < need_technicians:
+            tally.offend(
+                "member record.dsse.json",
+                f"{len(technicians)} technicians of {notice.vendor} signed validly; the policy "
+                f"requires {need_technicians}",
+            )
+    return (
+        tally.result(
+            f"version {record.get('version')} signed by {len(officers)} officers and "
+            f"{len(technicians)} technicians; names the final checkpoint"
+        ),
+        record,
+    )
+
+
+def _check_ledger(tally: Tally, ledger: Any, run: str, final: SignedCheckpoint | None) -> None:
+    if not isinstance(ledger, dict):
+        tally.offend("member record.json", "ledger is missing")
+        return
+    if ledger.get("origin") != run_origin(run):
+        tally.offend("member record.json", f"ledger.origin {ledger.get('origin')!r}")
+    if final is None or final.checkpoint is None:
+        tally.offend("member record.json", "there is no final checkpoint to compare with")
+        return
+    cp = final.checkpoint
+    if ledger.get("size") != cp.size:
+        tally.offend("member record.json", f"ledger.size {ledger.get('size')!r} is not {cp.size}")
+    if ledger.get("root") != base64.b64encode(cp.root).decode("ascii"):
+        tally.offend("member record.json", "ledger.root is not the final checkpoint's root")
+    note = ledger.get("checkpoint")
+    if note is not None and note != final.note:
+        tally.offend("member record.json", "ledger.checkpoint is not the final checkpoint's note")

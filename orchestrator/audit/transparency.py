@@ -1,0 +1,296 @@
+"""``rio report transparency``: what an inspected object is told about the probes it received.
+
+Art. 5 and 7 of Order 151: the object may supervise the inspection. The report lists the
+announced scope and windows, the scanner's source addresses and every probe that touched the
+object's announced networks (time, address, port, probe, outcome class), each with its intent
+leaf and an RFC 9162 inclusion proof against the final signed checkpoint, so the object can
+check, with :func:`verify_transparency_report` and the orchestrator's public key, that what it
+was shown is what the log holds. Nothing about other objects and no evidence is included.
+
+The report is JSON for tools, or a small HTML page for people (every value escaped).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from orchestrator.audit._archive import CHECKPOINTS, KEYS, MANIFEST, NOTICE, SCOPE, Archive
+from orchestrator.audit._docchecks import parse_manifest
+from orchestrator.audit._docs import parse_checkpoints, parse_keys, parse_notice
+from orchestrator.audit._tree import RangeRoots, inclusion_ranges
+from orchestrator.errors import InputError, KeyFileError, NotFoundError, VerificationError
+from orchestrator.gate.decide import address_scope
+from orchestrator.intake.keys import key_id, load_public_key, public_pem
+from orchestrator.intake.scope import parse_scope
+from orchestrator.ledger.checkpoint import run_origin, verify_checkpoint
+from orchestrator.ledger.leaves import parse_leaf
+from orchestrator.ledger.merkle import leaf_hash, verify_inclusion
+
+__all__ = [
+    "REPORT_FORMAT",
+    "TransparencyVerdict",
+    "build_transparency_report",
+    "render_html",
+    "verify_transparency_report",
+    "write_transparency_report",
+]
+
+REPORT_FORMAT = "rio.transparency/v1"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def build_transparency_report(path: Path, object_id: str) -> dict[str, Any]:
+    """Build the transparency report of one object from an archive.
+
+    Args:
+        path: The archive.
+        object_id: The inspected object's id (the notice's ``object``).
+
+    Returns:
+        The report as a JSON-ready dict.
+
+    Raises:
+        NotFoundError: The archive is about another object.
+        VerificationError: The final checkpoint's signature, or the root over the leaves, does
+            not verify (run ``rio audit verify``): no proof is handed out against it.
+        InputError: The archive is unreadable or malformed.
+    """
+    with Archive(path) as archive:
+        manifest = parse_manifest(archive.read(MANIFEST))
+        notice = parse_notice(archive.read(NOTICE))
+        if notice.object != object_id:
+            raise NotFoundError(
+                f"{path}: the archive is about object {notice.object!r}, not {object_id!r}"
+            )
+        scope = parse_scope(archive.read(SCOPE), SCOPE)
+        keys = parse_keys(archive.read(KEYS))
+        checkpoints = parse_checkpoints(archive.read(CHECKPOINTS))
+        if not checkpoints:
+            raise VerificationError(f"{path}: no checkpoint to prove probes against")
+        final_note = checkpoints[-1].note
+        final = verify_checkpoint(
+            final_note,
+            keys.orchestrator_key,
+            keys.orchestrator_name,
+            origin=run_origin(manifest.run),
+        )
+        includes = address_scope(scope).includes
+
+        def ours(ip: Any) -> bool:
+            try:
+                address = ipaddress.ip_address(ip)
+            except ValueError:
+                return False
+            return any(address.version == net.version and address in net for net in includes)
+
+        probes: dict[int, dict[str, Any]] = {}
+        for line in archive.leaf_lines():
+            if line.index >= final.size:
+                break
+            if line.problem is not None:
+                raise VerificationError(f"{path}: leaf {line.index}: {line.problem}")
+            leaf = parse_leaf(line.raw, source=f"leaf {line.index}")
+            if leaf.kind == "intent" and ours(leaf.data.get("ip")):
+                probes[leaf.seq] = {
+                    "seq": leaf.seq,
+                    "at": leaf.at,
+                    "ip": leaf.data.get("ip"),
+                    "port": leaf.data.get("port"),
+                    "ports": leaf.data.get("ports") or [],
+                    "probe": leaf.data.get("probe"),
+                    "outcome": None,
+                    "leaf": line.raw.decode("utf-8"),
+                }
+            elif leaf.kind == "outcome" and leaf.data.get("intent") in probes:
+                # Only the outcome class: the evidence and findings digests stay out.
+                probes[leaf.data["intent"]]["outcome"] = leaf.data.get("outcome")
+        plans = {seq: inclusion_ranges(seq, final.size) for seq in probes}
+        roots = RangeRoots([r for plan in plans.values() for r in plan], sizes=[final.size])
+        for line in archive.leaf_lines():
+            if line.index >= final.size:
+                break
+            roots.add(leaf_hash(line.raw))
+        if roots.tree_root(final.size) != final.root:
+            raise VerificationError(f"{path}: the leaves do not match the final signed checkpoint")
+        for seq, entry in probes.items():
+            proof = roots.proof(plans[seq])
+            assert proof is not None  # every range lies inside the final tree, which was read
+            entry["proof"] = [_b64(h) for h in proof]
+    return {
+        "format": REPORT_FORMAT,
+        "object": {"id": scope.object.id, "name": scope.object.name},
+        "notice": {"id": notice.id, "announced_at": notice.announced_at.isoformat()},
+        "scope": {
+            "targets": [t.label() for t in scope.targets],
+            "excludes": [t.label() for t in scope.excludes],
+        },
+        "windows": [
+            {"start": w.start_utc.isoformat(), "end": w.end_utc.isoformat(), "timezone": w.timezone}
+            for w in scope.windows
+        ],
+        "sources": list(scope.sources),
+        "log": {
+            "origin": final.origin,
+            "size": final.size,
+            "root": _b64(final.root),
+            "checkpoint": final_note,
+            "key_name": keys.orchestrator_name,
+            "key_id": keys.orchestrator_key_id,
+            "public_pem": public_pem(keys.orchestrator_key),
+        },
+        "probes": [probes[seq] for seq in sorted(probes)],
+    }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TransparencyVerdict:
+    """Whether a transparency report's checkpoint and every proof verify; true when they do."""
+
+    ok: bool
+    probes: int
+    problems: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def verify_transparency_report(
+    report: Mapping[str, Any], *, public_key: Ed25519PublicKey | None = None
+) -> TransparencyVerdict:
+    """Check a transparency report on the object's side.
+
+    Args:
+        report: The parsed JSON report.
+        public_key: The orchestrator key the object trusts (from the inspecting organ). Without
+            it the report's own ``log.public_pem`` is used, which proves only self-consistency.
+
+    Returns:
+        The verdict; never raises for a malformed report.
+    """
+    problems: list[str] = []
+    try:
+        log = report["log"]
+        key = public_key or load_public_key(str(log["public_pem"]).encode("utf-8"))
+        if public_key is not None and log.get("key_id") != key_id(public_key):
+            problems.append("the report names another orchestrator key")
+        cp = verify_checkpoint(str(log["checkpoint"]), key, str(log["key_name"]))
+        probes = list(report["probes"])
+    except (KeyError, TypeError, KeyFileError, VerificationError) as exc:
+        return TransparencyVerdict(ok=False, probes=0, problems=(f"checkpoint: {exc}",))
+    for entry in probes:
+        try:
+            seq = entry["seq"]
+            raw = str(entry["leaf"]).encode("utf-8")
+            leaf = parse_leaf(raw, source=f"probe {seq}")
+            proof = [base64.b64decode(p, validate=True) for p in entry["proof"]]
+            stated = (seq, "intent", entry["ip"], entry["at"], entry["probe"])
+            if (
+                leaf.seq,
+                leaf.kind,
+                leaf.data.get("ip"),
+                leaf.at,
+                leaf.data.get("probe"),
+            ) != stated:
+                problems.append(f"probe {seq}: the leaf does not say what the entry says")
+            elif not verify_inclusion(leaf_hash(raw), seq, cp.size, proof, cp.root):
+                problems.append(f"probe {seq}: the inclusion proof does not verify")
+        except (KeyError, TypeError, ValueError, InputError) as exc:
+            problems.append(f"probe entry: malformed ({exc})")
+    return TransparencyVerdict(ok=not problems, probes=len(probes), problems=tuple(problems))
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Transparency report: {object_name}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #999;padding:2px 6px;text-align:left}}code{{word-break:break-all}}</style>
+</head><body>
+<h1>Remote inspection of {object_name} ({object_id})</h1>
+<p>Notice {notice_id}, announced {announced_at}.</p>
+<h2>Announced scope</h2><ul>{targets}</ul>
+<h2>Excluded</h2><ul>{excludes}</ul>
+<h2>Windows</h2><ul>{windows}</ul>
+<h2>Scanner source addresses</h2><ul>{sources}</ul>
+<h2>Probes that touched your hosts ({count})</h2>
+<table><tr><th>#</th><th>time (UTC)</th><th>address</th><th>port</th><th>probe</th>
+<th>outcome</th></tr>
+{rows}
+</table>
+<h2>Log checkpoint</h2>
+<p>Log {origin}, {size} entries, root <code>{root}</code>, signed by key {key_name}
+(<code>{key_id}</code>).
+The JSON form of this report carries an inclusion proof for every probe.</p>
+</body></html>
+"""
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """Render a report as a small HTML page; every value is escaped."""
+
+    def e(value: Any) -> str:
+        return html.escape(str(value), quote=True)
+
+    def items(values: Any) -> str:
+        return "".join(f"<li>{e(v)}</li>" for v in values) or "<li>none</li>"
+
+    rows = "\n".join(
+        "<tr>"
+        + "".join(
+            f"<td>{e(v)}</td>"
+            for v in (
+                p["seq"],
+                p["at"],
+                p["ip"],
+                p["port"] if p["port"] is not None else ",".join(map(str, p["ports"])),
+                p["probe"],
+                p["outcome"] or "no outcome logged",
+            )
+        )
+        + "</tr>"
+        for p in report["probes"]
+    )
+    log = report["log"]
+    return _PAGE.format(
+        object_name=e(report["object"]["name"]),
+        object_id=e(report["object"]["id"]),
+        notice_id=e(report["notice"]["id"]),
+        announced_at=e(report["notice"]["announced_at"]),
+        targets=items(report["scope"]["targets"]),
+        excludes=items(report["scope"]["excludes"]),
+        windows=items(f"{w['start']} .. {w['end']} ({w['timezone']})" for w in report["windows"]),
+        sources=items(report["sources"]),
+        count=len(report["probes"]),
+        rows=rows,
+        origin=e(log["origin"]),
+        size=e(log["size"]),
+        root=e(log["root"]),
+        key_name=e(log["key_name"]),
+        key_id=e(log["key_id"]),
+    )
+
+
+def write_transparency_report(report: Mapping[str, Any], out: Path) -> None:
+    """Write a report as HTML (``.html``/``.htm``) or JSON (``.json``), by the file's suffix.
+
+    Raises:
+        InputError: Another suffix.
+    """
+    suffix = out.suffix.lower()
+    if suffix in (".html", ".htm"):
+        out.write_text(render_html(report), encoding="utf-8")
+    elif suffix == ".json":
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    else:
+        raise InputError(f"{out}: write the report to a .html or .json file")

@@ -1,0 +1,58 @@
+"""Who is at the keyboard: identity from the operator's key, rights from the one role matrix.
+
+Every command that acts or reads confidential data takes ``--key FILE`` (default
+``RIO_KEY_FILE``) and optionally ``--as NAME`` (refused unless the key is that person's), and asks
+:mod:`orchestrator.access.roles`. Registry commands are open only while no administrator is
+registered (bootstrapping a fresh home); after that they need an administrator's key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from orchestrator.access.identity import authenticate
+from orchestrator.access.roles import Action, authorize
+from orchestrator.context import Rio
+from orchestrator.intake.registry import Person, Role
+from orchestrator.store.models import PersonRow
+
+__all__ = ["AsOpt", "KeyOpt", "operator", "registry_operator"]
+
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key", help="Your private key file (default: $RIO_KEY_FILE)."),
+]
+AsOpt = Annotated[
+    str | None, typer.Option("--as", help="Refuse unless the key belongs to this person.")
+]
+
+
+def operator(
+    rio: Rio,
+    key: Path | None,
+    claimed: str | None,
+    action: Action,
+    *,
+    run_id: str | None = None,
+    notice_id: str | None = None,
+) -> Person:
+    """Authenticate from the key, then authorise ``action``; returns the person."""
+    person = authenticate(rio, key, claimed=claimed)
+    with rio.db.session() as s:
+        authorize(s, person, action, run_id=run_id, notice_id=notice_id)
+    return person
+
+
+def registry_operator(rio: Rio, key: Path | None, claimed: str | None) -> Person | None:
+    """An administrator, or ``None`` while the home has no administrator yet (bootstrap)."""
+    with rio.db.session() as s:
+        has_admin = (
+            s.scalar(select(PersonRow.id).where(PersonRow.role == Role.ADMIN.value)) is not None
+        )
+    if not has_admin and key is None:
+        return None
+    return operator(rio, key, claimed, Action.MANAGE_REGISTRY)

@@ -1,0 +1,123 @@
+"""``rio audit`` and ``rio report``: offline verification, log review, transparency reports."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.audit import verify_archive
+from orchestrator.audit.logview import LogFilter, LogReview, iter_archive_leaves
+from orchestrator.audit.transparency import (
+    build_transparency_report,
+    write_transparency_report,
+)
+from orchestrator.errors import NotFoundError, RecordFileError, VerificationError
+from orchestrator.interfaces._common import console, print_json
+from orchestrator.ledger.leaves import Leaf
+
+__all__ = ["register"]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _archive_path(source: str) -> Path:
+    path = Path(source)
+    if not path.is_file():
+        raise NotFoundError(
+            f"{source}: no such archive file (to verify a run, export it first with "
+            "`rio archive export RUN --out FILE`)"
+        )
+    return path
+
+
+def _leaves(source: str, stack: ExitStack) -> Iterator[Leaf]:
+    """Leaves of an archive file, or of a run in the database when no such file exists."""
+    path = Path(source)
+    if path.is_file():
+        return iter_archive_leaves(path)
+    from orchestrator.interfaces._common import open_rio
+    from orchestrator.ledger.log import read_leaves
+
+    rio = stack.enter_context(open_rio())
+    return read_leaves(rio.db, source)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``audit`` and ``report`` command groups to the main CLI."""
+    audit_app = typer.Typer(help="Offline audit of archives and run logs.", no_args_is_help=True)
+    report_app = typer.Typer(help="Reports for the inspected object.", no_args_is_help=True)
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(report_app, name="report")
+
+    @audit_app.command("verify")
+    def audit_verify(
+        archive: Annotated[str, typer.Argument(help="Archive file (rio archive export).")],
+        as_json: JsonOpt = False,
+        key_id: Annotated[
+            str | None, typer.Option("--key-id", help="Trusted orchestrator key id.")
+        ] = None,
+    ) -> None:
+        """Verify an archive offline; exit 0 only when every check passes, else 6."""
+        report = verify_archive(_archive_path(archive), trusted_key_id=key_id)
+        if as_json:
+            sys.stdout.write(report.to_json() + "\n")
+        else:
+            for check in report.checks:
+                mark = "ok  " if check.ok else "FAIL"
+                console.print(f"{mark} {check.name:<22} {check.detail}", markup=False)
+            verdict = "verified" if report else "NOT verified"
+            console.print(
+                f"{report.archive}: run {report.run}, {report.leaves} leaves: {verdict}",
+                markup=False,
+            )
+        if not report:
+            raise typer.Exit(VerificationError.exit_code)
+
+    @audit_app.command("log")
+    def audit_log(
+        source: Annotated[str, typer.Argument(help="Archive file or run id.")],
+        target: Annotated[str | None, typer.Option(help="Only this address.")] = None,
+        probe: Annotated[str | None, typer.Option(help="Only this probe.")] = None,
+        since: Annotated[str | None, typer.Option(help="Only from this ISO 8601 instant.")] = None,
+        refused: Annotated[bool, typer.Option("--refused", help="Only refusals.")] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """List a run's leaves readably, then a per-target summary."""
+        from orchestrator.audit._docs import parse_time
+
+        start = None if since is None else parse_time(since, "--since", "")
+        review = LogReview(LogFilter(target=target, probe=probe, since=start, refused=refused))
+        with ExitStack() as stack:
+            entries = review.entries(_leaves(source, stack))
+            if as_json:
+                listed = [e.to_json() for e in entries]
+                summary = [s.to_json() for s in review.summaries()]
+                print_json({"leaves": listed, "targets": summary})
+                return
+            for entry in entries:
+                console.print(str(entry), markup=False)
+        console.print("\ntarget                 probes  refusals  pauses  peak/s", markup=False)
+        for s in review.summaries():
+            console.print(
+                f"{s.target:<22} {s.probes:>6}  {s.refusals:>8}  {s.pauses:>6}  {s.peak_rate:>6}",
+                markup=False,
+            )
+
+    @report_app.command("transparency")
+    def report_transparency(
+        archive: Annotated[str, typer.Argument(help="Archive file.")],
+        object_id: Annotated[str, typer.Option("--object", help="The inspected object's id.")],
+        out: Annotated[Path, typer.Option(help="Output file: .html for people, .json for tools.")],
+    ) -> None:
+        """Write the transparency report of one inspected object."""
+        try:
+            report = build_transparency_report(_archive_path(archive), object_id)
+        except RecordFileError as exc:
+            raise VerificationError(f"{archive}: {exc}; run `rio audit verify`") from exc
+        write_transparency_report(report, out)
+        console.print(f"{out}: {len(report['probes'])} probes, with inclusion proofs", markup=False)

@@ -1,0 +1,134 @@
+"""``rio run schedule``, ``rio run jobs`` and ``rio serve`` (the scheduler daemon)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import timedelta
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from orchestrator.access.roles import Action
+from orchestrator.errors import InputError, StateError
+from orchestrator.intake._types import parse_duration
+from orchestrator.intake.notices import get_notice
+from orchestrator.interfaces._auth import KeyOpt, operator
+from orchestrator.interfaces._common import console, open_rio, print_json, print_row
+from orchestrator.interfaces.cli_run import run_app
+from orchestrator.run.runs import get_run
+from orchestrator.run.scheduler import RioScheduler
+
+__all__ = ["register"]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _every(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise InputError(f"--every: {value!r}: {exc}") from exc
+
+
+def run_schedule(
+    subject: Annotated[str, typer.Argument(metavar="NOTICE", help="A notice (or a paused run).")],
+    key: KeyOpt = None,
+    technician: Annotated[
+        str | None,
+        typer.Option("--technician", "--as", help="Refuse unless the key is this technician's."),
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option(help="Recurring check, e.g. 7d: a new run each period.")
+    ] = None,
+) -> None:
+    """Plan a run at the notice's next opening (or resume a paused run at the next one)."""
+    period = _every(every)
+    with open_rio() as rio:
+        if subject.startswith("R-"):
+            if period is not None:
+                raise InputError(f"{subject}: a run resumes as it was; drop --every")
+            with rio.db.session() as s:
+                notice_id = get_run(s, subject).notice_id
+            operator(rio, key, technician, Action.LAUNCH_RUN, notice_id=notice_id)
+            with RioScheduler(rio) as scheduler:
+                start = scheduler.resume_run(subject)
+            with rio.db.session() as s:
+                tz = get_notice(s, get_run(s, subject).notice_id).policy.tz
+            console.print(subject)
+            console.print(
+                f"resumes at {start.isoformat()} ({start.astimezone(tz).isoformat()} {tz.key})"
+            )
+            return
+        person = operator(rio, key, technician, Action.LAUNCH_RUN, notice_id=subject)
+        with RioScheduler(rio) as scheduler:
+            planned = scheduler.schedule_run(subject, person.name, every=period)
+        with rio.db.session() as s:
+            tz = get_notice(s, subject).policy.tz
+    start = planned.start
+    console.print(planned.run_id)
+    local = start.astimezone(tz).isoformat()
+    console.print(f"planned start {start.isoformat()} ({local} {tz.key})")
+    if planned.series is not None:
+        nxt = planned.next_period.isoformat() if planned.next_period else "none (no opening left)"
+        console.print(f"recurring every {every} (series {planned.series}); next period {nxt}")
+
+
+def run_jobs(as_json: JsonOpt = False) -> None:
+    """List the scheduled jobs (run starts and resumes, recurring periods)."""
+    with open_rio() as rio, RioScheduler(rio) as scheduler:
+        jobs = scheduler.jobs()
+    if as_json:
+        print_json(
+            [
+                {"id": j.id, "kind": j.kind, "subject": j.subject, "next_run": j.next_run}
+                for j in jobs
+            ]
+        )
+        return
+    for j in jobs:
+        when = j.next_run.isoformat() if j.next_run else "-"
+        print_row(f"{when}\t{j.kind}\t{j.subject}\t{j.id}")
+
+
+def serve(
+    once: Annotated[
+        bool, typer.Option("--once", help="Fire what is due now, then exit (cron, tests).")
+    ] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between looks for new jobs.")] = 5.0,
+) -> None:
+    """Run the scheduler in the foreground; SIGTERM or Ctrl-C stops it cleanly."""
+    if not 0.1 <= poll <= 3600:
+        raise InputError(f"--poll: {poll} is outside 0.1..3600 seconds")
+    with open_rio() as rio, RioScheduler(rio, on_event=console.print) as scheduler:
+        if once:
+            try:
+                fired = scheduler.fire_due()
+            except StateError as exc:
+                # Another instance fires (HA): for cron, not an error.
+                console.print(str(exc))
+                return
+            console.print(f"fired {len(fired)} job(s)")
+            return
+        stop = threading.Event()
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            console.print(f"{signal.Signals(signum).name}: stopping")
+            stop.set()
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            scheduler.serve(stop, poll_seconds=poll)
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run schedule``, ``run jobs`` and ``serve`` to the ``rio`` command line."""
+    run_app.command("schedule")(run_schedule)
+    run_app.command("jobs")(run_jobs)
+    app.command("serve")(serve)

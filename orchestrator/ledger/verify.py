@@ -1,0 +1,240 @@
+"""Verify a run's probe log as a stream: leaves, tree heads, signed checkpoints, open intents.
+
+:func:`verify_log` reads the leaves once, in order, and holds only the tree's compact range
+(O(log n) hashes), the checkpoints it was handed and the intents still waiting for an outcome
+(bounded by the run's concurrency). It checks that
+
+* every leaf parses and is canonical (:func:`~orchestrator.ledger.leaves.parse_leaf`), names
+  this run, and carries sequence number ``0, 1, 2, ...`` without gaps (a deleted or reordered
+  leaf shows here even without a checkpoint);
+* every checkpoint note is signed by the orchestrator key for the origin ``rio/<run id>``, and
+  the RFC 9162 root over the first ``size`` leaves equals the root it states;
+* the last checkpoint covers every leaf (a leaf appended after it is not vouched for by any
+  signature) and no checkpoint claims more leaves than there are;
+* every ``intent`` has exactly one ``outcome`` and every outcome answers a logged intent.
+
+It returns a :class:`LogVerdict` (verification returns a result; it never raises for a bad
+log). Each problem names the first offending leaf (``leaf 17: ...``) or checkpoint
+(``checkpoint 256: ...``) of its kind and how many more of that kind followed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+
+from orchestrator.errors import InputError, RecordFileError, VerificationError
+from orchestrator.ledger.checkpoint import parse_checkpoint_note, run_origin, verify_checkpoint
+from orchestrator.ledger.leaves import parse_leaf
+from orchestrator.ledger.log import CHECKPOINT_KEY_NAME, read_checkpoints
+from orchestrator.ledger.merkle import EMPTY_ROOT, MerkleAccumulator, leaf_hash
+from orchestrator.store.db import Database
+from orchestrator.store.models import LeafRow
+
+if TYPE_CHECKING:
+    from orchestrator.context import Rio
+
+__all__ = ["LogVerdict", "verify_log", "verify_run"]
+
+_BATCH = 5000
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LogVerdict:
+    """The result of verifying one run's probe log; true when nothing is wrong.
+
+    Attributes:
+        ok: No problem was found.
+        size: Number of leaves read.
+        root: RFC 9162 root over all leaves read.
+        checkpoints: Number of checkpoint notes whose signature verified.
+        problems: One sentence per kind of problem, each naming the first offending leaf seq
+            or checkpoint size.
+    """
+
+    ok: bool
+    size: int
+    root: bytes
+    checkpoints: int
+    problems: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"log of {self.size} leaves verified ({self.checkpoints} checkpoints)"
+        return f"log of {self.size} leaves does NOT verify: " + "; ".join(self.problems)
+
+
+class _Problems:
+    """First problem of each kind, with a count of the ones after it (bounded memory)."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+        self._more: dict[str, int] = {}
+
+    def add(self, kind: str, sentence: str) -> None:
+        if kind in self._first:
+            self._more[kind] = self._more.get(kind, 0) + 1
+        else:
+            self._first[kind] = sentence
+
+    def result(self) -> tuple[str, ...]:
+        out = []
+        for kind, sentence in self._first.items():
+            more = self._more.get(kind, 0)
+            out.append(f"{sentence} (and {more} more like it)" if more else sentence)
+        return tuple(out)
+
+
+def _checkpoints(
+    run_id: str, notes: Sequence[str], public_key: Ed25519PublicKey, problems: _Problems
+) -> dict[int, bytes]:
+    """Verify every note; return size -> root of those whose signature and origin verify."""
+    origin = run_origin(run_id)
+    roots: dict[int, bytes] = {}
+    for index, note in enumerate(notes):
+        try:
+            label = f"checkpoint {parse_checkpoint_note(note)[0].size}"
+        except RecordFileError:
+            label = f"checkpoint note #{index}"
+        try:
+            cp = verify_checkpoint(note, public_key, CHECKPOINT_KEY_NAME, origin=origin)
+        except VerificationError as exc:
+            problems.add("signature", f"{label}: {exc}")
+            continue
+        known = roots.get(cp.size)
+        if known is not None and known != cp.root:
+            problems.add("fork", f"checkpoint {cp.size}: two signed notes state different roots")
+            continue
+        roots[cp.size] = cp.root
+    return roots
+
+
+def verify_log(
+    run_id: str,
+    leaves: Iterable[bytes],
+    checkpoint_notes: Sequence[str],
+    public_key: Ed25519PublicKey,
+) -> LogVerdict:
+    """Verify a run's probe log in one pass over its leaves.
+
+    Args:
+        run_id: The run the log belongs to (leaves and checkpoint origins must name it).
+        leaves: The leaves' raw bytes in log order; consumed once.
+        checkpoint_notes: The run's signed checkpoint notes, in any order.
+        public_key: The orchestrator's checkpoint key (key name ``rio-orchestrator``).
+
+    Returns:
+        A :class:`LogVerdict`; ``ok`` is false and ``problems`` says why when anything fails.
+    """
+    problems = _Problems()
+    try:
+        run_origin(run_id)
+    except InputError as exc:
+        return LogVerdict(ok=False, size=0, root=EMPTY_ROOT, checkpoints=0, problems=(str(exc),))
+    roots = _checkpoints(run_id, checkpoint_notes, public_key, problems)
+    tree = MerkleAccumulator()
+    open_intents: dict[int, int] = {}  # intent seq -> plan item, until its outcome is seen
+    size = 0
+    for raw in leaves:
+        seq = size
+        tree.append(leaf_hash(raw))
+        size += 1
+        _check_leaf(run_id, seq, raw, open_intents, problems)
+        expected = roots.get(size)
+        if expected is not None and tree.root() != expected:
+            problems.add(
+                "root",
+                f"checkpoint {size}: its root does not match the first {size} leaves "
+                "(a leaf was altered, removed, inserted or reordered)",
+            )
+    for cp_size in sorted(s for s in roots if s > size):
+        problems.add("beyond", f"checkpoint {cp_size}: covers more leaves than the {size} present")
+    covered = max((s for s in roots if s <= size), default=0)
+    if covered < size:
+        problems.add(
+            "uncovered",
+            f"leaf {covered}: no signed checkpoint covers it "
+            f"(the last one covers {covered} of {size} leaves)",
+        )
+    if open_intents:
+        first = min(open_intents)
+        more = len(open_intents) - 1
+        problems.add(
+            "open",
+            f"leaf {first}: intent (item {open_intents[first]}) has no outcome"
+            + (f" ({more} more intents without one)" if more else ""),
+        )
+    found = problems.result()
+    return LogVerdict(
+        ok=not found,
+        size=size,
+        root=tree.root(),
+        checkpoints=len(roots),
+        problems=found,
+    )
+
+
+def _check_leaf(
+    run_id: str, seq: int, raw: bytes, open_intents: dict[int, int], problems: _Problems
+) -> None:
+    try:
+        leaf = parse_leaf(raw, source=f"leaf {seq}")
+    except RecordFileError as exc:
+        problems.add("parse", f"leaf {seq}: {exc}")
+        return
+    if leaf.run != run_id:
+        problems.add("run", f"leaf {seq}: belongs to run {leaf.run!r}, not {run_id!r}")
+    if leaf.seq != seq:
+        problems.add(
+            "seq",
+            f"leaf {seq}: carries seq {leaf.seq} (a leaf was removed, inserted or reordered)",
+        )
+    if leaf.kind == "intent":
+        item = leaf.data.get("item")
+        open_intents[seq] = item if isinstance(item, int) else -1
+    elif leaf.kind == "outcome":
+        intent = leaf.data.get("intent")
+        if not isinstance(intent, int) or open_intents.pop(intent, None) is None:
+            problems.add(
+                "orphan",
+                f"leaf {seq}: outcome for {intent!r}, which is not an intent awaiting an outcome",
+            )
+
+
+def _stored_leaves(db: Database, run_id: str) -> Iterator[bytes]:
+    """A run's leaf bytes in stored order, in batches (constant memory, no parsing)."""
+    last = -1
+    while True:
+        with db.session() as s:
+            rows = s.execute(
+                select(LeafRow.seq, LeafRow.body)
+                .where(LeafRow.run_id == run_id, LeafRow.seq > last)
+                .order_by(LeafRow.seq)
+                .limit(_BATCH)
+            ).all()
+        if not rows:
+            return
+        for seq, body in rows:
+            last = seq
+            yield bytes(body)
+
+
+def verify_run(rio: Rio, run_id: str) -> LogVerdict:
+    """Verify a run's probe log as stored in rio's database, against the orchestrator key.
+
+    Args:
+        rio: The opened rio home (database and orchestrator key).
+        run_id: The run to verify.
+
+    Returns:
+        The :class:`LogVerdict` of :func:`verify_log` over the stored leaves and checkpoints.
+    """
+    notes = [cp.note for cp in read_checkpoints(rio.db, run_id)]
+    return verify_log(run_id, _stored_leaves(rio.db, run_id), notes, rio.verify_key)

@@ -1,0 +1,110 @@
+"""Stopping a run from outside: the kill switch, and a technician revoked mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from orchestrator.demo.farm import Farm
+from orchestrator.intake.registry import revoke_person
+from orchestrator.ledger.verify import verify_run
+from orchestrator.run.runs import get_run, request_kill
+from orchestrator.run.state import PauseReason, RunState
+
+from .conftest import (
+    TECHNICIAN,
+    Home,
+    SlowHttp,
+    announce_notice,
+    around,
+    leaves_of,
+    make_runner,
+    new_run,
+    now_utc,
+    policy_bytes,
+    scope_bytes,
+    wait_for_intents,
+)
+
+
+async def test_kill_switch_stops_run_and_cancels_probes_in_flight(
+    home: Home, slow_http: SlowHttp
+) -> None:
+    now = now_utc()
+    policy = policy_bytes(None, http_port=slow_http.port, concurrency=4)
+    notice = announce_notice(
+        home, scope_bytes(slow_http.network, [around(now)]), policy, at=now - timedelta(minutes=1)
+    )
+    run_id = new_run(home, notice)
+    execution = asyncio.create_task(make_runner(home, run_id).execute())
+    try:
+        assert await wait_for_intents(home.rio, run_id, 4) >= 4
+        officer = home.other()  # the kill comes from another session, as from `rio run kill`
+        try:
+            with officer.db.session() as s:
+                request_kill(s, run_id, "officer-li", "target owner reports an outage")
+        finally:
+            officer.close()
+        state = await asyncio.wait_for(execution, 30.0)
+    finally:
+        execution.cancel()
+
+    assert state is RunState.SEALED
+    with home.rio.db.session() as s:
+        assert get_run(s, run_id).state == RunState.SEALED.value
+    leaves = leaves_of(home.rio, run_id)
+    kills = [leaf for leaf in leaves if leaf.kind == "kill"]
+    assert len(kills) == 1 and kills[0].data["by"] == "officer-li"
+    kill_seq = kills[0].seq
+    assert not [leaf for leaf in leaves if leaf.kind == "intent" and leaf.seq > kill_seq]
+    states = [leaf.data["state"] for leaf in leaves if leaf.kind == "state" and leaf.seq > kill_seq]
+    assert states == ["aborted", "sealed"]
+    outcome_of = {leaf.data["intent"]: leaf for leaf in leaves if leaf.kind == "outcome"}
+    intents = [leaf for leaf in leaves if leaf.kind == "intent"]
+    assert all(i.seq in outcome_of for i in intents)
+    in_flight = [i for i in intents if outcome_of[i.seq].seq > kill_seq]
+    assert in_flight, "the slow probes should have been in flight at the kill"
+    assert {outcome_of[i.seq].data["outcome"] for i in in_flight} == {"killed"}
+    assert len(intents) < 14
+    verdict = verify_run(home.rio, run_id)
+    assert verdict, verdict.problems
+
+
+async def test_revoked_technician_mid_run_stops_the_run(home: Home, farm: Farm) -> None:
+    now = now_utc()
+    # 30 items at 10 per second: the run is still going when the technician is revoked.
+    policy = policy_bytes(farm, rates=(2, 10, 10, 20))
+    notice = announce_notice(
+        home, scope_bytes(farm.spec.network, [around(now)]), policy, at=now - timedelta(minutes=1)
+    )
+    run_id = new_run(home, notice)
+    execution = asyncio.create_task(make_runner(home, run_id).execute())
+    try:
+        assert await wait_for_intents(home.rio, run_id, 5) >= 5
+        admin = home.other()
+        try:
+            with admin.db.session() as s:
+                revoke_person(s, TECHNICIAN)
+        finally:
+            admin.close()
+        state = await asyncio.wait_for(execution, 30.0)
+    finally:
+        execution.cancel()
+
+    assert state is RunState.PAUSED
+    with home.rio.db.session() as s:
+        assert get_run(s, run_id).pause_reason == PauseReason.OPERATOR.value
+    leaves = leaves_of(home.rio, run_id)
+    refused = [
+        leaf
+        for leaf in leaves
+        if leaf.kind == "refusal"
+        and (leaf.data["check"], leaf.data["reason"]) == ("entrusted", "revoked")
+    ]
+    assert refused
+    first = refused[0].seq
+    late = [leaf.seq for leaf in leaves if leaf.kind == "intent" and leaf.seq > first]
+    assert late == [], "intents were permitted after the gate saw the revocation"
+    assert len([leaf for leaf in leaves if leaf.kind == "intent"]) < 30
+    verdict = verify_run(home.rio, run_id)
+    assert verdict, verdict.problems
