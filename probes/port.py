@@ -189,8 +189,11 @@ def build_nmap_args(permit: Permit, nmap_path: str) -> list[str]:
 
 
 def _parse(xml: str, nmap_path: str) -> dict[str, Any]:
-    # PortScanner() runs `nmap -V` on construction; this runs in a worker thread for that reason.
-    scanner = nmap.PortScanner(nmap_search_path=(nmap_path,))
+    # PortScanner() runs `nmap -V` on construction, a second process per probe that measurably
+    # slowed each scan; the XML analysis needs none of what __init__ sets up, so the instance is
+    # made without it (one per call: analyse_nmap_xml_scan keeps its result on the instance).
+    del nmap_path
+    scanner = nmap.PortScanner.__new__(nmap.PortScanner)
     result: dict[str, Any] = scanner.analyse_nmap_xml_scan(xml)
     return result
 

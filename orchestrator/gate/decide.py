@@ -17,6 +17,9 @@ default and every check must pass, in this fixed order:
 8. ``rate``       the per-IP, per-network, per-notice and global budgets all have room (waiting
                   for it, at most until the permit could no longer finish inside the window).
 
+After a wait for budget, run, entrustment, window and health are checked again: a kill, a
+revocation, a closing window or a breaker pause that happened meanwhile still wins.
+
 Every decision is handed to the :class:`DecisionSink` (the probe log) *before* the permit is
 returned: a permit's ``decision`` is the sequence number of its logged intent.
 """
@@ -479,13 +482,15 @@ class Gate:
                 detail=f"{pinned}: no budget ({grant.reason}) within the window",
             )
             return await self._refuse(req, verdict, now, resolution)
-        # Time passed while waiting: the run may have been killed, the technician revoked or
-        # the window closed.
+        # Time passed while waiting: the run may have been killed, the technician revoked,
+        # the window closed or the target paused by the breaker (a probe granted to a paused
+        # target would be one packet more than the object agreed to take).
         deadline = now + self.policy.probe_timeout
         for verdict in (
             self.check_run(),
             self.check_entrusted(now),
             self.check_window(now, deadline),
+            self.check_health(pinned),
         ):
             if not verdict:
                 return await self._refuse(req, verdict, now, resolution)
@@ -581,7 +586,7 @@ class Gate:
             "server_name": fields["server_name"],
             "cost": req.cost,
             "deadline": deadline.isoformat(),
-            "max_rate": fields["max_rate"],
+            "max_rate": self.budget.per_ip_limit(pinned),
             "resolution": resolution.to_json() if resolution else None,
         }
         seq = await self.sink.log_decision("intent", body, now)

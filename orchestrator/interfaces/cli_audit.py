@@ -6,9 +6,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from sqlalchemy import select
 
 from orchestrator.audit import verify_archive
 from orchestrator.audit.logview import LogFilter, LogReview, iter_archive_leaves
@@ -17,6 +18,7 @@ from orchestrator.audit.transparency import (
     write_transparency_report,
 )
 from orchestrator.errors import NotFoundError, RecordFileError, VerificationError
+from orchestrator.interfaces._auth import KeyOpt
 from orchestrator.interfaces._common import console, print_json
 from orchestrator.ledger.leaves import Leaf
 
@@ -40,11 +42,81 @@ def _leaves(source: str, stack: ExitStack) -> Iterator[Leaf]:
     path = Path(source)
     if path.is_file():
         return iter_archive_leaves(path)
+    from orchestrator.access.roles import Action
+    from orchestrator.interfaces._auth import operator
     from orchestrator.interfaces._common import open_rio
     from orchestrator.ledger.log import read_leaves
 
     rio = stack.enter_context(open_rio())
+    operator(rio, None, None, Action.READ_LEDGER, run_id=source)
     return read_leaves(rio.db, source)
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(report.to_json() + "\n")
+        return
+    for check in report.checks:
+        mark = "ok  " if check.ok else "FAIL"
+        console.print(f"{mark} {check.name:<22} {check.detail}", markup=False)
+    verdict = "verified" if report else "NOT verified"
+    console.print(
+        f"{report.archive}: run {report.run}, {report.leaves} leaves: {verdict}", markup=False
+    )
+
+
+def _verify_run(run_id: str, key: Path | None, as_json: bool) -> None:
+    import tempfile
+
+    from orchestrator.access.roles import Action
+    from orchestrator.interfaces._auth import operator
+    from orchestrator.interfaces._common import open_rio
+    from orchestrator.ledger.verify import verify_run
+    from orchestrator.record.archive import export_archive
+    from orchestrator.store.models import RecordRow, RunRow
+
+    with open_rio() as rio:
+        with rio.db.session() as s:
+            if s.get(RunRow, run_id) is None:
+                raise NotFoundError(f"{run_id}: neither an archive file nor a known run")
+            closed = s.scalar(
+                select(RecordRow.closed_at).where(
+                    RecordRow.run_id == run_id, RecordRow.closed_at.is_not(None)
+                )
+            )
+        operator(rio, key, None, Action.READ_LEDGER, run_id=run_id)
+        if closed is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / f"{run_id}.tar"
+                export_archive(rio.db, run_id, out, signing_key=rio.signing_key)
+                report = verify_archive(out, trusted_key_id=rio.signing_key_id)
+                _print_report(report, as_json)
+            if not report:
+                raise typer.Exit(VerificationError.exit_code)
+            return
+        verdict = verify_run(rio, run_id)
+    if as_json:
+        print_json(
+            {
+                "run": run_id,
+                "scope": "probe log only (record not closed)",
+                "ok": bool(verdict),
+                "size": verdict.size,
+                "problems": list(verdict.problems),
+            }
+        )
+    else:
+        console.print(
+            f"run {run_id}: record not closed; verifying its probe log only", markup=False
+        )
+        for problem in verdict.problems:
+            console.print(f"FAIL {problem}", markup=False)
+        console.print(
+            f"run {run_id}: {verdict.size} leaves: {'verified' if verdict else 'NOT verified'}",
+            markup=False,
+        )
+    if not verdict:
+        raise typer.Exit(VerificationError.exit_code)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,25 +128,24 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     def audit_verify(
-        archive: Annotated[str, typer.Argument(help="Archive file (rio archive export).")],
+        archive: Annotated[str, typer.Argument(help="Archive file, or a run id.")],
         as_json: JsonOpt = False,
         key_id: Annotated[
             str | None, typer.Option("--key-id", help="Trusted orchestrator key id.")
         ] = None,
+        key: KeyOpt = None,
     ) -> None:
-        """Verify an archive offline; exit 0 only when every check passes, else 6."""
-        report = verify_archive(_archive_path(archive), trusted_key_id=key_id)
-        if as_json:
-            sys.stdout.write(report.to_json() + "\n")
-        else:
-            for check in report.checks:
-                mark = "ok  " if check.ok else "FAIL"
-                console.print(f"{mark} {check.name:<22} {check.detail}", markup=False)
-            verdict = "verified" if report else "NOT verified"
-            console.print(
-                f"{report.archive}: run {report.run}, {report.leaves} leaves: {verdict}",
-                markup=False,
-            )
+        """Verify an archive (or a run) offline; exit 0 only when every check passes, else 6.
+
+        A run id is verified through a temporary archive when its record is closed, else its
+        probe log alone is verified (the record checks need a closed record).
+        """
+        path = Path(archive)
+        if not path.is_file():
+            _verify_run(archive, key, as_json)
+            return
+        report = verify_archive(path, trusted_key_id=key_id)
+        _print_report(report, as_json)
         if not report:
             raise typer.Exit(VerificationError.exit_code)
 

@@ -25,6 +25,7 @@ from orchestrator.errors import RecordFileError
 __all__ = [
     "LEAF_KINDS",
     "Leaf",
+    "canonical_json",
     "format_instant",
     "make_leaf",
     "parse_instant",
@@ -76,7 +77,46 @@ def make_leaf(run: str, seq: int, kind: str, at: datetime, data: dict[str, Any])
         "at": format_instant(at),
         "data": data,
     }
-    encoded: bytes = rfc8785.dumps(doc)
+    return canonical_json(doc)
+
+
+_MAX_SAFE = 2**53 - 1
+
+
+def _plain(value: Any) -> bool:
+    """True when ``value`` holds no float, no unsafe integer and only ASCII keys.
+
+    For such values RFC 8785 and ``json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)`` produce the same bytes: key order by UTF-16 code units equals code
+    point order for ASCII keys, strings are escaped the same way, and only numbers differ (ES6
+    number formatting), which is why floats take the slow path.
+    """
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str) or v is None or isinstance(v, bool):
+            continue
+        if isinstance(v, int):
+            if -_MAX_SAFE <= v <= _MAX_SAFE:
+                continue
+            return False
+        if isinstance(v, dict):
+            for k in v:
+                if not (isinstance(k, str) and k.isascii()):
+                    return False
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+        else:
+            return False
+    return True
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON, with a fast path for values without floats (probe-log leaves)."""
+    if _plain(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    encoded: bytes = rfc8785.dumps(value)
     return encoded
 
 
@@ -120,7 +160,7 @@ def parse_leaf(raw: bytes, *, source: str = "leaf") -> Leaf:
         )
     if doc["kind"] not in LEAF_KINDS:
         raise RecordFileError(source, "kind", f"unknown leaf kind {doc['kind']!r}")
-    if rfc8785.dumps(doc) != raw:  # canonical form check
+    if canonical_json(doc) != raw:
         raise RecordFileError(source, "", "leaf bytes are not in canonical (RFC 8785) form")
     try:
         parse_instant(doc["at"])

@@ -267,3 +267,21 @@ async def test_explain_reports_every_check_without_logging() -> None:
     by_name = {v.check: v for v in verdicts}
     assert not by_name["notice"].ok and not by_name["scope"].ok and by_name["window"].ok
     assert sink.leaves == []
+
+
+async def test_target_paused_while_a_probe_waits_for_budget_gets_no_permit() -> None:
+    import asyncio
+
+    gate = make_gate(
+        make_notice(LAB, policy_yaml(per_ip=1), announced_at=announced(2)), clock=FakeClock(T0)
+    )
+    first = await gate.decide(req())
+    assert isinstance(first, Permit)
+    waiting = asyncio.create_task(gate.decide(req()))
+    await asyncio.sleep(0.2)  # the second request now waits for the per-IP budget
+    gate.health.observe("127.0.40.5", outcome="ok", latency=0.01, http_status=429, retry_after=60.0)
+    decision = await waiting
+    assert isinstance(decision, Refusal) and (decision.check, decision.reason) == (
+        "health",
+        "target-paused",
+    )
