@@ -45,8 +45,15 @@ def parse_instant(text: str) -> datetime:
     """Inverse of :func:`format_instant` (sub-microsecond digits are dropped)."""
     if not (isinstance(text, str) and len(text) == 30 and text.endswith("Z")):
         raise ValueError(f"{text!r} is not a rio instant (YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ)")
-    base = datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    return base.replace(microsecond=int(text[20:29]) // 1000)
+    if text[19] != "." or not text[20:29].isdigit():
+        raise ValueError(f"{text!r} is not a rio instant (YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ)")
+    try:
+        # fromisoformat is implemented in C; strptime was a third of a verifier's time per leaf.
+        return datetime.fromisoformat(text[:26] + "+00:00")
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a rio instant (YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ)"
+        ) from None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -115,7 +122,7 @@ def _plain(value: Any) -> bool:
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical JSON, with a fast path for values without floats (probe-log leaves)."""
     if _plain(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return _ENCODER.encode(value).encode()
     encoded: bytes = rfc8785.dumps(value)
     return encoded
 
@@ -129,6 +136,26 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class _FloatSeenError(ValueError):
+    """A float literal: RFC 8785 formats numbers unlike Python, so take the exact path."""
+
+
+def _no_float(text: str) -> float:
+    raise _FloatSeenError(text)
+
+
+_DECODER = json.JSONDecoder(parse_float=_no_float)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _has_duplicate_keys(raw: bytes) -> bool:
+    try:
+        json.loads(raw, object_pairs_hook=_no_duplicates)
+    except ValueError:
+        return True
+    return False
+
+
 def parse_leaf(raw: bytes, *, source: str = "leaf") -> Leaf:
     """Parse and check a leaf's shape, and that its bytes are canonical.
 
@@ -136,8 +163,15 @@ def parse_leaf(raw: bytes, *, source: str = "leaf") -> Leaf:
         RecordFileError: malformed JSON, duplicate keys, missing fields, or bytes that are not
             the canonical form of their content (a re-encoded leaf would hash differently).
     """
+    floats = False
     try:
-        doc = json.loads(raw, object_pairs_hook=_no_duplicates)
+        # No duplicate-key hook on this path: a leaf with a duplicate key cannot equal the
+        # re-encoding of what it parses to, so the canonical check below refuses it anyway.
+        try:
+            doc = _DECODER.decode(raw.decode("utf-8"))
+        except _FloatSeenError:
+            floats = True
+            doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RecordFileError(source, "", f"not a JSON leaf: {exc}") from None
     if not isinstance(doc, dict):
@@ -160,7 +194,15 @@ def parse_leaf(raw: bytes, *, source: str = "leaf") -> Leaf:
         )
     if doc["kind"] not in LEAF_KINDS:
         raise RecordFileError(source, "kind", f"unknown leaf kind {doc['kind']!r}")
-    if canonical_json(doc) != raw:
+    if floats:
+        canonical: bytes = rfc8785.dumps(doc)
+    else:
+        canonical = json.dumps(
+            doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    if canonical != raw:
+        if _has_duplicate_keys(raw):
+            raise RecordFileError(source, "", "duplicate keys in the leaf")
         raise RecordFileError(source, "", "leaf bytes are not in canonical (RFC 8785) form")
     try:
         parse_instant(doc["at"])
