@@ -48,7 +48,7 @@ def _intent(n: int) -> dict[str, Any]:
         "server_name": None,
         "cost": 1,
         "deadline": "2026-11-30T02:00:20.000000+00:00",
-        "max_rate": 1.0,
+        "max_rate": 1,
         "resolution": None,
     }
 
@@ -66,7 +66,7 @@ def _outcome(intent: int) -> dict[str, Any]:
     return {
         "intent": intent,
         "outcome": "ok",
-        "elapsed": 0.0012,
+        "elapsed_us": 1200,
         "connections": 1,
         "evidence_digest": None,
         "findings": [],

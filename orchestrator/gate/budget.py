@@ -273,23 +273,6 @@ class RateBudget:
             InputError: bad ``ip``, ``notice_id`` or ``cost``.
             StoreError: the shared storage (Redis) failed.
         """
-        return await self._wait(ip, notice_id, cost=cost, wait_until=wait_until, take=True)
-
-    async def wait_for_room(
-        self, ip: str, notice_id: str, *, cost: int = 1, wait_until: float
-    ) -> Grant:
-        """Wait until all four budgets have room for ``cost`` units, without taking them.
-
-        A caller that holds a scarce resource while it acquires (a run's concurrency slot)
-        waits here first, so probes for targets whose budget is spent do not block probes for
-        targets that have room. Room seen here may be gone by the time :meth:`acquire` runs;
-        acquire stays the only thing that grants.
-        """
-        return await self._wait(ip, notice_id, cost=cost, wait_until=wait_until, take=False)
-
-    async def _wait(
-        self, ip: str, notice_id: str, *, cost: int, wait_until: float, take: bool
-    ) -> Grant:
         started = time.monotonic()
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
             raise InputError(f"rate budget: cost: {cost!r} is not a positive integer")
@@ -308,7 +291,7 @@ class RateBudget:
                         reason=f"rate:{slot.name}",
                     )
             async with self._lock:
-                blocked, delay = await self._try_take(slots, cost, take=take)
+                blocked, delay = await self._try_take(slots, cost)
                 if blocked is None:
                     # Stamped and returned without an await in between: see module docstring.
                     return Grant(granted=True, waited=time.monotonic() - started, reason=None)
@@ -360,12 +343,8 @@ class RateBudget:
         item = self._item(limit)
         return _Slot(name=name, key=key, limit=limit, check=item, hit=item)
 
-    async def _try_take(
-        self, slots: tuple[_Slot, ...], cost: int, *, take: bool = True
-    ) -> tuple[str | None, float]:
+    async def _try_take(self, slots: tuple[_Slot, ...], cost: int) -> tuple[str | None, float]:
         """One attempt under the lock: ``(None, 0)`` when taken, else ``(budget, seconds)``.
-
-        With ``take=False`` nothing is taken: ``(None, 0)`` means there is room now.
 
         ``seconds`` is how long until every exhausted budget has freed at least one unit.
         """
@@ -385,8 +364,6 @@ class RateBudget:
                 )
             if any(wait > 0 for wait in waits.values()):
                 return _longest(waits)
-            if not take:
-                return None, 0.0
             # 3. Hit all. Only another process can make one of these fail now.
             for slot in slots:
                 if not await self._limiter.hit(slot.hit, slot.key, cost=cost):

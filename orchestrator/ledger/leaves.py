@@ -14,6 +14,7 @@ digest of the evidence, the findings' digests), ``health`` (breaker changes), ``
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,44 +88,29 @@ def make_leaf(run: str, seq: int, kind: str, at: datetime, data: dict[str, Any])
     return canonical_json(doc)
 
 
-_MAX_SAFE = 2**53 - 1
-
-
-def _plain(value: Any) -> bool:
-    """True when ``value`` holds no float, no unsafe integer and only ASCII keys.
-
-    For such values RFC 8785 and ``json.dumps(sort_keys=True, separators=(",", ":"),
-    ensure_ascii=False)`` produce the same bytes: key order by UTF-16 code units equals code
-    point order for ASCII keys, strings are escaped the same way, and only numbers differ (ES6
-    number formatting), which is why floats take the slow path.
-    """
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str) or v is None or isinstance(v, bool):
-            continue
-        if isinstance(v, int):
-            if -_MAX_SAFE <= v <= _MAX_SAFE:
-                continue
-            return False
-        if isinstance(v, dict):
-            for k in v:
-                if not (isinstance(k, str) and k.isascii()):
-                    return False
-            stack.extend(v.values())
-        elif isinstance(v, list | tuple):
-            stack.extend(v)
-        else:
-            return False
-    return True
-
-
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical JSON, with a fast path for values without floats (probe-log leaves)."""
-    if _plain(value):
-        return _ENCODER.encode(value).encode()
+    """RFC 8785 canonical JSON, with a fast path for values without floats (probe-log leaves).
+
+    For JSON without float literals, without integers of 16 or more digits and without
+    characters beyond the Basic Multilingual Plane, RFC 8785 and ``json.dumps(sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` give the same bytes: key order by UTF-16 code
+    units equals code point order within the BMP, and strings are escaped alike; only numbers
+    are formatted differently (ES6), so anything with a float takes the exact, slower path.
+    Both encoder and the float check are the C implementations of ``json``.
+    """
+    text = _ENCODER.encode(value)
+    if not _ASTRAL_OR_LONG_NUMBER.search(text):
+        try:
+            _DECODER.decode(text)
+        except _FloatSeenError:
+            pass
+        else:
+            return text.encode()
     encoded: bytes = rfc8785.dumps(value)
     return encoded
+
+
+_ASTRAL_OR_LONG_NUMBER = re.compile(r"[\U00010000-\U0010FFFF]|\d{16,}")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, select
 
 from orchestrator.errors import StateError, StoreError
 from orchestrator.ledger.checkpoint import Checkpoint, run_origin, sign_checkpoint
@@ -35,6 +35,10 @@ from orchestrator.store.models import CheckpointRow, LeafRow
 __all__ = ["CHECKPOINT_KEY_NAME", "ProbeLog", "StoredCheckpoint", "read_checkpoints", "read_leaves"]
 
 CHECKPOINT_KEY_NAME = "rio-orchestrator"
+_LEAVES = Table("ledger_leaves", LeafRow.metadata, extend_existing=True)
+"""Core insert: half the cost of the ORM's bulk insert for the same rows"""
+_INLINE_BATCH = 128
+"""groups up to this size are committed on the event loop itself"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -229,7 +233,12 @@ class ProbeLog:
                     return
                 batch = self._pending[: self._max_batch]
                 del self._pending[: len(batch)]
-                await asyncio.to_thread(self._commit, batch)
+                if len(batch) <= _INLINE_BATCH:
+                    # Every producer is waiting on this commit anyway; a hop to a worker
+                    # thread and back costs more than the commit of a small group itself.
+                    self._commit(batch)
+                else:
+                    await asyncio.to_thread(self._commit, batch)
                 self._durable_seq = batch[-1]["seq"]
                 self._release()
                 if self._checkpoint_due():
@@ -241,7 +250,7 @@ class ProbeLog:
 
     def _commit(self, batch: list[dict[str, Any]]) -> None:
         with self.db.session() as s:
-            s.execute(insert(LeafRow), batch)
+            s.execute(_LEAVES.insert(), batch)
         with self._tree_lock:
             for row in batch:
                 self._tree.append(row["leaf_hash"])

@@ -125,7 +125,6 @@ class Runner:
         self.progress = Progress()
         self._view = _RunView(run_id)
         self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(1)
         self._stop: str | None = None
         self._kill_leaf_written = False
         self._person: Person | None = None
@@ -248,12 +247,7 @@ class Runner:
         self.progress.decided = len(decided)
         await self._check_kill(log)
 
-        # Two bounds: ``sem`` caps queued requests (memory stays flat on a huge plan), and
-        # ``self._slots`` caps probes being decided and sent (the policy's concurrency). A request
-        # waits for its target's budget before it takes a slot, so targets whose budget is spent
-        # do not hold slots that targets with room could use.
-        sem = asyncio.Semaphore(max(4 * self.policy.concurrency, 256))
-        self._slots = asyncio.Semaphore(self.policy.concurrency)
+        sem = asyncio.Semaphore(self.policy.concurrency)
         deferred: list[ProbeRequest] = []
         for req in plan:
             if self._stop is not None:
@@ -347,19 +341,7 @@ class Runner:
         budget: RateBudget,
         deferred: list[ProbeRequest],
     ) -> None:
-        if req.ip is not None:
-            now = self.clock.now()
-            end = gate.window_end(now)
-            if end is not None:
-                room = (end - now - self.policy.probe_timeout).total_seconds()
-                await budget.wait_for_room(
-                    req.ip,
-                    self.notice.id,
-                    cost=req.cost,
-                    wait_until=time.monotonic() + max(0.0, room),
-                )
-        async with self._slots:
-            await self._decide_and_send(req, gate, log, health, budget, deferred)
+        await self._decide_and_send(req, gate, log, health, budget, deferred)
 
     async def _decide_and_send(
         self,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator.clock import FakeClock
+from orchestrator.clock import Clock
 from orchestrator.gate.budget import BudgetLimits, RateBudget
 from orchestrator.gate.decide import Gate
 from orchestrator.gate.health import HealthBreaker
@@ -113,7 +113,7 @@ TECH = Person(
 def make_gate(
     notice: Notice,
     *,
-    clock: FakeClock,
+    clock: Clock,
     person: Person | None = TECH,
     resolver: Resolver | None = None,
     run: RunStub | None = None,

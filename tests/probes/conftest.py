@@ -1,8 +1,10 @@
 """Fixtures for probe tests: permits for loopback targets, a probe context, certificates.
 
-``issue_permit`` is TEMPORARY: it seals a permit directly with ``probes.base._seal_permit``
-instead of asking the gate. It refuses any address that is not loopback, so no probe test can
-be pointed elsewhere; the lead will route it through the real gate.
+``issue_permit`` asks the real gate, like a user would: it announces a scope naming exactly the
+loopback address under test (loopback is a special-purpose range, so only a scope that names it
+lets the gate say yes), a policy that allows the probe, and decides one request. Nothing here
+switches the gate off. ``argument_permit`` seals permits with arbitrary values for the nmap
+argument-builder tests, which never send anything.
 """
 
 from __future__ import annotations
@@ -38,13 +40,75 @@ def _seal(probe: str, ip: str, fields: dict[str, Any]) -> Permit:
     return _seal_permit(**values)
 
 
+def _gate_permit(probe: str, ip: str, fields: dict[str, Any]) -> Permit:
+    """Announce ``ip`` and ask the gate for one ``probe`` permit (in a thread of its own loop)."""
+    import asyncio
+    import concurrent.futures
+    import math
+
+    from orchestrator.clock import SystemClock
+    from orchestrator.gate.decide import ProbeRequest, Refusal
+    from tests.gate.conftest import ListSink, RunStub, make_gate, make_notice
+
+    now = datetime.now(UTC)
+    deadline = fields.pop("deadline", None)
+    timeout = 60 if deadline is None else max(1, math.ceil((deadline - now).total_seconds()))
+    per_ip = max(1, math.ceil(float(fields.pop("max_rate", 1000))))
+    scope = f"""
+format: rio.scope/v1
+object: {{id: probe-lab, name: Probe lab, services: [access]}}
+contact: {{name: Lab, email: lab@rio.invalid}}
+targets: [{{ip: "{ip}"}}]
+windows: [{{start: "{(now - timedelta(hours=1)).replace(tzinfo=None).isoformat()}",
+           end: "{(now + timedelta(days=1)).replace(tzinfo=None).isoformat()}", timezone: UTC}}]
+sources: [127.0.0.1]
+""".encode()
+    policy = f"""
+format: rio.policy/v1
+name: probe-lab
+timezone: UTC
+min_notice_lead: 0s
+windows: [{{days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "24:00"}}]
+rates: {{per_ip: {per_ip}, per_network: 100000, per_notice: 100000, global: 100000}}
+concurrency: 4
+probe_timeout: {timeout}s
+max_disruption: {"intrusive" if probe == "dns-axfr" else "light"}
+probes: {{port: {{ports: [1]}}, http: {{}}, tls: {{}}, dns: {{}}, dns-axfr: {{}}}}
+""".encode()
+    notice = make_notice(scope, policy, announced_at=now - timedelta(minutes=1))
+    request = ProbeRequest(
+        item=0,
+        probe=probe,
+        target=fields.pop("target", f"ip:{ip}"),
+        ip=ip,
+        server_name=fields.pop("server_name", None),
+        port=fields.pop("port", None),
+        ports=tuple(fields.pop("ports", ())),
+        params=fields.pop("params", {}),
+        cost=1,
+    )
+    assert not fields, f"issue_permit: fields the gate does not take: {sorted(fields)}"
+
+    async def decide() -> Permit | Refusal:
+        gate = make_gate(notice, clock=SystemClock(), run=RunStub(), sink=ListSink())
+        try:
+            return await gate.decide(request)
+        finally:
+            await gate.budget.close()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        decision = pool.submit(asyncio.run, decide()).result()
+    assert isinstance(decision, Permit), f"the gate refused the test's own probe: {decision}"
+    return decision
+
+
 @pytest.fixture
 def issue_permit() -> IssuePermit:
-    """``issue_permit(probe, ip, **fields)`` -> a sealed permit for a loopback ``ip`` only."""
+    """``issue_permit(probe, ip, **fields)`` -> a permit from the real gate for a loopback ``ip``."""
 
     def issue(probe: str, ip: str, **fields: Any) -> Permit:
         assert ipaddress.ip_address(ip).is_loopback, f"probe tests target loopback only, not {ip}"
-        return _seal(probe, ip, fields)
+        return _gate_permit(probe, ip, dict(fields))
 
     return issue
 
