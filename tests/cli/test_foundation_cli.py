@@ -183,3 +183,87 @@ def test_registry_needs_an_administrator_once_one_exists(rio: Rio, tmp_path: Pat
     assert refused.returncode == 2 and "RIO_KEY_FILE" in refused.stderr
     rio("vendor", "add", "acme", "--organisation", "Acme", "--key", str(tmp_path / "root.key"))
     assert "acme" in rio("vendor", "list").stdout
+
+
+def test_gate_explain_says_why_and_exits_non_zero_for_a_refusal(rio: Rio, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    _setup(rio, tmp_path)
+    notice_id = rio(
+        "notice",
+        "announce",
+        "--scope",
+        str(SCOPE),
+        "--policy",
+        str(POLICY),
+        "--vendor",
+        "acme",
+        "--key",
+        str(tmp_path / "li.key"),
+    ).stdout.strip()
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    allowed = rio(
+        "gate",
+        "explain",
+        notice_id,
+        "127.0.10.5",
+        "--probe",
+        "http",
+        "--port",
+        "8080",
+        "--technician",
+        "zhang",
+        "--at",
+        later,
+        "--json",
+    )
+    verdicts = json.loads(allowed.stdout)
+    assert verdicts["allowed"] is True
+    assert [c["check"] for c in verdicts["checks"]] == [
+        "run",
+        "notice",
+        "entrusted",
+        "window",
+        "probe",
+        "scope",
+        "health",
+        "rate",
+    ]
+    excluded = rio(
+        "gate",
+        "explain",
+        notice_id,
+        "127.0.10.13",
+        "--technician",
+        "zhang",
+        "--at",
+        later,
+        check=False,
+    )
+    assert (
+        excluded.returncode == 3 and "excluded" in excluded.stdout and "REFUSED" in excluded.stdout
+    )
+    outside = rio(
+        "gate",
+        "explain",
+        notice_id,
+        "192.0.2.1",
+        "--technician",
+        "zhang",
+        "--at",
+        later,
+        check=False,
+    )
+    assert outside.returncode == 3 and "out-of-scope" in outside.stdout
+    too_early = rio(
+        "gate",
+        "explain",
+        notice_id,
+        "127.0.10.5",
+        "--technician",
+        "zhang",
+        "--at",
+        (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+        check=False,
+    )
+    assert too_early.returncode == 3 and "lead-time" in too_early.stdout
