@@ -7,12 +7,13 @@ would announce only one of them. This loader refuses duplicates and reports wher
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["format_location", "load_yaml", "raise_first_error"]
+__all__ = ["format_location", "load_yaml", "parse_document", "raise_first_error", "read_document"]
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -93,3 +94,40 @@ def raise_first_error(
         if len(shown) <= 60 and shown not in msg:
             msg = f"{shown}: {msg}"
     return error(source, field, msg)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+FileError = Callable[[str, str, str], Exception]
+
+
+def parse_document(
+    data: bytes, source: str, *, model: type[ModelT], fmt: str, error: FileError, keys: str
+) -> ModelT:
+    """Parse a versioned YAML document strictly into ``model``.
+
+    Args:
+        data: the document's bytes.
+        source: the file name used in messages.
+        model: the pydantic model (``extra="forbid"``, frozen).
+        fmt: the ``format:`` value the document must carry.
+        error: the error type raised, as ``error(file, field, problem)``.
+        keys: a few top-level keys, for the message when the document is not a mapping.
+    """
+    raw = load_yaml(data, source, error)
+    if not isinstance(raw, dict):
+        raise error(source, "", f"the document is a mapping ({keys}, ...)")
+    found = raw.get("format")
+    if found != fmt:
+        raise error(source, "format", f"{found!r}: expected {fmt!r}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise raise_first_error(exc, source, error) from None
+
+
+def read_document(path: Path, error: FileError) -> bytes:
+    """A document's exact bytes, or ``error(path, "", "cannot read: ...")``."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise error(str(path), "", f"cannot read: {exc.strerror}") from None

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from orchestrator.errors import PolicyFileError
 from orchestrator.intake._types import STRICT, Duration, TimezoneName
-from orchestrator.intake._yaml import load_yaml, raise_first_error
+from orchestrator.intake._yaml import parse_document, read_document
 from probes.base import Disruption
 
 __all__ = [
@@ -330,24 +330,19 @@ def parse_policy(data: bytes, source: str) -> Policy:
     Raises:
         PolicyFileError: naming ``source``, the field and the problem.
     """
-    raw = load_yaml(data, source, PolicyFileError)
-    if not isinstance(raw, dict):
-        raise PolicyFileError(source, "", "a policy file is a mapping (format, name, rates, ...)")
-    fmt = raw.get("format")
-    if fmt != POLICY_FORMAT:
-        raise PolicyFileError(source, "format", f"{fmt!r}: expected {POLICY_FORMAT!r}")
-    try:
-        return Policy.model_validate(raw)
-    except ValidationError as exc:
-        raise raise_first_error(exc, source, PolicyFileError) from None
+    return parse_document(
+        data,
+        source,
+        model=Policy,
+        fmt=POLICY_FORMAT,
+        error=PolicyFileError,
+        keys="format, name, rates",
+    )
 
 
 def load_policy(path: Path) -> tuple[Policy, bytes]:
     """Read and parse a policy file; returns the policy and the exact bytes announced."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PolicyFileError(str(path), "", f"cannot read: {exc.strerror}") from None
+    data = read_document(path, PolicyFileError)
     return parse_policy(data, str(path)), data
 
 

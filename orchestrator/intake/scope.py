@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from orchestrator.errors import ScopeFileError
 from orchestrator.intake._types import (
@@ -27,7 +27,7 @@ from orchestrator.intake._types import (
     Slug,
     TimezoneName,
 )
-from orchestrator.intake._yaml import load_yaml, raise_first_error
+from orchestrator.intake._yaml import parse_document, read_document
 from orchestrator.intake.hostnames import normalise_host
 
 __all__ = [
@@ -252,24 +252,19 @@ def parse_scope(data: bytes, source: str) -> Scope:
     Raises:
         ScopeFileError: naming ``source``, the field and the problem.
     """
-    raw = load_yaml(data, source, ScopeFileError)
-    if not isinstance(raw, dict):
-        raise ScopeFileError(source, "", "a scope file is a mapping (format, object, targets, ...)")
-    fmt = raw.get("format")
-    if fmt != SCOPE_FORMAT:
-        raise ScopeFileError(source, "format", f"{fmt!r}: expected {SCOPE_FORMAT!r}")
-    try:
-        return Scope.model_validate(raw)
-    except ValidationError as exc:
-        raise raise_first_error(exc, source, ScopeFileError) from None
+    return parse_document(
+        data,
+        source,
+        model=Scope,
+        fmt=SCOPE_FORMAT,
+        error=ScopeFileError,
+        keys="format, object, targets",
+    )
 
 
 def load_scope(path: Path) -> tuple[Scope, bytes]:
     """Read and parse a scope file; returns the scope and the exact bytes announced."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ScopeFileError(str(path), "", f"cannot read: {exc.strerror}") from None
+    data = read_document(path, ScopeFileError)
     return parse_scope(data, str(path)), data
 
 

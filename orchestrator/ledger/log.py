@@ -32,7 +32,14 @@ from orchestrator.ledger.merkle import MerkleAccumulator, leaf_hash
 from orchestrator.store.db import Database
 from orchestrator.store.models import CheckpointRow, LeafRow
 
-__all__ = ["CHECKPOINT_KEY_NAME", "ProbeLog", "StoredCheckpoint", "read_checkpoints", "read_leaves"]
+__all__ = [
+    "CHECKPOINT_KEY_NAME",
+    "ProbeLog",
+    "StoredCheckpoint",
+    "read_checkpoints",
+    "read_leaf_bytes",
+    "read_leaves",
+]
 
 CHECKPOINT_KEY_NAME = "rio-orchestrator"
 _LEAVES = Table("ledger_leaves", LeafRow.metadata, extend_existing=True)
@@ -49,8 +56,8 @@ class StoredCheckpoint:
     created_at: datetime
 
 
-def read_leaves(db: Database, run_id: str, *, batch: int = 5000) -> Iterator[Leaf]:
-    """Stream a run's leaves in sequence order (constant memory)."""
+def read_leaf_bytes(db: Database, run_id: str, *, batch: int = 5000) -> Iterator[tuple[int, bytes]]:
+    """Stream a run's ``(seq, leaf bytes)`` in sequence order, in batches (constant memory)."""
     last = -1
     while True:
         with db.session() as s:
@@ -63,8 +70,14 @@ def read_leaves(db: Database, run_id: str, *, batch: int = 5000) -> Iterator[Lea
         if not rows:
             return
         for seq, body in rows:
-            yield parse_leaf(bytes(body), source=f"run {run_id} leaf {seq}")
             last = seq
+            yield seq, bytes(body)
+
+
+def read_leaves(db: Database, run_id: str, *, batch: int = 5000) -> Iterator[Leaf]:
+    """Stream a run's leaves, parsed, in sequence order (constant memory)."""
+    for seq, body in read_leaf_bytes(db, run_id, batch=batch):
+        yield parse_leaf(body, source=f"run {run_id} leaf {seq}")
 
 
 def read_checkpoints(db: Database, run_id: str) -> list[StoredCheckpoint]:

@@ -25,15 +25,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
 
 from orchestrator.errors import InputError, RecordFileError, VerificationError
 from orchestrator.ledger.checkpoint import parse_checkpoint_note, run_origin, verify_checkpoint
 from orchestrator.ledger.leaves import parse_leaf
-from orchestrator.ledger.log import CHECKPOINT_KEY_NAME, read_checkpoints
+from orchestrator.ledger.log import CHECKPOINT_KEY_NAME, read_checkpoints, read_leaf_bytes
 from orchestrator.ledger.merkle import EMPTY_ROOT, MerkleAccumulator, leaf_hash
 from orchestrator.store.db import Database
-from orchestrator.store.models import LeafRow
 
 if TYPE_CHECKING:
     from orchestrator.context import Rio
@@ -209,21 +207,8 @@ def _check_leaf(
 
 
 def _stored_leaves(db: Database, run_id: str) -> Iterator[bytes]:
-    """A run's leaf bytes in stored order, in batches (constant memory, no parsing)."""
-    last = -1
-    while True:
-        with db.session() as s:
-            rows = s.execute(
-                select(LeafRow.seq, LeafRow.body)
-                .where(LeafRow.run_id == run_id, LeafRow.seq > last)
-                .order_by(LeafRow.seq)
-                .limit(_BATCH)
-            ).all()
-        if not rows:
-            return
-        for seq, body in rows:
-            last = seq
-            yield bytes(body)
+    """A run's leaf bytes in stored order (constant memory, no parsing)."""
+    return (body for _, body in read_leaf_bytes(db, run_id, batch=_BATCH))
 
 
 def verify_run(rio: Rio, run_id: str) -> LogVerdict:
