@@ -17,7 +17,8 @@ from orchestrator.errors import InputError
 
 __all__ = ["Settings", "load_settings"]
 
-_EXECUTORS = ("local", "celery")
+# The distributed (Celery) executor is not built yet; refusing it is better than ignoring it.
+_EXECUTORS = ("local",)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -28,7 +29,7 @@ class Settings:
         home: folder for the SQLite database, the orchestrator's own key and the master key.
         database_url: SQLAlchemy URL (``sqlite:///...`` or ``postgresql+psycopg://...``).
         budget_url: rate-budget storage, ``memory://`` or ``redis://host:port/db``.
-        executor: ``local`` (asyncio in this process) or ``celery``.
+        executor: ``local`` (asyncio in this process); the only executor so far.
         timezone: default timezone for windows and dates.
         master_key_file: file holding the evidence master key.
         master_key_env: the master key given directly (base64), wins over the file.

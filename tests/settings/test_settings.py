@@ -1,0 +1,51 @@
+"""Settings are read once, from RIO_* only, with embedded defaults and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import InputError
+from orchestrator.settings import load_settings
+
+
+def test_defaults_need_nothing_installed() -> None:
+    s = load_settings({})
+    assert s.home == Path(".rio")
+    assert s.database_url == "sqlite:///.rio/rio.db"
+    assert (s.budget_url, s.executor, s.timezone) == ("memory://", "local", "Asia/Shanghai")
+    assert s.master_key_file == Path(".rio/master.key")
+
+
+def test_postgresql_url_gets_the_psycopg_driver() -> None:
+    s = load_settings({"RIO_DATABASE_URL": "postgresql://rio@127.0.0.1/rio"})
+    assert s.database_url == "postgresql+psycopg://rio@127.0.0.1/rio"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RIO_BUDGET_URL": "mongodb://x"}, "RIO_BUDGET_URL"),
+        ({"RIO_EXECUTOR": "celery"}, "RIO_EXECUTOR: 'celery' is not one of local"),
+        ({"RIO_TIMEZONE": "Mars/Base"}, "RIO_TIMEZONE: 'Mars/Base' is not a known timezone"),
+        ({"RIO_DNS_PORT": "70000"}, "RIO_DNS_PORT: 70000 is outside 1..65535"),
+        ({"RIO_CHECKPOINT_EVERY": "often"}, "RIO_CHECKPOINT_EVERY: 'often' is not a whole number"),
+    ],
+)
+def test_impossible_settings_are_refused_naming_the_variable(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        load_settings(env)
+
+
+def test_master_key_from_the_environment_is_not_shown_in_repr() -> None:
+    s = load_settings({"RIO_MASTER_KEY": "c2VjcmV0"})
+    assert "c2VjcmV0" not in repr(s)
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings({})
+    with pytest.raises(AttributeError):
+        s.home = Path("/elsewhere")  # type: ignore[misc]
