@@ -33,9 +33,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Select, false, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, false, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from orchestrator.errors import AccessDeniedError, NotFoundError
 from orchestrator.intake.registry import Person, Role
@@ -202,6 +203,7 @@ def decide(
         return no("no notice was named")
 
     notice_vendor: int | None = None
+    notice: NoticeRow | None = None
     if run_id is not None:
         run = s.get(RunRow, run_id)
         if run is None:
@@ -213,6 +215,8 @@ def decide(
         if notice is None:
             raise NotFoundError(f"notice {notice_id!r} is not known (rio notice list)")
         notice_vendor = notice.vendor_id
+    if role is Role.OFFICER and notice is not None and not _same_organisation(s, notice, row):
+        return no("it was announced by another organisation")
 
     if role is Role.TECHNICIAN:
         if run_id is None and notice_id is None:
@@ -262,19 +266,41 @@ def _active(s: Session, person: Person) -> PersonRow | None:
     return row
 
 
+def _same_organisation(s: Session, notice: NoticeRow, officer: PersonRow) -> bool:
+    """Officers act on their own organisation's notices (unknown announcer: every officer)."""
+    if notice.announced_by is None:
+        return True
+    announcer = s.get(PersonRow, notice.announced_by)
+    return announcer is None or announcer.organisation == officer.organisation
+
+
+def _officer_notices(officer: PersonRow) -> Any:
+    """SQL condition: announced by this officer's organisation (or by nobody known)."""
+    announcer = aliased(PersonRow)
+    return or_(
+        NoticeRow.announced_by.is_(None),
+        NoticeRow.announced_by.in_(
+            select(announcer.id).where(announcer.organisation == officer.organisation)
+        ),
+    )
+
+
 def visible_runs(s: Session, person: Person) -> Select[tuple[RunRow]]:
     """The runs ``person`` may list: ``s.scalars(visible_runs(s, person))``.
 
-    Officers and auditors see every run, a technician the runs of notices that entrust their
-    vendor; administrators and revoked people see none.
+    Auditors see every run, officers the runs of notices their organisation announced, a
+    technician the runs of notices that entrust their vendor; administrators and revoked
+    people see none.
     """
     row = _active(s, person)
     query = select(RunRow).order_by(RunRow.created_at, RunRow.id)
     if row is None:
         return query.where(false())
     role = Role(row.role)
-    if role in (Role.OFFICER, Role.AUDITOR):
+    if role is Role.AUDITOR:
         return query
+    if role is Role.OFFICER:
+        return query.join(NoticeRow, NoticeRow.id == RunRow.notice_id).where(_officer_notices(row))
     if role is Role.TECHNICIAN and row.vendor_id is not None:
         return query.join(NoticeRow, NoticeRow.id == RunRow.notice_id).where(
             NoticeRow.vendor_id == row.vendor_id
@@ -285,16 +311,17 @@ def visible_runs(s: Session, person: Person) -> Select[tuple[RunRow]]:
 def visible_notices(s: Session, person: Person) -> Select[tuple[NoticeRow]]:
     """The notices ``person`` may list: ``s.scalars(visible_notices(s, person))``.
 
-    Same rule as :func:`visible_runs`. Officers see every notice (see the module docstring for
-    the missing announcing-organisation column).
+    Same rule as :func:`visible_runs`: officers see the notices their organisation announced.
     """
     row = _active(s, person)
     query = select(NoticeRow).order_by(NoticeRow.announced_at, NoticeRow.id)
     if row is None:
         return query.where(false())
     role = Role(row.role)
-    if role in (Role.OFFICER, Role.AUDITOR):
+    if role is Role.AUDITOR:
         return query
+    if role is Role.OFFICER:
+        return query.where(_officer_notices(row))
     if role is Role.TECHNICIAN and row.vendor_id is not None:
         return query.where(NoticeRow.vendor_id == row.vendor_id)
     return query.where(false())

@@ -107,6 +107,7 @@ def run_demo(*, quiet: bool = False) -> str:
                     policy_bytes=policy_bytes,
                     policy_name=str(policy_file.name),
                     vendor=DEMO_VENDOR,
+                    announced_by=registry.get_person(s, DEMO_OFFICERS[0]).id,
                 )
             console.print(
                 f"announced notice {notice.id} (scope sha256 {notice.scope_sha256[:16]}...)"

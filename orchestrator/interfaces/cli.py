@@ -16,7 +16,7 @@ import typer
 from orchestrator import __version__
 from orchestrator.access.roles import Action
 from orchestrator.context import init_home
-from orchestrator.errors import RioError
+from orchestrator.errors import AccessDeniedError, RioError
 from orchestrator.intake import keys as keyfiles
 from orchestrator.intake import notices as notice_store
 from orchestrator.intake import registry
@@ -285,11 +285,23 @@ def notice_announce(
         console.print(n.id)
 
 
+def _visible_notice_ids(rio: Any, s: Any, key: Path | None, claimed: str | None) -> set[str]:
+    from orchestrator.access.identity import authenticate
+    from orchestrator.access.roles import visible_notices
+
+    person = authenticate(rio, key, claimed=claimed)
+    return {row.id for row in s.scalars(visible_notices(s, person))}
+
+
 @notice_app.command("show")
-def notice_show(notice_id: str, as_json: JsonOpt = False) -> None:
-    """Show a notice."""
+def notice_show(
+    notice_id: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Show a notice you may see."""
     with open_rio() as rio, rio.db.session() as s:
         n = notice_store.get_notice(s, notice_id)
+        if notice_id not in _visible_notice_ids(rio, s, key, claimed):
+            raise AccessDeniedError(f"notice {notice_id} is not one you may see")
         data: dict[str, Any] = n.to_json()
         data["lead_time_met_at"] = n.lead_time_met_at().isoformat()
         data["targets"] = [t.label() for t in n.scope.targets]
@@ -308,10 +320,14 @@ def notice_show(notice_id: str, as_json: JsonOpt = False) -> None:
 
 
 @notice_app.command("list")
-def notice_list(as_json: JsonOpt = False) -> None:
-    """List notices."""
+def notice_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """List the notices you may see.
+
+    Officers see their organisation's notices, technicians their vendor's, auditors all.
+    """
     with open_rio() as rio, rio.db.session() as s:
-        items = [n.to_json() for n in notice_store.list_notices(s)]
+        visible = _visible_notice_ids(rio, s, key, claimed)
+        items = [n.to_json() for n in notice_store.list_notices(s) if n.id in visible]
     if as_json:
         print_json(items)
         return

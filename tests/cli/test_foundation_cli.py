@@ -53,13 +53,20 @@ def test_announce_stores_the_documents_as_announced(rio: Rio, tmp_path: Path) ->
         "--key",
         str(tmp_path / "li.key"),
     ).stdout.strip()
-    shown = json.loads(rio("notice", "show", notice_id, "--json").stdout)
+    shown = json.loads(
+        rio("notice", "show", notice_id, "--json", "--key", str(tmp_path / "li.key")).stdout
+    )
     import hashlib
 
     assert shown["scope"]["sha256"] == hashlib.sha256(SCOPE.read_bytes()).hexdigest()
     assert shown["policy"]["sha256"] == hashlib.sha256(POLICY.read_bytes()).hexdigest()
     assert shown["vendor"] == "acme" and "ip:127.0.10.13" in shown["excludes"]
-    assert [n["id"] for n in json.loads(rio("notice", "list", "--json").stdout)] == [notice_id]
+    assert [
+        n["id"]
+        for n in json.loads(
+            rio("notice", "list", "--json", "--key", str(tmp_path / "li.key")).stdout
+        )
+    ] == [notice_id]
 
 
 def test_bad_scope_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Path) -> None:
@@ -81,7 +88,9 @@ def test_bad_scope_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Path) -
         check=False,
     )
     assert announce.returncode == 2 and "targets[0].cidr" in announce.stderr
-    assert json.loads(rio("notice", "list", "--json").stdout) == []
+    assert (
+        json.loads(rio("notice", "list", "--json", "--key", str(tmp_path / "li.key")).stdout) == []
+    )
 
 
 def test_unknown_vendor_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Path) -> None:
@@ -100,7 +109,9 @@ def test_unknown_vendor_is_refused_and_nothing_is_written(rio: Rio, tmp_path: Pa
         check=False,
     )
     assert proc.returncode == 2 and "vendor 'nobody' is not registered" in proc.stderr
-    assert json.loads(rio("notice", "list", "--json").stdout) == []
+    assert (
+        json.loads(rio("notice", "list", "--json", "--key", str(tmp_path / "li.key")).stdout) == []
+    )
 
 
 def test_unknown_notice_is_a_clear_error(rio: Rio, tmp_path: Path) -> None:
@@ -162,7 +173,9 @@ def test_announcing_needs_an_officers_key(rio: Rio, tmp_path: Path) -> None:
     assert proc.returncode == 3 and "zhang (technician) may not" in proc.stderr
     missing = rio("notice", "announce", "--scope", str(SCOPE), "--policy", str(POLICY), check=False)
     assert missing.returncode == 2 and "RIO_KEY_FILE" in missing.stderr
-    assert json.loads(rio("notice", "list", "--json").stdout) == []
+    assert (
+        json.loads(rio("notice", "list", "--json", "--key", str(tmp_path / "li.key")).stdout) == []
+    )
 
 
 def test_registry_needs_an_administrator_once_one_exists(rio: Rio, tmp_path: Path) -> None:
@@ -267,3 +280,36 @@ def test_gate_explain_says_why_and_exits_non_zero_for_a_refusal(rio: Rio, tmp_pa
         check=False,
     )
     assert too_early.returncode == 3 and "lead-time" in too_early.stdout
+
+
+def test_officers_see_only_their_own_organisations_notices(rio: Rio, tmp_path: Path) -> None:
+    _setup(rio, tmp_path)
+    rio("keys", "generate", "wang", "--out", str(tmp_path))
+    rio(
+        "person",
+        "add",
+        "wang",
+        "--role",
+        "officer",
+        "--organisation",
+        "Other PSB",
+        "--public-key",
+        str(tmp_path / "wang.pub"),
+    )
+    notice_id = rio(
+        "notice",
+        "announce",
+        "--scope",
+        str(SCOPE),
+        "--policy",
+        str(POLICY),
+        "--vendor",
+        "acme",
+        "--key",
+        str(tmp_path / "li.key"),
+    ).stdout.strip()
+    mine = json.loads(rio("notice", "list", "--json", "--key", str(tmp_path / "li.key")).stdout)
+    theirs = json.loads(rio("notice", "list", "--json", "--key", str(tmp_path / "wang.key")).stdout)
+    assert [n["id"] for n in mine] == [notice_id] and theirs == []
+    refused = rio("notice", "show", notice_id, "--key", str(tmp_path / "wang.key"), check=False)
+    assert refused.returncode == 3 and "not one you may see" in refused.stderr
