@@ -414,18 +414,23 @@ class Runner:
         )
         started = time.monotonic()
         try:
-            # The probe honours its deadline; the outer bound is a safety net for a hung tool.
+            # The probes honour their deadline themselves; this bound makes it certain: at the
+            # deadline (never after the window closes) the probe is cancelled, sockets closed,
+            # nmap killed. Nothing of this run is in flight after its window.
             return await asyncio.wait_for(
-                probe.run(permit, ctx), timeout=max(0.1, permit.seconds_left()) + 5.0
+                probe.run(permit, ctx), timeout=max(0.0, permit.seconds_left())
             )
         except TimeoutError:
-            outcome, error = "timeout", "probe overran its deadline"
+            outcome, error = "timeout", "stopped at the permit's deadline"
         except asyncio.CancelledError:
             if not self._view.killed:
                 raise
             outcome, error = "killed", "kill switch"
         except ProbeError as exc:
             outcome, error = exc.outcome, str(exc)
+            if outcome == "killed" and not self._view.killed:
+                # Cancelled by the deadline bound above, not by the kill switch.
+                outcome, error = "timeout", "stopped at the permit's deadline"
         return ProbeResult(
             probe=permit.probe,
             ip=permit.ip,
