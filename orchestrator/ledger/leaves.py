@@ -14,7 +14,6 @@ digest of the evidence, the findings' digests), ``health`` (breaker changes), ``
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -99,18 +98,15 @@ def canonical_json(value: Any) -> bytes:
     Both encoder and the float check are the C implementations of ``json``.
     """
     text = _ENCODER.encode(value)
-    if not _ASTRAL_OR_LONG_NUMBER.search(text):
+    if text.isascii() or max(text) <= "\uffff":
         try:
-            _DECODER.decode(text)
+            _CHECKER.decode(text)
         except _FloatSeenError:
             pass
         else:
             return text.encode()
     encoded: bytes = rfc8785.dumps(value)
     return encoded
-
-
-_ASTRAL_OR_LONG_NUMBER = re.compile(r"[\U00010000-\U0010FFFF]|\d{16,}")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -130,7 +126,17 @@ def _no_float(text: str) -> float:
     raise _FloatSeenError(text)
 
 
+def _safe_int(text: str) -> int:
+    # Integers beyond 2**53 are not exact in RFC 8785 (IEEE doubles): take the exact path.
+    if len(text) > 15:
+        raise _FloatSeenError(text)
+    return int(text)
+
+
 _DECODER = json.JSONDecoder(parse_float=_no_float)
+"""reads leaves: any float sends the canonical check down the exact RFC 8785 path"""
+_CHECKER = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_int)
+"""checks what we encode: floats and long integers take the exact path"""
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

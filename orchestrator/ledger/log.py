@@ -44,6 +44,7 @@ __all__ = [
 CHECKPOINT_KEY_NAME = "rio-orchestrator"
 _LEAVES = Table("ledger_leaves", LeafRow.metadata, extend_existing=True)
 """Core insert: half the cost of the ORM's bulk insert for the same rows"""
+_COPY_LEAVES = "COPY ledger_leaves (run_id, seq, kind, body, leaf_hash) FROM STDIN"
 _INLINE_BATCH = 128
 """groups up to this size are committed on the event loop itself"""
 
@@ -262,11 +263,31 @@ class ProbeLog:
             raise
 
     def _commit(self, batch: list[dict[str, Any]]) -> None:
-        with self.db.session() as s:
-            s.execute(_LEAVES.insert(), batch)
+        if self.db.dialect == "postgresql":
+            self._copy(batch)
+        else:
+            with self.db.session() as s:
+                s.execute(_LEAVES.insert(), batch)
         with self._tree_lock:
             for row in batch:
                 self._tree.append(row["leaf_hash"])
+
+    def _copy(self, batch: list[dict[str, Any]]) -> None:
+        """PostgreSQL: COPY the group in one round trip (executemany costs a Python-level step
+        per row in psycopg); the append-only triggers guard UPDATE/DELETE, not INSERT."""
+        try:
+            with self.db.engine.begin() as conn:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                with raw.cursor() as cur, cur.copy(_COPY_LEAVES) as copy:
+                    for row in batch:
+                        copy.write_row(
+                            (row["run_id"], row["seq"], row["kind"], row["body"], row["leaf_hash"])
+                        )
+        except Exception as exc:
+            raise StoreError(
+                f"run {self.run_id}: writing {len(batch)} leaves failed: {exc}"
+            ) from exc
 
     def _checkpoint_due(self) -> bool:
         grown = self.size - self._last_cp_size
