@@ -6,6 +6,7 @@ the leaves that say a probe was, or was about to be, sent.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -37,6 +38,15 @@ OUTCOMES = frozenset({"ok", "timeout", "unreachable", "error", "refused", "kille
 
 def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@functools.lru_cache(maxsize=65_536)
+def _is_address(ip: str) -> bool:
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return True
 
 
 class SequenceCheck:
@@ -121,6 +131,8 @@ class ScopeCheck:
     def __init__(self, scope: Scope, addresses: AddressScope) -> None:
         self.scope = scope
         self.addresses = addresses
+        # Bounded cache: the same few addresses are checked for every intent of a run.
+        self._check = functools.lru_cache(maxsize=65_536)(addresses.check)
         self.tally = Tally("scope")
         self.intents = 0
 
@@ -129,7 +141,7 @@ class ScopeCheck:
             self.tally.leaf(seq, f"{what} {ip!r} is not an address")
             return False
         try:
-            verdict = self.addresses.check(ip)
+            verdict = self._check(ip)
         except ValueError as exc:
             self.tally.leaf(seq, f"{what}: {exc}")
             return False
@@ -242,9 +254,7 @@ class RatesCheck:
         if not isinstance(ip, str):
             self.tally.leaf(leaf.seq, f"pinned address {ip!r} is not an address")
             return
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
+        if not _is_address(ip):
             self.tally.leaf(leaf.seq, f"pinned address {ip!r} is not an address")
             return
         at = parse_ns_timestamp(leaf.at, source=f"leaf {leaf.seq}", field="at")

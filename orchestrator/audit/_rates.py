@@ -18,6 +18,7 @@ is rechecked; an intent older than that cannot be placed any more and is reporte
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -58,6 +59,14 @@ class RateExcess:
             f"{self.units} units in one second against the {self.budget} budget of "
             f"{self.limit} for {self.key}"
         )
+
+
+@functools.lru_cache(maxsize=65_536)
+def _network_key(ip: str, prefix_v4: int, prefix_v6: int) -> str:
+    # Cached: a run probes few addresses many times, and ipaddress parsing dominated replay time.
+    address = ipaddress.ip_address(ip)
+    prefix = prefix_v4 if address.version == 4 else prefix_v6
+    return str(ipaddress.ip_network((address, prefix), strict=False))
 
 
 class SlidingWindow:
@@ -224,9 +233,7 @@ class RateReplay:
 
     def network_of(self, ip: str) -> str:
         """Return the network key of an address (``a.b.c.0/24``, ``x:y:z:w::/64``)."""
-        address = ipaddress.ip_address(ip)
-        prefix = self._limits.prefix_v4 if address.version == 4 else self._limits.prefix_v6
-        return str(ipaddress.ip_network((address, prefix), strict=False))
+        return _network_key(ip, self._limits.prefix_v4, self._limits.prefix_v6)
 
     @property
     def tracked_keys(self) -> int:

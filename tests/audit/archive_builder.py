@@ -116,7 +116,7 @@ def intent(i: int, at: datetime, ip: str, *, probe: str = "port", cost: int = 1)
         "server_name": None,
         "cost": cost,
         "deadline": (at + timedelta(seconds=10)).isoformat(),
-        "max_rate": 4.0,
+        "max_rate": 4,
         "resolution": None,
     }
 
@@ -126,7 +126,7 @@ def outcome(seq: int, result: str = "ok") -> dict[str, Any]:
     return {
         "intent": seq,
         "outcome": result,
-        "elapsed": 0.01,
+        "elapsed_us": 10000,
         "connections": 2,
         "evidence_digest": None,
         "findings": [],
