@@ -30,23 +30,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING, STATE_STOPPED
-from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.clock import Clock, SystemClock
@@ -54,6 +50,7 @@ from orchestrator.context import Rio
 from orchestrator.errors import InputError, RioError, StateError, StoreError
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.ledger.log import ProbeLog
+from orchestrator.run.locks import SchedulerLock, scheduler_lock
 from orchestrator.run.runner import Runner
 from orchestrator.run.runs import create_run, get_run, set_state
 from orchestrator.run.state import FINAL, PauseReason, RunState
@@ -75,7 +72,6 @@ __all__ = [
 _LOG = logging.getLogger("orchestrator.run.scheduler")
 JOB_TABLE = "apscheduler_jobs"
 # A fixed 63-bit key: every rio scheduler on one PostgreSQL database contends for the same lock.
-_ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"rio scheduler").digest()[:8], "big") >> 1
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -107,117 +103,6 @@ class JobInfo:
 
 
 # -- the lock that makes one scheduler fire -----------------------------------------------------
-
-
-class SchedulerLock(Protocol):
-    """Held by the one scheduler that fires jobs."""
-
-    @property
-    def held(self) -> bool: ...
-
-    def acquire(self) -> bool:
-        """Try once, without blocking; True when this process now holds the lock."""
-        ...
-
-    def release(self) -> None: ...
-
-
-class _FileLock:
-    """An exclusive ``flock`` on a file in RIO_HOME (SQLite: one host, one scheduler)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._file is not None
-
-    def acquire(self) -> bool:
-        import fcntl
-
-        if self._file is not None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = self.path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            return False
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        self._file = f
-        return True
-
-    def release(self) -> None:
-        import fcntl
-
-        if self._file is None:
-            return
-        with contextlib.suppress(OSError):
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-        self._file.close()
-        self._file = None
-
-
-class _AdvisoryLock:
-    """A PostgreSQL session-level advisory lock, held on a connection of its own."""
-
-    def __init__(self, rio: Rio) -> None:
-        self._rio = rio
-        self._conn: Connection | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._conn is not None
-
-    def acquire(self) -> bool:
-        if self._conn is not None:
-            return True
-        try:
-            conn = self._rio.db.engine.connect()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database {self._rio.db.safe_url}: {exc}") from exc
-        try:
-            got = bool(
-                conn.execute(
-                    text("SELECT pg_try_advisory_lock(:key)"), {"key": _ADVISORY_KEY}
-                ).scalar()
-            )
-            conn.commit()
-        except SQLAlchemyError as exc:
-            conn.invalidate()
-            conn.close()
-            raise StoreError(f"database {self._rio.db.safe_url}: advisory lock: {exc}") from exc
-        if not got:
-            conn.close()
-            return False
-        self._conn = conn
-        return True
-
-    def release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_KEY})
-            conn.commit()
-        except SQLAlchemyError:
-            _LOG.warning("advisory unlock failed; closing the connection releases it")
-        finally:
-            # A session lock lives as long as the session: never hand this one back to the pool.
-            conn.invalidate()
-            conn.close()
-
-
-def scheduler_lock(rio: Rio) -> SchedulerLock:
-    """The lock for this rio home: advisory lock on PostgreSQL, a lock file otherwise."""
-    if rio.db.dialect == "postgresql":
-        return _AdvisoryLock(rio)
-    return _FileLock(rio.settings.home / "scheduler.lock")
 
 
 # -- job functions (module level, plain ids: they are stored by reference) -------------------
