@@ -37,7 +37,7 @@ def _archive_path(source: str) -> Path:
     return path
 
 
-def _leaves(source: str, stack: ExitStack) -> Iterator[Leaf]:
+def _leaves(source: str, stack: ExitStack, key: Path | None = None) -> Iterator[Leaf]:
     """Leaves of an archive file, or of a run in the database when no such file exists."""
     path = Path(source)
     if path.is_file():
@@ -48,7 +48,7 @@ def _leaves(source: str, stack: ExitStack) -> Iterator[Leaf]:
     from orchestrator.ledger.log import read_leaves
 
     rio = stack.enter_context(open_rio())
-    operator(rio, None, None, Action.READ_LEDGER, run_id=source)
+    operator(rio, key, None, Action.READ_LEDGER, run_id=source)
     return read_leaves(rio.db, source)
 
 
@@ -156,15 +156,16 @@ def register(app: typer.Typer) -> None:
         probe: Annotated[str | None, typer.Option(help="Only this probe.")] = None,
         since: Annotated[str | None, typer.Option(help="Only from this ISO 8601 instant.")] = None,
         refused: Annotated[bool, typer.Option("--refused", help="Only refusals.")] = False,
+        key: KeyOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """List a run's leaves readably, then a per-target summary."""
+        """List a run's leaves readably, then a per-target summary (a run needs your key)."""
         from orchestrator.audit._docs import parse_time
 
         start = None if since is None else parse_time(since, "--since", "")
         review = LogReview(LogFilter(target=target, probe=probe, since=start, refused=refused))
         with ExitStack() as stack:
-            entries = review.entries(_leaves(source, stack))
+            entries = review.entries(_leaves(source, stack, key))
             if as_json:
                 listed = [e.to_json() for e in entries]
                 summary = [s.to_json() for s in review.summaries()]

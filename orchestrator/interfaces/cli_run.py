@@ -113,13 +113,15 @@ def _status(rio: Rio, run_id: str) -> dict[str, Any]:
 
     with rio.db.session() as s:
         row = get_run(s, run_id)
-        severities: dict[str, int] = dict(
-            s.execute(
+        # A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.
+        severities: dict[str, int] = {
+            severity: count
+            for severity, count in s.execute(
                 select(FindingRow.severity, func.count())
                 .where(FindingRow.run_id == run_id)
                 .group_by(FindingRow.severity)
             ).tuples()
-        )
+        }
         data: dict[str, Any] = {
             "id": row.id,
             "notice": row.notice_id,
