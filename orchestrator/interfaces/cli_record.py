@@ -349,6 +349,48 @@ def rectify_plan(order: int, as_json: JsonOpt = False) -> None:
     console.print(plan.why, markup=False)
 
 
+@rectify_app.command("schedule")
+def rectify_schedule(
+    order: int,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """Schedule the re-check run (Art. 19) in the announced window that covers its due date.
+
+    The re-check runs the same notice again (the same probes on the same targets) at its next
+    opening, launched by the key's owner (the entrusted vendor's technician). When no announced
+    window covers the due date, nothing is scheduled and rio says what must be announced by when.
+    """
+    from orchestrator.errors import StateError
+    from orchestrator.run.scheduler import RioScheduler
+    from orchestrator.store.models import RunRow
+
+    with open_rio() as rio:
+        plan = rectify_mod.recheck_plan(rio.db, order)
+        if plan.notice_id is None:
+            raise StateError(f"order {order}: {plan.why}")
+        person = operator(rio, key, claimed, Action.LAUNCH_RUN, notice_id=plan.notice_id)
+        with RioScheduler(rio) as scheduler:
+            planned = scheduler.schedule_run(plan.notice_id, person.name)
+        due_end = datetime.combine(plan.due, datetime.max.time(), CHINA)
+        if planned.start > due_end:
+            console.print(
+                f"warning: the next opening {planned.start.isoformat()} is after the re-check "
+                f"due date {plan.due.isoformat()}",
+                markup=False,
+            )
+        with rio.db.session() as s:
+            row = s.get(RunRow, planned.run_id)
+            if row is not None:
+                row.recheck_of = order
+    console.print(planned.run_id)
+    console.print(
+        f"re-check of order {order} planned at {planned.start.isoformat()} (notice "
+        f"{plan.notice_id}); when it is sealed: rio rectify recheck {order} --run {planned.run_id}",
+        markup=False,
+    )
+
+
 @rectify_app.command("status")
 def rectify_status(
     run: Annotated[str | None, typer.Option(help="Only this run's orders.")] = None,

@@ -161,3 +161,24 @@ def test_cli_archive_export_writes_the_same_bytes_twice(lab: Lab, tmp_path: Path
         code, text = _rio(lab, "archive", "export", lab.run_id, "--out", str(tmp_path / out))
         assert code == 0, text
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+
+
+def test_cli_rectify_schedule_plans_the_recheck_in_the_covering_window(lab: Lab) -> None:
+    telnet = lab.findings[lab.run_id][0]
+    code, out = _rio(
+        lab, "rectify", "order", lab.run_id, "--finding", telnet, "--working-days", "3", "--json"
+    )
+    assert code == 0, out
+    order_id = str(json.loads(out)["id"])
+    # The officer's key may not launch a vendor-entrusted run; the vendor's technician may.
+    code, out = _rio(lab, "rectify", "schedule", order_id)
+    assert code == 3, out
+    code, out = _rio(lab, "rectify", "schedule", order_id, "--key", str(lab.key_files["tech-t"][0]))
+    assert code == 0, out
+    run_id = out.split()[0]
+    assert run_id.startswith("R-") and f"rio rectify recheck {order_id} --run {run_id}" in out
+    from orchestrator.store.models import RunRow
+
+    with lab.rio.db.session() as s:
+        row = s.get(RunRow, run_id)
+        assert row is not None and row.recheck_of == int(order_id) and row.state == "scheduled"
