@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -97,7 +97,12 @@ class PolicyWindow(BaseModel):
         """The end of this window on ``local``'s day (aware, policy timezone)."""
         if self.end == time.max:
             return datetime.combine(local.date() + timedelta(days=1), time(0), local.tzinfo)
-        return datetime.combine(local.date(), self.end, local.tzinfo)
+        end = datetime.combine(local.date(), self.end, local.tzinfo)
+        if local.fold and end.astimezone(UTC) <= local.astimezone(UTC):
+            # In the second pass of a repeated hour (clocks set back), the end time written in
+            # the policy means the end's second pass too.
+            end = end.replace(fold=1)
+        return end
 
 
 class Blackout(BaseModel):

@@ -122,10 +122,10 @@ def test_opening_in_a_spring_forward_gap_starts_when_the_clock_jumps() -> None:
     assert opening.start == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
 
 
-def test_repeated_hour_opens_on_its_first_pass_only_as_the_gate_decides() -> None:
-    # 2026-10-25 02:15 happens twice in Berlin: 00:15 UTC (CEST) and 01:15 UTC (CET). On the
-    # second pass the gate's window end (PolicyWindow.end_on, fold 0) is 00:45 UTC, already
-    # behind it, so the gate refuses every probe there: that is no opening either.
+def test_repeated_hour_opens_on_both_passes_as_the_gate_decides() -> None:
+    # 2026-10-25 02:15 happens twice in Berlin: 00:15 UTC (CEST) and 01:15 UTC (CET). A window
+    # written 02:15-02:45 local therefore holds twice; on the second pass its end is the second
+    # pass of 02:45 (PolicyWindow.end_on follows the fold), so the gate allows probes there too.
     scope = _scope([window("2026-10-24T00:00:00", "2026-10-26T00:00:00", tz="UTC")])
     policy = _policy(windows=BERLIN_SUNDAYS, tz="Europe/Berlin")
     first = next_opening_for(scope, policy, datetime(2026, 10, 24, tzinfo=UTC))
@@ -134,7 +134,10 @@ def test_repeated_hour_opens_on_its_first_pass_only_as_the_gate_decides() -> Non
         end=datetime(2026, 10, 25, 0, 45, tzinfo=UTC),
     )
     assert first is not None
-    assert next_opening_for(scope, policy, first.end) is None
+    assert next_opening_for(scope, policy, first.end) == Opening(
+        start=datetime(2026, 10, 25, 1, 15, tzinfo=UTC),
+        end=datetime(2026, 10, 25, 1, 45, tzinfo=UTC),
+    )
 
 
 # -- properties: every opening passes the gate's time checks, and none is missed ---------------
