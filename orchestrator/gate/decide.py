@@ -9,7 +9,8 @@ default and every check must pass, in this fixed order:
                   (or an active officer, where no vendor was entrusted);
 4. ``window``     now lies inside an announced window *and* a policy window, outside blackout
                   dates, and the permit's deadline ends before both windows close;
-5. ``probe``      the policy allows the probe and its disruption class is within the maximum;
+5. ``probe``      the policy allows the probe, its disruption class is within the maximum, and
+                  its parameters are within the policy's (ports, paths, timeouts, scripts);
 6. ``scope``      every address of the target (all A/AAAA answers of a name, resolved once and
                   pinned) is inside the scope and outside its excludes (exclude wins);
 7. ``health``     the target is not paused by the health breaker (checked before the budget so a
@@ -37,6 +38,7 @@ from orchestrator.errors import ResolutionError
 from orchestrator.gate.addresses import AddressScope, parse_network
 from orchestrator.gate.budget import RateBudget
 from orchestrator.gate.health import HealthBreaker
+from orchestrator.gate.params import params_problem
 from orchestrator.gate.resolve import Resolution, Resolver
 from orchestrator.intake.notices import Notice
 from orchestrator.intake.registry import Person, Role
@@ -338,7 +340,7 @@ class Gate:
             detail=f"inside windows until {end.isoformat()}",
         )
 
-    def check_probe(self, probe: str) -> CheckVerdict:
+    def check_probe(self, probe: str, req: ProbeRequest | None = None) -> CheckVerdict:
         if probe not in self.policy.probes.allowed():
             return CheckVerdict(
                 check="probe",
@@ -363,6 +365,18 @@ class Gate:
                     f"{self.policy.max_disruption.name.lower()}"
                 ),
             )
+        if req is not None:
+            problem = params_problem(
+                probe, req.params, target=req.target, port=req.port, ports=req.ports,
+                policy=self.policy,
+            )  # fmt: skip
+            if problem is not None:
+                return CheckVerdict(
+                    check="probe",
+                    ok=False,
+                    reason="params-not-allowed",
+                    detail=f"{probe}: {problem}",
+                )
         return CheckVerdict(
             check="probe",
             ok=True,
@@ -456,7 +470,7 @@ class Gate:
             self.check_notice(now),
             self.check_entrusted(now),
             self.check_window(now, deadline),
-            self.check_probe(req.probe),
+            self.check_probe(req.probe, req),
         ):
             if not verdict:
                 return await self._refuse(req, verdict, now, resolution)
@@ -505,7 +519,7 @@ class Gate:
             self.check_notice(now),
             self.check_entrusted(now),
             self.check_window(now, deadline),
-            self.check_probe(req.probe),
+            self.check_probe(req.probe, req),
         ]
         scope_verdict, pinned, _ = await self.check_scope(req)
         verdicts.append(scope_verdict)

@@ -285,3 +285,56 @@ async def test_target_paused_while_a_probe_waits_for_budget_gets_no_permit() -> 
         "health",
         "target-paused",
     )
+
+
+@pytest.mark.parametrize(
+    ("probe", "port", "ports", "params", "why"),
+    [
+        ("port", None, (80, 22), {}, "ports [22]"),
+        ("port", None, (80,), {"version_detection": True}, "version detection"),
+        ("port", None, (80,), {"scripts": ["vuln"]}, "scripts"),
+        ("http", 8080, (), {"scheme": "http"}, "port 8080"),
+        ("http", 80, (), {"paths": ["/admin"]}, "paths"),
+        ("http", 80, (), {"method": "POST"}, "method"),
+        ("http", 80, (), {"timeout": 3600}, "timeout"),
+        ("http", 80, (), {"follow_redirects": True}, "not part of the policy"),
+        ("tls", 8443, (), {}, "port 8443"),
+    ],
+)
+async def test_probe_refused_when_its_parameters_exceed_the_policy(
+    probe: str, port: int | None, ports: tuple[int, ...], params: dict[str, object], why: str
+) -> None:
+    gate = make_gate(
+        make_notice(LAB, policy_yaml(), announced_at=announced(2)), clock=FakeClock(T0)
+    )
+    request = ProbeRequest(
+        item=0,
+        probe=probe,
+        target="cidr:127.0.40.0/24",
+        ip="127.0.40.5",
+        port=port,
+        ports=ports,
+        params=params,
+    )
+    decision = await gate.decide(request)
+    assert isinstance(decision, Refusal)
+    assert (decision.check, decision.reason) == (
+        "probe",
+        "params-not-allowed",
+    ) and why in decision.sentence
+
+
+async def test_announced_url_port_and_path_are_allowed_for_http() -> None:
+    scope = scope_yaml("[{cidr: 127.0.40.0/24}, {url: 'http://127.0.40.5:8081/status'}]")
+    gate = make_gate(
+        make_notice(scope, policy_yaml(), announced_at=announced(2)), clock=FakeClock(T0)
+    )
+    request = ProbeRequest(
+        item=0,
+        probe="http",
+        target="url:http://127.0.40.5:8081/status",
+        ip="127.0.40.5",
+        port=8081,
+        params={"scheme": "http", "paths": ["/status"]},
+    )
+    assert isinstance(await gate.decide(request), Permit)

@@ -10,6 +10,7 @@ argument-builder tests, which never send anything.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,45 @@ def _seal(probe: str, ip: str, fields: dict[str, Any]) -> Permit:
     }
     values.update(fields)
     return _seal_permit(**values)
+
+
+def _policy_section(probe: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A policy that allows exactly the requested probe parameters (the gate checks them)."""
+    params: dict[str, Any] = dict(fields.get("params", {}))
+    port = fields.get("port")
+    if probe == "port":
+        section: dict[str, Any] = {
+            "ports": list(fields.get("ports", ())),
+            "retries": params.get("retries", 1),
+            "host_timeout": params.get("host_timeout", 60),
+            "version_detection": params.get("version_detection", False),
+            "scripts": list(params.get("scripts", [])),
+        }
+    elif probe == "http":
+        https = params.get("scheme") == "https"
+        section = {
+            "ports": [] if https else [port],
+            "https_ports": [port] if https else [],
+            "paths": list(params.get("paths", ["/"])),
+            "method": params.get("method", "GET"),
+            "max_body": params.get("max_body", 65536),
+            "timeout": params.get("timeout", 10),
+        }
+    elif probe == "tls":
+        section = {
+            "ports": [port],
+            "timeout": params.get("timeout", 10),
+            "check_legacy": params.get("check_legacy", False),
+        }
+    elif probe == "dns":
+        section = {
+            "record_types": list(params.get("record_types", ["A"])),
+            "recursion_check": params.get("recursion_check", False),
+            "timeout": params.get("timeout", 5),
+        }
+    else:
+        section = {"timeout": params.get("timeout", 10)}
+    return {probe: section}
 
 
 def _gate_permit(probe: str, ip: str, fields: dict[str, Any]) -> Permit:
@@ -73,7 +113,7 @@ rates: {{per_ip: {per_ip}, per_network: 100000, per_notice: 100000, global: 1000
 concurrency: 4
 probe_timeout: {timeout}s
 max_disruption: {"intrusive" if probe == "dns-axfr" else "light"}
-probes: {{port: {{ports: [1]}}, http: {{}}, tls: {{}}, dns: {{}}, dns-axfr: {{}}}}
+probes: {json.dumps(_policy_section(probe, fields))}
 """.encode()
     notice = make_notice(scope, policy, announced_at=now - timedelta(minutes=1))
     request = ProbeRequest(

@@ -176,9 +176,11 @@ async def test_zone_transfer_needs_its_own_permit(
     ],
 )
 async def test_parameters_refused_outside_allowlist(
-    issue_permit: IssuePermit, fields: dict[str, Any], field: str
+    argument_permit: IssuePermit, fields: dict[str, Any], field: str
 ) -> None:
-    permit = issue_permit("dns", "127.0.0.1", **{"server_name": DOMAIN, **fields})
+    # The gate would refuse these parameters first (tests/gate); this proves the probe's own
+    # allowlist holds too. The permit is sealed by hand and the probe refuses before sending.
+    permit = argument_permit("dns", "127.0.0.1", **{"server_name": DOMAIN, **fields})
     with pytest.raises(ProbeArgumentError, match=field):
         await DnsProbe().run(permit, _ctx(53))
 

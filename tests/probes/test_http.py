@@ -215,9 +215,11 @@ async def test_shared_client_from_make_client_is_reused(
     ],
 )
 async def test_parameters_refused_outside_allowlist(
-    issue_permit: IssuePermit, ctx: ProbeContext, params: dict[str, Any], field: str
+    argument_permit: IssuePermit, ctx: ProbeContext, params: dict[str, Any], field: str
 ) -> None:
-    permit = issue_permit("http", "127.0.0.1", port=80, params=params)
+    # The gate would refuse these parameters first (tests/gate); this proves the probe's own
+    # allowlist holds too. The permit is sealed by hand and the probe refuses before sending.
+    permit = argument_permit("http", "127.0.0.1", port=80, params=params)
     with pytest.raises(ProbeArgumentError, match=field):
         await HttpProbe().run(permit, ctx)
 

@@ -235,9 +235,11 @@ def test_argument_checks_hold_under_python_optimise_flag() -> None:
 
 
 async def test_probe_refused_when_permit_names_another_probe(
-    issue_permit: IssuePermit, ctx: ProbeContext
+    argument_permit: IssuePermit, ctx: ProbeContext
 ) -> None:
-    permit = issue_permit("http", "127.0.0.1", ports=(80,))
+    # The gate would refuse these parameters first (tests/gate); this proves the probe's own
+    # allowlist holds too. The permit is sealed by hand and the probe refuses before sending.
+    permit = argument_permit("http", "127.0.0.1", ports=(80,))
     with pytest.raises(PermitError):
         await PortProbe().run(permit, ctx)
 

@@ -154,10 +154,12 @@ async def test_plain_http_server_is_a_handshake_error_outcome(
     ],
 )
 async def test_parameters_refused_outside_allowlist(
-    issue_permit: IssuePermit, ctx: ProbeContext, params: dict[str, Any], field: str
+    argument_permit: IssuePermit, ctx: ProbeContext, params: dict[str, Any], field: str
 ) -> None:
+    # The gate would refuse these parameters first (tests/gate); this proves the probe's own
+    # allowlist holds too. The permit is sealed by hand and the probe refuses before sending.
     with pytest.raises(ProbeArgumentError, match=field):
-        await TlsProbe().run(issue_permit("tls", "127.0.0.1", port=443, params=params), ctx)
+        await TlsProbe().run(argument_permit("tls", "127.0.0.1", port=443, params=params), ctx)
 
 
 @pytest.mark.parametrize(
