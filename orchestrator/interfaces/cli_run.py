@@ -335,7 +335,21 @@ def gate_explain(
             resolver=Resolver(list(settings.dns_nameservers) or None, port=settings.dns_port),
             sink=None,
         )
-        req = ProbeRequest(item=0, probe=probe, target=target, ip=ip, host=host, port=port)
+        # A port sweep covers the policy's ports (or the one asked about); other probes one port.
+        sweep: tuple[int, ...] = ()
+        if probe == "port":
+            policy_ports = n.policy.probes.port.ports if n.policy.probes.port else ()
+            sweep = (port,) if port is not None else tuple(policy_ports)
+        req = ProbeRequest(
+            item=0,
+            probe=probe,
+            target=target,
+            ip=ip,
+            host=host,
+            port=None if probe == "port" else port,
+            ports=sweep,
+            cost=max(1, len(sweep)),
+        )
         verdicts = asyncio.run(gate.explain(req, at=when))
     # Without a run, the run check cannot pass; it is shown but not counted.
     counted = [v for v in verdicts if v.check != "run"]

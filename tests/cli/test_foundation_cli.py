@@ -313,3 +313,51 @@ def test_officers_see_only_their_own_organisations_notices(rio: Rio, tmp_path: P
     assert [n["id"] for n in mine] == [notice_id] and theirs == []
     refused = rio("notice", "show", notice_id, "--key", str(tmp_path / "wang.key"), check=False)
     assert refused.returncode == 3 and "not one you may see" in refused.stderr
+
+
+def test_gate_explain_a_port_sweep_and_a_port_outside_the_policy(rio: Rio, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    _setup(rio, tmp_path)
+    notice_id = rio(
+        "notice",
+        "announce",
+        "--scope",
+        str(SCOPE),
+        "--policy",
+        str(POLICY),
+        "--vendor",
+        "acme",
+        "--key",
+        str(tmp_path / "li.key"),
+    ).stdout.strip()
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    sweep = rio(
+        "gate",
+        "explain",
+        notice_id,
+        "127.0.10.5",
+        "--probe",
+        "port",
+        "--technician",
+        "zhang",
+        "--at",
+        later,
+    )
+    assert "PERMIT" in sweep.stdout
+    odd = rio(
+        "gate",
+        "explain",
+        notice_id,
+        "127.0.10.5",
+        "--probe",
+        "port",
+        "--port",
+        "4444",
+        "--technician",
+        "zhang",
+        "--at",
+        later,
+        check=False,
+    )
+    assert odd.returncode == 3 and "params-not-allowed" in odd.stdout
