@@ -145,7 +145,6 @@ class NoticeRow(Base):
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
     sources: Mapped[list[str]] = mapped_column(JSON)
-    recurrence: Mapped[str | None] = mapped_column(String(100), nullable=True)
     announced_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
 
 

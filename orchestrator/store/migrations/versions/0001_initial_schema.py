@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-30 02:24:49.880502
+Create Date: 2026-11-30 03:33:09.811761
 """
 
 from __future__ import annotations
@@ -157,7 +157,6 @@ def upgrade() -> None:
             "window_end", orchestrator.store.models.UTCDateTime(timezone=True), nullable=False
         ),
         sa.Column("sources", sa.JSON(), nullable=False),
-        sa.Column("recurrence", sa.String(length=100), nullable=True),
         sa.Column("announced_by", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["announced_by"], ["people.id"], name=op.f("fk_notices_announced_by_people")
