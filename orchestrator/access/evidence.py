@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from orchestrator.access.roles import Action, authorize, decide
@@ -35,6 +35,7 @@ __all__ = [
     "grant_evidence",
     "log_access",
     "read_evidence",
+    "revoke_evidence_grant",
 ]
 
 EVIDENCE_TABLE = "findings"
@@ -181,8 +182,24 @@ def read_evidence(rio: Rio, person: Person, finding_id: str, *, reason: str) -> 
     return cipher_for(rio).open(blob, table=EVIDENCE_TABLE, row=finding_id, column=EVIDENCE_COLUMN)
 
 
+def _valid_grant(run_id: str, auditor_id: int, when: datetime) -> Any:
+    """SQL: a grant for this run and auditor in force at ``when`` (not expired, not revoked)."""
+    return (
+        select(EvidenceGrant)
+        .where(EvidenceGrant.run_id == run_id, EvidenceGrant.auditor_id == auditor_id)
+        .where(or_(EvidenceGrant.expires_at.is_(None), EvidenceGrant.expires_at > when))
+        .where(or_(EvidenceGrant.revoked_at.is_(None), EvidenceGrant.revoked_at > when))
+    )
+
+
 def grant_evidence(
-    rio: Rio, officer: Person, auditor: Person | str, run_id: str, *, now: datetime | None = None
+    rio: Rio,
+    officer: Person,
+    auditor: Person | str,
+    run_id: str,
+    *,
+    now: datetime | None = None,
+    expires_at: datetime | None = None,
 ) -> GrantInfo:
     """Let an auditor read a run's evidence; the grant (or its refusal) is logged.
 
@@ -192,9 +209,10 @@ def grant_evidence(
         auditor: The auditor (a person or a registered name).
         run_id: The run whose evidence is opened to the auditor.
         now: The time of the grant (default: now).
+        expires_at: When the grant ends (default: until revoked).
 
     Returns:
-        The grant; ``created`` is False when the auditor already held one for this run.
+        The grant; ``created`` is False when the auditor already held one in force.
 
     Raises:
         AccessDeniedError: ``officer`` may not grant (logged first).
@@ -225,11 +243,7 @@ def grant_evidence(
     if not target.active_at(when):
         raise InputError(f"auditor: {target.name} was revoked at {target.revoked_at}")
     with rio.db.session() as s:
-        existing = s.scalar(
-            select(EvidenceGrant).where(
-                EvidenceGrant.run_id == run_id, EvidenceGrant.auditor_id == target.id
-            )
-        )
+        existing = s.scalar(_valid_grant(run_id, target.id, when))
         if existing is not None:
             return GrantInfo(
                 run_id=run_id,
@@ -242,7 +256,11 @@ def grant_evidence(
         authorize(s, officer, Action.GRANT_EVIDENCE, run_id=run_id, now=when)
         s.add(
             EvidenceGrant(
-                run_id=run_id, auditor_id=target.id, granted_by=officer.id, granted_at=when
+                run_id=run_id,
+                auditor_id=target.id,
+                granted_by=officer.id,
+                granted_at=when,
+                expires_at=expires_at,
             )
         )
         s.add(
@@ -286,3 +304,28 @@ def access_log(
         )
         for e in s.scalars(query)
     ]
+
+
+def revoke_evidence_grant(
+    rio: Rio, officer: Person, auditor: str, run_id: str, *, now: datetime | None = None
+) -> int:
+    """End an auditor's grants for a run from now on; returns how many were in force (logged)."""
+    when = now or datetime.now(UTC)
+    with rio.db.session() as s:
+        authorize(s, officer, Action.GRANT_EVIDENCE, run_id=run_id, now=when)
+        target = get_person(s, auditor)
+        grants = list(s.scalars(_valid_grant(run_id, target.id, when)))
+        for grant in grants:
+            grant.revoked_at = when
+        s.add(
+            AccessEntry(
+                at=when,
+                person=officer.name,
+                action=Action.GRANT_EVIDENCE.value,
+                run_id=run_id,
+                subject=f"evidence of run {run_id} from {target.name}",
+                reason="evidence grant revoked",
+                allowed=True,
+            )
+        )
+    return len(grants)

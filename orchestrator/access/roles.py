@@ -228,12 +228,13 @@ def decide(
         return no("the notice entrusts a vendor; one of its technicians launches the run")
     if role is Role.AUDITOR and action is Action.READ_EVIDENCE:
         grant = s.scalar(
-            select(EvidenceGrant.id).where(
-                EvidenceGrant.run_id == run_id, EvidenceGrant.auditor_id == row.id
-            )
+            select(EvidenceGrant.id)
+            .where(EvidenceGrant.run_id == run_id, EvidenceGrant.auditor_id == row.id)
+            .where(or_(EvidenceGrant.expires_at.is_(None), EvidenceGrant.expires_at > when))
+            .where(or_(EvidenceGrant.revoked_at.is_(None), EvidenceGrant.revoked_at > when))
         )
         if grant is None:
-            return no("no officer has granted this auditor access to the run's evidence")
+            return no("no grant in force lets this auditor read the run's evidence")
     return Verdict(allowed=True, why="", message="")
 
 

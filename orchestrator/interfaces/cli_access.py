@@ -8,13 +8,18 @@ The access listing lives at ``rio access log`` because ``rio audit`` belongs to 
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from orchestrator.access.evidence import access_log, grant_evidence, read_evidence
+from orchestrator.access.evidence import (
+    access_log,
+    grant_evidence,
+    read_evidence,
+    revoke_evidence_grant,
+)
 from orchestrator.access.identity import authenticate
 from orchestrator.access.purge import purge
 from orchestrator.access.roles import Action, authorize
@@ -82,15 +87,34 @@ def evidence_show(
 def evidence_grant(
     run: Annotated[str, typer.Argument(help="Run id.")],
     auditor: Annotated[str, typer.Option(help="The auditor who may read the evidence.")],
+    days: Annotated[
+        int | None, typer.Option(min=1, max=3650, help="The grant ends after this many days.")
+    ] = None,
     key: KeyOpt = None,
     claimed: AsOpt = None,
 ) -> None:
     """Let an auditor read a run's evidence (officers only; logged)."""
+    expires = datetime.now(UTC) + timedelta(days=days) if days is not None else None
     with open_rio() as rio:
         officer = authenticate(rio, key, claimed=claimed)
-        info = grant_evidence(rio, officer, auditor, run)
+        info = grant_evidence(rio, officer, auditor, run, expires_at=expires)
     state = "granted" if info.created else "already granted"
-    console.print(f"{state}: {info.auditor} may read the evidence of run {info.run_id}")
+    until = f" until {expires.isoformat()}" if expires is not None and info.created else ""
+    console.print(f"{state}: {info.auditor} may read the evidence of run {info.run_id}{until}")
+
+
+@evidence_app.command("revoke")
+def evidence_revoke(
+    run: Annotated[str, typer.Argument(help="Run id.")],
+    auditor: Annotated[str, typer.Option(help="The auditor whose grant ends now.")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """End an auditor's access to a run's evidence from now on (officers only; logged)."""
+    with open_rio() as rio:
+        officer = authenticate(rio, key, claimed=claimed)
+        count = revoke_evidence_grant(rio, officer, auditor, run)
+    console.print(f"revoked {count} grant(s) of {auditor} on run {run}")
 
 
 def _parse_date(text: str) -> date:

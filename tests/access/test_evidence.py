@@ -97,7 +97,7 @@ def test_auditor_without_grant_refused_and_attempt_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     fid = lab.findings[lab.run_a][0]
-    with pytest.raises(AccessDeniedError, match="no officer has granted") as info:
+    with pytest.raises(AccessDeniedError, match="no grant in force") as info:
         read_evidence(lab.rio, lab.login("auditor-u"), fid, reason="audit 2026-Q3")
     _assert_no_leak(info.value, caplog)
     with lab.rio.db.session() as s:
@@ -217,3 +217,26 @@ def test_leak_check_itself_catches_a_leak(caplog: pytest.LogCaptureFixture) -> N
         leaky()
     with pytest.raises(AssertionError):
         _assert_no_leak(info.value, caplog)
+
+
+def test_auditor_grant_ends_when_it_expires_or_is_revoked(lab: Lab) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from orchestrator.access.evidence import revoke_evidence_grant
+
+    auditor = lab.login("auditor-u")
+    officer = lab.login("officer-b")
+    fid = lab.findings[lab.run_a][1]
+    past = datetime.now(UTC) - timedelta(days=2)
+    grant_evidence(
+        lab.rio, officer, "auditor-u", lab.run_a, now=past, expires_at=past + timedelta(days=1)
+    )
+    with pytest.raises(AccessDeniedError, match="no grant in force"):
+        read_evidence(lab.rio, auditor, fid, reason="expired grant")
+    grant_evidence(lab.rio, officer, "auditor-u", lab.run_a)
+    assert read_evidence(lab.rio, auditor, fid, reason="fresh grant") == SENTINEL + fid.encode()
+    assert revoke_evidence_grant(lab.rio, officer, "auditor-u", lab.run_a) == 1
+    with pytest.raises(AccessDeniedError, match="no grant in force"):
+        read_evidence(lab.rio, auditor, fid, reason="after revocation")
+    with pytest.raises(AccessDeniedError):
+        revoke_evidence_grant(lab.rio, auditor, "auditor-u", lab.run_a)
