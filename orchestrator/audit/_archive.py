@@ -32,6 +32,7 @@ __all__ = [
     "POLICY",
     "RECORD",
     "RECORD_DSSE",
+    "RECORD_SIGNATURES",
     "RECTIFICATION",
     "SCOPE",
     "Archive",
@@ -52,6 +53,7 @@ CHECKPOINTS = "ledger/checkpoints.json"
 FINDINGS = "findings.json"
 RECORD = "record.json"
 RECORD_DSSE = "record.dsse.json"
+RECORD_SIGNATURES = "record.signatures.json"
 RECTIFICATION = "rectification.json"
 
 MEMBER_ORDER = (
@@ -66,6 +68,7 @@ MEMBER_ORDER = (
     FINDINGS,
     RECORD,
     RECORD_DSSE,
+    RECORD_SIGNATURES,
     RECTIFICATION,
 )
 """The members of an archive, in the order the format prescribes."""

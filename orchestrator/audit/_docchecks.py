@@ -14,6 +14,7 @@ from orchestrator.audit._archive import (
     MANIFEST_PAYLOAD_TYPE,
     MANIFEST_SIG,
     MEMBER_ORDER,
+    RECORD_SIGNATURES,
     Archive,
 )
 from orchestrator.audit._docs import CheckpointEntry, KeysDoc, NoticeDoc, parse_time
@@ -258,10 +259,37 @@ def check_documents(
     return tally.result(f"scope and policy are those announced by notice {notice.id}")
 
 
+def _signature_times(tally: Tally, data: bytes | None) -> dict[str, datetime]:
+    """``record.signatures.json``: key id -> when that signature was made."""
+    if data is None:
+        return {}
+    try:
+        items = loads_strict(data, source=RECORD_SIGNATURES)
+    except RecordFileError as exc:
+        tally.offend(f"member {RECORD_SIGNATURES}", str(exc))
+        return {}
+    out: dict[str, datetime] = {}
+    if not isinstance(items, list):
+        tally.offend(f"member {RECORD_SIGNATURES}", "is not a list")
+        return {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("keyid"), str):
+            tally.offend(f"member {RECORD_SIGNATURES}", f"[{i}] has no keyid")
+            continue
+        try:
+            out[item["keyid"]] = parse_time(
+                item.get("signed_at"), RECORD_SIGNATURES, f"[{i}].signed_at"
+            )
+        except RecordFileError as exc:
+            tally.offend(f"member {RECORD_SIGNATURES}", str(exc))
+    return out
+
+
 def check_record(
     *,
     record_bytes: bytes,
     envelope_bytes: bytes,
+    signature_times: bytes | None = None,
     run: str,
     final: SignedCheckpoint | None,
     keys: KeysDoc,
@@ -308,10 +336,17 @@ def check_record(
         return tally.result(""), record
     if envelope.payload != record_bytes:
         tally.offend("member record.dsse.json", "payload is not record.json's bytes")
+    signed_at = _signature_times(tally, signature_times)
     officers: set[str] = set()
     technicians: set[str] = set()
     for i, signature in enumerate(envelope.signatures):
         subject = f"signature {i} (keyid {signature.keyid[:16]})"
+        # Valid when it signed: at its recorded signing time, or (without one) at the record's
+        # creation, the earliest moment anyone could have signed it.
+        when = signed_at.get(signature.keyid, created_at)
+        if when is not None and created_at is not None and when < created_at:
+            tally.offend(subject, f"dated {when.isoformat()}, before the record existed")
+            continue
         found = keys.key(signature.keyid)
         if found is None:
             tally.offend(subject, "by a key not in keys.json")
@@ -320,11 +355,11 @@ def check_record(
         if not verify_signature(envelope.payload_type, envelope.payload, signature, key.public_key):
             tally.offend(subject, f"by {person.name} does not verify over the record")
             continue
-        if created_at is not None and not key.valid_at(created_at):
-            tally.offend(subject, f"{person.name}'s key was not valid at {created_at.isoformat()}")
+        if when is not None and not key.valid_at(when):
+            tally.offend(subject, f"{person.name}'s key was not valid at {when.isoformat()}")
             continue
-        if created_at is not None and not person.active_at(created_at):
-            tally.offend(subject, f"{person.name} was revoked before {created_at.isoformat()}")
+        if when is not None and not person.active_at(when):
+            tally.offend(subject, f"{person.name} was revoked before {when.isoformat()}")
             continue
         if person.role == "officer":
             officers.add(person.name)

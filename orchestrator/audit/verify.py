@@ -21,6 +21,7 @@ from orchestrator.audit._archive import (
     POLICY,
     RECORD,
     RECORD_DSSE,
+    RECORD_SIGNATURES,
     SCOPE,
     Archive,
 )
@@ -212,6 +213,7 @@ def _verify(archive: Archive, trusted_key_id: str | None) -> AuditReport:
     final = signed[-1] if signed else None
     record_bytes, record_error = _attempt(lambda b: b, lambda: archive.read(RECORD))
     envelope_bytes, envelope_error = _attempt(lambda b: b, lambda: archive.read(RECORD_DSSE))
+    times_bytes, _ = _attempt(lambda b: b, lambda: archive.read(RECORD_SIGNATURES))
     if (
         record_bytes is None
         or envelope_bytes is None
@@ -225,6 +227,7 @@ def _verify(archive: Archive, trusted_key_id: str | None) -> AuditReport:
         results["record"], record = check_record(
             record_bytes=record_bytes,
             envelope_bytes=envelope_bytes,
+            signature_times=times_bytes,
             run=run,
             final=final,
             keys=keys,

@@ -63,6 +63,7 @@ MEMBERS = (
     "findings.json",
     "record.json",
     "record.dsse.json",
+    "record.signatures.json",
     "rectification.json",
 )
 """Every member, in the order they are written."""
@@ -206,6 +207,14 @@ def build_members(
             }
         )
     envelope = record_envelope(db, record)
+    signed_at = {i.key_id: i.signed_at for i in record_signatures(db, run_id, record.version)}
+    # When each signature was made (the envelope has no field for it), in the envelope's order:
+    # the offline audit checks each key and signer were valid at that moment.
+    signature_times = [
+        {"keyid": sig.keyid, "signed_at": ns_timestamp(signed_at[sig.keyid])}
+        for sig in envelope.signatures
+        if sig.keyid in signed_at
+    ]
     body: list[tuple[str, bytes]] = [
         ("notice.json", _json(notice.to_json(), "notice.json")),
         ("scope.yaml", notice.scope_bytes),
@@ -216,6 +225,7 @@ def build_members(
         ("findings.json", _json(findings, "findings.json")),
         ("record.json", record.body),
         ("record.dsse.json", envelope.dumps()),
+        ("record.signatures.json", _json(signature_times, "record.signatures.json")),
         ("rectification.json", _json(rectifications, "rectification.json")),
     ]
     manifest = _json(

@@ -297,6 +297,16 @@ def sign_record(record: bytes, signers: Sequence[Ed25519PrivateKey]) -> bytes:
     return envelope.dumps()
 
 
+SIGNED_AT = WINDOW_END + timedelta(hours=3)
+"""When the reference signers signed (after the record's creation)."""
+
+
+def signature_times(signers: Sequence[Ed25519PrivateKey], when: datetime | None = None) -> bytes:
+    """``record.signatures.json``: when each signature (in envelope order) was made."""
+    at = ns_timestamp(when or SIGNED_AT)
+    return _cb([{"keyid": key_id(k.public_key()), "signed_at": at} for k in signers])
+
+
 def write_archive(
     path: Path, members: dict[str, bytes], orchestrator: Ed25519PrivateKey, run: str = RUN
 ) -> Path:
@@ -350,6 +360,7 @@ def members_for(
         "findings.json": _cb([]),
         "record.json": record,
         "record.dsse.json": sign_record(record, signers),
+        "record.signatures.json": signature_times(signers),
         "rectification.json": _cb([]),
     }
 

@@ -327,3 +327,28 @@ def test_checkpoint_note_parses_with_old_signature(archive: Path) -> None:
     cps = json.loads(ab.read_members(archive)["ledger/checkpoints.json"])
     cp, sigs = parse_checkpoint_note(cps[-1]["note"])
     assert cp.size == len(lines_of(archive)) and len(sigs) == 1
+
+
+def test_signature_made_after_the_key_was_revoked_fails_record(tmp_path: Path) -> None:
+    # An insider with every key re-signs everything, but the officer's key had been revoked
+    # before the signature was made: record.signatures.json says when, keys.json says since when.
+    keys = ab.Keys()
+    members = ab.members_for(ab.default_leaves(), keys)
+    doc = json.loads(members["keys.json"])
+    revoked = ab.ns_timestamp(ab.SIGNED_AT - timedelta(minutes=5))
+    doc["people"][0]["keys"][0]["revoked_at"] = revoked
+    members["keys.json"] = ab._cb(doc)
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    report = verify_archive(path)
+    assert failed(path) == {"record"}
+    assert "was not valid at" in first(report, "record").reason
+
+
+def test_signature_dated_before_the_record_existed_fails_record(tmp_path: Path) -> None:
+    keys = ab.Keys()
+    members = ab.members_for(ab.default_leaves(), keys)
+    signers = [*keys.officers.values(), keys.technician[1]]
+    members["record.signatures.json"] = ab.signature_times(signers, ab.WINDOW_START)
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    assert failed(path) == {"record"}
+    assert "before the record existed" in first(verify_archive(path), "record").reason
