@@ -47,7 +47,7 @@ def _policy_section(probe: str, fields: dict[str, Any]) -> dict[str, Any]:
     port = fields.get("port")
     if probe == "port":
         section: dict[str, Any] = {
-            "ports": list(fields.get("ports", ())),
+            "ports": sorted(set(fields.get("ports", ()))),  # closed_port() may repeat
             "retries": params.get("retries", 1),
             "host_timeout": params.get("host_timeout", 60),
             "version_detection": params.get("version_detection", False),
