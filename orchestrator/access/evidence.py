@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -35,6 +35,7 @@ __all__ = [
     "grant_evidence",
     "log_access",
     "read_evidence",
+    "refuse_logged",
     "revoke_evidence_grant",
 ]
 
@@ -114,6 +115,31 @@ def log_access(
         )
 
 
+def refuse_logged(
+    rio: Rio,
+    error: Exception,
+    *,
+    person: str,
+    action: Action,
+    run_id: str | None,
+    subject: str,
+    reason: str,
+    now: datetime | None = None,
+) -> NoReturn:
+    """Log a refused attempt, then raise ``error``: the log never misses a refusal."""
+    log_access(
+        rio,
+        person=person,
+        action=action,
+        run_id=run_id,
+        subject=subject,
+        reason=reason,
+        allowed=False,
+        now=now,
+    )
+    raise error
+
+
 def read_evidence(rio: Rio, person: Person, finding_id: str, *, reason: str) -> bytes:
     """Decrypt one finding's evidence for ``person``, logging the attempt whatever its outcome.
 
@@ -144,27 +170,25 @@ def read_evidence(rio: Rio, person: Person, finding_id: str, *, reason: str) -> 
         )
         blob = bytes(row.evidence) if row is not None and row.evidence is not None else None
     if verdict is None:
-        log_access(
+        refuse_logged(
             rio,
+            NotFoundError(f"finding {finding_id!r} is not known"),
             person=person.name,
             action=Action.READ_EVIDENCE,
             run_id=None,
             subject=subject,
             reason=f"{why} [refused: no such finding]",
-            allowed=False,
         )
-        raise NotFoundError(f"finding {finding_id!r} is not known")
     if not verdict:
-        log_access(
+        refuse_logged(
             rio,
+            AccessDeniedError(f"{verdict.message} (finding {finding_id}; attempt logged)"),
             person=person.name,
             action=Action.READ_EVIDENCE,
             run_id=run_id,
             subject=subject,
             reason=f"{why} [refused: {verdict.why}]",
-            allowed=False,
         )
-        raise AccessDeniedError(f"{verdict.message} (finding {finding_id}; attempt logged)")
     # Logged before decryption: if the entry cannot be written, nothing is disclosed.
     log_access(
         rio,
@@ -225,17 +249,16 @@ def grant_evidence(
         verdict = decide(s, officer, Action.GRANT_EVIDENCE, run_id=run_id, now=when)
     subject = f"evidence of run {run_id} to {target.name}"
     if not verdict:
-        log_access(
+        refuse_logged(
             rio,
+            AccessDeniedError(verdict.message),
             person=officer.name,
             action=Action.GRANT_EVIDENCE,
             run_id=run_id,
             subject=subject,
             reason=f"[refused: {verdict.why}]",
-            allowed=False,
             now=when,
         )
-        raise AccessDeniedError(verdict.message)
     if target.role is not Role.AUDITOR:
         raise InputError(
             f"auditor: {target.name} is a {target.role.value}; evidence grants are for auditors"

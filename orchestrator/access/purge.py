@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.access.evidence import log_access
+from orchestrator.access.evidence import refuse_logged
 from orchestrator.access.roles import Action, decide
 from orchestrator.errors import AccessDeniedError, RecordFileError, StateError, VerificationError
 from orchestrator.intake.registry import Person
@@ -205,17 +205,16 @@ def purge(
     with rio.db.session() as s:
         verdict = decide(s, person, Action.PURGE, now=when)
     if not verdict:
-        log_access(
+        refuse_logged(
             rio,
+            AccessDeniedError(verdict.message),
             person=person.name,
             action=Action.PURGE,
             run_id=None,
             subject=subject,
             reason=f"[refused: {verdict.why}]",
-            allowed=False,
             now=when,
         )
-        raise AccessDeniedError(verdict.message)
     proofs: dict[str, list[ArchiveProof]] = {}
     for path in archives:
         proof = read_archive_proof(rio, path)

@@ -29,6 +29,14 @@ def _setup(rio: Rio, tmp_path: Path) -> None:
     rio("person", "add", "zhang", "--role", "technician", "--vendor", "acme")
 
 
+def _announce(rio: Rio, tmp_path: Path) -> str:
+    """The demo scope and policy, entrusted to acme, announced by officer li; the notice id."""
+    return rio(
+        "notice", "announce", "--scope", str(SCOPE), "--policy", str(POLICY), "--vendor", "acme",
+        "--key", str(tmp_path / "li.key"),
+    ).stdout.strip()  # fmt: skip
+
+
 def test_init_twice_is_harmless_and_keys_are_private(rio: Rio, tmp_path: Path) -> None:
     first = rio("init")
     assert "created" in first.stdout
@@ -41,18 +49,7 @@ def test_init_twice_is_harmless_and_keys_are_private(rio: Rio, tmp_path: Path) -
 
 def test_announce_stores_the_documents_as_announced(rio: Rio, tmp_path: Path) -> None:
     _setup(rio, tmp_path)
-    notice_id = rio(
-        "notice",
-        "announce",
-        "--scope",
-        str(SCOPE),
-        "--policy",
-        str(POLICY),
-        "--vendor",
-        "acme",
-        "--key",
-        str(tmp_path / "li.key"),
-    ).stdout.strip()
+    notice_id = _announce(rio, tmp_path)
     shown = json.loads(
         rio("notice", "show", notice_id, "--json", "--key", str(tmp_path / "li.key")).stdout
     )
@@ -202,18 +199,7 @@ def test_gate_explain_says_why_and_exits_non_zero_for_a_refusal(rio: Rio, tmp_pa
     from datetime import UTC, datetime, timedelta
 
     _setup(rio, tmp_path)
-    notice_id = rio(
-        "notice",
-        "announce",
-        "--scope",
-        str(SCOPE),
-        "--policy",
-        str(POLICY),
-        "--vendor",
-        "acme",
-        "--key",
-        str(tmp_path / "li.key"),
-    ).stdout.strip()
+    notice_id = _announce(rio, tmp_path)
     later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
     allowed = rio(
         "gate",
@@ -296,18 +282,7 @@ def test_officers_see_only_their_own_organisations_notices(rio: Rio, tmp_path: P
         "--public-key",
         str(tmp_path / "wang.pub"),
     )
-    notice_id = rio(
-        "notice",
-        "announce",
-        "--scope",
-        str(SCOPE),
-        "--policy",
-        str(POLICY),
-        "--vendor",
-        "acme",
-        "--key",
-        str(tmp_path / "li.key"),
-    ).stdout.strip()
+    notice_id = _announce(rio, tmp_path)
     mine = json.loads(rio("notice", "list", "--json", "--key", str(tmp_path / "li.key")).stdout)
     theirs = json.loads(rio("notice", "list", "--json", "--key", str(tmp_path / "wang.key")).stdout)
     assert [n["id"] for n in mine] == [notice_id] and theirs == []
@@ -319,18 +294,7 @@ def test_gate_explain_a_port_sweep_and_a_port_outside_the_policy(rio: Rio, tmp_p
     from datetime import UTC, datetime, timedelta
 
     _setup(rio, tmp_path)
-    notice_id = rio(
-        "notice",
-        "announce",
-        "--scope",
-        str(SCOPE),
-        "--policy",
-        str(POLICY),
-        "--vendor",
-        "acme",
-        "--key",
-        str(tmp_path / "li.key"),
-    ).stdout.strip()
+    notice_id = _announce(rio, tmp_path)
     later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
     sweep = rio(
         "gate",
