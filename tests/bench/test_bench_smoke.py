@@ -67,10 +67,11 @@ def test_tiny_budget_bound_run_reports_every_ratio() -> None:
 def test_tiny_ledger_append_and_verify_report_rates() -> None:
     with BenchHome() as home:
         sample = ledger_sample(home, 256)
-        verify_rate, root_rate, leaves = verify_sample(home, sample.run_id)
+        verify = verify_sample(home, sample.run_id)
     assert sample.rio_rate > 0 and sample.raw_rate > 0
-    assert leaves == 256
-    assert verify_rate > 0 and root_rate > 0
+    assert verify.leaves == 256
+    assert verify.rate > 0 and verify.raw_root_rate > 0
+    assert verify.fast_parse_rate > 0 and verify.exact_parse_rate > 0
 
 
 def test_tiny_plan_streams_three_requests_per_host() -> None:
