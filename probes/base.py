@@ -19,9 +19,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from probes.errors import PermitError
+
+if TYPE_CHECKING:
+    from probes.http import HttpClients
 
 __all__ = [
     "Disruption",
@@ -227,12 +230,15 @@ class ProbeContext:
         dns_port: port of the DNS servers the dns probe asks (53 in production; tests use a
             stub on loopback).
         cancelled: returns True once the kill switch fired.
+        http_clients: the run's shared http clients (one per target class), ``None`` for a
+            client per probe.
     """
 
     user_agent: str
     nmap_path: str | None = None
     dns_port: int = 53
     cancelled: Any = None
+    http_clients: HttpClients | None = None
 
     def is_cancelled(self) -> bool:
         return bool(self.cancelled()) if callable(self.cancelled) else False

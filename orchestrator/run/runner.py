@@ -45,6 +45,7 @@ from orchestrator.store.models import FindingRow
 from probes.base import Permit, ProbeContext, ProbeResult
 from probes.errors import ProbeError
 from probes.findings import Catalogue, derive_findings, load_catalogue
+from probes.http import HttpClients
 from probes.registry import probe_class
 
 __all__ = ["Progress", "Runner"]
@@ -134,6 +135,9 @@ class Runner:
             self._person = run_launcher(s, row)
         self.policy = self.notice.policy
         self.cipher = cipher_for(rio)
+        contact = self.notice.scope.contact.email or self.notice.scope.contact.name
+        self._user_agent = f"rio/{__version__} (+notice {self.notice.id}; {contact})"
+        self._http: HttpClients | None = None
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -201,6 +205,9 @@ class Runner:
         plan = Plan(self.notice.scope, self.policy)
         self.progress.planned = plan.count()
         self.progress.budget_per_s = self.policy.rates.per_notice
+        # One http client per target class for the whole run (not one client and TLS context
+        # per probe); closed with the run.
+        self._http = HttpClients(self._user_agent, max_connections=self.policy.concurrency)
         watcher = asyncio.create_task(self._watch(log))
         try:
             return await self._execute(log, gate, plan, health, budget)
@@ -208,6 +215,7 @@ class Runner:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await self._http.aclose()
             await budget.close()
             await log.close()
 
@@ -405,12 +413,12 @@ class Runner:
 
     async def _send(self, permit: Permit) -> ProbeResult:
         probe = probe_class(permit.probe)()
-        contact = self.notice.scope.contact.email or self.notice.scope.contact.name
         ctx = ProbeContext(
-            user_agent=f"rio/{__version__} (+notice {self.notice.id}; {contact})",
+            user_agent=self._user_agent,
             nmap_path=self.rio.settings.nmap_path,
             dns_port=self.dns_port,
             cancelled=lambda: self._view.killed,
+            http_clients=self._http,
         )
         started = time.monotonic()
         try:

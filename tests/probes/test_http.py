@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from probes.base import ProbeContext, ProbeResult
 from probes.errors import PermitError, ProbeArgumentError, ProbeCancelledError
 from probes.findings import Catalogue, derive_findings
-from probes.http import HttpProbe, base_url, make_client
+from probes.http import HttpClients, HttpProbe, base_url, make_client
 from tests.probes.conftest import USER_AGENT, IssuePermit
 from tests.support.servers import (
     POORLY_CONFIGURED,
@@ -22,6 +23,7 @@ from tests.support.servers import (
 )
 
 NAME = "www.demo.test"
+OTHER = "shop.demo.test"
 HTTPS_REDIRECT = HttpBehaviour(status=301, location=f"https://{NAME}/")
 
 
@@ -40,6 +42,17 @@ async def _probe(
         params={"paths": ["/"], "timeout": 5, **params},
     )
     return await HttpProbe().run(permit, ctx)
+
+
+@pytest.fixture(params=["client per probe", "run's shared clients"])
+async def ctx(request: pytest.FixtureRequest) -> AsyncIterator[ProbeContext]:
+    """Every probe test runs with a client per probe and with a run's shared clients."""
+    if request.param == "client per probe":
+        yield ProbeContext(user_agent=USER_AGENT)
+        return
+    clients = HttpClients(USER_AGENT)
+    yield ProbeContext(user_agent=USER_AGENT, http_clients=clients)
+    await clients.aclose()
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +208,58 @@ async def test_shared_client_from_make_client_is_reused(
         assert client.is_closed
     assert (first.outcome, second.outcome) == ("ok", "ok")
     assert len(server.connections) == 1  # keep-alive: one connection served both runs
+
+
+async def test_run_shares_one_client_for_plain_http_and_one_per_https_name(
+    issue_permit: IssuePermit,
+) -> None:
+    clients = HttpClients(USER_AGENT)
+    try:
+
+        def permit(scheme: str, name: str | None) -> Any:
+            return issue_permit(
+                "http", "127.0.0.1", port=8080, server_name=name, params={"scheme": scheme}
+            )
+
+        plain = clients.client_for(permit("http", None))
+        assert plain is not None
+        assert clients.client_for(permit("http", NAME)) is plain  # Host travels per request
+        one = clients.client_for(permit("https", NAME))
+        assert one is not None and one is not plain
+        assert clients.client_for(permit("https", NAME)) is one
+        assert clients.client_for(permit("https", OTHER)) not in (one, plain)
+    finally:
+        await clients.aclose()
+    assert plain.is_closed and one.is_closed
+    assert clients.client_for(permit("http", None)) is None  # closed: probes make their own
+
+
+async def test_shared_https_connection_never_carries_another_names_request(
+    issue_permit: IssuePermit, certs: CertFactory
+) -> None:
+    seen: list[str | None] = []
+    context = server_tls_context(certs.issued(NAME))
+    context.sni_callback = lambda _sock, name, _ctx: seen.append(name)
+    clients = HttpClients(USER_AGENT)
+    ctx = ProbeContext(user_agent=USER_AGENT, http_clients=clients)
+    try:
+        with LoopbackHttpServer(WELL_CONFIGURED, tls=context) as server:
+            for name in (NAME, OTHER, NAME, OTHER):
+                permit = issue_permit(
+                    "http",
+                    server.host,
+                    port=server.port,
+                    server_name=name,
+                    params={"scheme": "https", "paths": ["/"], "timeout": 5},
+                )
+                result = await HttpProbe().run(permit, ctx)
+                assert result.outcome == "ok", result.error
+    finally:
+        await clients.aclose()
+    # One TLS connection per name, each opened with its own SNI and reused only for that name.
+    assert seen == [NAME, OTHER]
+    assert [r.host for r in server.requests] == [NAME, OTHER, NAME, OTHER]
+    assert len(server.connections) == 2
 
 
 @pytest.mark.parametrize(

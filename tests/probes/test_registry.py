@@ -36,7 +36,7 @@ def test_unknown_probe_is_a_key_error_that_lists_the_known_names() -> None:
 
 EXPORTS = {
     "probes.port": {"SAFE_SCRIPTS", "PortProbe", "build_nmap_args", "find_nmap"},
-    "probes.http": {"HttpProbe", "base_url", "make_client"},
+    "probes.http": {"HttpClients", "HttpProbe", "base_url", "make_client"},
     "probes.tls": {"CertificateFacts", "TlsProbe", "certificate_facts", "hostname_matches"},
     "probes.dns": {"RECORD_TYPES", "RECURSION_CHECK_NAME", "DnsProbe", "DnsZoneTransferProbe"},
     "probes.registry": {"PROBES", "UnknownProbeError", "probe_class", "probe_names"},
