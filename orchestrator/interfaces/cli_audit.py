@@ -73,12 +73,16 @@ def _verify_run(run_id: str, key: Path | None, as_json: bool) -> None:
     from orchestrator.interfaces._common import open_rio
     from orchestrator.ledger.verify import verify_run
     from orchestrator.record.archive import export_archive
+    from orchestrator.run.lease import runner_alive
+    from orchestrator.run.state import FINAL, RunState
     from orchestrator.store.models import RecordRow, RunRow
 
     with open_rio() as rio:
         with rio.db.session() as s:
-            if s.get(RunRow, run_id) is None:
+            run = s.get(RunRow, run_id)
+            if run is None:
                 raise NotFoundError(f"{run_id}: neither an archive file nor a known run")
+            state = RunState(run.state)
             closed = s.scalar(
                 select(RecordRow.closed_at).where(
                     RecordRow.run_id == run_id, RecordRow.closed_at.is_not(None)
@@ -94,25 +98,42 @@ def _verify_run(run_id: str, key: Path | None, as_json: bool) -> None:
             if not report:
                 raise typer.Exit(VerificationError.exit_code)
             return
-        verdict = verify_run(rio, run_id)
+        open_run = state not in FINAL
+        if open_run and state is RunState.RUNNING and not runner_alive(rio, run_id):
+            shown = "crashed (its runner is gone; `rio run resume` goes on)"
+        else:
+            shown = f"{state.value} ({run.pause_reason})" if run.pause_reason else state.value
+        verdict = verify_run(rio, run_id, unfinished=open_run)
     if as_json:
         print_json(
             {
                 "run": run_id,
                 "scope": "probe log only (record not closed)",
+                "state": state.value,
+                "finished": not open_run,
                 "ok": bool(verdict),
                 "size": verdict.size,
                 "problems": list(verdict.problems),
+                "unfinished": list(verdict.unfinished),
             }
         )
     else:
         console.print(
             f"run {run_id}: record not closed; verifying its probe log only", markup=False
         )
+        if open_run:
+            console.print(
+                f"run {run_id} is UNFINISHED ({shown}): verifying the {verdict.size} leaves "
+                "there so far",
+                markup=False,
+            )
+        for note in verdict.unfinished:
+            console.print(f"open {note}", markup=False)
         for problem in verdict.problems:
             console.print(f"FAIL {problem}", markup=False)
         console.print(
-            f"run {run_id}: {verdict.size} leaves: {'verified' if verdict else 'NOT verified'}",
+            f"run {run_id}: {verdict.size} leaves: {'verified' if verdict else 'NOT verified'}"
+            + (" so far (the run is unfinished)" if open_run else ""),
             markup=False,
         )
     if not verdict:

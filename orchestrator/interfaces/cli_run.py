@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,9 +19,10 @@ from orchestrator.intake.registry import get_person
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
 from orchestrator.interfaces._common import console, open_rio, print_json, print_row
 from orchestrator.interfaces._progress import progress_table
+from orchestrator.run.lease import RunLease, recover_crashed
 from orchestrator.run.runner import Progress, Runner
-from orchestrator.run.runs import create_run, get_run, list_runs, request_kill
-from orchestrator.run.state import FINAL, RunState
+from orchestrator.run.runs import create_run, get_run, list_runs, request_kill, set_state
+from orchestrator.run.state import FINAL, PauseReason, RunState
 from orchestrator.store.models import RunRow
 
 __all__ = ["register"]
@@ -74,18 +76,94 @@ def run_start(
         str | None, typer.Option("--technician", "--as", help="Refuse unless the key is theirs.")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
+    new: Annotated[
+        bool, typer.Option("--new", help="A new run even if a crash left one of this notice.")
+    ] = False,
 ) -> None:
-    """Run a notice's inspection now (a technician of the entrusted vendor, by their key)."""
+    """Run a notice's inspection now (a technician of the entrusted vendor, by their key).
+
+    A run of the notice that a crash left unfinished is offered (and, without a terminal to
+    ask, taken) instead of a new run: a new run would send every probe again.
+    """
     with open_rio() as rio:
         person = operator(rio, key, technician, Action.LAUNCH_RUN, notice_id=notice)
         _preflight(rio, notice)
-        with rio.db.session() as s:
-            run_id = create_run(s, notice, person.name).id
-        console.print(f"run {run_id} of notice {notice}")
+        crashed = None if new else _crashed_run_of(rio, notice)
+        if crashed is not None and _take(crashed, notice):
+            run_id = crashed
+            console.print(f"run {run_id} of notice {notice}: resuming it where it stopped")
+        else:
+            with rio.db.session() as s:
+                run_id = create_run(s, notice, person.name).id
+            console.print(f"run {run_id} of notice {notice}")
         state = run_foreground(rio, run_id, title=f"run {run_id}", quiet=quiet)
         _summary(rio, run_id)
+    _paused_hint(state)
+
+
+def _paused_hint(state: RunState) -> None:
     if state is RunState.PAUSED:
         console.print("paused: the window closed; `rio run schedule` resumes it in the next window")
+
+
+def _crashed_run_of(rio: Rio, notice_id: str) -> str | None:
+    """The newest run of the notice left ``paused (crash)`` (crashes are detected first)."""
+    with rio.db.session() as s:
+        runs = list_runs(s, notice_id)
+    recover_crashed(rio, [r.id for r in runs if r.state == RunState.RUNNING.value])
+    with rio.db.session() as s:
+        left = [
+            r.id
+            for r in list_runs(s, notice_id)
+            if r.state == RunState.PAUSED.value and r.pause_reason == PauseReason.CRASH.value
+        ]
+    return left[-1] if left else None
+
+
+def _take(run_id: str, notice_id: str) -> bool:
+    console.print(
+        f"run {run_id} of notice {notice_id} was left unfinished by a crash (paused (crash)); "
+        "`rio run start --new` starts a new run instead"
+    )
+    if sys.stdin.isatty():
+        return typer.confirm(f"resume {run_id}?", default=True)
+    return True
+
+
+@run_app.command("resume")
+def run_resume(
+    run: str,
+    key: KeyOpt = None,
+    technician: Annotated[
+        str | None, typer.Option("--technician", "--as", help="Refuse unless the key is theirs.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
+) -> None:
+    """Resume a paused run now, in the foreground: one a crash left, or one a window paused.
+
+    Nothing whose intent is in the log is sent again; the run goes on where it stopped.
+    """
+    with open_rio() as rio:
+        with rio.db.session() as s:
+            notice_id = get_run(s, run).notice_id
+        operator(rio, key, technician, Action.LAUNCH_RUN, notice_id=notice_id)
+        recover_crashed(rio, [run])
+        with rio.db.session() as s:
+            row = get_run(s, run)
+            current, why = RunState(row.state), row.pause_reason
+        if current is RunState.RUNNING:
+            raise StateError(f"run {run} is being run by another process right now")
+        if current not in (RunState.PAUSED, RunState.WAITING, RunState.SCHEDULED):
+            raise StateError(f"run {run} is {current.value}: only a paused or waiting run resumes")
+        _preflight(rio, notice_id)
+        console.print(f"run {run} of notice {notice_id}: resuming ({_state_text(current, why)})")
+        state = run_foreground(rio, run, title=f"run {run}", quiet=quiet)
+        _summary(rio, run)
+    _paused_hint(state)
+
+
+def _state_text(state: RunState, reason: str | None) -> str:
+    return f"{state.value} ({reason})" if reason else state.value
 
 
 def _summary(rio: Rio, run_id: str) -> None:
@@ -168,6 +246,7 @@ def run_status(
     """Show a run's figures: decided / planned, refusals, outcomes, findings, checkpoint."""
     with open_rio() as rio:
         operator(rio, key, claimed, Action.VIEW_RUN, run_id=run)
+        recover_crashed(rio, [run])
         data = _status(rio, run)
     if as_json:
         print_json(data)
@@ -229,6 +308,7 @@ def run_kill(
     """Stop a run now: no new permits, in-flight probes (nmap included) cancelled; logged."""
     with open_rio() as rio:
         by = operator(rio, key, claimed, Action.KILL_RUN, run_id=run).name
+        recover_crashed(rio, [run])  # a crashed run is killed here, not by its dead runner
         with rio.db.session() as s:
             row = request_kill(s, run, by, reason)
             state = RunState(row.state)
@@ -238,25 +318,31 @@ def run_kill(
 
 
 def _finalise_idle_kill(rio: Rio, run_id: str) -> None:
-    """A run that no process is running: log the kill and seal it here."""
-    from orchestrator.ledger.log import ProbeLog
-    from orchestrator.run.runs import set_state
-
-    async def go() -> None:
-        log = ProbeLog(rio.db, run_id, rio.signing_key)
+    """A run that no process is running: log the kill and seal it here (holding its lease)."""
+    lease = RunLease(rio, run_id)
+    if not lease.try_acquire():
+        return  # a runner took it up meanwhile: it sees the kill request and stops
+    try:
+        asyncio.run(_log_idle_kill(rio, run_id))
         with rio.db.session() as s:
             row = get_run(s, run_id)
-            by, why = row.killed_by or "", row.kill_reason or ""
-        await log.append("kill", {"by": by, "reason": why})
-        await log.append("state", {"state": "aborted", "reason": "killed"})
-        await log.append("state", {"state": "sealed", "reason": None})
-        await log.close()
+            set_state(s, row, RunState.ABORTED)
+            set_state(s, row, RunState.SEALED)
+    finally:
+        lease.release()
 
-    asyncio.run(go())
+
+async def _log_idle_kill(rio: Rio, run_id: str) -> None:
+    from orchestrator.ledger.log import ProbeLog
+
+    log = ProbeLog(rio.db, run_id, rio.signing_key)
     with rio.db.session() as s:
         row = get_run(s, run_id)
-        set_state(s, row, RunState.ABORTED)
-        set_state(s, row, RunState.SEALED)
+        by, why = row.killed_by or "", row.kill_reason or ""
+    await log.append("kill", {"by": by, "reason": why})
+    await log.append("state", {"state": "aborted", "reason": "killed"})
+    await log.append("state", {"state": "sealed", "reason": None})
+    await log.close()
 
 
 def kill_all(
@@ -272,6 +358,9 @@ def kill_all(
         raise InputError("rio kill needs --all (or use `rio run kill RUN`)")
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=claimed)
+        with rio.db.session() as s:
+            running = [r.id for r in list_runs(s) if r.state == RunState.RUNNING.value]
+        recover_crashed(rio, running)
         with rio.db.session() as s:
             targets = [
                 (r.id, RunState(r.state)) for r in list_runs(s) if RunState(r.state) not in FINAL

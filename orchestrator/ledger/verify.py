@@ -52,6 +52,9 @@ class LogVerdict:
         checkpoints: Number of checkpoint notes whose signature verified.
         problems: One sentence per kind of problem, each naming the first offending leaf seq
             or checkpoint size.
+        unfinished: For a run still open (``unfinished=True``): what is not there yet - leaves
+            after the last signed checkpoint, intents still waiting for their outcome. Not
+            problems: the part that is there verified.
     """
 
     ok: bool
@@ -59,6 +62,7 @@ class LogVerdict:
     root: bytes
     checkpoints: int
     problems: tuple[str, ...]
+    unfinished: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.ok
@@ -81,6 +85,13 @@ class _Problems:
             self._more[kind] = self._more.get(kind, 0) + 1
         else:
             self._first[kind] = sentence
+
+    def take(self, *kinds: str) -> tuple[str, ...]:
+        """Remove the problems of these kinds and return their sentences."""
+        taken = tuple(self._first.pop(k) for k in kinds if k in self._first)
+        for k in kinds:
+            self._more.pop(k, None)
+        return taken
 
     def result(self) -> tuple[str, ...]:
         out = []
@@ -119,6 +130,8 @@ def verify_log(
     leaves: Iterable[bytes],
     checkpoint_notes: Sequence[str],
     public_key: Ed25519PublicKey,
+    *,
+    unfinished: bool = False,
 ) -> LogVerdict:
     """Verify a run's probe log in one pass over its leaves.
 
@@ -127,6 +140,9 @@ def verify_log(
         leaves: The leaves' raw bytes in log order; consumed once.
         checkpoint_notes: The run's signed checkpoint notes, in any order.
         public_key: The orchestrator's checkpoint key (key name ``rio-orchestrator``).
+        unfinished: The run is not finished (running, paused, crashed): leaves after the last
+            checkpoint and intents without an outcome are reported in ``unfinished``, not as
+            problems; everything else is checked as for a finished run.
 
     Returns:
         A :class:`LogVerdict`; ``ok`` is false and ``problems`` says why when anything fails.
@@ -174,6 +190,7 @@ def verify_log(
             f"leaf {first}: intent (item {open_intents[first]}) has no outcome"
             + (f" ({more} more intents without one)" if more else ""),
         )
+    pending = problems.take("uncovered", "open") if unfinished else ()
     found = problems.result()
     return LogVerdict(
         ok=not found,
@@ -181,6 +198,7 @@ def verify_log(
         root=tree.root(),
         checkpoints=len(roots),
         problems=found,
+        unfinished=pending,
     )
 
 
@@ -216,15 +234,18 @@ def _stored_leaves(db: Database, run_id: str) -> Iterator[bytes]:
     return (body for _, body in read_leaf_bytes(db, run_id, batch=_BATCH))
 
 
-def verify_run(rio: Rio, run_id: str) -> LogVerdict:
+def verify_run(rio: Rio, run_id: str, *, unfinished: bool = False) -> LogVerdict:
     """Verify a run's probe log as stored in rio's database, against the orchestrator key.
 
     Args:
         rio: The opened rio home (database and orchestrator key).
         run_id: The run to verify.
+        unfinished: The run is still open (see :func:`verify_log`).
 
     Returns:
         The :class:`LogVerdict` of :func:`verify_log` over the stored leaves and checkpoints.
     """
     notes = [cp.note for cp in read_checkpoints(rio.db, run_id)]
-    return verify_log(run_id, _stored_leaves(rio.db, run_id), notes, rio.verify_key)
+    return verify_log(
+        run_id, _stored_leaves(rio.db, run_id), notes, rio.verify_key, unfinished=unfinished
+    )

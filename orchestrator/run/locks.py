@@ -83,8 +83,9 @@ class _FileLock:
 class _AdvisoryLock:
     """A PostgreSQL session-level advisory lock, held on a connection of its own."""
 
-    def __init__(self, rio: Rio) -> None:
+    def __init__(self, rio: Rio, key: int = _ADVISORY_KEY) -> None:
         self._rio = rio
+        self._key = key
         self._conn: Connection | None = None
 
     @property
@@ -100,9 +101,7 @@ class _AdvisoryLock:
             raise StoreError(f"database {self._rio.db.safe_url}: {exc}") from exc
         try:
             got = bool(
-                conn.execute(
-                    text("SELECT pg_try_advisory_lock(:key)"), {"key": _ADVISORY_KEY}
-                ).scalar()
+                conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}).scalar()
             )
             conn.commit()
         except SQLAlchemyError as exc:
@@ -120,7 +119,7 @@ class _AdvisoryLock:
         if conn is None:
             return
         try:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_KEY})
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
             conn.commit()
         except SQLAlchemyError:
             _LOG.warning("advisory unlock failed; closing the connection releases it")

@@ -2,8 +2,9 @@
 
 The runner owns the run's probe log while it runs (one writer per run). It:
 
-- recovers from a crash first: intents without an outcome get an ``unknown`` outcome leaf and are
-  not sent again (a lost probe is not silently repeated beyond the budget);
+- holds the run's lease (``lease.py``) while it runs, so no other process runs it at once; a
+  ``running`` state it finds is a crash: intents without an outcome get an ``unknown`` outcome
+  leaf and are not sent again (a lost probe is not silently repeated beyond the budget);
 - skips plan items its log already decided, so a paused or crashed run resumes where it stopped;
 - sends a probe only after its intent leaf is durable (``ProbeLog.durable``);
 - pauses (state leaf, checkpoint) when the gate refuses for the window or the lead time, so
@@ -37,6 +38,7 @@ from orchestrator.gate.resolve import Resolver
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.intake.registry import Person
 from orchestrator.ledger.log import ProbeLog, read_leaves
+from orchestrator.run.lease import RunLease, settle_crash
 from orchestrator.run.plan import Plan
 from orchestrator.run.runs import get_run, run_launcher, set_state
 from orchestrator.run.state import PauseReason, RunState
@@ -182,7 +184,15 @@ class Runner:
     # -- the run -----------------------------------------------------------------------------
 
     async def execute(self) -> RunState:
-        """Run until completed, paused (window/health) or aborted; returns the final state."""
+        """Run until completed, paused (window/health) or aborted; returns the final state.
+
+        Raises:
+            StateError: another process is running this run (its lease is held).
+        """
+        with RunLease(self.rio, self.run_id):
+            return await self._execute_leased()
+
+    async def _execute_leased(self) -> RunState:
         log = ProbeLog(
             self.rio.db,
             self.run_id,
@@ -223,34 +233,17 @@ class Runner:
         self, log: ProbeLog, gate: Gate, plan: Plan, health: HealthBreaker, budget: RateBudget
     ) -> RunState:
         decided, orphans = self._recover(log)
+        # We hold the lease: a `running` state left behind is a crash (lease.py); its intents
+        # without an outcome become `unknown` and are never sent again.
+        await settle_crash(
+            self.rio, self.run_id, log, [seq for seq, _ in orphans], self.clock.now()
+        )
         with self.rio.db.session() as s:
             row = get_run(s, self.run_id)
-            state = RunState(row.state)
-            if state is RunState.RUNNING:
-                # The process that ran this run died: nothing may be sent again for its intents.
-                for seq, _ in orphans:
-                    await log.append(
-                        "outcome",
-                        {
-                            "intent": seq,
-                            "outcome": "unknown",
-                            "elapsed_us": None,
-                            "connections": None,
-                            "evidence_digest": None,
-                            "findings": [],
-                        },
-                        self.clock.now(),
-                    )
-                await log.append(
-                    "state", {"state": "running", "reason": "resumed after crash"}, self.clock.now()
-                )
-            else:
-                set_state(s, row, RunState.RUNNING, now=self.clock.now())
-                await log.append(
-                    "state",
-                    {"state": "running", "reason": "resumed" if decided else "started"},
-                    self.clock.now(),
-                )
+            crashed = row.pause_reason == PauseReason.CRASH.value
+            set_state(s, row, RunState.RUNNING, now=self.clock.now())
+            reason = "resumed after crash" if crashed else "resumed" if decided else "started"
+            await log.append("state", {"state": "running", "reason": reason}, self.clock.now())
             row.planned = self.progress.planned
         self.progress.decided = len(decided)
         await self._check_kill(log)

@@ -13,7 +13,8 @@ Kinds of job:
   rules are checked again with the clock: a job that fires after its opening passed (rio was
   down) does not start late; the run becomes WAITING with a job at the next opening, or MISSED
   when no opening is left. A run the runner pauses at a window's end gets a resume job at the
-  next opening.
+  next opening; so does a run whose runner crashed (found when serving starts and at every poll,
+  see ``lease.py``).
 - ``series:<series id>:<period>:<when>`` -> :func:`fire_series`: a recurring check (e.g. weekly
   for key-supervision objects). Period ``k`` is due at ``anchor + k * every`` and is placed at the
   next opening from then (never two periods in one opening); it creates a new run there.
@@ -50,6 +51,7 @@ from orchestrator.context import Rio
 from orchestrator.errors import InputError, RioError, StateError, StoreError
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.ledger.log import ProbeLog
+from orchestrator.run.lease import recover_crashed
 from orchestrator.run.locks import SchedulerLock, scheduler_lock
 from orchestrator.run.runner import Runner
 from orchestrator.run.runs import create_run, get_run, set_state
@@ -368,6 +370,22 @@ class RioScheduler:
         self.add_run_job(run_id, opening.start)
         return opening.start
 
+    def recover_crashes(self) -> list[str]:
+        """Mark runs whose runner died ``paused (crash)`` and place each at its next opening.
+
+        Returns:
+            The crashed runs found.
+        """
+        found = recover_crashed(self.rio, clock=self.clock)
+        for run_id in found:
+            try:
+                start = self.resume_run(run_id)
+            except StateError as exc:
+                self._say(f"run {run_id}: its runner had crashed; paused (crash); {exc}")
+                continue
+            self._say(f"run {run_id}: its runner had crashed; resumes at {start.isoformat()}")
+        return found
+
     def jobs(self) -> list[JobInfo]:
         """Every job in the store, soonest first."""
         self.open()
@@ -393,6 +411,9 @@ class RioScheduler:
             row = get_run(s, run_id)
             state = RunState(row.state)
             notice = get_notice(s, row.notice_id)
+        if state is RunState.RUNNING and recover_crashed(self.rio, [run_id], clock=self.clock):
+            self._say(f"run {run_id}: its runner had crashed; paused (crash)")
+            state = RunState.PAUSED
         if state in FINAL or state is RunState.RUNNING:
             # Sealed, killed or running elsewhere (rio run start): nothing for the scheduler.
             self._say(f"run {run_id}: {state.value}, not started by the scheduler")
@@ -518,6 +539,7 @@ class RioScheduler:
         fired: list[str] = []
         try:
             with self._serving():
+                self.recover_crashes()
                 for _ in range(limit):
                     now = self.clock.now()
                     due = [
@@ -558,10 +580,13 @@ class RioScheduler:
         try:
             with self._serving():
                 self._say("scheduler serving")
+                self.recover_crashes()
                 self._scheduler.resume()
                 self._scheduler.wakeup()
                 while not stop.wait(poll_seconds):
-                    # `rio run schedule` writes to the store from another process; look again.
+                    # A runner elsewhere may have died; `rio run schedule` writes to the store
+                    # from another process: look again.
+                    self.recover_crashes()
                     self._scheduler.wakeup()
                 self._say("scheduler stopping: waiting for running jobs")
                 self._scheduler.shutdown(wait=True)

@@ -288,6 +288,8 @@ class SlowHttp:
     lifetime: float = 60.0
     port: int = 0
     requests: dict[str, int] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)
+    """connections accepted per address, counted before anything is read"""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop | None = None
     _stop: asyncio.Event | None = None
@@ -314,6 +316,11 @@ class SlowHttp:
         if self._thread is not None:
             self._thread.join(10.0)
 
+    def accepted(self) -> dict[str, int]:
+        """Connections accepted so far, per address."""
+        with self._lock:
+            return dict(self.connections)
+
     def served(self, ip: str) -> int:
         with self._lock:
             return self.requests.get(ip, 0)
@@ -337,6 +344,8 @@ class SlowHttp:
             if task is not None:
                 handlers.add(task)
             ip = writer.get_extra_info("sockname")[0]
+            with self._lock:
+                self.connections[ip] = self.connections.get(ip, 0) + 1
             try:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)

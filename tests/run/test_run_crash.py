@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,10 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.context import Rio
+from orchestrator.errors import StateError
+from orchestrator.gate.resolve import Resolver
 from orchestrator.ledger.leaves import parse_leaf
 from orchestrator.ledger.verify import verify_run
+from orchestrator.run.lease import RunLease, open_intents, recover_crashed, runner_alive
 from orchestrator.run.runs import get_run
+from orchestrator.run.scheduler import RioScheduler
 from orchestrator.run.state import RunState
+from orchestrator.settings import load_settings
+from tests.support.postgres import loopback_pg_url
 
 from .conftest import (
     REPO,
@@ -30,6 +38,7 @@ from .conftest import (
     policy_bytes,
     raw_leaves,
     scope_bytes,
+    unique_network,
     wait_for_intents,
 )
 
@@ -49,10 +58,8 @@ asyncio.run(runner.execute())
 """
 
 
-@pytest.mark.slow
-async def test_run_resumes_after_kill_9_without_losing_or_repeating_a_probe(
-    home: Home, slow_http: SlowHttp, tmp_path: Path
-) -> None:
+async def _start_and_kill_9(home: Home, slow_http: SlowHttp, tmp_path: Path) -> str:
+    """A run executed by a child process that is SIGKILLed with probes in flight."""
     now = now_utc()
     policy = policy_bytes(None, http_port=slow_http.port, concurrency=4)
     notice = announce_notice(
@@ -80,7 +87,14 @@ async def test_run_resumes_after_kill_9_without_losing_or_repeating_a_probe(
             child.wait(10)
         log.close()
     assert found >= 5, (tmp_path / "child.log").read_text()
+    return run_id
 
+
+@pytest.mark.slow
+async def test_run_resumes_after_kill_9_without_losing_or_repeating_a_probe(
+    home: Home, slow_http: SlowHttp, tmp_path: Path
+) -> None:
+    run_id = await _start_and_kill_9(home, slow_http, tmp_path)
     before = raw_leaves(home.rio, run_id)
     parsed = [parse_leaf(body) for _, body in before]
     answered = {leaf.data["intent"] for leaf in parsed if leaf.kind == "outcome"}
@@ -111,3 +125,93 @@ async def test_run_resumes_after_kill_9_without_losing_or_repeating_a_probe(
     )
     verdict = verify_run(home.rio, run_id)
     assert verdict, verdict.problems
+
+
+@pytest.mark.slow
+async def test_serve_resumes_a_crashed_run_at_the_next_opening(
+    home: Home, slow_http: SlowHttp, tmp_path: Path
+) -> None:
+    run_id = await _start_and_kill_9(home, slow_http, tmp_path)
+    orphans = open_intents(home.rio, run_id)
+    assert orphans
+    options = {"resolver": Resolver(["127.0.0.1"], port=9, timeout=0.5), "dns_port": 9}
+    with RioScheduler(home.rio, runner_options=options) as scheduler:
+        fired = await asyncio.to_thread(scheduler.fire_due)
+    assert [job.split(":")[1] for job in fired] == [run_id]
+    with home.rio.db.session() as s:
+        assert get_run(s, run_id).state == RunState.SEALED.value
+    leaves = leaves_of(home.rio, run_id)
+    states = [(leaf.data["state"], leaf.data["reason"]) for leaf in leaves if leaf.kind == "state"]
+    assert ("paused", "crash") in states and ("running", "resumed after crash") in states
+    per_item = Counter(leaf.data["item"] for leaf in leaves if leaf.kind == "intent")
+    assert max(per_item.values()) == 1, "an item was sent twice"
+    assert max(slow_http.accepted().values()) == 1
+    for seq in orphans:
+        assert [
+            o.data["outcome"] for o in leaves if o.kind == "outcome" and o.data["intent"] == seq
+        ] == ["unknown"]
+    assert verify_run(home.rio, run_id)
+
+
+async def test_a_run_being_run_by_another_process_is_refused_and_untouched(
+    home: Home, tmp_path: Path
+) -> None:
+    now = now_utc()
+    notice = announce_notice(
+        home,
+        scope_bytes(unique_network(), [around(now)]),
+        policy_bytes(None, http_port=9),
+        at=now - timedelta(minutes=1),
+    )
+    run_id = new_run(home, notice)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(home.path), run_id],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert runner_alive(home.rio, run_id)
+        with pytest.raises(StateError, match="being run by another process"):
+            await make_runner(home, run_id).execute()
+        assert recover_crashed(home.rio) == []
+    finally:
+        holder.communicate("", timeout=30)
+    assert raw_leaves(home.rio, run_id) == []
+    with home.rio.db.session() as s:
+        assert get_run(s, run_id).state == RunState.SCHEDULED.value
+    assert not runner_alive(home.rio, run_id)
+
+
+_HOLDER = """
+import sys
+from orchestrator.context import Rio
+from orchestrator.run.lease import RunLease
+from orchestrator.settings import load_settings
+
+lease = RunLease(Rio(load_settings({"RIO_HOME": sys.argv[1]})), sys.argv[2])
+print("held" if lease.try_acquire() else "not held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_postgres_run_lease_admits_one_holder(tmp_path: Path) -> None:
+    url = loopback_pg_url()
+    settings = load_settings({"RIO_HOME": str(tmp_path / "home"), "RIO_DATABASE_URL": url})
+    first_rio, second_rio = Rio(settings), Rio(settings)
+    try:
+        first, second = RunLease(first_rio, "R-1"), RunLease(second_rio, "R-1")
+        other = RunLease(second_rio, "R-2")
+        assert first.try_acquire()
+        assert not second.try_acquire()
+        assert other.try_acquire(), "another run's lease is independent"
+        first.release()
+        assert second.try_acquire()
+        second.release()
+        other.release()
+    finally:
+        first_rio.close()
+        second_rio.close()

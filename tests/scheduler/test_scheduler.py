@@ -6,14 +6,11 @@ farm on 127.0.22.0/28 through the real gate.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
 from orchestrator.clock import FakeClock
@@ -38,6 +35,7 @@ from tests.scheduler import (
     scope_doc,
     window,
 )
+from tests.support.postgres import loopback_pg_url
 
 SH = ZoneInfo(SHANGHAI)
 ANNOUNCED = datetime(2030, 11, 1, tzinfo=UTC)
@@ -265,18 +263,7 @@ def test_lock_file_admits_one_holder_at_a_time(tmp_path: Path) -> None:
 
 
 def test_postgres_advisory_lock_admits_one_scheduler(tmp_path: Path) -> None:
-    url = os.environ.get(
-        "RIO_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    )
-    host = urlsplit(url).hostname or ""
-    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
-        pytest.skip(f"RIO_TEST_DATABASE_URL {url!r} is not on loopback; tests only use loopback")
-    try:
-        psycopg.connect(
-            url.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=2
-        ).close()
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL not reachable at {url} (set RIO_TEST_DATABASE_URL): {exc}")
+    url = loopback_pg_url()
     settings = load_settings({"RIO_HOME": str(tmp_path / "home"), "RIO_DATABASE_URL": url})
     first_rio, second_rio = Rio(settings), Rio(settings)
     try:
