@@ -45,6 +45,7 @@ _MAX_PATH_LENGTH = 2048
 _PATH = re.compile(r"^/(?!/)[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$")
 _VERSION = re.compile(r"\d+\.\d+|/\d")
 _BACKOFF_STATUSES = frozenset({429, 503})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -114,6 +115,11 @@ def base_url(permit: Permit, scheme: str) -> str:
         raise _refuse("port", port, "is not a port number 1-65535")
     host = f"[{ip}]" if ip.version == 6 else str(ip)
     return f"{scheme}://{host}:{port}"
+
+
+def _effective_port(url: httpx.URL) -> int | None:
+    """The port a request to ``url`` connects to: httpx drops 80 for http and 443 for https."""
+    return url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme)
 
 
 def _server_name(permit: Permit) -> str | None:
@@ -378,7 +384,10 @@ class HttpProbe:
         server_name: str | None,
     ) -> ProbeResult:
         started = monotonic()
-        base_port = httpx.URL(base).port or 0
+        # base_url() checked the permit's port; httpx.URL would report None for 80 and 443.
+        base_port = permit.port
+        if base_port is None or _effective_port(httpx.URL(base)) != base_port:
+            raise _refuse("port", permit.port, "does not survive URL parsing")
         observations: list[Observation] = []
         requests = 0
         latency: float | None = None
@@ -394,7 +403,7 @@ class HttpProbe:
                 break
             url = httpx.URL(base + path)
             # Defence in depth: whatever the path held, the request goes to the pinned address.
-            if url.host != httpx.URL(base).host or url.port != permit.port:
+            if url.host != httpx.URL(base).host or _effective_port(url) != permit.port:
                 raise _refuse("params.paths", path, "moves the request off the pinned address")
             headers = {"Host": server_name} if server_name else {}
             extensions: dict[str, Any] = {}
