@@ -10,6 +10,7 @@ from probes.base import Probe
 from probes.dns import DnsProbe, DnsZoneTransferProbe
 from probes.http import HttpProbe
 from probes.port import PortProbe
+from probes.ssh import SshProbe
 from probes.tls import TlsProbe
 
 __all__ = ["PROBES", "UnknownProbeError", "probe_class", "probe_names"]
@@ -20,6 +21,7 @@ PROBES: tuple[type[Probe], ...] = (
     TlsProbe,
     DnsProbe,
     DnsZoneTransferProbe,
+    SshProbe,
 )
 
 

@@ -110,6 +110,17 @@ def params_problem(
         return _unknown(params, {"record_types", "recursion_check", "timeout"}) or _at_most(
             params, "timeout", pol_d.timeout.total_seconds()
         )
+    service = p.service(probe)
+    if service is not None:
+        if port not in service.ports:
+            return f"port {port} is not a {probe} port of the policy"
+        switches = service.switches()
+        for name, on in switches.items():
+            if params.get(name) and not on:
+                return f"{probe} {name} is not allowed by the policy"
+        return _unknown(params, {"timeout", *switches}) or _at_most(
+            params, "timeout", service.timeout.total_seconds()
+        )
     if probe == "dns-axfr" and p.dns_axfr is not None:
         return _unknown(params, {"timeout"}) or _at_most(
             params, "timeout", p.dns_axfr.timeout.total_seconds()

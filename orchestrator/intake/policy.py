@@ -24,16 +24,22 @@ from probes.base import Disruption
 
 __all__ = [
     "POLICY_FORMAT",
+    "SERVICE_PROBES",
     "Blackout",
     "DnsParams",
+    "FtpParams",
     "HealthPolicy",
     "HttpParams",
+    "MemcachedParams",
     "Policy",
     "PolicyWindow",
     "PortParams",
     "ProbeParams",
     "Rates",
+    "RedisParams",
+    "ServiceParams",
     "Signoff",
+    "SshParams",
     "TlsParams",
     "Weekday",
     "load_policy",
@@ -249,6 +255,65 @@ class AxfrParams(BaseModel):
     timeout: Duration = timedelta(seconds=10)
 
 
+class ServiceParams(BaseModel):
+    """A single-port service probe (redis, memcached): the ports it may touch and its timeout."""
+
+    model_config = STRICT
+    ports: tuple[int, ...] = Field(min_length=1, max_length=16)
+    timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("ports")
+    @classmethod
+    def _check_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return _ports(value)
+
+    def switches(self) -> dict[str, bool]:
+        """The probe's yes/no parameters (none here; subclasses add theirs)."""
+        return {}
+
+    def connections(self) -> int:
+        """Connections one probe of this kind opens (its rate-budget cost per port)."""
+        return 1
+
+
+class RedisParams(ServiceParams):
+    ports: tuple[int, ...] = Field(default=(6379,), min_length=1, max_length=16)
+
+
+class MemcachedParams(ServiceParams):
+    ports: tuple[int, ...] = Field(default=(11211,), min_length=1, max_length=16)
+
+
+class SshParams(ServiceParams):
+    ports: tuple[int, ...] = Field(default=(22,), min_length=1, max_length=16)
+    auth_methods: bool = False
+    """a second connection: key exchange and one ``none`` request, to learn the allowed methods"""
+
+    def switches(self) -> dict[str, bool]:
+        return {"auth_methods": self.auth_methods}
+
+    def connections(self) -> int:
+        return 2 if self.auth_methods else 1
+
+
+class FtpParams(ServiceParams):
+    ports: tuple[int, ...] = Field(default=(21,), min_length=1, max_length=16)
+    anonymous: bool = False
+    """try the public ``anonymous`` login (RFC 1635), then quit without listing anything"""
+
+    def switches(self) -> dict[str, bool]:
+        return {"anonymous": self.anonymous}
+
+
+#: single-port service probes: policy attribute -> probe name
+SERVICE_PROBES: tuple[tuple[str, str], ...] = (
+    ("ssh", "ssh"),
+    ("redis", "redis"),
+    ("memcached", "memcached"),
+    ("ftp", "ftp"),
+)
+
+
 class ProbeParams(BaseModel):
     """The probes this policy allows, each with its parameters. Absent means not allowed."""
 
@@ -258,6 +323,10 @@ class ProbeParams(BaseModel):
     tls: TlsParams | None = None
     dns: DnsParams | None = None
     dns_axfr: AxfrParams | None = Field(default=None, alias="dns-axfr")
+    ssh: SshParams | None = None
+    redis: RedisParams | None = None
+    memcached: MemcachedParams | None = None
+    ftp: FtpParams | None = None
 
     def allowed(self) -> tuple[str, ...]:
         names = []
@@ -267,10 +336,19 @@ class ProbeParams(BaseModel):
             ("tls", "tls"),
             ("dns", "dns"),
             ("dns_axfr", "dns-axfr"),
+            *SERVICE_PROBES,
         ):
             if getattr(self, attr) is not None:
                 names.append(name)
         return tuple(names)
+
+    def service(self, probe: str) -> ServiceParams | None:
+        """The parameters of a single-port service probe, ``None`` when not allowed."""
+        for attr, name in SERVICE_PROBES:
+            if name == probe:
+                value: ServiceParams | None = getattr(self, attr)
+                return value
+        return None
 
 
 class Policy(BaseModel):

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from orchestrator.gate.addresses import AddressScope
 from orchestrator.gate.decide import ProbeRequest, address_scope
-from orchestrator.intake.policy import Policy
+from orchestrator.intake.policy import SERVICE_PROBES, Policy
 from orchestrator.intake.scope import Scope, Target
 
 __all__ = ["Plan", "plan_for"]
@@ -157,6 +157,15 @@ class Plan:
         if p.tls is not None:
             for port in p.tls.ports:
                 out.append(self._tls(port, base))
+        for _, name in SERVICE_PROBES:
+            service = p.service(name)
+            if service is None:
+                continue
+            switches = service.switches()
+            params = {"timeout": _seconds(service.timeout), **switches}
+            cost = service.connections()
+            for port in service.ports:
+                out.append(ProbeRequest(probe=name, port=port, params=params, cost=cost, **base))
         return out
 
     def _tls(self, port: int, base: dict[str, Any]) -> ProbeRequest:

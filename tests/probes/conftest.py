@@ -75,6 +75,9 @@ def _policy_section(probe: str, fields: dict[str, Any]) -> dict[str, Any]:
             "recursion_check": params.get("recursion_check", False),
             "timeout": params.get("timeout", 5),
         }
+    elif probe in ("ssh", "redis", "memcached", "ftp"):
+        section = {"ports": [port], "timeout": params.get("timeout", 5)}
+        section.update({k: v for k, v in params.items() if isinstance(v, bool)})
     else:
         section = {"timeout": params.get("timeout", 10)}
     return {probe: section}

@@ -17,6 +17,7 @@ def test_registry_lists_exactly_the_known_probes_with_their_disruption() -> None
         "tls": Disruption.LIGHT,
         "dns": Disruption.PASSIVE,
         "dns-axfr": Disruption.INTRUSIVE,
+        "ssh": Disruption.LIGHT,
     }
     assert len(set(probe_names())) == len(PROBES)
 
@@ -31,7 +32,9 @@ def test_unknown_probe_is_a_key_error_that_lists_the_known_names() -> None:
     with pytest.raises(KeyError) as caught:
         probe_class("exploit")
     assert isinstance(caught.value, UnknownProbeError)
-    assert str(caught.value) == ("unknown probe 'exploit' (known: port, http, tls, dns, dns-axfr)")
+    assert str(caught.value) == (
+        "unknown probe 'exploit' (known: port, http, tls, dns, dns-axfr, ssh)"
+    )
 
 
 EXPORTS = {
@@ -39,6 +42,13 @@ EXPORTS = {
     "probes.http": {"HttpClients", "HttpProbe", "base_url", "make_client"},
     "probes.tls": {"CertificateFacts", "TlsProbe", "certificate_facts", "hostname_matches"},
     "probes.dns": {"RECORD_TYPES", "RECURSION_CHECK_NAME", "DnsProbe", "DnsZoneTransferProbe"},
+    "probes.ssh": {
+        "LEGACY_ALGORITHMS",
+        "KexInit",
+        "SshProbe",
+        "legacy_algorithms",
+        "parse_kexinit",
+    },
     "probes.registry": {"PROBES", "UnknownProbeError", "probe_class", "probe_names"},
     "probes.findings": {
         "RULE_IDS",
