@@ -190,7 +190,7 @@ def verify_log(
             f"leaf {first}: intent (item {open_intents[first]}) has no outcome"
             + (f" ({more} more intents without one)" if more else ""),
         )
-    pending = problems.take("uncovered", "open") if unfinished else ()
+    not_done = problems.take("uncovered", "open") if unfinished else ()
     found = problems.result()
     return LogVerdict(
         ok=not found,
@@ -198,7 +198,7 @@ def verify_log(
         root=tree.root(),
         checkpoints=len(roots),
         problems=found,
-        unfinished=pending,
+        unfinished=not_done,
     )
 
 
