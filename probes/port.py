@@ -48,7 +48,7 @@ _MAX_RETRIES = 10
 _MAX_HOST_TIMEOUT = 3600
 _MAX_PORTS = 65535
 _POLL_SECONDS = 0.1
-_INSTALL_HINT = "install nmap (e.g. `apt-get install nmap`) or set RIO_NMAP_PATH to its binary"
+_INSTALL_HINT = "install nmap (e.g. `apt-get install nmap`) or set RIO_NMAP to its binary"
 _EXTRAPORTS = re.compile(r'<extraports state="([a-z|]+)"')
 _STDERR_LIMIT = 500
 

@@ -247,8 +247,10 @@ async def test_probe_refused_when_permit_names_another_probe(
 async def test_missing_nmap_is_a_tool_error_with_install_hint(issue_permit: IssuePermit) -> None:
     permit = issue_permit("port", "127.0.0.1", ports=(80,))
     context = ProbeContext(user_agent=USER_AGENT, nmap_path="/nonexistent/nmap")
-    with pytest.raises(ToolMissingError, match="install nmap"):
+    with pytest.raises(ToolMissingError, match="install nmap") as raised:
         await PortProbe().run(permit, context)
+    # The hint names the variable rio really reads (settings: RIO_NMAP).
+    assert "set RIO_NMAP to" in str(raised.value)
 
 
 def test_find_nmap_refuses_relative_path() -> None:
