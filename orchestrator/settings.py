@@ -8,6 +8,7 @@ the result down. Every value has an embedded default that needs nothing installe
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,10 @@ __all__ = ["Settings", "load_settings"]
 
 # The distributed (Celery) executor is not built yet; refusing it is better than ignoring it.
 _EXECUTORS = ("local",)
+# A bare mailbox for the From header: no spaces, angle brackets or line breaks can ride along.
+_MAILBOX = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,6 +43,9 @@ class Settings:
         dns_port: port of those resolvers and of the dns probe's name servers.
         checkpoint_every: write a signed checkpoint every N leaves.
         checkpoint_seconds: ... or every T seconds, whichever comes first.
+        contact: the mailbox of whoever runs the inspections (organ or vendor), sent as the
+            HTTP ``From`` header so a defender reading their logs can write back; ``None`` =
+            no ``From`` header (the User-Agent still names who scans under which notice).
     """
 
     home: Path
@@ -52,6 +60,7 @@ class Settings:
     dns_port: int = 53
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 10.0
+    contact: str | None = None
 
     @property
     def orchestrator_key_file(self) -> Path:
@@ -86,6 +95,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except (ZoneInfoNotFoundError, ValueError):
         raise InputError(f"RIO_TIMEZONE: {timezone!r} is not a known timezone") from None
     nameservers = tuple(s for s in source.get("RIO_DNS_NAMESERVERS", "").split(",") if s.strip())
+    contact = source.get("RIO_CONTACT") or None
+    if contact is not None and not _MAILBOX.fullmatch(contact):
+        raise InputError(f"RIO_CONTACT: {contact!r} is not a mail address like soc@vendor.example")
     return Settings(
         home=home,
         database_url=database_url,
@@ -99,6 +111,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dns_port=_int(source, "RIO_DNS_PORT", 53, 1, 65535),
         checkpoint_every=_int(source, "RIO_CHECKPOINT_EVERY", 1000, 1, 10_000_000),
         checkpoint_seconds=float(_int(source, "RIO_CHECKPOINT_SECONDS", 10, 1, 86_400)),
+        contact=contact,
     )
 
 

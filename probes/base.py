@@ -225,7 +225,9 @@ class ProbeContext:
     """What a probe may use besides its permit.
 
     Attributes:
-        user_agent: the inspection's User-Agent, ``rio/<version> (+notice <id>; <contact>)``.
+        user_agent: the inspection's User-Agent, ``rio/<version> (+notice <id>; by <who>)``:
+            who scans (the entrusted vendor, or the inspecting organ) under which notice.
+        from_address: the inspecting side's mailbox, sent as the HTTP ``From`` header.
         nmap_path: path to the nmap binary, ``None`` to look it up on PATH.
         dns_port: port of the DNS servers the dns probe asks (53 in production; tests use a
             stub on loopback).
@@ -235,6 +237,7 @@ class ProbeContext:
     """
 
     user_agent: str
+    from_address: str | None = None
     nmap_path: str | None = None
     dns_port: int = 53
     cancelled: Any = None

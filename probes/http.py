@@ -139,15 +139,23 @@ def _unverified_tls() -> ssl.SSLContext:
     return context
 
 
+def _identity(user_agent: str, from_address: str | None) -> dict[str, str]:
+    """The headers that tell a defender who is probing (RFC 9110 User-Agent and From)."""
+    headers = {"User-Agent": user_agent}
+    if from_address is not None:
+        headers["From"] = from_address
+    return headers
+
+
 def _client(
-    user_agent: str, timeout: float, tls: ssl.SSLContext, limits: httpx.Limits
+    headers: dict[str, str], timeout: float, tls: ssl.SSLContext, limits: httpx.Limits
 ) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         trust_env=False,  # no proxy, no netrc, no SSL_CERT_* from the environment
         follow_redirects=False,
         verify=tls,
         timeout=httpx.Timeout(timeout),
-        headers={"User-Agent": user_agent},
+        headers=headers,
         limits=limits,
     )
 
@@ -160,7 +168,7 @@ def make_client(permit: Permit, ctx: ProbeContext) -> httpx.AsyncClient:
     """
     timeout = _params(permit).timeout
     return _client(
-        ctx.user_agent,
+        _identity(ctx.user_agent, ctx.from_address),
         timeout,
         _unverified_tls(),
         httpx.Limits(max_connections=1, max_keepalive_connections=1),
@@ -181,12 +189,20 @@ class HttpClients:
 
     Args:
         user_agent: the run's User-Agent.
+        from_address: the run's From header (the inspecting side's mailbox), if any.
         max_connections: connections open at once per client (the run's concurrency bounds it).
         max_classes: most clients kept.
     """
 
-    def __init__(self, user_agent: str, *, max_connections: int = 256, max_classes: int = 256):
-        self._user_agent = user_agent
+    def __init__(
+        self,
+        user_agent: str,
+        *,
+        from_address: str | None = None,
+        max_connections: int = 256,
+        max_classes: int = 256,
+    ):
+        self._headers = _identity(user_agent, from_address)
         self._tls = _unverified_tls()
         self._limits = httpx.Limits(
             max_connections=max_connections,
@@ -207,7 +223,7 @@ class HttpClients:
         if client is None:
             if len(self._clients) >= self._max_classes:
                 return None
-            client = _client(self._user_agent, _DEFAULT_TIMEOUT, self._tls, self._limits)
+            client = _client(self._headers, _DEFAULT_TIMEOUT, self._tls, self._limits)
             self._clients[key] = client
         return client
 

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator import __version__
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
 from orchestrator.gate.budget import BudgetLimits, RateBudget
@@ -38,6 +37,7 @@ from orchestrator.gate.resolve import Resolver
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.intake.registry import Person
 from orchestrator.ledger.log import ProbeLog, read_leaves
+from orchestrator.run._identity import user_agent
 from orchestrator.run.lease import RunLease, settle_crash
 from orchestrator.run.plan import Plan
 from orchestrator.run.runs import get_run, run_launcher, set_state
@@ -135,10 +135,11 @@ class Runner:
             row = get_run(s, run_id)
             self.notice: Notice = get_notice(s, row.notice_id)
             self._person = run_launcher(s, row)
+            # Who scans under which notice, for the defender's logs (never the object's contact).
+            self._user_agent = user_agent(s, self.notice)
+        self._from = rio.settings.contact
         self.policy = self.notice.policy
         self.cipher = cipher_for(rio)
-        contact = self.notice.scope.contact.email or self.notice.scope.contact.name
-        self._user_agent = f"rio/{__version__} (+notice {self.notice.id}; {contact})"
         self._http: HttpClients | None = None
 
     # -- setup -------------------------------------------------------------------------------
@@ -217,7 +218,9 @@ class Runner:
         self.progress.budget_per_s = self.policy.rates.per_notice
         # One http client per target class for the whole run (not one client and TLS context
         # per probe); closed with the run.
-        self._http = HttpClients(self._user_agent, max_connections=self.policy.concurrency)
+        self._http = HttpClients(
+            self._user_agent, from_address=self._from, max_connections=self.policy.concurrency
+        )
         watcher = asyncio.create_task(self._watch(log))
         try:
             return await self._execute(log, gate, plan, health, budget)
@@ -408,6 +411,7 @@ class Runner:
         probe = probe_class(permit.probe)()
         ctx = ProbeContext(
             user_agent=self._user_agent,
+            from_address=self._from,
             nmap_path=self.rio.settings.nmap_path,
             dns_port=self.dns_port,
             cancelled=lambda: self._view.killed,

@@ -31,6 +31,8 @@ def test_postgresql_url_gets_the_psycopg_driver() -> None:
         ({"RIO_TIMEZONE": "Mars/Base"}, "RIO_TIMEZONE: 'Mars/Base' is not a known timezone"),
         ({"RIO_DNS_PORT": "70000"}, "RIO_DNS_PORT: 70000 is outside 1..65535"),
         ({"RIO_CHECKPOINT_EVERY": "often"}, "RIO_CHECKPOINT_EVERY: 'often' is not a whole number"),
+        ({"RIO_CONTACT": "soc@x.example\r\nX-Evil: 1"}, "RIO_CONTACT: "),
+        ({"RIO_CONTACT": "Acme SOC <soc@x.example>"}, "RIO_CONTACT: "),
     ],
 )
 def test_impossible_settings_are_refused_naming_the_variable(
@@ -49,3 +51,8 @@ def test_settings_are_frozen() -> None:
     s = load_settings({})
     with pytest.raises(AttributeError):
         s.home = Path("/elsewhere")  # type: ignore[misc]
+
+
+def test_contact_is_a_bare_mailbox_for_the_from_header() -> None:
+    assert load_settings({"RIO_CONTACT": "soc@acme.example"}).contact == "soc@acme.example"
+    assert load_settings({}).contact is None

@@ -25,6 +25,8 @@ import pytest
 from tests.integration.field.lab import Lab, claim_block, unavailable
 
 ROOT = Path(__file__).resolve().parents[3]
+#: the inspecting side's mailbox in the lab (RIO_CONTACT): the From header of every HTTP probe
+CONTACT = "soc@acme.test"
 LabRio = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -62,6 +64,7 @@ def lab_rio(field_lab: Lab, lab_home: Path) -> LabRio:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIO_")}
     env["RIO_HOME"] = str(tmp_path / "home")
     env["RIO_DNS_NAMESERVERS"] = field_lab.ip("dns")
+    env["RIO_CONTACT"] = CONTACT
     env["PYTHONPATH"] = str(ROOT)
 
     def run(

@@ -22,6 +22,8 @@ API (everything a test or another helper needs):
   answers on every port, and stops them all, killing what does not stop; ``lab.ip(name)``,
   ``lab.scope_text()`` and ``lab.policy_text()`` give the addresses and the scope and policy
   files that announce exactly these servers.
+* ``lab.log(server)`` reads what a server logged (nginx's access log names each request's
+  User-Agent, From and Host), for assertions about what a defender sees.
 * :func:`unavailable` says why the lab cannot run here (a missing binary, no root for ports
   below 1024), or ``None``.
 
@@ -217,7 +219,9 @@ daemon off;
 {user}
 events {{ worker_connections 64; }}
 http {{
-  access_log {d}/access.log;
+  # What a defender reads: who connected, as whom (User-Agent, From), for which name.
+  log_format lab '$remote_addr "$http_user_agent" "$http_from" "$host" "$request" $status';
+  access_log {d}/access.log lab;
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
   fastcgi_temp_path {d}/fastcgi;
@@ -679,6 +683,11 @@ class Lab:
     def ip(self, server: str) -> str:
         """The address of a lab server, by name."""
         return self.block.ip(server_named(server).host)
+
+    def log(self, server: str, name: str = "access.log") -> str:
+        """A file the server wrote into its directory (nginx: ``access.log``), as text."""
+        path = self.directory / server / name
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def flaws(self) -> tuple[Flaw, ...]:
         """The planted flaws of the servers this lab runs."""

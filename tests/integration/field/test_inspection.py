@@ -19,7 +19,7 @@ import pytest
 
 from orchestrator.store.db import Database
 from orchestrator.store.models import FindingRow
-from tests.integration.field.conftest import LabRio, People
+from tests.integration.field.conftest import CONTACT, LabRio, People
 from tests.integration.field.lab import Flaw, Lab
 
 pytestmark = pytest.mark.slow
@@ -38,6 +38,7 @@ class Seen:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Inspection:
+    notice: str
     run: str
     summary: str
     status: Mapping[str, Any]
@@ -77,6 +78,7 @@ def inspection(field_lab: Lab, lab_rio: LabRio, lab_people: People, lab_home: Pa
     status = json.loads(lab_rio("run", "status", run, "--json", key=lab_people.key("li")).stdout)
     record = json.loads(lab_rio("record", "show", run, "--json", key=lab_people.key("li")).stdout)
     return Inspection(
+        notice=notice,
         run=run,
         summary=started.stdout,
         status=status,
@@ -133,3 +135,16 @@ def test_the_record_lists_every_finding(inspection: Inspection) -> None:
     listed = {r["finding"] for r in inspection.record["record"]["conclusions"]["risks"]}
     listed |= {v["finding"] for v in inspection.record["record"]["conclusions"]["violations"]}
     assert listed == {f.id for f in inspection.findings}
+
+
+def test_a_defender_reading_the_access_log_learns_who_scans_under_which_notice(
+    field_lab: Lab, inspection: Inspection
+) -> None:
+    # (other tests of this session probe the same nginx under a test notice)
+    log = field_lab.log("nginx-weak").splitlines()
+    lines = [line for line in log if f"+notice {inspection.notice};" in line]
+    assert lines, "nginx logged no request of this inspection:\n" + "\n".join(log)
+    for line in lines:
+        assert "remote inspection by Acme Security for PSB" in line
+        assert f'"{CONTACT}"' in line  # the From header
+        assert "noc@lab.test" not in line  # the inspected object's own contact is not ours
