@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BeforeValidator, ConfigDict
 
 __all__ = [
+    "MAX_DURATION",
     "STRICT",
     "Duration",
     "IPLiteral",
@@ -24,6 +26,8 @@ __all__ = [
 
 STRICT = ConfigDict(extra="forbid", frozen=True, strict=False, str_strip_whitespace=False)
 
+MAX_DURATION = timedelta(days=3660)
+"""Ten years: longer than any lead time, timeout or period, short of datetime overflow."""
 _DURATION = re.compile(r"^(\d+)\s*(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -40,8 +44,12 @@ def parse_duration(value: Any) -> timedelta:
         seconds = int(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise ValueError("a duration like '72h', '15m' or '30s' is expected")
+    if not math.isfinite(seconds):
+        raise ValueError("a duration is a finite number")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"a duration of at most {MAX_DURATION.days} days is expected")
     return timedelta(seconds=seconds)
 
 

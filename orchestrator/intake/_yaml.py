@@ -16,8 +16,41 @@ from pydantic import BaseModel, ValidationError
 __all__ = ["format_location", "load_yaml", "parse_document", "raise_first_error", "read_document"]
 
 
+_MAX_DEPTH = 64
+"""nesting deeper than this is refused (no format of ours needs more than a handful of levels)"""
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys."""
+    """SafeLoader that refuses duplicate mapping keys, deep nesting and values it cannot build.
+
+    PyYAML raises plain ``ValueError`` / ``OverflowError`` for a date that does not exist
+    (``2026-02-30``) or an integer of thousands of digits, and ``RecursionError`` for thousands
+    of nested levels; here each is a marked YAML error naming the line.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                problem = f"nested deeper than {_MAX_DEPTH} levels"
+                raise yaml.composer.ComposerError(None, None, problem, mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            shown = node.value if isinstance(node, yaml.ScalarNode) else node.tag
+            if isinstance(shown, str) and len(shown) > 40:
+                shown = shown[:37] + "..."
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown!r}: {exc}", node.start_mark
+            ) from None
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
@@ -62,6 +95,8 @@ def load_yaml(data: bytes, source: str, error: Callable[[str, str, str], Excepti
         raise error(source, where, str(exc.problem or exc)) from None
     except yaml.YAMLError as exc:
         raise error(source, "", f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise error(source, "", f"nested deeper than {_MAX_DEPTH} levels") from None
 
 
 def format_location(loc: tuple[int | str, ...]) -> str:

@@ -393,7 +393,13 @@ def gate_explain(
     from orchestrator.gate.health import HealthBreaker
     from orchestrator.gate.resolve import Resolver
 
-    when = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    except ValueError:
+        raise InputError(
+            f"--at {at!r}: not an ISO time; give one with its timezone, "
+            "e.g. 2026-12-07T01:00:00+08:00"
+        ) from None
     if when.tzinfo is None:
         raise InputError(f"--at {at!r}: give a timezone, e.g. 2026-12-07T01:00:00+08:00")
     with open_rio() as rio:
