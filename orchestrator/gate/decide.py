@@ -3,6 +3,9 @@
 :meth:`Gate.decide` returns a :class:`~probes.base.Permit` or a :class:`Refusal`; deny is the
 default and every check must pass, in this fixed order:
 
+0. ``request``    the request itself is well formed: a canonical address, DNS names (normalised
+                  here, once: IDNA, case, trailing dot), ports, cost (a malformed request is a
+                  logged refusal too: every answer of the gate is in the log);
 1. ``run``        the run is active and not killed;
 2. ``notice``     the notice's lead time is met (``now - announced_at >= min_notice_lead``);
 3. ``entrusted``  the launcher is an active technician of the vendor entrusted by the notice
@@ -12,7 +15,9 @@ default and every check must pass, in this fixed order:
 5. ``probe``      the policy allows the probe, its disruption class is within the maximum, and
                   its parameters are within the policy's (ports, paths, timeouts, scripts);
 6. ``scope``      every address of the target (all A/AAAA answers of a name, resolved once and
-                  pinned) is inside the scope and outside its excludes (exclude wins);
+                  pinned) is inside the scope and outside its excludes (exclude wins); an
+                  excluded name also excludes every name whose CNAME chain passes through it
+                  (the chain is in the logged resolution);
 7. ``health``     the target is not paused by the health breaker (checked before the budget so a
                   paused target spends no budget);
 8. ``rate``       the per-IP, per-network, per-notice and global budgets all have room (waiting
@@ -29,17 +34,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.errors import ResolutionError
-from orchestrator.gate.addresses import AddressScope, parse_network
+from orchestrator.errors import InputError, ResolutionError
+from orchestrator.gate.addresses import AddressScope, parse_ip, parse_network
 from orchestrator.gate.budget import RateBudget
 from orchestrator.gate.health import HealthBreaker
 from orchestrator.gate.params import params_problem
 from orchestrator.gate.resolve import Resolution, Resolver
+from orchestrator.intake.hostnames import normalise_host
 from orchestrator.intake.notices import Notice
 from orchestrator.intake.registry import Person, Role
 from orchestrator.intake.scope import Scope
@@ -57,7 +63,7 @@ __all__ = [
     "address_scope",
 ]
 
-CHECKS = ("run", "notice", "entrusted", "window", "probe", "scope", "health", "rate")
+CHECKS = ("request", "run", "notice", "entrusted", "window", "probe", "scope", "health", "rate")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -178,6 +184,83 @@ def address_scope(scope: Scope) -> AddressScope:
 
 def _host_net(ip: str) -> str:
     return f"{ip}/{128 if ':' in ip else 32}"
+
+
+def _port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def _dns_name(what: str, value: Any) -> str:
+    try:
+        return normalise_host(value)
+    except ValueError as exc:
+        raise ValueError(f"{what} {value!r} {exc}") from None
+
+
+def normalise_request(req: ProbeRequest) -> ProbeRequest:
+    """The request with its address and names in canonical form: the one place the gate does it.
+
+    Host names are normalised by :func:`~orchestrator.intake.hostnames.normalise_host` (IDNA,
+    case, trailing dot), as the scope loader normalised the announced names and excludes, so an
+    exclude of ``admin.lab.test`` also stops ``ADMIN.lab.test.``. ``decide`` and ``explain``
+    (hence ``rio gate explain``) both go through here.
+
+    Raises:
+        ValueError: a field is malformed; the message names it.
+    """
+    if not isinstance(req.item, int) or isinstance(req.item, bool):
+        raise ValueError(f"item {req.item!r} is not a plan position")
+    for name in ("probe", "target"):
+        if not isinstance(getattr(req, name), str):
+            raise ValueError(f"{name} {getattr(req, name)!r} is not text")
+    ip = None
+    if req.ip is not None:
+        try:
+            ip = str(parse_ip(req.ip))
+        except ValueError as exc:
+            raise ValueError(f"ip: {exc}") from None
+    host = None if req.host is None else _dns_name("host", req.host)
+    server_name = None if req.server_name is None else _dns_name("server name", req.server_name)
+    if req.port is not None and not _port(req.port):
+        raise ValueError(f"port {req.port!r} is not in 1..65535")
+    if not isinstance(req.ports, tuple | list) or not all(_port(p) for p in req.ports):
+        raise ValueError(f"ports {req.ports!r}: each must be in 1..65535")
+    if not isinstance(req.cost, int) or isinstance(req.cost, bool) or req.cost < 1:
+        raise ValueError(f"cost {req.cost!r} is not a positive number of connections")
+    if not isinstance(req.params, Mapping):
+        raise ValueError(f"params {req.params!r} is not a mapping")
+    return replace(req, ip=ip, host=host, server_name=server_name, ports=tuple(req.ports))
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """A value as it can be logged: JSON types kept, anything else as a short repr."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) < 2**53:
+        return value
+    if isinstance(value, str) and len(value) <= 256:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list | tuple) and depth < 2 and len(value) <= 64:
+        return [_json_safe(v, depth + 1) for v in value]
+    return repr(value)[:256]
+
+
+def _loggable(req: ProbeRequest) -> ProbeRequest:
+    """A malformed request, with every field in a form the probe log can hold."""
+    item = req.item if isinstance(req.item, int) and not isinstance(req.item, bool) else -1
+    return replace(
+        req,
+        item=item if abs(item) < 2**53 else -1,
+        probe=_json_safe(req.probe),
+        target=_json_safe(req.target),
+        ip=_json_safe(req.ip),
+        host=_json_safe(req.host),
+        server_name=_json_safe(req.server_name),
+        port=_json_safe(req.port),
+        ports=tuple(_json_safe(list(req.ports) if isinstance(req.ports, tuple | list) else [])),
+        params={},
+        cost=_json_safe(req.cost),
+    )
 
 
 def _excluded_name(scope: Scope, name: str) -> bool:
@@ -409,6 +492,21 @@ class Gate:
                     None,
                     None,
                 )
+            # An exclude of a name covers every name that resolves through it.
+            via = next((a for a in resolution.cname_chain if _excluded_name(self.scope, a)), None)
+            if via is not None:
+                chain = " -> ".join((req.host, *resolution.cname_chain))
+                return (
+                    CheckVerdict(
+                        check="scope",
+                        ok=False,
+                        reason="excluded",
+                        detail=f"{req.host} resolves through {via} ({chain}), which the scope "
+                        "excludes",
+                    ),
+                    None,
+                    resolution,
+                )
             addresses: tuple[str, ...] = resolution.addresses
         elif req.ip is not None:
             addresses = (req.ip,)
@@ -455,13 +553,30 @@ class Gate:
     # ---- the decision ----------------------------------------------------------------------
 
     async def decide(self, req: ProbeRequest) -> Permit | Refusal:
-        """Decide one probe. The decision is logged before this returns.
+        """Decide one probe. The decision is logged before this returns, whatever it is.
+
+        A malformed request (a non-canonical address, a name that is not a DNS name, a port
+        out of range, ...) is a logged refusal of the ``request`` check, never an exception.
 
         Returns:
             A sealed Permit whose ``decision`` is the logged intent's sequence number, or a
             Refusal (also logged) naming the first check that failed.
         """
         now = self.clock.now()
+        try:
+            req = normalise_request(req)
+            judged = await self._judge(req, now)
+        except (ValueError, TypeError, InputError) as exc:
+            verdict = CheckVerdict(check="request", ok=False, reason="malformed", detail=str(exc))
+            return await self._refuse(_loggable(req), verdict, now, None)
+        if isinstance(judged, Refusal):
+            return judged
+        return await self._permit(req, *judged)
+
+    async def _judge(
+        self, req: ProbeRequest, now: datetime
+    ) -> Refusal | tuple[str, Resolution | None, datetime, datetime]:
+        """Every check in order: a logged Refusal, or what the permit is made of."""
         deadline = now + self.policy.probe_timeout
         resolution: Resolution | None = None
         pinned: str | None = None
@@ -508,11 +623,15 @@ class Gate:
         ):
             if not verdict:
                 return await self._refuse(req, verdict, now, resolution)
-        return await self._permit(req, pinned, resolution, now, deadline)
+        return pinned, resolution, now, deadline
 
     async def explain(self, req: ProbeRequest, *, at: datetime | None = None) -> list[CheckVerdict]:
         """Every check's verdict for a would-be probe, without spending budget or logging."""
         now = at or self.clock.now()
+        try:
+            req = normalise_request(req)
+        except (ValueError, TypeError) as exc:
+            return [CheckVerdict(check="request", ok=False, reason="malformed", detail=str(exc))]
         deadline = now + self.policy.probe_timeout
         verdicts = [
             self.check_run(),
