@@ -328,13 +328,24 @@ def _observe(scheme: str, port: int, path: str, response: httpx.Response) -> lis
                 Observation(
                     key="http.header.hsts",
                     value={"path": path, "present": "strict-transport-security" in headers},
+                    evidence=headers.get("strict-transport-security"),
                 )
             )
         obs.append(
-            Observation(key="http.header.csp", value={"path": path, "present": csp is not None})
+            Observation(
+                key="http.header.csp",
+                value={"path": path, "present": csp is not None},
+                evidence=csp,
+            )
         )
         xcto = headers.get("x-content-type-options", "").strip().lower() == "nosniff"
-        obs.append(Observation(key="http.header.xcto", value={"path": path, "present": xcto}))
+        obs.append(
+            Observation(
+                key="http.header.xcto",
+                value={"path": path, "present": xcto},
+                evidence=headers.get("x-content-type-options"),
+            )
+        )
         frame_ancestors = csp is not None and "frame-ancestors" in csp.lower()
         obs.append(
             Observation(
@@ -344,6 +355,7 @@ def _observe(scheme: str, port: int, path: str, response: httpx.Response) -> lis
                     "present": "x-frame-options" in headers,
                     "csp_frame_ancestors": frame_ancestors,
                 },
+                evidence=headers.get("x-frame-options"),
             )
         )
     obs.extend(_cookie_observations(scheme, port, path, response))

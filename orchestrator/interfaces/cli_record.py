@@ -24,6 +24,7 @@ from orchestrator.record import rectify as rectify_mod
 from orchestrator.record import signoff as signoff_mod
 from orchestrator.record.assemble import assemble_record, ensure_record
 from orchestrator.record.dsse import Ed25519Signer
+from orchestrator.record.findings import record_where
 from orchestrator.record.workdays import WorkingCalendar
 
 __all__ = ["register"]
@@ -116,11 +117,14 @@ def record_show(
         f"sign-off   {doc['signoff']['officers']} officers, "
         f"{doc['signoff']['technicians']} technicians",
     ]
+    where = {f["id"]: record_where(f) for f in doc["findings"] if "location" in f}
     for r in doc["conclusions"]["risks"]:
         lines.append(f"risk       {r['finding']} {r['severity']} {r['title']} - {r['guidance']}")
+        lines.append(f"  at       {where.get(r['finding'], '-')}")
     for v in doc["conclusions"]["violations"]:
         orders = ", ".join(str(o) for o in v["rectification"]) or "no order yet"
         lines.append(f"violation  {v['finding']} {v['severity']} {v['title']} (order {orders})")
+        lines.append(f"  at       {where.get(v['finding'], '-')}")
     for o in doc["rectifications"]:
         lines.append(
             f"order      {o['id']} deadline {o['deadline']} findings {', '.join(o['findings'])}"

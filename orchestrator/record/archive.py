@@ -31,7 +31,7 @@ from orchestrator.intake.keys import key_id, public_pem
 from orchestrator.intake.notices import get_notice
 from orchestrator.intake.registry import get_person, person_keys, person_of_key
 from orchestrator.ledger.log import CHECKPOINT_KEY_NAME, read_checkpoints, read_leaves
-from orchestrator.record.assemble import current_record
+from orchestrator.record.assemble import current_record, finding_location
 from orchestrator.record.canonical import canonical_bytes, ns_timestamp
 from orchestrator.record.dsse import Envelope, sign_payload
 from orchestrator.record.rectify import list_orders, order_diff
@@ -176,6 +176,9 @@ def build_members(
                 "target": f.target,
                 "ip": f.ip,
                 "port": f.port,
+                "key": f.key,
+                "location": finding_location(f),
+                "sightings": list(f.sightings),
                 "leaf_seq": f.leaf_seq,
                 "digest": f.digest,
                 "remediation": f.remediation,

@@ -55,6 +55,7 @@ __all__ = [
     "assemble_record",
     "current_record",
     "ensure_record",
+    "finding_location",
     "get_record",
     "require_open",
     "signoff_threshold",
@@ -245,6 +246,31 @@ def _ledger_section(
     }
 
 
+def finding_location(f: FindingRow) -> dict[str, Any]:
+    """Where a stored finding was first made (the record's and the archive's ``location``)."""
+    return {
+        "target": f.target,
+        "ip": f.ip,
+        "port": f.port,
+        "transport": f.transport,
+        "scheme": f.scheme,
+        "server_name": f.server_name,
+        "path": f.path,
+    }
+
+
+def _finding_entry(f: FindingRow) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "key": f.key,
+        "rule": f.rule,
+        "severity": f.severity,
+        "digest": f.digest,
+        "location": finding_location(f),
+        "sightings": [dict(x) for x in f.sightings],
+    }
+
+
 def _conclusions(
     findings: list[FindingRow], orders: list[RectificationRow]
 ) -> dict[str, list[dict[str, Any]]]:
@@ -255,7 +281,13 @@ def _conclusions(
     risks: list[dict[str, Any]] = []
     violations: list[dict[str, Any]] = []
     for f in findings:
-        base = {"finding": f.id, "rule": f.rule, "title": f.title, "severity": f.severity}
+        base = {
+            "finding": f.id,
+            "key": f.key,
+            "rule": f.rule,
+            "title": f.title,
+            "severity": f.severity,
+        }
         if f.kind == "violation" or f.id in ordered:
             violations.append({**base, "rectification": sorted(ordered.get(f.id, []))})
         else:
@@ -321,10 +353,7 @@ def _document(
         "span": {"start": start, "end": end},
         "counts": facts.counts,
         "ledger": ledger,
-        "findings": [
-            {"id": f.id, "rule": f.rule, "severity": f.severity, "digest": f.digest}
-            for f in findings
-        ],
+        "findings": [_finding_entry(f) for f in findings],
         "conclusions": _conclusions(findings, orders),
         "rectifications": [
             {

@@ -15,7 +15,8 @@ archive, not into the closed record.
 The re-check is a run of the same probes on the same targets inside an announced window;
 :func:`recheck_plan` says which notice window covers the due date, or which notice must be
 announced by when. Scheduling that run is the runner's job; :func:`record_recheck` links it to
-the order and computes the :func:`finding_diff` and the feedback due date.
+the order and computes the finding diff (by the findings' stable keys,
+:func:`~orchestrator.record.findings.finding_diff`) and the feedback due date.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from orchestrator.errors import InputError, NotFoundError, StateError
 from orchestrator.intake.notices import Notice, get_notice, list_notices
 from orchestrator.record.assemble import assemble_record, require_open
+from orchestrator.record.findings import FindingDiff, FindingView, finding_diff, load_findings
 from orchestrator.record.workdays import WorkingCalendar
 from orchestrator.run.state import RunState
 from orchestrator.store.db import Database
@@ -42,7 +43,6 @@ __all__ = [
     "FEEDBACK_WORKING_DAYS",
     "RECHECK_WORKING_DAYS",
     "FindingDiff",
-    "FindingKey",
     "OrderState",
     "RecheckPlan",
     "Rectification",
@@ -74,68 +74,6 @@ class OrderState(enum.StrEnum):
     """the re-check found none of the ordered findings"""
     UNRESOLVED = "unresolved"
     """the re-check still found some of the ordered findings"""
-
-
-FindingKey = tuple[str, str, int | None]
-"""A finding's identity across runs: (rule, ip, port)."""
-
-
-class _FindingLike(Protocol):
-    @property
-    def rule(self) -> str: ...
-
-    @property
-    def ip(self) -> str: ...
-
-    @property
-    def port(self) -> int | None: ...
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FindingDiff:
-    """What a re-check found compared with the ordered findings, keyed by (rule, ip, port)."""
-
-    fixed: tuple[FindingKey, ...]
-    still_present: tuple[FindingKey, ...]
-    new: tuple[FindingKey, ...]
-
-    def to_json(self) -> dict[str, list[dict[str, Any]]]:
-        """``{"fixed": [{"rule","ip","port"}], "still_present": [...], "new": [...]}``."""
-
-        def keys(items: tuple[FindingKey, ...]) -> list[dict[str, Any]]:
-            return [{"rule": r, "ip": ip, "port": port} for r, ip, port in items]
-
-        return {
-            "fixed": keys(self.fixed),
-            "still_present": keys(self.still_present),
-            "new": keys(self.new),
-        }
-
-
-def _sort_key(key: FindingKey) -> tuple[str, str, int]:
-    return (key[0], key[1], -1 if key[2] is None else key[2])
-
-
-def finding_diff(
-    old_findings: Iterable[_FindingLike], new_findings: Iterable[_FindingLike]
-) -> FindingDiff:
-    """Compare findings of two runs by (rule, ip, port).
-
-    Args:
-        old_findings: The findings ordered to be rectified.
-        new_findings: The re-check run's findings.
-
-    Returns:
-        ``fixed`` (old, not found again), ``still_present`` (in both) and ``new`` (found by the
-        re-check only), each sorted.
-    """
-    old = {(f.rule, f.ip, f.port) for f in old_findings}
-    new = {(f.rule, f.ip, f.port) for f in new_findings}
-    return FindingDiff(
-        fixed=tuple(sorted(old - new, key=_sort_key)),
-        still_present=tuple(sorted(old & new, key=_sort_key)),
-        new=tuple(sorted(new - old, key=_sort_key)),
-    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -340,11 +278,8 @@ def apply_early(
         return _order(row)
 
 
-def _findings(s: Session, run_id: str, ids: Iterable[str] | None = None) -> list[FindingRow]:
-    query = select(FindingRow).where(FindingRow.run_id == run_id)
-    if ids is not None:
-        query = query.where(FindingRow.id.in_(list(ids)))
-    return list(s.scalars(query.order_by(FindingRow.leaf_seq, FindingRow.id)))
+def _findings(s: Session, run_id: str, ids: Iterable[str] | None = None) -> list[FindingView]:
+    return load_findings(s, run_id, ids)
 
 
 def order_diff(db: Database, order: Rectification) -> FindingDiff | None:
@@ -483,7 +418,7 @@ def recheck_plan(db: Database, order_id: int, *, now: datetime | None = None) ->
         findings = _findings(s, order.run_id, order.findings)
         notices = list_notices(s)
     probes = tuple(sorted({f.probe for f in findings}))
-    targets = tuple(sorted({f.target for f in findings}))
+    targets = tuple(sorted({t for f in findings for t, _ in f.seen_as}))
     due_start = datetime.combine(order.recheck_due, time(0), _CHINA).astimezone(UTC)
     due_end = due_start + timedelta(days=1)
     found = _covering_window(notices, original.object_id, when, due_end)

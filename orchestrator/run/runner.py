@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
 from orchestrator.gate.budget import BudgetLimits, RateBudget
@@ -46,7 +48,7 @@ from orchestrator.store.evidence import cipher_for
 from orchestrator.store.models import FindingRow
 from probes.base import Permit, ProbeContext, ProbeResult
 from probes.errors import ProbeError
-from probes.findings import Catalogue, derive_findings, load_catalogue
+from probes.findings import Catalogue, Finding, derive_findings, load_catalogue, transport_of
 from probes.http import HttpClients
 from probes.registry import probe_class
 
@@ -384,11 +386,7 @@ class Runner:
             self.progress.decided += 1
             return
         result = await self._send(permit)
-        findings = (
-            derive_findings(result, target=permit.target, catalogue=self.catalogue)
-            if result.outcome == "ok"
-            else []
-        )
+        findings = self._findings(permit, result) if result.outcome == "ok" else []
         await self._outcome(log, permit, result, result.outcome, findings)
         change = health.observe(
             permit.ip,
@@ -406,6 +404,19 @@ class Runner:
                 self.progress.paused_targets.discard(permit.ip)
         self.progress.decided += 1
         self._report()
+
+    def _findings(self, permit: Permit, result: ProbeResult) -> list[Finding]:
+        transport, scheme = transport_of(permit.probe, permit.params)
+        return derive_findings(
+            result,
+            target=permit.target,
+            catalogue=self.catalogue,
+            object_id=self.notice.object_id,
+            server_name=permit.server_name,
+            port=permit.port,
+            scheme=scheme,
+            transport=transport,
+        )
 
     async def _send(self, permit: Permit) -> ProbeResult:
         probe = probe_class(permit.probe)()
@@ -451,7 +462,7 @@ class Runner:
         permit: Permit,
         result: ProbeResult | None,
         outcome: str,
-        findings: list[Any],
+        findings: list[Finding],
     ) -> None:
         self.progress.outcomes[outcome] = self.progress.outcomes.get(outcome, 0) + 1
         digest = None
@@ -479,20 +490,51 @@ class Runner:
         if findings:
             self._store_findings(seq, findings)
 
-    def _store_findings(self, seq: int, findings: list[Any]) -> None:
-        rows = []
-        for n, f in enumerate(findings):
-            fid = f"{self.run_id}/F{seq}.{n}"
-            evidence = (
-                self.cipher.seal(
-                    self.run_id, f.evidence.encode(), table="findings", row=fid, column="evidence"
+    def _store_findings(self, seq: int, findings: list[Finding]) -> None:
+        """Store new findings; a key the run already has gains a sighting instead (no duplicate).
+
+        Keys are unique per run (a database constraint), so a finding seen by two outcomes -
+        one service reached as ``ip:`` and as ``host:``, one open resolver asked about two
+        domains - is one row naming both. The first sighting's evidence is kept.
+        """
+        added = 0
+        with self.rio.db.session() as s:
+            known = {
+                row.key: row
+                for row in s.scalars(
+                    select(FindingRow).where(
+                        FindingRow.run_id == self.run_id,
+                        FindingRow.key.in_([f.key for f in findings]),
+                    )
                 )
-                if f.evidence is not None
-                else None
-            )
-            rows.append(
-                FindingRow(
+            }
+            for n, f in enumerate(findings):
+                sighting = {
+                    "leaf_seq": seq,
+                    "target": f.target,
+                    "server_name": f.server_name,
+                    "digest": f.digest(),
+                }
+                row = known.get(f.key)
+                if row is not None:
+                    if sighting not in row.sightings:
+                        row.sightings = [*row.sightings, sighting]
+                    continue
+                fid = f"{self.run_id}/F{seq}.{n}"
+                evidence = (
+                    self.cipher.seal(
+                        self.run_id,
+                        f.evidence.encode(),
+                        table="findings",
+                        row=fid,
+                        column="evidence",
+                    )
+                    if f.evidence is not None
+                    else None
+                )
+                row = FindingRow(
                     id=fid,
+                    key=f.key,
                     run_id=self.run_id,
                     leaf_seq=seq,
                     rule=f.rule,
@@ -503,15 +545,20 @@ class Runner:
                     target=f.target,
                     ip=f.ip,
                     port=f.port,
+                    transport=f.transport,
+                    scheme=f.scheme,
+                    server_name=f.server_name,
+                    path=f.path,
                     digest=f.digest(),
                     remediation=f.remediation,
                     refs=[dict(r) for r in f.refs],
+                    sightings=[sighting],
                     evidence=evidence,
                 )
-            )
-        with self.rio.db.session() as s:
-            s.add_all(rows)
-        self.progress.findings += len(rows)
+                s.add(row)
+                known[f.key] = row
+                added += 1
+        self.progress.findings += added
 
     # -- kill switch and progress ------------------------------------------------------------
 

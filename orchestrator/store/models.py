@@ -207,10 +207,19 @@ class RunKeyRow(Base):
 
 
 class FindingRow(Base):
-    """A finding of a run, linked to the outcome leaf that produced it."""
+    """A finding of a run, linked to the outcome leaf that first produced it.
+
+    One row per stable key and run: when the same fault is seen again in the run (the same
+    service reached as ``ip:`` and as ``host:``, an open resolver asked about several domains),
+    the later outcome is appended to ``sightings`` instead of making a second finding.
+    ``sightings`` lists every outcome that saw it, the first included:
+    ``[{"leaf_seq", "target", "server_name", "digest"}]``.
+    """
 
     __tablename__ = "findings"
+    __table_args__ = (UniqueConstraint("run_id", "key"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100))
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
     leaf_seq: Mapped[int] = mapped_column(Integer)
     rule: Mapped[str] = mapped_column(String(60))
@@ -221,9 +230,14 @@ class FindingRow(Base):
     target: Mapped[str] = mapped_column(String(300))
     ip: Mapped[str] = mapped_column(String(45))
     port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    transport: Mapped[str] = mapped_column(String(8))
+    scheme: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    server_name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     digest: Mapped[str] = mapped_column(String(64))
     remediation: Mapped[str] = mapped_column(Text)
     refs: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    sightings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     evidence: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 

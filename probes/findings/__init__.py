@@ -9,15 +9,27 @@ from probes.findings.catalogue import (
     Rule,
     load_catalogue,
 )
-from probes.findings.rules import RULE_IDS, Finding, derive_findings
+from probes.findings.rules import (
+    EVIDENCE_FORMAT,
+    RULE_IDS,
+    Finding,
+    Location,
+    derive_findings,
+    finding_key,
+    transport_of,
+)
 
 __all__ = [
+    "EVIDENCE_FORMAT",
     "RULE_IDS",
     "Catalogue",
     "CatalogueError",
     "Finding",
+    "Location",
     "Reference",
     "Rule",
     "derive_findings",
+    "finding_key",
     "load_catalogue",
+    "transport_of",
 ]

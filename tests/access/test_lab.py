@@ -150,6 +150,7 @@ def _seal_findings(rio: Rio, run_id: str, count: int) -> list[str]:
             s.add(
                 FindingRow(
                     id=fid,
+                    key=fid,
                     run_id=run_id,
                     leaf_seq=n,
                     rule="RIO-PORT-TELNET",
@@ -160,9 +161,11 @@ def _seal_findings(rio: Rio, run_id: str, count: int) -> list[str]:
                     target="127.0.10.0/27",
                     ip="127.0.10.5",
                     port=23,
+                    transport="tcp",
                     digest=hashlib.sha256(fid.encode()).hexdigest(),
                     remediation="close port 23",
                     refs=[],
+                    sightings=[],
                     evidence=cipher.seal(
                         run_id,
                         SENTINEL + fid.encode(),

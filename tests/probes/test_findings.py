@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,6 +25,13 @@ PACKAGED = Path(__file__).resolve().parents[2] / "probes" / "findings" / "catalo
 
 def _result(probe: str, *observations: Observation) -> ProbeResult:
     return ProbeResult(probe=probe, ip="127.0.0.1", outcome="ok", observations=observations)
+
+
+def _evidence(finding: Finding) -> dict[str, Any]:
+    assert finding.evidence is not None
+    doc = json.loads(finding.evidence)
+    assert doc["format"] == "rio.evidence/v1"
+    return doc  # type: ignore[no-any-return]
 
 
 def _found(result: ProbeResult, catalogue: Catalogue) -> list[tuple[str, int | None]]:
@@ -144,7 +153,11 @@ def test_same_fault_on_several_paths_is_one_finding(catalogue: Catalogue) -> Non
         Observation(key="http.cookie", value={**cookie, "path": "/x"}, port=443, evidence="b"),
     )
     findings = derive_findings(result, target="t", catalogue=catalogue)
-    assert [(f.rule, f.evidence) for f in findings] == [("RIO-HTTP-COOKIE-NOT-HTTPONLY", "a")]
+    assert [f.rule for f in findings] == ["RIO-HTTP-COOKIE-NOT-HTTPONLY"]
+    (finding,) = findings
+    assert finding.path == "/"
+    # The evidence lists every cookie that showed the fault, in the order seen.
+    assert [s["read"] for s in _evidence(finding)["seen"]] == ["a", "b"]
 
 
 def test_frame_ancestors_in_csp_satisfies_framing_protection(catalogue: Catalogue) -> None:
@@ -219,7 +232,6 @@ def test_digest_covers_evidence_only_through_its_hash(catalogue: Catalogue) -> N
     assert one.digest() != other.digest()
     assert "nginx" not in str(one.to_json())
     assert one.to_json()["evidence_sha256"] is not None
-    assert _finding(catalogue, None).to_json()["evidence_sha256"] is None
 
 
 def test_digest_changes_with_any_public_field(catalogue: Catalogue) -> None:

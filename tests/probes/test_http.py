@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -127,7 +128,11 @@ async def test_finding_evidence_is_the_banner_and_digest_hides_it(
         for f in derive_findings(result, target=NAME, catalogue=catalogue)
         if f.rule == "RIO-HTTP-BANNER-VERSION"
     )
-    assert banner.evidence == "Apache/2.4.41 (Ubuntu)"
+    assert banner.evidence is not None
+    seen = json.loads(banner.evidence)["seen"]
+    assert [(s["value"]["header"], s["read"]) for s in seen] == [
+        ("server", "Apache/2.4.41 (Ubuntu)")
+    ]
     assert banner.port == server.port
     assert "Apache" not in str(banner.to_json())
 

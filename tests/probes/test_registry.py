@@ -51,14 +51,18 @@ EXPORTS = {
     },
     "probes.registry": {"PROBES", "UnknownProbeError", "probe_class", "probe_names"},
     "probes.findings": {
+        "EVIDENCE_FORMAT",
         "RULE_IDS",
         "Catalogue",
         "CatalogueError",
         "Finding",
+        "Location",
         "Reference",
         "Rule",
         "derive_findings",
+        "finding_key",
         "load_catalogue",
+        "transport_of",
     },
 }
 

@@ -76,6 +76,8 @@ def _finding(run_id: str, n: int, rule: str, port: int, leaf_seq: int) -> Findin
     digest = hashlib.sha256(f"{run_id}/{rule}/{port}".encode()).hexdigest()
     return FindingRow(
         id=f"{run_id}-F{n}",
+        # Stable across runs, as the runner's keys are: the same rule at the same place.
+        key=f"{rule}:{port}",
         run_id=run_id,
         leaf_seq=leaf_seq,
         rule=rule,
@@ -86,9 +88,13 @@ def _finding(run_id: str, n: int, rule: str, port: int, leaf_seq: int) -> Findin
         target="127.0.10.0/27",
         ip="127.0.10.5",
         port=port,
+        transport="tcp",
         digest=digest,
         remediation=f"close port {port}",
         refs=[{"id": "MPS151-ART10-4"}],
+        sightings=[
+            {"leaf_seq": leaf_seq, "target": "127.0.10.0/27", "server_name": None, "digest": digest}
+        ],
         evidence=None,
     )
 

@@ -139,7 +139,8 @@ def test_archive_rectification_holds_the_order_and_its_recheck_diff(
     out = tmp_path / "run.tar"
     export_archive(lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key)
     content = {info.name: data for info, data in _members(out.read_bytes())}
-    assert json.loads(content["rectification.json"]) == [
+    rectification = json.loads(content["rectification.json"])
+    assert rectification == [
         {
             "id": order.id,
             "findings": [telnet, ftp],
@@ -150,10 +151,15 @@ def test_archive_rectification_holds_the_order_and_its_recheck_diff(
             "recheck_run": "R-20260930-rc",
             "feedback_due": "2026-10-10",
             "state": "unresolved",
-            "diff": {
-                "fixed": [{"rule": "RIO-PORT-TELNET", "ip": "127.0.10.5", "port": 23}],
-                "still_present": [{"rule": "RIO-PORT-FTP", "ip": "127.0.10.5", "port": 21}],
-                "new": [],
-            },
+            "diff": rectification[0]["diff"],
         }
     ]
+    diff = rectification[0]["diff"]
+    assert [(i["rule"], i["ip"], i["port"], i["key"]) for i in diff["fixed"]] == [
+        ("RIO-PORT-TELNET", "127.0.10.5", 23, "RIO-PORT-TELNET:23")
+    ]
+    assert [(i["rule"], i["ip"], i["port"]) for i in diff["still_present"]] == [
+        ("RIO-PORT-FTP", "127.0.10.5", 21)
+    ]
+    assert diff["new"] == []
+    assert diff["fixed"][0]["where"] == "127.0.10.5:23/tcp via 127.0.10.0/27"

@@ -133,8 +133,8 @@ def test_cli_rectify_order_apply_recheck_and_status(lab: Lab, tmp_path: Path) ->
     assert code == 0, out
     rechecked = json.loads(out)
     assert rechecked["feedback_due"] == "2099-03-06"
-    assert rechecked["diff"]["fixed"] == [
-        {"rule": "RIO-PORT-TELNET", "ip": "127.0.10.5", "port": 23}
+    assert [(i["rule"], i["ip"], i["port"]) for i in rechecked["diff"]["fixed"]] == [
+        ("RIO-PORT-TELNET", "127.0.10.5", 23)
     ]
     code, out = _rio(lab, "rectify", "status", "--json")
     assert [(o["state"], o["overdue"]) for o in json.loads(out)] == [("resolved", [])]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from orchestrator.errors import CalendarRangeError, InputError, StateError
 from orchestrator.record.assemble import current_record
+from orchestrator.record.findings import DiffItem, FindingView
 from orchestrator.record.rectify import (
     OrderState,
     apply_early,
@@ -21,6 +21,7 @@ from orchestrator.record.rectify import (
     record_recheck,
 )
 from orchestrator.record.workdays import WorkingCalendar
+from probes.findings import Location
 
 from .conftest import SCOPE, Lab, add_sealed_run, build_lab
 
@@ -165,20 +166,47 @@ def test_order_turns_a_risk_into_a_violation_in_a_new_record_version(
     ]
 
 
-def test_finding_diff_is_keyed_by_rule_ip_and_port() -> None:
-    def f(rule: str, ip: str, port: int | None) -> SimpleNamespace:
-        return SimpleNamespace(rule=rule, ip=ip, port=port)
+def _view(run: str, n: int, key: str, port: int, target: str = "cidr:127.0.10.0/27") -> FindingView:
+    return FindingView(
+        id=f"{run}/F{n}",
+        key=key,
+        run_id=run,
+        rule=key.split(":")[0],
+        title="t",
+        severity="high",
+        kind="risk",
+        probe="port",
+        location=Location(
+            target=target,
+            ip="127.0.10.5",
+            port=port,
+            transport="tcp",
+            scheme=None,
+            server_name=None,
+            path=None,
+        ),
+        seen_as=((target, None),),
+        leaf_seq=n,
+        digest="0" * 64,
+        remediation="r",
+        refs=(),
+        has_evidence=False,
+    )
 
-    old = [f("TELNET", "127.0.10.5", 23), f("FTP", "127.0.10.5", 21), f("FTP", "127.0.10.6", 21)]
+
+def test_finding_diff_is_keyed_by_stable_key_not_by_id_or_target() -> None:
+    old = [_view("A", 1, "TELNET:k1", 23), _view("A", 2, "FTP:k2", 21), _view("A", 3, "FTP:k3", 21)]
     new = [
-        f("TELNET", "127.0.10.5", 23),
-        f("FTP", "127.0.10.6", 2121),
-        f("RDP", "127.0.10.5", 3389),
+        # Same key, other id and another target as announced: the same finding, still there.
+        _view("B", 7, "TELNET:k1", 23, target="host:www.demo.test"),
+        _view("B", 8, "FTP:k4", 2121),
+        _view("B", 9, "RDP:k5", 3389),
     ]
     diff = finding_diff(old, new)
-    assert diff.fixed == (("FTP", "127.0.10.5", 21), ("FTP", "127.0.10.6", 21))
-    assert diff.still_present == (("TELNET", "127.0.10.5", 23),)
-    assert diff.new == (("FTP", "127.0.10.6", 2121), ("RDP", "127.0.10.5", 3389))
+    assert [i.key for i in diff.fixed] == ["FTP:k2", "FTP:k3"]
+    assert [(i.key, i.id) for i in diff.still_present] == [("TELNET:k1", "B/F7")]
+    assert [i.key for i in diff.new] == ["FTP:k4", "RDP:k5"]
+    assert diff.still_present[0].where == "127.0.10.5:23/tcp via host:www.demo.test"
 
 
 def test_recheck_stores_the_diff_and_feedback_due_three_working_days_later(
@@ -199,9 +227,13 @@ def test_recheck_stores_the_diff_and_feedback_due_three_working_days_later(
     assert order.feedback_due == date(2026, 10, 10)
     assert order.recheck_run_id == "R-20260930-rc"
     assert order.state is OrderState.UNRESOLVED
-    assert diff.fixed == (("RIO-PORT-FTP", "127.0.10.5", 21),)
-    assert diff.still_present == (("RIO-PORT-TELNET", "127.0.10.5", 23),)
-    assert diff.new == (("RIO-PORT-RDP", "127.0.10.5", 3389),)
+
+    def keys(items: tuple[DiffItem, ...]) -> list[tuple[str, str, int | None]]:
+        return [(i.rule, i.location.ip, i.location.port) for i in items]
+
+    assert keys(diff.fixed) == [("RIO-PORT-FTP", "127.0.10.5", 21)]
+    assert keys(diff.still_present) == [("RIO-PORT-TELNET", "127.0.10.5", 23)]
+    assert keys(diff.new) == [("RIO-PORT-RDP", "127.0.10.5", 3389)]
     assert order_diff(lab.rio.db, order) == diff
     with pytest.raises(StateError, match="already re-checked"):
         record_recheck(lab.rio.db, order_id, recheck_run_id="R-20260930-rc", calendar=calendar)
