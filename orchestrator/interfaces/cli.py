@@ -339,6 +339,7 @@ _EXTENSIONS = (
     "orchestrator.interfaces.cli_run",
     "orchestrator.interfaces.cli_schedule",
     "orchestrator.interfaces.cli_record",
+    "orchestrator.interfaces.cli_findings",
     "orchestrator.interfaces.cli_audit",
     "orchestrator.interfaces.cli_access",
     "orchestrator.interfaces.cli_bench",

@@ -262,6 +262,17 @@ class Location:
             return f"{self.scheme}://{host}{port}"
         return f"{host}{port}/{self.transport}"
 
+    def uri(self) -> str:
+        """The endpoint as a URI: ``https://127.0.0.1:443/login``, ``tcp://127.0.0.1:6379``,
+        ``dns://127.0.0.53/example.cn`` (RFC 4501: the server asked, the name asked)."""
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        port = f":{self.port}" if self.port is not None else ""
+        if self.scheme in ("http", "https"):
+            return f"{self.scheme}://{host}{port}{self.path or '/'}"
+        if self.scheme == "dns":
+            return f"dns://{host}{port}/{self.server_name or ''}"
+        return f"{self.scheme or self.transport}://{host}{port}"
+
     def text(self) -> str:
         """One line a person reads: endpoint, the name sent, the target as announced."""
         name = f" name {self.server_name}" if self.server_name else ""

@@ -222,3 +222,37 @@ def test_compressed_timestamps_exceeding_a_budget_fail_rates(
     ]
     forged = ab.rewrite(archive, tmp_path / "f.tar", _leaves_member(lines))
     assert {"merkle", "rates"} <= _failed(forged)
+
+
+def test_demo_findings_name_where_and_a_service_reached_two_ways_is_one_finding(
+    demo: tuple[Path, str],
+) -> None:
+    archive, _ = demo
+    findings = json.loads(ab.read_members(archive)["findings.json"])
+    keys = [f["key"] for f in findings]
+    assert len(keys) == len(set(keys)), "a key appears twice in one run"
+    for f in findings:
+        assert {"target", "ip", "port", "transport", "scheme", "server_name", "path"} <= set(
+            f["location"]
+        )
+        assert f["sightings"][0]["leaf_seq"] == f["leaf_seq"]
+        assert f["sightings"][0]["target"] == f["target"]
+    # portal.demo.test (url:) and www.demo.test (host:) resolve into the announced /27: a
+    # service reached by name and by address is one finding that names both targets.
+    both = [f for f in findings if len({s["target"] for s in f["sightings"]}) >= 2]
+    assert both, sorted({s["target"] for f in findings for s in f["sightings"]})
+    record = json.loads(ab.read_members(archive)["record.json"])
+    assert [f["key"] for f in record["findings"]] == keys
+
+
+def test_every_sighting_digest_is_in_the_findings_of_its_outcome_leaf(
+    demo: tuple[Path, str],
+) -> None:
+    archive, _ = demo
+    leaves = {json.loads(line)["seq"]: json.loads(line) for line in _lines(archive)}
+    findings = json.loads(ab.read_members(archive)["findings.json"])
+    for f in findings:
+        for sighting in f["sightings"]:
+            leaf = leaves[sighting["leaf_seq"]]
+            assert leaf["kind"] == "outcome"
+            assert sighting["digest"] in leaf["data"]["findings"]
