@@ -34,6 +34,9 @@ class Seen:
     target: str
     ip: str
     port: int | None
+    targets: tuple[str, ...]
+    """every target as announced that saw it (one finding per place, however reached)"""
+    has_evidence: bool
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,14 +50,21 @@ class Inspection:
 
 
 def _stored_findings(home: Path, run: str) -> tuple[Seen, ...]:
-    # The record lists rule and title; where each finding is (target, ip, port) is read from
-    # the store until the record carries it (issue #12, findings part).
     db = Database(f"sqlite:///{home / 'rio.db'}")
     try:
         with db.session() as s:
             rows = s.query(FindingRow).filter(FindingRow.run_id == run).all()
             return tuple(
-                Seen(id=r.id, rule=r.rule, target=r.target, ip=r.ip, port=r.port) for r in rows
+                Seen(
+                    id=r.id,
+                    rule=r.rule,
+                    target=r.target,
+                    ip=r.ip,
+                    port=r.port,
+                    targets=tuple(str(x["target"]) for x in r.sightings),
+                    has_evidence=r.evidence is not None,
+                )
+                for r in rows
             )
     finally:
         db.dispose()
@@ -96,7 +106,7 @@ def _found(lab: Lab, flaw: Flaw, findings: tuple[Seen, ...]) -> bool:
         f.rule == flaw.rule
         and f.ip == lab.ip(flaw.server)
         and f.port == flaw.port
-        and f.target == _target(lab, flaw)
+        and _target(lab, flaw) in f.targets
         for f in findings
     )
 
@@ -148,3 +158,29 @@ def test_a_defender_reading_the_access_log_learns_who_scans_under_which_notice(
         assert "remote inspection by Acme Security for PSB" in line
         assert f'"{CONTACT}"' in line  # the From header
         assert "noc@lab.test" not in line  # the inspected object's own contact is not ours
+
+
+def test_every_finding_names_where_and_carries_evidence(inspection: Inspection) -> None:
+    entries = {f["id"]: f for f in inspection.record["record"]["findings"]}
+    assert set(entries) == {f.id for f in inspection.findings}
+    for f in inspection.findings:
+        location = entries[f.id]["location"]
+        assert (location["target"], location["ip"], location["port"]) == (f.target, f.ip, f.port)
+        assert location["transport"] in ("tcp", "udp")
+        assert f.has_evidence, f"{f.id} {f.rule} has no evidence"
+    keys = [e["key"] for e in entries.values()]
+    assert len(keys) == len(set(keys))
+
+
+def test_evidence_of_a_lab_finding_is_what_the_server_sent(
+    inspection: Inspection, lab_rio: LabRio, lab_people: People
+) -> None:
+    tls = [f for f in inspection.findings if f.rule.startswith("RIO-TLS-")]
+    assert tls, "the lab plants TLS flaws"
+    shown = lab_rio(
+        "evidence", "show", tls[0].id, "--reason", "field lab test", key=lab_people.key("li")
+    ).stdout
+    evidence = json.loads(shown)
+    assert evidence["rule"] == tls[0].rule
+    assert evidence["certificate"]["subject"] and evidence["certificate"]["issuer"]
+    assert evidence["protocol"].startswith("TLS")
