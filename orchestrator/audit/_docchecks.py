@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.audit._archive import (
@@ -259,30 +259,58 @@ def check_documents(
     return tally.result(f"scope and policy are those announced by notice {notice.id}")
 
 
-def _signature_times(tally: Tally, data: bytes | None) -> dict[str, datetime]:
-    """``record.signatures.json``: key id -> when that signature was made."""
+def _signature_times(
+    tally: Tally, data: bytes | None
+) -> tuple[dict[str, datetime], datetime | None]:
+    """``record.signatures.json``: key id -> when that signature was made; when it was closed."""
+    member = f"member {RECORD_SIGNATURES}"
     if data is None:
-        return {}
+        tally.offend(member, "is missing: no signature has a signing time")
+        return {}, None
     try:
-        items = loads_strict(data, source=RECORD_SIGNATURES)
+        doc = loads_strict(data, source=RECORD_SIGNATURES)
     except RecordFileError as exc:
-        tally.offend(f"member {RECORD_SIGNATURES}", str(exc))
-        return {}
+        tally.offend(member, str(exc))
+        return {}, None
+    if not isinstance(doc, dict) or set(doc) != {"closed_at", "signatures"}:
+        tally.offend(member, "expected exactly closed_at and signatures")
+        return {}, None
+    closed_at: datetime | None = None
+    try:
+        closed_at = parse_time(doc["closed_at"], RECORD_SIGNATURES, "closed_at")
+    except RecordFileError as exc:
+        tally.offend(member, str(exc))
+    items = doc["signatures"]
     out: dict[str, datetime] = {}
     if not isinstance(items, list):
-        tally.offend(f"member {RECORD_SIGNATURES}", "is not a list")
-        return {}
+        tally.offend(member, "signatures is not a list")
+        return {}, closed_at
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("keyid"), str):
-            tally.offend(f"member {RECORD_SIGNATURES}", f"[{i}] has no keyid")
+            tally.offend(member, f"signatures[{i}] has no keyid")
             continue
         try:
             out[item["keyid"]] = parse_time(
-                item.get("signed_at"), RECORD_SIGNATURES, f"[{i}].signed_at"
+                item.get("signed_at"), RECORD_SIGNATURES, f"signatures[{i}].signed_at"
             )
         except RecordFileError as exc:
-            tally.offend(f"member {RECORD_SIGNATURES}", str(exc))
-    return out
+            tally.offend(member, str(exc))
+    return out, closed_at
+
+
+def _signing_time_problem(
+    when: datetime | None, created: datetime | None, closed: datetime | None, now: datetime
+) -> str | None:
+    """Why a signing time cannot be true: it must lie between creation and closure, not ahead."""
+    if when is None:
+        return f"has no signing time in {RECORD_SIGNATURES} (it would be judged at no moment)"
+    if created is not None and when < created:
+        return f"dated {when.isoformat()}, before the record existed"
+    if closed is not None and when > closed:
+        return f"dated {when.isoformat()}, after the record was closed at {closed.isoformat()}"
+    if when > now:
+        return f"dated {when.isoformat()}, in the future"
+    return None
 
 
 def check_record(
@@ -295,9 +323,14 @@ def check_record(
     keys: KeysDoc,
     notice: NoticeDoc,
     policy: Policy | None,
+    now: datetime | None = None,
 ) -> tuple[CheckResult, dict[str, Any] | None]:
     """The record is what was signed, names the final checkpoint, and carries enough valid
     signatures of distinct officers (and entrusted technicians) per the policy.
+
+    Every signature has a signing time in ``record.signatures.json``, between the record's
+    creation and its closure (which is not after ``now``, the time of the audit); each key and
+    signer is judged at that moment.
 
     Returns:
         The verdict and the parsed record (``None`` if it does not parse).
@@ -336,16 +369,26 @@ def check_record(
         return tally.result(""), record
     if envelope.payload != record_bytes:
         tally.offend("member record.dsse.json", "payload is not record.json's bytes")
-    signed_at = _signature_times(tally, signature_times)
+    signed_at, closed_at = _signature_times(tally, signature_times)
+    audit_time = now or datetime.now(UTC)
+    if closed_at is not None and created_at is not None and closed_at < created_at:
+        tally.offend(f"member {RECORD_SIGNATURES}", "closed_at is before the record existed")
+    if closed_at is not None and closed_at > audit_time:
+        tally.offend(
+            f"member {RECORD_SIGNATURES}", f"closed_at {closed_at.isoformat()} is in the future"
+        )
+    listed = {signature.keyid for signature in envelope.signatures}
+    for keyid in sorted(set(signed_at) - listed):
+        tally.offend(f"member {RECORD_SIGNATURES}", f"dates {keyid[:16]}, which did not sign")
     officers: set[str] = set()
     technicians: set[str] = set()
     for i, signature in enumerate(envelope.signatures):
         subject = f"signature {i} (keyid {signature.keyid[:16]})"
-        # Valid when it signed: at its recorded signing time, or (without one) at the record's
-        # creation, the earliest moment anyone could have signed it.
-        when = signed_at.get(signature.keyid, created_at)
-        if when is not None and created_at is not None and when < created_at:
-            tally.offend(subject, f"dated {when.isoformat()}, before the record existed")
+        # Valid when it signed, and only a recorded moment inside the record's life counts.
+        when = signed_at.get(signature.keyid)
+        problem = _signing_time_problem(when, created_at, closed_at, audit_time)
+        if problem is not None or when is None:
+            tally.offend(subject, problem or "has no signing time")
             continue
         found = keys.key(signature.keyid)
         if found is None:
@@ -355,10 +398,10 @@ def check_record(
         if not verify_signature(envelope.payload_type, envelope.payload, signature, key.public_key):
             tally.offend(subject, f"by {person.name} does not verify over the record")
             continue
-        if when is not None and not key.valid_at(when):
+        if not key.valid_at(when):
             tally.offend(subject, f"{person.name}'s key was not valid at {when.isoformat()}")
             continue
-        if when is not None and not person.active_at(when):
+        if not person.active_at(when):
             tally.offend(subject, f"{person.name} was revoked before {when.isoformat()}")
             continue
         if person.role == "officer":

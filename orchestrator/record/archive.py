@@ -213,11 +213,15 @@ def build_members(
     signed_at = {i.key_id: i.signed_at for i in record_signatures(db, run_id, record.version)}
     # When each signature was made (the envelope has no field for it), in the envelope's order:
     # the offline audit checks each key and signer were valid at that moment.
-    signature_times = [
-        {"keyid": sig.keyid, "signed_at": ns_timestamp(signed_at[sig.keyid])}
-        for sig in envelope.signatures
-        if sig.keyid in signed_at
-    ]
+    assert record.closed_at is not None  # checked above: only a closed record is archived
+    signature_times = {
+        "closed_at": ns_timestamp(record.closed_at),
+        "signatures": [
+            {"keyid": sig.keyid, "signed_at": ns_timestamp(signed_at[sig.keyid])}
+            for sig in envelope.signatures
+            if sig.keyid in signed_at
+        ],
+    }
     body: list[tuple[str, bytes]] = [
         ("notice.json", _json(notice.to_json(), "notice.json")),
         ("scope.yaml", notice.scope_bytes),

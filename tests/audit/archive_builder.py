@@ -299,12 +299,25 @@ def sign_record(record: bytes, signers: Sequence[Ed25519PrivateKey]) -> bytes:
 
 SIGNED_AT = WINDOW_END + timedelta(hours=3)
 """When the reference signers signed (after the record's creation)."""
+CLOSED_AT = SIGNED_AT + timedelta(hours=1)
+"""When the reference record was closed."""
 
 
-def signature_times(signers: Sequence[Ed25519PrivateKey], when: datetime | None = None) -> bytes:
-    """``record.signatures.json``: when each signature (in envelope order) was made."""
+def signature_times(
+    signers: Sequence[Ed25519PrivateKey],
+    when: datetime | None = None,
+    *,
+    closed_at: datetime | None = None,
+) -> bytes:
+    """``record.signatures.json``: when each signature (in envelope order) was made, and when
+    the record was closed."""
     at = ns_timestamp(when or SIGNED_AT)
-    return _cb([{"keyid": key_id(k.public_key()), "signed_at": at} for k in signers])
+    return _cb(
+        {
+            "closed_at": ns_timestamp(closed_at or CLOSED_AT),
+            "signatures": [{"keyid": key_id(k.public_key()), "signed_at": at} for k in signers],
+        }
+    )
 
 
 def write_archive(

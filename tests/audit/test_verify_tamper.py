@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from orchestrator.audit import CHECK_NAMES, AuditReport, Offence, verify_archive
 from orchestrator.ledger.checkpoint import Checkpoint, checkpoint_body, parse_checkpoint_note
@@ -147,7 +148,13 @@ def test_dropped_officer_signature_fails_record(archive: Path, tmp_path: Path) -
         payload=envelope.payload,
         signatures=envelope.signatures[1:],
     )
-    forged = ab.rewrite(archive, tmp_path / "f.tar", {"record.dsse.json": fewer.dumps()})
+    times = json.loads(members["record.signatures.json"])
+    times["signatures"] = times["signatures"][1:]
+    forged = ab.rewrite(
+        archive,
+        tmp_path / "f.tar",
+        {"record.dsse.json": fewer.dumps(), "record.signatures.json": ab._cb(times)},
+    )
     assert {"manifest", "record"} <= failed(forged)
     assert "1 distinct officers" in verify_archive(forged).check("record").detail
 
@@ -352,3 +359,51 @@ def test_signature_dated_before_the_record_existed_fails_record(tmp_path: Path) 
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
     assert failed(path) == {"record"}
     assert "before the record existed" in first(verify_archive(path), "record").reason
+
+
+def _signers(keys: ab.Keys) -> list[Ed25519PrivateKey]:
+    return [*keys.officers.values(), keys.technician[1]]
+
+
+def test_signature_without_a_signing_time_fails_record(tmp_path: Path) -> None:
+    # Dropping its entry used to judge the signature at the record's creation, so a key revoked
+    # later still counted.
+    keys = ab.Keys()
+    members = ab.members_for(ab.default_leaves(), keys)
+    times = json.loads(members["record.signatures.json"])
+    times["signatures"] = times["signatures"][1:]
+    members["record.signatures.json"] = ab._cb(times)
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    assert failed(path) == {"record"}
+    assert "has no signing time" in first(verify_archive(path), "record").reason
+
+
+def test_signing_time_after_the_closure_fails_record(tmp_path: Path) -> None:
+    keys = ab.Keys()
+    times = ab.signature_times(_signers(keys), datetime(2099, 1, 1, tzinfo=UTC))
+    members = ab.members_for(ab.default_leaves(), keys)
+    members["record.signatures.json"] = times
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    assert failed(path) == {"record"}
+    assert "after the record was closed" in first(verify_archive(path), "record").reason
+
+
+def test_closure_and_signing_time_in_the_future_fail_record(tmp_path: Path) -> None:
+    keys = ab.Keys()
+    future = datetime(2099, 1, 1, tzinfo=UTC)
+    times = ab.signature_times(_signers(keys), future, closed_at=future + timedelta(days=1))
+    members = ab.members_for(ab.default_leaves(), keys)
+    members["record.signatures.json"] = times
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    assert failed(path) == {"record"}
+    assert "in the future" in first(verify_archive(path), "record").reason
+
+
+def test_signature_times_without_a_closure_time_fail_record(tmp_path: Path) -> None:
+    keys = ab.Keys()
+    members = ab.members_for(ab.default_leaves(), keys)
+    times = json.loads(members["record.signatures.json"])
+    members["record.signatures.json"] = ab._cb(times["signatures"])  # the old list shape
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    assert failed(path) == {"record"}
+    assert "closed_at and signatures" in first(verify_archive(path), "record").reason
