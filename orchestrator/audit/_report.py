@@ -21,6 +21,7 @@ CHECK_NAMES = (
     "catalogue",
     "kill",
     "record",
+    "findings",
     "documents",
 )
 """Every check :func:`~orchestrator.audit.verify.verify_archive` runs, in report order."""

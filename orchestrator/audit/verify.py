@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 from orchestrator.audit._archive import (
     CHECKPOINTS,
+    FINDINGS,
     KEYS,
     MANIFEST,
     NOTICE,
@@ -22,6 +23,7 @@ from orchestrator.audit._archive import (
     RECORD,
     RECORD_DSSE,
     RECORD_SIGNATURES,
+    RECTIFICATION,
     SCOPE,
     Archive,
 )
@@ -51,6 +53,7 @@ from orchestrator.audit._leafchecks import (
     SequenceCheck,
     WindowsCheck,
 )
+from orchestrator.audit._members import FindingDigests, check_findings
 from orchestrator.audit._report import CHECK_NAMES, AuditReport, CheckResult
 from orchestrator.audit._tally import Tally, not_run
 from orchestrator.audit._tree import RangeRoots, consistency_ranges
@@ -170,6 +173,7 @@ def _verify(archive: Archive, trusted_key_id: str | None) -> AuditReport:
                 checkers["windows"] = WindowsCheck(scope, policy, notice)
     feeders = tuple(checkers.values())
 
+    digests = FindingDigests()
     leaves_read = 0
     if archive.has("ledger/leaves.jsonl"):
         for line in archive.leaf_lines():
@@ -186,6 +190,7 @@ def _verify(archive: Archive, trusted_key_id: str | None) -> AuditReport:
             sequence.feed(line.index, leaf)
             for checker in feeders:
                 checker.feed(leaf)
+            digests.feed(leaf)
         results["sequence"] = sequence.result()
     else:
         results["sequence"] = not_run("sequence", "ledger/leaves.jsonl is missing")
@@ -234,6 +239,16 @@ def _verify(archive: Archive, trusted_key_id: str | None) -> AuditReport:
             notice=notice,
             policy=policy,
         )
+    findings_bytes, findings_error = _attempt(lambda b: b, lambda: archive.read(FINDINGS))
+    orders_bytes, orders_error = _attempt(lambda b: b, lambda: archive.read(RECTIFICATION))
+    results["findings"] = check_findings(
+        findings=findings_bytes,
+        findings_error=findings_error,
+        rectification=orders_bytes,
+        rectification_error=orders_error,
+        record=record,
+        leaves=digests,
+    )
     if notice is None or scope_bytes is None or policy_bytes is None:
         results["documents"] = not_run("documents", notice_error or "scope or policy is missing")
     else:

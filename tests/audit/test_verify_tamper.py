@@ -407,3 +407,68 @@ def test_signature_times_without_a_closure_time_fail_record(tmp_path: Path) -> N
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
     assert failed(path) == {"record"}
     assert "closed_at and signatures" in first(verify_archive(path), "record").reason
+
+
+DIGEST = "ab" * 32
+FINDING = {"id": "F-1", "rule": "open-port", "severity": "low", "digest": DIGEST}
+
+
+def _with_finding(
+    keys: ab.Keys, *, in_file: bool = True, in_record: bool = True, in_leaf: bool = True
+) -> dict[str, bytes]:
+    """An archive whose second outcome leaf found something, listed where asked."""
+    leaves = ab.default_leaves()
+    seq = next(i for i, (kind, _, _) in enumerate(leaves) if kind == "outcome")
+    kind, at, data = leaves[seq]
+    leaves[seq] = (kind, at, {**data, "findings": [DIGEST] if in_leaf else []})
+    members = ab.members_for(leaves, keys)
+    if in_file:
+        members["findings.json"] = ab._cb([{**FINDING, "leaf_seq": seq, "title": "Open port"}])
+    record = json.loads(members["record.json"])
+    record["findings"] = [FINDING] if in_record else []
+    members["record.json"] = ab._cb(record)
+    members["record.dsse.json"] = ab.sign_record(members["record.json"], _signers(keys))
+    return members
+
+
+def test_findings_carried_by_the_ledger_and_listed_by_the_record_pass(tmp_path: Path) -> None:
+    keys = ab.Keys()
+    path = ab.write_archive(tmp_path / "a.tar", _with_finding(keys), keys.orchestrator)
+    report = verify_archive(path)
+    assert report, report.failed
+    assert "1 findings" in report.check("findings").detail
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ({"in_leaf": False}, "not among the findings of outcome leaf"),
+        ({"in_file": False}, "which findings.json does not list"),
+        ({"in_record": False}, "the signed record does not"),
+    ],
+)
+def test_finding_missing_from_one_of_ledger_file_and_record_fails_findings(
+    tmp_path: Path, where: dict[str, bool], says: str
+) -> None:
+    keys = ab.Keys()
+    path = ab.write_archive(tmp_path / "a.tar", _with_finding(keys, **where), keys.orchestrator)
+    assert "findings" in failed(path)
+    assert says in first(verify_archive(path), "findings").reason
+
+
+def test_garbage_findings_json_fails_findings(tmp_path: Path) -> None:
+    # The red team's 65 MiB of spaces passed; a few are enough to show it is parsed now.
+    keys = ab.Keys()
+    members = ab.members_for(ab.default_leaves(), keys)
+    members["findings.json"] = b"[]" + b" " * (1 << 20)
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    assert failed(path) == {"findings"}
+    assert "canonical" in first(verify_archive(path), "findings").reason
+
+
+def test_rectification_order_naming_an_unknown_finding_fails_findings(tmp_path: Path) -> None:
+    keys = ab.Keys()
+    members = ab.members_for(ab.default_leaves(), keys)
+    members["rectification.json"] = ab._cb([{"id": "RO-1", "findings": ["F-9"]}])
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    assert failed(path) == {"findings"}
