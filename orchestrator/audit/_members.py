@@ -4,10 +4,11 @@ Both members are covered by the manifest, so only an insider with the orchestrat
 change them, and such an insider could once put anything there (65 MiB of spaces passed). Now
 each must be canonical JSON of the expected shape, and
 
-- every finding's digest is among the digests its outcome leaf (``leaf_seq``) carries, and every
-  digest an outcome leaf carries is a finding of the file: the ledger, signed by checkpoints,
-  decides what was found;
-- the findings are the ones the signed record lists (id, rule, severity, digest);
+- every finding's digest, and each of its ``sightings``' digests, is among the digests its outcome
+  leaf (``leaf_seq``) carries, and every digest an outcome leaf carries is claimed by a finding of
+  the file: the ledger, signed by checkpoints, decides what was found;
+- the findings are the ones the signed record lists (id, rule, severity, digest, key,
+  sightings);
 - every rectification order is one the record lists and names findings of the file.
 
 Only the fields that tie a finding to the ledger and the record are required; others (title,
@@ -62,6 +63,22 @@ def _canonical_list(tally: Tally, name: str, data: bytes | None, error: str | No
     return doc
 
 
+def _sightings(item: dict[str, Any], seq: int, digest: str) -> set[tuple[int, str]] | None:
+    """Every (outcome leaf, digest) a finding claims: its first sighting and all the others."""
+    pairs = {(seq, digest)}
+    sightings = item.get("sightings", [])
+    if not isinstance(sightings, list):
+        return None
+    for sighting in sightings:
+        if not isinstance(sighting, dict):
+            return None
+        at, sighted = sighting.get("leaf_seq"), sighting.get("digest")
+        if not isinstance(at, int) or not isinstance(sighted, str):
+            return None
+        pairs.add((at, sighted))
+    return pairs
+
+
 def _record_list(record: dict[str, Any] | None, key: str) -> list[dict[str, Any]] | None:
     if record is None:
         return None
@@ -99,9 +116,14 @@ def check_findings(
             tally.offend(subject, "is listed twice")
             continue
         seen[fid] = item
-        carried[(seq, digest)] += 1
-        if leaves.by_seq.get(seq, Counter())[digest] < carried[(seq, digest)]:
-            tally.offend(subject, f"its digest is not among the findings of outcome leaf {seq}")
+        pairs = _sightings(item, seq, digest)
+        if pairs is None:
+            tally.offend(subject, "sightings need leaf_seq and digest")
+            continue
+        for at, sighted in sorted(pairs):
+            carried[(at, sighted)] += 1
+            if leaves.by_seq.get(at, Counter())[sighted] < carried[(at, sighted)]:
+                tally.offend(subject, f"a digest is not among the findings of outcome leaf {at}")
     for seq, digests in sorted(leaves.by_seq.items()):
         for digest, count in sorted(digests.items()):
             if carried[(seq, digest)] < count:
@@ -114,8 +136,8 @@ def check_findings(
         for fid in sorted(set(seen) - set(listed)):
             tally.offend(f"finding {fid}", f"{FINDINGS} lists it; the signed record does not")
         for fid in sorted(set(listed) & set(seen)):
-            for field in ("rule", "severity", "digest"):
-                if listed[fid].get(field) != seen[fid].get(field):
+            for field in ("rule", "severity", "digest", "key", "sightings"):
+                if field in listed[fid] and listed[fid].get(field) != seen[fid].get(field):
                     tally.offend(f"finding {fid}", f"{field} differs from the signed record's")
     orders = _canonical_list(tally, RECTIFICATION, rectification, rectification_error)
     signed_orders = _record_list(record, "rectifications")
