@@ -218,6 +218,9 @@ class ProbeResult:
     """seconds to first answer, for the health breaker"""
     http_status: int | None = None
     retry_after: float | None = None
+    connection_times: tuple[float, ...] = ()
+    """wall-clock instants (epoch seconds) of the connections the tool itself reports having
+    opened (nmap's packet trace in a batch scan); empty where the probe does not know them"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -16,7 +16,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import nmap
@@ -36,7 +36,14 @@ from probes.errors import (
     ToolMissingError,
 )
 
-__all__ = ["SAFE_SCRIPTS", "PortProbe", "build_nmap_args", "find_nmap"]
+__all__ = [
+    "SAFE_SCRIPTS",
+    "PortProbe",
+    "build_nmap_args",
+    "find_nmap",
+    "port_observations",
+    "scan_args",
+]
 
 #: NSE scripts a policy may ask for. Each only reads what a service volunteers to any client.
 SAFE_SCRIPTS: tuple[str, ...] = ("banner", "ssl-cert", "http-title")
@@ -154,6 +161,20 @@ def build_nmap_args(permit: Permit, nmap_path: str) -> list[str]:
     Raises:
         ProbeArgumentError: any field is not exactly what the allowlist accepts.
     """
+    target = _target(permit.ip)
+    return [*scan_args(permit, nmap_path, permit.max_rate), "-oX", "-", target]
+
+
+def scan_args(permit: Permit, nmap_path: str, rate: object) -> list[str]:
+    """The connect-scan part of an nmap argument vector (no output, no target), checked.
+
+    ``[nmap_path, "-sT", "-n", "-Pn", ("-6"), "-p", PORTS, "--max-rate", RATE,
+    "--max-retries", N, "--host-timeout", Ts, (version detection), (scripts)]``, from the
+    permit's address family, ports and parameters and the given rate.
+
+    Raises:
+        ProbeArgumentError: any field is not exactly what the allowlist accepts.
+    """
     # Explicit `if ... raise` everywhere (never `assert`): these checks must hold under `python -O`.
     if not isinstance(nmap_path, str) or not os.path.isabs(nmap_path):
         raise _refuse("nmap_path", nmap_path, "is not an absolute path")
@@ -167,7 +188,7 @@ def build_nmap_args(permit: Permit, nmap_path: str) -> list[str]:
         raise _refuse("params", unknown, f"has unknown keys (allowed: {sorted(_PARAM_KEYS)})")
     target = _target(permit.ip)
     ports = _ports(permit.ports)
-    rate = _rate(permit.max_rate)
+    max_rate = _rate(rate)
     retries = _int_param(params, "retries", _DEFAULT_RETRIES, 0, _MAX_RETRIES)
     host_timeout = _int_param(params, "host_timeout", _DEFAULT_HOST_TIMEOUT, 1, _MAX_HOST_TIMEOUT)
     version_detection = params.get("version_detection", False)
@@ -178,13 +199,12 @@ def build_nmap_args(permit: Permit, nmap_path: str) -> list[str]:
     args = [nmap_path, "-sT", "-n", "-Pn"]
     if ipaddress.ip_address(target).version == 6:
         args.append("-6")
-    args += ["-p", ports, "--max-rate", rate, "--max-retries", str(retries)]
+    args += ["-p", ports, "--max-rate", max_rate, "--max-retries", str(retries)]
     args += ["--host-timeout", f"{host_timeout}s"]
     if version_detection:
         args += ["-sV", "--version-light"]
     if scripts:
         args += ["--script", ",".join(scripts)]
-    args += ["-oX", "-", target]
     return args
 
 
@@ -210,6 +230,17 @@ def _state_key(state: str) -> str:
 def _observations(permit: Permit, scan: Mapping[str, Any], xml: str) -> list[Observation]:
     host = scan.get("scan", {}).get(permit.ip)
     tcp: Mapping[int, Mapping[str, Any]] = host.get("tcp", {}) if host else {}
+    # nmap folds many ports in one state into <extraports>; attribute them when unambiguous.
+    collapsed = set(_EXTRAPORTS.findall(xml))
+    folded_state = collapsed.pop() if len(collapsed) == 1 and host else "unknown"
+    return port_observations(permit.ports, tcp, folded_state)
+
+
+def port_observations(
+    ports: Iterable[int], tcp: Mapping[int, Mapping[str, Any]], folded_state: str
+) -> list[Observation]:
+    """One observation per permitted port: those nmap listed (``tcp``, as python-nmap reads
+    them), then the rest in ``folded_state`` (nmap's ``<extraports>``, or ``unknown``)."""
     observations: list[Observation] = []
     for port in sorted(tcp):
         info = tcp[port]
@@ -233,10 +264,7 @@ def _observations(permit: Permit, scan: Mapping[str, Any], xml: str) -> list[Obs
                 evidence=evidence,
             )
         )
-    # nmap folds many ports in one state into <extraports>; attribute them when unambiguous.
-    collapsed = set(_EXTRAPORTS.findall(xml))
-    folded_state = collapsed.pop() if len(collapsed) == 1 and host else "unknown"
-    for port in sorted(set(permit.ports) - {int(p) for p in tcp}):
+    for port in sorted(set(ports) - {int(p) for p in tcp}):
         observations.append(
             Observation(
                 key=_state_key(folded_state),

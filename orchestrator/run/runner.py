@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -38,8 +39,10 @@ from orchestrator.gate.health import HealthBreaker, HealthThresholds
 from orchestrator.gate.resolve import Resolver
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.intake.registry import Person
+from orchestrator.ledger.leaves import format_instant
 from orchestrator.ledger.log import ProbeLog, read_leaves
 from orchestrator.run._identity import user_agent
+from orchestrator.run.batches import PortBatcher
 from orchestrator.run.lease import RunLease, settle_crash
 from orchestrator.run.plan import Plan
 from orchestrator.run.runs import get_run, run_launcher, set_state
@@ -56,6 +59,9 @@ __all__ = ["Progress", "Runner"]
 
 # Refusals that stop the whole run for now (it resumes later) rather than just one item.
 _STOPPING = {"run", "notice", "window", "entrusted"}
+
+_SPAWN_STEP = 256
+"""probe tasks spawned before the plan loop yields to the event loop"""
 
 
 @dataclass
@@ -143,6 +149,7 @@ class Runner:
         self.policy = self.notice.policy
         self.cipher = cipher_for(rio)
         self._http: HttpClients | None = None
+        self._ports: PortBatcher | None = None
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -223,6 +230,15 @@ class Runner:
         self._http = HttpClients(
             self._user_agent, from_address=self._from, max_connections=self.policy.concurrency
         )
+        # Port permits leave in batches, one nmap per batch, at the run's tightest shared rate;
+        # half the concurrency lets the next batch be decided while one is on the wire.
+        rates = self.policy.rates
+        self._ports = PortBatcher(
+            self._context(),
+            max_rate=min(rates.per_network, rates.per_notice, rates.global_),
+            max_batch=max(1, self.policy.concurrency // 2),
+            killed=lambda: self._view.killed,
+        )
         watcher = asyncio.create_task(self._watch(log))
         try:
             return await self._execute(log, gate, plan, health, budget)
@@ -230,6 +246,7 @@ class Runner:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await self._ports.close()
             await self._http.aclose()
             await budget.close()
             await log.close()
@@ -255,6 +272,7 @@ class Runner:
 
         sem = asyncio.Semaphore(self.policy.concurrency)
         deferred: list[ProbeRequest] = []
+        spawned = 0
         for req in plan:
             if self._stop is not None:
                 break
@@ -265,6 +283,11 @@ class Runner:
                 sem.release()
                 break
             self._spawn(req, sem, gate, log, health, budget, deferred)
+            spawned += 1
+            if spawned % _SPAWN_STEP == 0:
+                # Let the decided probes' intents commit (and go out) while more are decided:
+                # tasks spawned in one go would all decide before the log's first commit.
+                await asyncio.sleep(0)
         await self._drain()
         # Targets the breaker paused: retry their items after the cool-down, a few times.
         for _ in range(3):
@@ -418,9 +441,8 @@ class Runner:
             transport=transport,
         )
 
-    async def _send(self, permit: Permit) -> ProbeResult:
-        probe = probe_class(permit.probe)()
-        ctx = ProbeContext(
+    def _context(self) -> ProbeContext:
+        return ProbeContext(
             user_agent=self._user_agent,
             from_address=self._from,
             nmap_path=self.rio.settings.nmap_path,
@@ -428,8 +450,15 @@ class Runner:
             cancelled=lambda: self._view.killed,
             http_clients=self._http,
         )
+
+    async def _send(self, permit: Permit) -> ProbeResult:
+        probe = probe_class(permit.probe)()
+        ctx = self._context()
         started = time.monotonic()
         try:
+            if permit.probe == "port" and self._ports is not None:
+                # The batch stops itself at its earliest deadline and on the kill switch.
+                return await self._ports.scan(permit)
             # The probes honour their deadline themselves; this bound makes it certain: at the
             # deadline (never after the window closes) the probe is cancelled, sockets closed,
             # nmap killed. Nothing of this run is in flight after its window.
@@ -475,18 +504,21 @@ class Runner:
             ).encode()
             salt = self.cipher.derive(self.run_id, "evidence-digest")
             digest = hmac.new(salt, evidence, hashlib.sha256).hexdigest()
-        seq = await log.append(
-            "outcome",
-            {
-                "intent": permit.decision,
-                "outcome": outcome,
-                "elapsed_us": round(result.elapsed * 1_000_000) if result else None,
-                "connections": result.connections if result else 0,
-                "evidence_digest": digest,
-                "findings": [f.digest() for f in findings],
-            },
-            self.clock.now(),
-        )
+        data: dict[str, Any] = {
+            "intent": permit.decision,
+            "outcome": outcome,
+            "elapsed_us": round(result.elapsed * 1_000_000) if result else None,
+            "connections": result.connections if result else 0,
+            "evidence_digest": digest,
+            "findings": [f.digest() for f in findings],
+        }
+        if result is not None and result.connection_times:
+            # What went out, as the tool traced it: the first connection and the others'
+            # offsets from it (microseconds), so an audit replays the budgets from the wire.
+            first = result.connection_times[0]
+            data["sent_at"] = format_instant(datetime.fromtimestamp(first, UTC))
+            data["sends_us"] = [round((t - first) * 1_000_000) for t in result.connection_times]
+        seq = await log.append("outcome", data, self.clock.now())
         if findings:
             self._store_findings(seq, findings)
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from bench._common import Figure, rows, write_results
 from bench._home import BenchHome
 from bench.ledger import ledger_sample, verify_sample
 from bench.plan import plan_child
 from bench.runs import Event, fidelity_run, max_window, mean_fill
+from bench.whole import http_run, port_run
 
 
 def test_max_window_counts_costs_inside_half_open_one_second_windows() -> None:
@@ -78,3 +82,19 @@ def test_tiny_plan_streams_three_requests_per_host() -> None:
     result = plan_child("127.64.0.0/28")
     assert result["requests"] == 14 * 3
     assert result["peak_mib"] > 0
+
+
+@pytest.mark.nmap
+@pytest.mark.skipif(not shutil.which("nmap"), reason="nmap not installed")
+def test_tiny_whole_port_run_and_plain_nmap_report_wall_cpu_and_ledger_bytes() -> None:
+    sample = port_run("127.0.64.248/29")
+    assert sample.probes == 6 and sample.outcomes == {"ok": 6}
+    assert sample.batches >= 1
+    assert min(sample.rio_seconds, sample.rio_cpu, sample.nmap_seconds, sample.nmap_cpu) > 0
+    assert sample.ledger_bytes > 6 * 2 * 100  # an intent and an outcome per probe at least
+
+
+def test_tiny_whole_http_run_and_plain_script_do_the_same_gets() -> None:
+    sample = http_run(6, "127.0.96.248/29")
+    assert sample.probes == 6 and sample.outcomes == {"ok": 6}
+    assert min(sample.rio_seconds, sample.plain_seconds) > 0

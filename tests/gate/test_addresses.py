@@ -604,3 +604,37 @@ def test_public_surface_is_what_we_mean_to_export() -> None:
             "special_purpose_range",
         ]
     )
+
+
+# -- the integer fast path of special-range lookup -------------------------------------------------
+
+_EDGES = [
+    type(r.network.network_address)(v)
+    for r in SPECIAL_PURPOSE_RANGES
+    for v in (
+        int(r.network.network_address) - 1,
+        int(r.network.network_address),
+        int(r.network.broadcast_address),
+        int(r.network.broadcast_address) + 1,
+    )
+    if 0 <= v < 2**r.network.max_prefixlen
+]
+
+
+def _by_containment(ip: IPAddress) -> str | None:
+    for special in sorted(SPECIAL_PURPOSE_RANGES, key=lambda r: -r.network.prefixlen):
+        if ip.version == special.network.version and ip in special.network:
+            return special.name
+    return None
+
+
+@PROPERTY
+@given(
+    st.one_of(
+        st.sampled_from(_EDGES),
+        st.integers(0, 2**32 - 1).map(IPv4Address),
+        st.integers(0, 2**128 - 1).map(IPv6Address),
+    )
+)
+def test_special_range_lookup_agrees_with_network_containment(ip: IPAddress) -> None:
+    assert special_purpose(ip) == _by_containment(addresses._unwrap(ip))

@@ -38,7 +38,23 @@ def test_unknown_probe_is_a_key_error_that_lists_the_known_names() -> None:
 
 
 EXPORTS = {
-    "probes.port": {"SAFE_SCRIPTS", "PortProbe", "build_nmap_args", "find_nmap"},
+    "probes.port": {
+        "SAFE_SCRIPTS",
+        "PortProbe",
+        "build_nmap_args",
+        "find_nmap",
+        "port_observations",
+        "scan_args",
+    },
+    "probes.port_batch": {
+        "MAX_BATCH",
+        "PreparedScan",
+        "batch_key",
+        "build_batch_args",
+        "check_batch",
+        "prepare_scan",
+        "scan_batch",
+    },
     "probes.http": {"HttpClients", "HttpProbe", "base_url", "make_client"},
     "probes.tls": {"CertificateFacts", "TlsProbe", "certificate_facts", "hostname_matches"},
     "probes.dns": {"RECORD_TYPES", "RECURSION_CHECK_NAME", "DnsProbe", "DnsZoneTransferProbe"},
