@@ -13,12 +13,16 @@ The matrix (``own`` = a run or notice whose notice entrusts the technician's ven
     KILL_RUN          all       own           -              -
     SIGN_RECORD       all       own (co-sign) -              -
     CLOSE_RECORD      all       -             -              -
-    READ_EVIDENCE     all       own           with a grant   -
+    READ_EVIDENCE     all       own (policy)  with a grant   -
     GRANT_EVIDENCE    all       -             -              -
     MANAGE_REGISTRY   -         -             -              yes
     READ_LEDGER       all       own           all            -
     PURGE             yes       -             -              -
     ANNOUNCE_NOTICE   yes       -             -              -
+
+``own (policy)``: the notice's policy says when (``evidence.technician``: ``never``,
+``while-open`` - until the run's record is closed, the default - or ``always``); every read,
+allowed or refused, is in the access log.
 
 ``no-vendor``: an officer launches only runs of notices that entrust no vendor (as
 :func:`orchestrator.run.runs.create_run` already requires). A revoked person may do nothing.
@@ -40,7 +44,14 @@ from sqlalchemy.orm import Session, aliased
 
 from orchestrator.errors import AccessDeniedError, NotFoundError
 from orchestrator.intake.registry import Person, Role
-from orchestrator.store.models import EvidenceGrant, NoticeRow, PersonRow, RunRow, VendorRow
+from orchestrator.store.models import (
+    EvidenceGrant,
+    NoticeRow,
+    PersonRow,
+    RecordRow,
+    RunRow,
+    VendorRow,
+)
 
 __all__ = [
     "Action",
@@ -224,6 +235,10 @@ def decide(
         if row.vendor_id is None or notice_vendor != row.vendor_id:
             own = s.get(VendorRow, row.vendor_id) if row.vendor_id is not None else None
             return no(f"it is not entrusted to their vendor {own.name if own else '(none)'}")
+    if role is Role.TECHNICIAN and action is Action.READ_EVIDENCE and run_id is not None:
+        refused = _technician_evidence_refused(s, run_id, notice)
+        if refused is not None:
+            return no(refused)
     if role is Role.OFFICER and action is Action.LAUNCH_RUN and notice_vendor is not None:
         return no("the notice entrusts a vendor; one of its technicians launches the run")
     if role is Role.AUDITOR and action is Action.READ_EVIDENCE:
@@ -236,6 +251,31 @@ def decide(
         if grant is None:
             return no("no grant in force lets this auditor read the run's evidence")
     return Verdict(allowed=True, why="", message="")
+
+
+def _technician_evidence_refused(s: Session, run_id: str, notice: NoticeRow | None) -> str | None:
+    """Why the notice's policy (``evidence.technician``) keeps a technician from the evidence."""
+    from orchestrator.intake.notices import get_notice
+    from orchestrator.intake.policy import TechnicianEvidence
+
+    if notice is None:
+        return "the run's notice is not known"
+    setting = get_notice(s, notice.id).policy.evidence.technician
+    if setting is TechnicianEvidence.NEVER:
+        return "the notice's policy lets no technician read evidence (evidence.technician: never)"
+    if setting is TechnicianEvidence.WHILE_OPEN:
+        closed = s.scalar(
+            select(RecordRow.closed_at).where(
+                RecordRow.run_id == run_id, RecordRow.closed_at.is_not(None)
+            )
+        )
+        if closed is not None:
+            return (
+                f"the run's record was closed at {closed.isoformat()}; the notice's policy lets "
+                "technicians read evidence only while the run is open (evidence.technician: "
+                "while-open)"
+            )
+    return None
 
 
 def authorize(

@@ -351,6 +351,29 @@ class ProbeParams(BaseModel):
         return None
 
 
+class TechnicianEvidence(enum.StrEnum):
+    """When the entrusted vendor's technician may read the evidence of their vendor's runs.
+
+    Art. 17 binds the vendor to confidentiality and the organ to supervise it. Every read,
+    allowed or refused, is in the access log whatever the setting.
+    """
+
+    NEVER = "never"
+    """only officers (and auditors with an officer's grant) read evidence"""
+    WHILE_OPEN = "while-open"
+    """until the run's record is closed: while probing and while the findings are checked and
+    the record co-signed (the default)"""
+    ALWAYS = "always"
+    """for as long as the evidence is kept"""
+
+
+class EvidencePolicy(BaseModel):
+    """Who beyond the officers may read a run's evidence, and when (Art. 17)."""
+
+    model_config = STRICT
+    technician: TechnicianEvidence = TechnicianEvidence.WHILE_OPEN
+
+
 class Policy(BaseModel):
     """A policy, as loaded from its file."""
 
@@ -369,6 +392,7 @@ class Policy(BaseModel):
     probes: ProbeParams
     health: HealthPolicy = HealthPolicy()
     signoff: Signoff = Signoff()
+    evidence: EvidencePolicy = EvidencePolicy()
 
     @field_validator("max_disruption", mode="before")
     @classmethod

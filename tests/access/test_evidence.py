@@ -21,10 +21,23 @@ from orchestrator.errors import (
     RioError,
     StoreError,
 )
+from orchestrator.intake.notices import announce
+from orchestrator.run.runs import create_run
 from orchestrator.settings import load_settings
 from orchestrator.store.evidence import rotate_master
 from orchestrator.store.models import AccessEntry
-from tests.access.test_lab import SENTINEL, Lab, build_lab, copy_lab
+from tests.access.test_lab import (
+    ANNOUNCED_AT,
+    POLICY,
+    RUN_A_AT,
+    SCOPE,
+    SENTINEL,
+    VENDOR_A,
+    Lab,
+    _seal_findings,
+    build_lab,
+    copy_lab,
+)
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +253,59 @@ def test_auditor_grant_ends_when_it_expires_or_is_revoked(lab: Lab) -> None:
         read_evidence(lab.rio, auditor, fid, reason="after revocation")
     with pytest.raises(AccessDeniedError):
         revoke_evidence_grant(lab.rio, auditor, "auditor-u", lab.run_a)
+
+
+# -- Art. 17: the technician's access is a policy setting ----------------------------------------
+
+
+def test_technician_reads_own_evidence_only_while_the_run_is_open_by_default(lab: Lab) -> None:
+    fid = lab.findings[lab.run_a][0]
+    tech = lab.login("tech-a")
+    assert read_evidence(lab.rio, tech, fid, reason="check before co-signing")
+    lab.close_record(lab.run_a)
+    with pytest.raises(AccessDeniedError, match="only while the run is open"):
+        read_evidence(lab.rio, tech, fid, reason="after closure")
+    with lab.rio.db.session() as s:
+        entries = access_log(s, person="tech-a", run_id=lab.run_a)
+    assert [e.allowed for e in entries] == [True, False]
+    # Officers still read it.
+    assert read_evidence(lab.rio, lab.login("officer-a"), fid, reason="rectification")
+
+
+def _run_under(lab: Lab, setting: str) -> tuple[str, str]:
+    """A run of vendor A under a policy with ``evidence: {technician: setting}``, its finding."""
+    policy = POLICY.read_bytes() + f"\nevidence:\n  technician: {setting}\n".encode()
+    with lab.rio.db.session() as s:
+        notice = announce(
+            s,
+            scope_bytes=SCOPE.read_bytes(),
+            scope_name="scopes/demo-loopback.yaml",
+            policy_bytes=policy,
+            policy_name=f"evidence-{setting}.yaml",
+            vendor=VENDOR_A,
+            now=ANNOUNCED_AT,
+        ).id
+        run = create_run(s, notice, "tech-a", now=RUN_A_AT).id
+    return run, _seal_findings(lab.rio, run, 1)[0]
+
+
+def test_policy_can_keep_every_technician_from_evidence(lab: Lab) -> None:
+    _, fid = _run_under(lab, "never")
+    with pytest.raises(AccessDeniedError, match=r"evidence.technician: never"):
+        read_evidence(lab.rio, lab.login("tech-a"), fid, reason="curious")
+    with lab.rio.db.session() as s:
+        [entry] = access_log(s, person="tech-a")
+    assert not entry.allowed
+
+
+def test_policy_can_let_the_technician_read_after_closure(lab: Lab) -> None:
+    run, fid = _run_under(lab, "always")
+    lab.close_record(run)
+    assert read_evidence(lab.rio, lab.login("tech-a"), fid, reason="vendor retention")
+
+
+def test_default_policies_say_while_open() -> None:
+    from orchestrator.intake.policy import TechnicianEvidence, load_policy
+
+    for path in sorted((POLICY.parent).glob("*.yaml")):
+        assert load_policy(path)[0].evidence.technician is TechnicianEvidence.WHILE_OPEN
