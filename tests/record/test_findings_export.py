@@ -168,3 +168,17 @@ def test_render_refuses_an_unknown_format() -> None:
     )
     with pytest.raises(InputError, match="--format"):
         render("pdf", ctx, [])
+
+
+def test_record_show_says_where_each_finding_is(lab: Lab) -> None:
+    code, out = _rio(lab, "record", "show", lab.run_id)
+    assert code == 0, out
+    lines = out.splitlines()
+    i = next(n for n, line in enumerate(lines) if "RIO-PORT-TELNET title" in line)
+    assert lines[i + 1].split() == ["at", "127.0.10.5:23/tcp", "via", "127.0.10.0/27"]
+    code, out = _rio(lab, "record", "show", lab.run_id, "--json")
+    entries = json.loads(out)["record"]["findings"]
+    assert [(e["key"], e["location"]["port"]) for e in entries] == [
+        ("RIO-PORT-TELNET:23", 23),
+        ("RIO-PORT-FTP:21", 21),
+    ]
