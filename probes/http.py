@@ -45,6 +45,8 @@ _MAX_PATH_LENGTH = 2048
 _PATH = re.compile(r"^/(?!/)[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$")
 _VERSION = re.compile(r"\d+\.\d+|/\d")
 _BACKOFF_STATUSES = frozenset({429, 503})
+_SHARDS = 16
+"""clients per target class (see :class:`HttpClients`)"""
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -182,7 +184,9 @@ class HttpClients:
     run keeps one client per *target class* instead: plain HTTP shares one client (the Host
     header travels with each request), HTTPS gets one client per server name, because a pooled
     TLS connection keeps the SNI it was opened with and must never carry a request for another
-    name. Every request still goes to its permit's pinned ``ip:port`` (the URL is built from the
+    name. Each class is split into a few shards by address: httpcore scans its whole pool for
+    every request, so one pool of a run's hundreds of connections cost more than the requests.
+    Every request still goes to its permit's pinned ``ip:port`` (the URL is built from the
     literal, connections are pooled per ``scheme://ip:port``), redirects are never followed, and
     nothing is read from the environment. Past ``max_classes`` names, a probe gets a client of
     its own, as without a pool.
@@ -204,13 +208,14 @@ class HttpClients:
     ):
         self._headers = _identity(user_agent, from_address)
         self._tls = _unverified_tls()
+        per_shard = max(1, -(-max_connections // _SHARDS))
         self._limits = httpx.Limits(
             max_connections=max_connections,
-            max_keepalive_connections=max_connections,
+            max_keepalive_connections=per_shard,
             keepalive_expiry=5.0,
         )
         self._max_classes = max_classes
-        self._clients: dict[str | None, httpx.AsyncClient] = {}
+        self._clients: dict[tuple[str | None, int], httpx.AsyncClient] = {}
         self._closed = False
 
     def client_for(self, permit: Permit) -> httpx.AsyncClient | None:
@@ -218,7 +223,8 @@ class HttpClients:
         if self._closed:
             return None
         scheme = permit.params.get("scheme", "http")
-        key = _server_name(permit) if scheme == "https" else None
+        # One address always lands on the same shard, so its paths share one connection.
+        key = (_server_name(permit) if scheme == "https" else None, hash(permit.ip) % _SHARDS)
         client = self._clients.get(key)
         if client is None:
             if len(self._clients) >= self._max_classes:
@@ -414,7 +420,8 @@ class HttpProbe:
         started = monotonic()
         # base_url() checked the permit's port; httpx.URL would report None for 80 and 443.
         base_port = permit.port
-        if base_port is None or _effective_port(httpx.URL(base)) != base_port:
+        pinned = httpx.URL(base)
+        if base_port is None or _effective_port(pinned) != base_port:
             raise _refuse("port", permit.port, "does not survive URL parsing")
         observations: list[Observation] = []
         requests = 0
@@ -431,7 +438,7 @@ class HttpProbe:
                 break
             url = httpx.URL(base + path)
             # Defence in depth: whatever the path held, the request goes to the pinned address.
-            if url.host != httpx.URL(base).host or _effective_port(url) != permit.port:
+            if url.host != pinned.host or _effective_port(url) != permit.port:
                 raise _refuse("params.paths", path, "moves the request off the pinned address")
             headers = {"Host": server_name} if server_name else {}
             extensions: dict[str, Any] = {}
