@@ -12,7 +12,9 @@ heartbeat has to lapse and no clock has to be trusted:
   :func:`recover_crashed` marks it ``paused (crash)``: every intent that never got an outcome
   gets an ``unknown`` outcome (it was maybe sent; it is never sent again), a ``state`` leaf
   ``paused``/``crash`` follows and a checkpoint covers them. From there it resumes like any
-  paused run: the runner skips every plan item its log already decided.
+  paused run: the runner skips every plan item its log already decided. A runner that died
+  after logging the run's ``sealed`` state, before the database said so, left a finished run:
+  the log decides, and the run becomes ``completed``/``aborted`` and ``sealed``.
 
 Who looks: ``rio run resume`` and ``rio run start`` (for the notice's runs), ``rio run kill`` and
 ``rio run status`` (for theirs), ``rio serve`` (every run, when it starts serving and at every
@@ -140,12 +142,33 @@ async def settle_crash(
     with rio.db.session() as s:
         if RunState(get_run(s, run_id).state) is not RunState.RUNNING:
             return False
+    ended = _logged_end(rio, run_id)
+    if ended is not None:
+        # It died after logging its end but before the database said so: the log decides.
+        with rio.db.session() as s:
+            row = get_run(s, run_id)
+            set_state(s, row, ended, now=now)
+            set_state(s, row, RunState.SEALED, now=now)
+        return False
     # The leaves first, the state after (a new session: no read snapshot held across the flush).
     await log.append("state", {"state": "paused", "reason": PauseReason.CRASH.value}, now)
     await log.checkpoint()
     with rio.db.session() as s:
         set_state(s, get_run(s, run_id), RunState.PAUSED, reason=PauseReason.CRASH.value, now=now)
     return True
+
+
+def _logged_end(rio: Rio, run_id: str) -> RunState | None:
+    """COMPLETED or ABORTED when the log already holds the run's ``sealed`` state leaf."""
+    end: RunState | None = None
+    sealed = False
+    for leaf in read_leaves(rio.db, run_id):
+        if leaf.kind == "state":
+            state = leaf.data.get("state")
+            if state in (RunState.COMPLETED.value, RunState.ABORTED.value):
+                end = RunState(state)
+            sealed = state == RunState.SEALED.value
+    return end if sealed else None
 
 
 def recover_crashed(

@@ -352,9 +352,12 @@ class RioScheduler:
     def resume_run(self, run_id: str) -> datetime:
         """Give a paused or waiting run a job at its notice's next opening; returns that start.
 
+        A run left ``running`` by a runner that died is marked ``paused (crash)`` first.
+
         Raises:
             StateError: the run is not paused, waiting or scheduled, or no opening is left.
         """
+        recover_crashed(self.rio, [run_id], clock=self.clock)
         with self.rio.db.session() as s:
             row = get_run(s, run_id)
             state = RunState(row.state)

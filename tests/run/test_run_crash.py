@@ -17,9 +17,10 @@ from orchestrator.context import Rio
 from orchestrator.errors import StateError
 from orchestrator.gate.resolve import Resolver
 from orchestrator.ledger.leaves import parse_leaf
+from orchestrator.ledger.log import ProbeLog
 from orchestrator.ledger.verify import verify_run
 from orchestrator.run.lease import RunLease, open_intents, recover_crashed, runner_alive
-from orchestrator.run.runs import get_run
+from orchestrator.run.runs import get_run, set_state
 from orchestrator.run.scheduler import RioScheduler
 from orchestrator.run.state import RunState
 from orchestrator.settings import load_settings
@@ -215,3 +216,51 @@ def test_postgres_run_lease_admits_one_holder(tmp_path: Path) -> None:
     finally:
         first_rio.close()
         second_rio.close()
+
+
+def test_run_schedule_of_a_crashed_run_marks_it_paused_crash_and_places_it(home: Home) -> None:
+    now = now_utc()
+    notice = announce_notice(
+        home,
+        scope_bytes(unique_network(), [around(now)]),
+        policy_bytes(None, http_port=9),
+        at=now - timedelta(minutes=1),
+    )
+    run_id = new_run(home, notice)
+    with home.rio.db.session() as s:
+        set_state(s, get_run(s, run_id), RunState.RUNNING)  # its runner is gone: nobody holds it
+    with RioScheduler(home.rio) as scheduler:
+        start = scheduler.resume_run(run_id)
+        jobs = [job.id for job in scheduler.jobs()]
+    assert start <= now + timedelta(seconds=5)
+    assert any(job.startswith(f"run:{run_id}:") for job in jobs)
+    with home.rio.db.session() as s:
+        row = get_run(s, run_id)
+        assert (row.state, row.pause_reason) == ("paused", "crash")
+    states = [leaf.data for leaf in leaves_of(home.rio, run_id) if leaf.kind == "state"]
+    assert states == [{"state": "paused", "reason": "crash"}]
+    assert verify_run(home.rio, run_id, unfinished=True)
+    assert recover_crashed(home.rio) == []  # found once
+
+
+async def test_runner_that_died_after_logging_the_seal_leaves_a_sealed_run(home: Home) -> None:
+    now = now_utc()
+    notice = announce_notice(
+        home,
+        scope_bytes(unique_network(), [around(now)]),
+        policy_bytes(None, http_port=9),
+        at=now - timedelta(minutes=1),
+    )
+    run_id = new_run(home, notice)
+    with home.rio.db.session() as s:
+        set_state(s, get_run(s, run_id), RunState.RUNNING)
+    log = ProbeLog(home.rio.db, run_id, home.rio.signing_key)
+    for state in ("running", "completed", "sealed"):
+        await log.append("state", {"state": state, "reason": None})
+    await log.close()  # ... and the process died before the database said sealed
+    before = raw_leaves(home.rio, run_id)
+    assert await asyncio.to_thread(recover_crashed, home.rio) == []
+    with home.rio.db.session() as s:
+        assert get_run(s, run_id).state == RunState.SEALED.value
+    assert raw_leaves(home.rio, run_id) == before  # nothing appended after the seal
+    assert verify_run(home.rio, run_id)
