@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -154,17 +154,22 @@ async def test_serve_resumes_a_crashed_run_at_the_next_opening(
     assert verify_run(home.rio, run_id)
 
 
-async def test_a_run_being_run_by_another_process_is_refused_and_untouched(
-    home: Home, tmp_path: Path
-) -> None:
-    now = now_utc()
+def _idle_run(home: Home, now: datetime) -> str:
+    """A new run of a notice open now, over a network nothing listens on; nobody runs it."""
     notice = announce_notice(
         home,
         scope_bytes(unique_network(), [around(now)]),
         policy_bytes(None, http_port=9),
         at=now - timedelta(minutes=1),
     )
-    run_id = new_run(home, notice)
+    return new_run(home, notice)
+
+
+async def test_a_run_being_run_by_another_process_is_refused_and_untouched(
+    home: Home, tmp_path: Path
+) -> None:
+    now = now_utc()
+    run_id = _idle_run(home, now)
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(home.path), run_id],
         cwd=REPO,
@@ -220,13 +225,7 @@ def test_postgres_run_lease_admits_one_holder(tmp_path: Path) -> None:
 
 def test_run_schedule_of_a_crashed_run_marks_it_paused_crash_and_places_it(home: Home) -> None:
     now = now_utc()
-    notice = announce_notice(
-        home,
-        scope_bytes(unique_network(), [around(now)]),
-        policy_bytes(None, http_port=9),
-        at=now - timedelta(minutes=1),
-    )
-    run_id = new_run(home, notice)
+    run_id = _idle_run(home, now)
     with home.rio.db.session() as s:
         set_state(s, get_run(s, run_id), RunState.RUNNING)  # its runner is gone: nobody holds it
     with RioScheduler(home.rio) as scheduler:
@@ -245,13 +244,7 @@ def test_run_schedule_of_a_crashed_run_marks_it_paused_crash_and_places_it(home:
 
 async def test_runner_that_died_after_logging_the_seal_leaves_a_sealed_run(home: Home) -> None:
     now = now_utc()
-    notice = announce_notice(
-        home,
-        scope_bytes(unique_network(), [around(now)]),
-        policy_bytes(None, http_port=9),
-        at=now - timedelta(minutes=1),
-    )
-    run_id = new_run(home, notice)
+    run_id = _idle_run(home, now)
     with home.rio.db.session() as s:
         set_state(s, get_run(s, run_id), RunState.RUNNING)
     log = ProbeLog(home.rio.db, run_id, home.rio.signing_key)
