@@ -65,11 +65,29 @@ def test_technician_runs_a_notice_and_only_their_vendor_sees_it(rio: Rio, tmp_pa
             "--key",
             str(tmp_path / "li.key"),
         ).stdout.strip()
-        early = rio(
-            "run", "start", notice, "--key", str(tmp_path / "zhang.key"), "--quiet", check=False
+        # The lead-time refusal is asked of a notice whose policy wants a day's lead: a refusal
+        # that cannot depend on how fast a second process starts on a loaded machine.
+        long_lead = tmp_path / "long-lead.yaml"
+        long_lead.write_text(
+            POLICY.read_text().replace("min_notice_lead: 2s", "min_notice_lead: 1d")
         )
-        assert early.returncode == 5 and "lead time" in early.stderr  # demo policy: 2 s lead
-        time.sleep(2.1)
+        unripe = rio(
+            "notice",
+            "announce",
+            "--scope",
+            str(_scope(tmp_path, "127.0.24.0/29")),
+            "--policy",
+            str(long_lead),
+            "--vendor",
+            "acme",
+            "--key",
+            str(tmp_path / "li.key"),
+        ).stdout.strip()
+        early = rio(
+            "run", "start", unripe, "--key", str(tmp_path / "zhang.key"), "--quiet", check=False
+        )
+        assert early.returncode == 5 and "lead time" in early.stderr
+        time.sleep(2.1)  # the demo policy's 2 s lead for `notice`
         refused = rio(
             "run", "start", notice, "--key", str(tmp_path / "wu.key"), "--quiet", check=False
         )

@@ -40,4 +40,4 @@ def test_the_probe_registry_is_an_explicit_tuple() -> None:
     from probes.registry import PROBES
 
     assert isinstance(PROBES, tuple)
-    assert sorted(p.name for p in PROBES) == ["dns", "dns-axfr", "http", "port", "tls"]
+    assert sorted(p.name for p in PROBES) == ["dns", "dns-axfr", "http", "port", "ssh", "tls"]
