@@ -16,7 +16,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import nmap
@@ -41,8 +41,10 @@ __all__ = [
     "PortProbe",
     "build_nmap_args",
     "find_nmap",
+    "minimum_host_timeout",
     "port_observations",
     "scan_args",
+    "scan_outcome",
 ]
 
 #: NSE scripts a policy may ask for. Each only reads what a service volunteers to any client.
@@ -57,7 +59,39 @@ _MAX_PORTS = 65535
 _POLL_SECONDS = 0.1
 _INSTALL_HINT = "install nmap (e.g. `apt-get install nmap`) or set RIO_NMAP to its binary"
 _EXTRAPORTS = re.compile(r'<extraports state="([a-z|]+)"')
+_TIMED_OUT = re.compile(r'<host\b[^>]*\btimedout="true"')
 _STDERR_LIMIT = 500
+
+
+# What nmap needs beyond the connect scan, measured in the field lab (Debian nmap 7.93 against
+# nginx 1.22 and openssl s_server on loopback, 14 ports): -sV --version-light took 15 s on a web
+# server; the banner script 22 s on an HTTP port that waits for the client, and banner,
+# ssl-cert and http-title together the same 22 s (NSE runs them side by side); both together
+# 35 s. Each allowance adds a third or so of margin.
+_BASE_SECONDS = 2
+_VERSION_SECONDS = 20
+_SCRIPT_SECONDS = 25
+
+
+def minimum_host_timeout(
+    *, ports: int, rate: float, retries: int, version_detection: bool, scripts: Sequence[str]
+) -> int:
+    """The shortest ``--host-timeout`` (seconds) a scan of one host can finish in.
+
+    Args:
+        ports: ports one probe scans (a plan chunk).
+        rate: connections per second nmap may use (``--max-rate``, the per-IP budget).
+        retries: ``--max-retries``; a silent port may be tried that many more times.
+        version_detection: ``-sV --version-light``.
+        scripts: NSE scripts asked for.
+
+    Returns:
+        Whole seconds: the paced connect scan, plus the measured allowances for version
+        detection and scripts (see the comment above), plus a start-up second or two.
+    """
+    connect = math.ceil(ports * (1 + retries) / rate)
+    extra = (_VERSION_SECONDS if version_detection else 0) + (_SCRIPT_SECONDS if scripts else 0)
+    return _BASE_SECONDS + connect + extra
 
 
 def find_nmap(path: str | None) -> str:
@@ -227,20 +261,23 @@ def _state_key(state: str) -> str:
     return "port.filtered"
 
 
-def _observations(permit: Permit, scan: Mapping[str, Any], xml: str) -> list[Observation]:
+def _observations(
+    permit: Permit, scan: Mapping[str, Any], xml: str, *, fold: bool = True
+) -> list[Observation]:
     host = scan.get("scan", {}).get(permit.ip)
     tcp: Mapping[int, Mapping[str, Any]] = host.get("tcp", {}) if host else {}
     # nmap folds many ports in one state into <extraports>; attribute them when unambiguous.
     collapsed = set(_EXTRAPORTS.findall(xml))
     folded_state = collapsed.pop() if len(collapsed) == 1 and host else "unknown"
-    return port_observations(permit.ports, tcp, folded_state)
+    return port_observations(permit.ports, tcp, folded_state if fold else None)
 
 
 def port_observations(
-    ports: Iterable[int], tcp: Mapping[int, Mapping[str, Any]], folded_state: str
+    ports: Iterable[int], tcp: Mapping[int, Mapping[str, Any]], folded_state: str | None
 ) -> list[Observation]:
     """One observation per permitted port: those nmap listed (``tcp``, as python-nmap reads
-    them), then the rest in ``folded_state`` (nmap's ``<extraports>``, or ``unknown``)."""
+    them), then the rest in ``folded_state`` (nmap's ``<extraports>``, or ``unknown``); with
+    ``folded_state=None`` (a scan cut off by its host timeout) only the ports nmap listed."""
     observations: list[Observation] = []
     for port in sorted(tcp):
         info = tcp[port]
@@ -264,6 +301,8 @@ def port_observations(
                 evidence=evidence,
             )
         )
+    if folded_state is None:
+        return observations  # nmap was cut off: a port it did not list is not known
     for port in sorted(set(ports) - {int(p) for p in tcp}):
         observations.append(
             Observation(
@@ -372,24 +411,38 @@ class PortProbe:
                 elapsed=elapsed,
                 connections=connections,
             )
-        host = scan.get("scan", {}).get(permit.ip)
-        if not host:
-            # With -Pn the host is always "up"; no host block means --host-timeout cut it off.
-            return ProbeResult(
-                probe=self.name,
-                ip=permit.ip,
-                outcome="timeout",
-                error="nmap host timeout",
-                started=started,
-                elapsed=elapsed,
-                connections=connections,
-            )
+        outcome, error, observations = scan_outcome(permit, scan, xml)
         return ProbeResult(
             probe=self.name,
             ip=permit.ip,
-            outcome="ok",
-            observations=tuple(_observations(permit, scan, xml)),
+            outcome=outcome,
+            observations=observations,
+            error=error,
             started=started,
             elapsed=elapsed,
             connections=connections,
         )
+
+
+def scan_outcome(
+    permit: Permit, scan: Mapping[str, Any], xml: str
+) -> tuple[str, str | None, tuple[Observation, ...]]:
+    """Judge a finished nmap run: ``(outcome, error, observations)``.
+
+    A host cut off by ``--host-timeout`` is outcome ``timeout``, never ``ok``: nmap then writes
+    ``<host timedout="true">`` with the ports it had reached so far (often none), and a port it
+    never reported is *unknown*, not closed. The ports it did report are kept.
+    """
+    host = scan.get("scan", {}).get(permit.ip)
+    if not host:
+        # With -Pn the host is always "up"; no host block at all also means it was cut off.
+        return "timeout", "nmap host timeout: no result for the host", ()
+    if _TIMED_OUT.search(xml):
+        timeout = permit.params.get("host_timeout", _DEFAULT_HOST_TIMEOUT)
+        reported = tuple(_observations(permit, scan, xml, fold=False))
+        error = (
+            f"nmap --host-timeout {timeout}s reached before the scan finished; "
+            f"{len(reported)} of {len(set(permit.ports))} ports reported, the rest unknown"
+        )
+        return "timeout", error, reported
+    return "ok", None, tuple(_observations(permit, scan, xml))

@@ -232,14 +232,19 @@ def _connection_times(trace: Path, spawned: float) -> dict[str, list[float]]:
     return times
 
 
-def _scan_xml(path: Path) -> dict[str, tuple[dict[int, dict[str, Any]], str]] | None:
+# Per address: the ports nmap listed (python-nmap's shape), the folded <extraports> state, and
+# whether --host-timeout cut the host off (<host timedout="true">).
+_HostScan = tuple[dict[int, dict[str, Any]], str, bool]
+
+
+def _scan_xml(path: Path) -> dict[str, _HostScan] | None:
     """Per address: the listed ports (python-nmap's shape) and the folded state; ``None`` when
     the report is missing or cut short (nmap was stopped)."""
     try:
         root = ET.parse(path).getroot()  # noqa: S314 - nmap's own report, written just now
     except (OSError, ET.ParseError):
         return None
-    hosts: dict[str, tuple[dict[int, dict[str, Any]], str]] = {}
+    hosts: dict[str, _HostScan] = {}
     for host in root.iter("host"):
         address = next(
             (a.get("addr") for a in host.iter("address") if a.get("addrtype") in ("ipv4", "ipv6")),
@@ -270,6 +275,7 @@ def _scan_xml(path: Path) -> dict[str, tuple[dict[int, dict[str, Any]], str]] | 
         hosts[str(ipaddress.ip_address(address))] = (
             tcp,
             folded.pop() if len(folded) == 1 else "unknown",
+            host.get("timedout") == "true",
         )
     return hosts
 
@@ -440,7 +446,7 @@ def _outcome(
     times: Sequence[float],
     stopped: str | None,
     proc: subprocess.Popen[bytes],
-    hosts: dict[str, tuple[dict[int, dict[str, Any]], str]] | None,
+    hosts: dict[str, _HostScan] | None,
     stderr: str,
     started: float,
     elapsed: float,
@@ -456,12 +462,22 @@ def _outcome(
         # With -Pn every host is "up"; a missing host means --host-timeout cut it off.
         outcome, error = "timeout", "nmap host timeout"
     else:
-        tcp, folded = hosts[permit.ip]
+        tcp, folded, timed_out = hosts[permit.ip]
+        cut_off: str | None = None
+        if timed_out:
+            # Never ``ok``: nmap gave up on the host; a port it did not list is not known.
+            listed = len(set(permit.ports) & set(tcp))
+            cut_off = (
+                f"nmap --host-timeout {permit.params.get('host_timeout')}s reached before the "
+                f"scan finished; {listed} of {len(set(permit.ports))} ports reported, "
+                "the rest unknown"
+            )
         return ProbeResult(
             probe="port",
             ip=permit.ip,
-            outcome="ok",
-            observations=tuple(port_observations(permit.ports, tcp, folded)),
+            outcome="timeout" if timed_out else "ok",
+            error=cut_off,
+            observations=tuple(port_observations(permit.ports, tcp, None if timed_out else folded)),
             started=started,
             elapsed=elapsed,
             connections=len(sent),

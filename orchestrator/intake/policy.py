@@ -21,6 +21,7 @@ from orchestrator.errors import PolicyFileError
 from orchestrator.intake._types import STRICT, Duration, TimezoneName
 from orchestrator.intake._yaml import parse_document, read_document
 from probes.base import Disruption
+from probes.port import minimum_host_timeout
 
 __all__ = [
     "POLICY_FORMAT",
@@ -410,7 +411,41 @@ class Policy(BaseModel):
             raise ValueError("the policy allows no probe at all")
         if self.probe_timeout <= timedelta(0):
             raise ValueError("probe_timeout must be positive")
+        self._port_scan_fits()
         return self
+
+    def _port_scan_fits(self) -> None:
+        # A host timeout too short for the scan asked for loses every port silently (nmap
+        # reports the host cut off). It is refused, not raised behind the author's back: the
+        # policy is announced and hashed into the notice, so what it says is what rio does.
+        port = self.probes.port
+        if port is None:
+            return
+        chunk = min(len(port.ports), self.port_chunk)
+        need = minimum_host_timeout(
+            ports=chunk,
+            rate=self.rates.per_ip,
+            retries=port.retries,
+            version_detection=port.version_detection,
+            scripts=port.scripts,
+        )
+        asked = [f"{chunk} ports per probe at {self.rates.per_ip}/s, retries {port.retries}"]
+        if port.version_detection:
+            asked.append("version_detection")
+        if port.scripts:
+            asked.append("scripts " + ", ".join(port.scripts))
+        why = f"too short for {'; '.join(asked)}: at least {need}s"
+        host_timeout = port.host_timeout.total_seconds()
+        if host_timeout < need:
+            raise ValueError(f"probes.port.host_timeout: {host_timeout:g}s is {why}")
+        # probe_timeout is not held to the same bound: a probe stopped at its permit's deadline
+        # is already recorded as outcome ``timeout`` ("permit deadline reached; nmap killed").
+
+    @property
+    def port_chunk(self) -> int:
+        """Ports one port probe scans at most: one second's worth of the tightest rate."""
+        r = self.rates
+        return max(1, min(r.per_ip, r.per_network, r.per_notice, r.global_))
 
     @property
     def tz(self) -> ZoneInfo:

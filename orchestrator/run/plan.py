@@ -46,8 +46,7 @@ class Plan:
         self.scope = scope
         self.policy = policy
         self._addresses: AddressScope = address_scope(scope)
-        rates = policy.rates
-        self._chunk = max(1, min(rates.per_ip, rates.per_network, rates.per_notice, rates.global_))
+        self._chunk = policy.port_chunk
 
     # -- units -------------------------------------------------------------------------------
 
