@@ -43,8 +43,10 @@ EXPORTS = {
         "PortProbe",
         "build_nmap_args",
         "find_nmap",
+        "minimum_host_timeout",
         "port_observations",
         "scan_args",
+        "scan_outcome",
     },
     "probes.port_batch": {
         "MAX_BATCH",
