@@ -16,6 +16,7 @@ from orchestrator.audit._report import CheckResult
 from orchestrator.audit._tally import Tally
 from orchestrator.errors import RecordFileError
 from orchestrator.gate.addresses import AddressScope
+from orchestrator.gate.decide import excluded_name
 from orchestrator.intake.policy import Policy
 from orchestrator.intake.scope import Scope
 from orchestrator.ledger.leaves import Leaf
@@ -117,14 +118,6 @@ class OutcomesCheck:
         return self.tally.result(f"{self._closed} intents, each with one outcome")
 
 
-def _excluded_name(scope: Scope, name: str) -> bool:
-    # The same rule as the gate: an excluded host or domain covers its subdomains.
-    for t in scope.excludes:
-        if t.kind in ("host", "domain") and (name == t.value or name.endswith("." + t.value)):
-            return True
-    return False
-
-
 class ScopeCheck:
     """Every intent's pinned address (and every resolved address) is inside the scope."""
 
@@ -160,9 +153,16 @@ class ScopeCheck:
         resolution = data.get("resolution")
         if isinstance(resolution, dict):
             name = resolution.get("name")
-            if isinstance(name, str) and _excluded_name(self.scope, name):
+            if isinstance(name, str) and excluded_name(self.scope, name):
                 self.tally.leaf(leaf.seq, f"{name} is excluded by the scope")
                 return
+            # An exclude of a name covers every name that resolves through it.
+            for alias in resolution.get("cname_chain") or ():
+                if isinstance(alias, str) and excluded_name(self.scope, alias):
+                    self.tally.leaf(
+                        leaf.seq, f"{name} resolves through {alias}, which the scope excludes"
+                    )
+                    return
             for address in resolution.get("addresses") or ():
                 if not self._address(leaf.seq, address, f"{name} resolved to"):
                     return

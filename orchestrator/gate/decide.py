@@ -61,6 +61,7 @@ __all__ = [
     "Refusal",
     "RunView",
     "address_scope",
+    "excluded_name",
 ]
 
 CHECKS = ("request", "run", "notice", "entrusted", "window", "probe", "scope", "health", "rate")
@@ -263,7 +264,9 @@ def _loggable(req: ProbeRequest) -> ProbeRequest:
     )
 
 
-def _excluded_name(scope: Scope, name: str) -> bool:
+def excluded_name(scope: Scope, name: str) -> bool:
+    """Whether the scope excludes ``name`` (a normalised host name): an excluded host or
+    domain covers its subdomains. The gate and the offline audit both ask this."""
     for t in scope.excludes:
         if t.kind in ("host", "domain") and (name == t.value or name.endswith("." + t.value)):
             return True
@@ -473,7 +476,7 @@ class Gate:
         """Resolve once, check every address, and pick the pinned one."""
         resolution: Resolution | None = None
         if req.host is not None:
-            if _excluded_name(self.scope, req.host):
+            if excluded_name(self.scope, req.host):
                 return (
                     CheckVerdict(
                         check="scope",
@@ -493,7 +496,7 @@ class Gate:
                     None,
                 )
             # An exclude of a name covers every name that resolves through it.
-            via = next((a for a in resolution.cname_chain if _excluded_name(self.scope, a)), None)
+            via = next((a for a in resolution.cname_chain if excluded_name(self.scope, a)), None)
             if via is not None:
                 chain = " -> ".join((req.host, *resolution.cname_chain))
                 return (

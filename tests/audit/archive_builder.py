@@ -45,6 +45,7 @@ targets:
   - host: www.demo.test
 excludes:
   - ip: 127.0.10.13
+  - host: admin.demo.test
 windows:
   - start: 2026-03-02T08:00:00
     end: 2026-03-02T20:00:00

@@ -472,3 +472,23 @@ def test_rectification_order_naming_an_unknown_finding_fails_findings(tmp_path: 
     members["rectification.json"] = ab._cb([{"id": "RO-1", "findings": ["F-9"]}])
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
     assert failed(path) == {"findings"}
+
+
+def test_intent_for_a_name_resolving_through_an_excluded_name_fails_scope(
+    tmp_path: Path,
+) -> None:
+    # An insider's run (or a gate of old) let www.demo.test -> admin.demo.test (excluded) pass.
+    leaves = ab.default_leaves()
+    seq = next(i for i, (kind, _, _) in enumerate(leaves) if kind == "intent")
+    kind, at, data = leaves[seq]
+    resolution = {
+        "name": "www.demo.test",
+        "addresses": [data["ip"]],
+        "cname_chain": ["admin.demo.test"],
+        "nameserver": "127.0.0.1",
+        "answered_at": "2026-03-02T01:00:00.000000Z",
+    }
+    leaves[seq] = (kind, at, {**data, "resolution": resolution})
+    report = verify_archive(ab.build_archive(tmp_path / "a.tar", leaves))
+    assert {c.name for c in report.failed} == {"scope"}
+    assert "resolves through admin.demo.test" in first(report, "scope").reason
