@@ -4,31 +4,13 @@ with a reason, through the logged evidence read."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from orchestrator.access.evidence import access_log
 from orchestrator.access.findings import diff_runs, export_findings, run_findings
 from orchestrator.errors import AccessDeniedError
-from tests.access.test_lab import SENTINEL, Lab, build_lab, copy_lab
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Lab:
-    built = build_lab(tmp_path_factory.mktemp("template"))
-    built.rio.close()
-    return built
-
-
-@pytest.fixture
-def lab(template: Lab, tmp_path: Path) -> Iterator[Lab]:
-    built = copy_lab(template, tmp_path)
-    try:
-        yield built
-    finally:
-        built.rio.close()
+from tests.access.test_lab import SENTINEL, Lab
 
 
 def test_export_without_a_reason_holds_no_evidence_and_reads_none(lab: Lab) -> None:
