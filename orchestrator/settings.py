@@ -46,6 +46,7 @@ class Settings:
         contact: the mailbox of whoever runs the inspections (organ or vendor), sent as the
             HTTP ``From`` header so a defender reading their logs can write back; ``None`` =
             no ``From`` header (the User-Agent still names who scans under which notice).
+        versions_file: a versions file (``rio.versions/v1``) replacing the packaged one.
     """
 
     home: Path
@@ -61,6 +62,7 @@ class Settings:
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 10.0
     contact: str | None = None
+    versions_file: Path | None = None
 
     @property
     def orchestrator_key_file(self) -> Path:
@@ -112,6 +114,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         checkpoint_every=_int(source, "RIO_CHECKPOINT_EVERY", 1000, 1, 10_000_000),
         checkpoint_seconds=float(_int(source, "RIO_CHECKPOINT_SECONDS", 10, 1, 86_400)),
         contact=contact,
+        versions_file=Path(source["RIO_VERSIONS_FILE"])
+        if source.get("RIO_VERSIONS_FILE")
+        else None,
     )
 
 

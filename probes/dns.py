@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import dns.asyncquery
+import dns.dnssec
 import dns.exception
 import dns.flags
 import dns.message
@@ -48,7 +49,10 @@ RECORD_TYPES: tuple[str, ...] = ("A", "AAAA", "MX", "NS", "TXT", "CAA", "SOA")
 RECURSION_CHECK_NAME = "rio-recursion-check.invalid."
 
 _DEFAULT_TIMEOUT = 5.0
-_DNS_KEYS = frozenset({"record_types", "recursion_check", "timeout"})
+_DNS_KEYS = frozenset({"record_types", "recursion_check", "version_check", "timeout"})
+_VERSION_BIND = dns.name.from_text("version.bind.")
+#: SPF "all" qualifiers that do not tell receivers to reject (RFC 7208 §5.1, §4.6.2)
+_SPF_LAX = {"+all": "pass", "all": "pass", "?all": "neutral", "~all": "softfail"}
 _AXFR_KEYS = frozenset({"timeout"})
 _DOMAIN = re.compile(
     r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9\-_]{0,61}[A-Za-z0-9_])?\.)*"
@@ -108,14 +112,20 @@ class _Asker:
     latency: float | None = None
 
     async def ask(
-        self, name: dns.name.Name, rdtype: str, *, recursion: bool = False
+        self,
+        name: dns.name.Name,
+        rdtype: str,
+        *,
+        recursion: bool = False,
+        rdclass: str = "IN",
+        dnssec: bool = False,
     ) -> dns.message.Message:
         if self.ctx.is_cancelled():
             raise ProbeCancelledError(f"dns probe: cancelled before {name} {rdtype}")
         left = self.permit.seconds_left()
         if left <= 0:
             raise _Stop("timeout", "permit deadline reached")
-        query = dns.message.make_query(name, rdtype, want_dnssec=False)
+        query = dns.message.make_query(name, rdtype, rdclass=rdclass, want_dnssec=dnssec)
         if not recursion:
             # Ask the server about its own zone only; never ask it to go elsewhere for us.
             query.flags &= ~dns.flags.RD
@@ -168,6 +178,7 @@ def _tagged(texts: list[str], tag: str) -> list[str]:
 class _DnsParams:
     record_types: tuple[str, ...]
     recursion_check: bool
+    version_check: bool
     timeout: float
 
 
@@ -181,14 +192,54 @@ def _dns_params(permit: Permit) -> _DnsParams:
             raise _refuse(
                 "dns", "params.record_types", rdtype, f"is not one of {', '.join(RECORD_TYPES)}"
             )
-    recursion = params.get("recursion_check", False)
-    if not isinstance(recursion, bool):
-        raise _refuse("dns", "params.recursion_check", recursion, "is not true or false")
+    switches = {}
+    for key in ("recursion_check", "version_check"):
+        switches[key] = params.get(key, False)
+        if not isinstance(switches[key], bool):
+            raise _refuse("dns", f"params.{key}", switches[key], "is not true or false")
     return _DnsParams(
         record_types=tuple(dict.fromkeys(types)),
-        recursion_check=recursion,
+        recursion_check=switches["recursion_check"],
+        version_check=switches["version_check"],
         timeout=_timeout("dns", params),
     )
+
+
+def _spf_all(record: str) -> str | None:
+    """The record's ``all`` mechanism with its qualifier (``-all``, ``~all``...), if any."""
+    for term in record.split()[1:]:
+        if term.lower().lstrip("+-~?") == "all":
+            return term.lower()
+    return None
+
+
+def _dmarc_policy(record: str) -> str | None:
+    for tag in record.split(";"):
+        key, _, value = tag.strip().partition("=")
+        if key.strip().lower() == "p":
+            return value.strip().lower()
+    return None
+
+
+def _dnssec_state(response: dns.message.Message, zone: dns.name.Name) -> dict[str, Any]:
+    """Whether the zone's DNSKEY set is signed by itself, validly, now."""
+    keys = response.get_rrset(response.answer, zone, dns.rdataclass.IN, dns.rdatatype.DNSKEY)
+    if keys is None:
+        return {"present": False}
+    sigs = response.get_rrset(
+        response.answer, zone, dns.rdataclass.IN, dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY
+    )
+    if sigs is None:
+        # Keys without signatures to a DO query: the server may strip them; no verdict.
+        return {"present": True, "valid": None, "why": "the DNSKEY answer carries no RRSIG"}
+    expirations = sorted(int(sig.expiration) for sig in sigs)
+    try:
+        dns.dnssec.validate(keys, sigs, {zone: keys})
+    except dns.exception.ValidationFailure as exc:
+        return {"present": True, "valid": False, "why": str(exc), "expires": expirations}
+    except dns.exception.DNSException as exc:  # e.g. an algorithm this build cannot check
+        return {"present": True, "valid": None, "why": str(exc), "expires": expirations}
+    return {"present": True, "valid": True, "expires": expirations}
 
 
 class DnsProbe:
@@ -258,15 +309,60 @@ class DnsProbe:
             txt_answer = await asker.ask(domain, "TXT")
         spf = _tagged(_txt_strings(txt_answer), "v=spf1")
         obs.append(Observation(key="dns.spf", value={"present": bool(spf), "records": spf}))
+        if len(spf) == 1:
+            qualifier = _spf_all(spf[0])
+            obs.append(
+                Observation(
+                    key="dns.spf.all",
+                    value={
+                        "all": qualifier,
+                        "lax": qualifier in _SPF_LAX,
+                        "result": _SPF_LAX.get(qualifier or ""),
+                    },
+                    evidence=spf[0][:_EVIDENCE_LIMIT],
+                )
+            )
 
         dmarc_answer = await asker.ask(dns.name.from_text("_dmarc", domain), "TXT")
         dmarc = _tagged(_txt_strings(dmarc_answer), "v=dmarc1")
         obs.append(Observation(key="dns.dmarc", value={"present": bool(dmarc), "records": dmarc}))
+        if len(dmarc) == 1:
+            policy = _dmarc_policy(dmarc[0])
+            obs.append(
+                Observation(
+                    key="dns.dmarc.policy",
+                    value={"policy": policy, "monitor_only": policy in (None, "none")},
+                    evidence=dmarc[0][:_EVIDENCE_LIMIT],
+                )
+            )
+        if "CAA" in params.record_types:
+            caa = next(o.value for o in obs if o.key == "dns.rrset" and o.value["type"] == "CAA")
+            obs.append(Observation(key="dns.caa", value={"present": bool(caa["records"])}))
 
-        dnskey = await asker.ask(domain, "DNSKEY")
-        obs.append(
-            Observation(key="dns.dnssec", value={"present": bool(_records(dnskey, "DNSKEY"))})
-        )
+        # With the DO bit, so the answer carries the DNSKEY set's signatures to check.
+        dnskey = await asker.ask(domain, "DNSKEY", dnssec=True)
+        state = _dnssec_state(dnskey, domain)
+        obs.append(Observation(key="dns.dnssec", value=state))
+        if params.version_check:
+            answer = await asker.ask(_VERSION_BIND, "TXT", rdclass="CH")
+            texts = [
+                b"".join(rdata.strings).decode("utf-8", errors="replace")
+                for rrset in answer.answer
+                if rrset.rdtype == dns.rdatatype.TXT
+                for rdata in rrset
+            ]
+            text = texts[0] if texts else None
+            obs.append(
+                Observation(
+                    key="dns.version",
+                    value={
+                        "text": text,
+                        "disclosed": bool(text and re.search(r"\d+\.\d+", text)),
+                        "rcode": dns.rcode.to_text(answer.rcode()),
+                    },
+                    evidence=text,
+                )
+            )
         if params.recursion_check:
             probe_name = dns.name.from_text(RECURSION_CHECK_NAME)
             answer = await asker.ask(probe_name, "A", recursion=True)

@@ -7,9 +7,11 @@ add a probe. Adding one is a code change that review and the gate's disruption c
 from __future__ import annotations
 
 from probes.base import Probe
+from probes.content import HttpContentProbe
 from probes.dns import DnsProbe, DnsZoneTransferProbe
 from probes.http import HttpProbe
 from probes.port import PortProbe
+from probes.services import FtpProbe, MemcachedProbe, RedisProbe
 from probes.ssh import SshProbe
 from probes.tls import TlsProbe
 
@@ -22,6 +24,10 @@ PROBES: tuple[type[Probe], ...] = (
     DnsProbe,
     DnsZoneTransferProbe,
     SshProbe,
+    RedisProbe,
+    MemcachedProbe,
+    FtpProbe,
+    HttpContentProbe,
 )
 
 

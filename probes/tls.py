@@ -26,6 +26,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
+from probes._tls_suites import (
+    MOZILLA_INTERMEDIATE_TLS12,
+    Suite,
+    accepted_suites,
+    supports_tls13,
+)
 from probes.base import (
     Disruption,
     Observation,
@@ -39,7 +45,8 @@ from probes.errors import ProbeArgumentError, ProbeCancelledError
 
 __all__ = ["CertificateFacts", "TlsProbe", "certificate_facts", "hostname_matches"]
 
-_PARAM_KEYS = frozenset({"timeout", "check_legacy"})
+_PARAM_KEYS = frozenset({"timeout", "check_legacy", "enumerate", "max_handshakes"})
+_MAX_HANDSHAKES = 64
 _DEFAULT_TIMEOUT = 10.0
 _ALL_CIPHERS = "ALL:@SECLEVEL=0"
 _MIN_RSA_BITS = 2048
@@ -61,6 +68,8 @@ class _Params:
     port: int
     timeout: float
     check_legacy: bool
+    enumerate: bool = False
+    max_handshakes: int = 0
 
 
 def _params(permit: Permit) -> _Params:
@@ -88,7 +97,19 @@ def _params(permit: Permit) -> _Params:
     port = permit.port
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise _refuse("port", port, "is not a port number 1-65535")
-    return _Params(port=port, timeout=float(timeout), check_legacy=legacy)
+    enumerate_ = params.get("enumerate", False)
+    if not isinstance(enumerate_, bool):
+        raise _refuse("params.enumerate", enumerate_, "is not true or false")
+    budget = params.get("max_handshakes", 24 if enumerate_ else 0)
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 0 <= budget <= 64:
+        raise _refuse("params.max_handshakes", budget, f"is not a count 0..{_MAX_HANDSHAKES}")
+    return _Params(
+        port=port,
+        timeout=float(timeout),
+        check_legacy=legacy,
+        enumerate=enumerate_,
+        max_handshakes=budget,
+    )
 
 
 def hostname_matches(name: str, patterns: list[str]) -> bool:
@@ -408,4 +429,119 @@ class TlsProbe:
                     observations.append(
                         Observation(key=f"tls.legacy.{label}", value={"accepted": True}, port=port)
                     )
+        if params.enumerate:
+            made = await self._enumerate(permit, ctx, params, timeout, observations)
+            connections += made
         return result("ok", None, latency)
+
+    async def _enumerate(
+        self,
+        permit: Permit,
+        ctx: ProbeContext,
+        params: _Params,
+        timeout: float,
+        observations: list[Observation],
+    ) -> int:
+        """Accepted suites per protocol and TLS 1.3 support, in at most max_handshakes."""
+        loop = asyncio.get_running_loop()
+        port, sni = params.port, permit.server_name
+        made = 0
+
+        def spend() -> bool:
+            nonlocal made
+            if made >= params.max_handshakes or ctx.is_cancelled() or permit.seconds_left() <= 0:
+                return False
+            made += 1
+            return True
+
+        legacy = {
+            label
+            for o in observations
+            for label in ("tls1_0", "tls1_1")
+            if o.key == f"tls.legacy.{label}" and o.value == {"accepted": True}
+        }
+        versions = [(v, label) for v, label in _LEGACY if label in legacy]
+        versions.append((ssl.TLSVersion.TLSv1_2, "tls1_2"))
+        accepted: list[Suite] = []
+        complete = True
+        for version, label in versions:
+            try:
+                suites, done = await loop.run_in_executor(
+                    None, accepted_suites, permit.ip, port, sni, timeout, version, spend
+                )
+            except OSError as exc:
+                suites, done = [], False
+                observations.append(
+                    Observation(
+                        key="tls.suites.untestable",
+                        value={"protocol": label, "reason": str(exc)[:200]},
+                        port=port,
+                    )
+                )
+            complete = complete and done
+            accepted += suites
+            observations.append(
+                Observation(
+                    key=f"tls.suites.{label}",
+                    value={"accepted": [x.to_json() for x in suites], "complete": done},
+                    port=port,
+                )
+            )
+        observations += _suite_verdicts(accepted, complete, port)
+        if spend():
+            try:
+                tls13 = await loop.run_in_executor(
+                    None, supports_tls13, permit.ip, port, sni, timeout
+                )
+            except OSError:
+                pass  # no verdict: the connection failed, not the protocol
+            else:
+                observations.append(
+                    Observation(
+                        key="tls.tls13",
+                        value={"supported": tls13, "profile": "Mozilla intermediate v5.7"},
+                        port=port,
+                    )
+                )
+        return made
+
+
+def _suite_verdicts(accepted: list[Suite], complete: bool, port: int) -> list[Observation]:
+    """Judge accepted suites against Mozilla's intermediate profile, one rule per class."""
+    profile = "Mozilla intermediate v5.7"
+    classes = (
+        ("null_anon", [s for s in accepted if s.null_or_anonymous],
+         "no NULL encryption and no anonymous key exchange"),
+        ("no_forward_secrecy", [s for s in accepted if not s.forward_secret],
+         "key exchange is ECDHE or DHE only (forward secrecy)"),
+        ("cbc_sha1", [s for s in accepted if s.cbc_sha1],
+         "AEAD suites only (AES-GCM, ChaCha20-Poly1305); no CBC with SHA-1"),
+    )  # fmt: skip
+    out = []
+    for key, suites, rule in classes:
+        out.append(
+            Observation(
+                key=f"tls.suites.{key}",
+                value={
+                    "present": bool(suites),
+                    "suites": [s.name for s in suites],
+                    "complete": complete,
+                    "profile": profile,
+                    "profile_rule": rule,
+                },
+                port=port,
+            )
+        )
+    outside = sorted(
+        s.name
+        for s in accepted
+        if s.protocol != "TLSv1.3" and s.name not in MOZILLA_INTERMEDIATE_TLS12
+    )
+    out.append(
+        Observation(
+            key="tls.suites.profile",
+            value={"profile": profile, "outside": outside, "complete": complete},
+            port=port,
+        )
+    )
+    return out

@@ -97,8 +97,12 @@ def params_problem(
             return f"port {port} is not a TLS port of the policy or the announced URL"
         if params.get("check_legacy") and not pol_t.check_legacy:
             return "legacy TLS handshakes are not allowed by the policy"
-        return _unknown(params, {"timeout", "check_legacy"}) or _at_most(
-            params, "timeout", pol_t.timeout.total_seconds()
+        if params.get("enumerate") and not pol_t.enumerate:
+            return "cipher-suite enumeration is not allowed by the policy"
+        return (
+            _unknown(params, {"timeout", "check_legacy", "enumerate", "max_handshakes"})
+            or _at_most(params, "timeout", pol_t.timeout.total_seconds())
+            or _at_most(params, "max_handshakes", pol_t.max_handshakes)
         )
     if probe == "dns" and p.dns is not None:
         pol_d = p.dns
@@ -107,8 +111,23 @@ def params_problem(
             return f"record types {types!r} are not allowed by the policy"
         if params.get("recursion_check") and not pol_d.recursion_check:
             return "the open-recursion check is not allowed by the policy"
-        return _unknown(params, {"record_types", "recursion_check", "timeout"}) or _at_most(
-            params, "timeout", pol_d.timeout.total_seconds()
+        if params.get("version_check") and not pol_d.version_check:
+            return "the version.bind query is not allowed by the policy"
+        keys = {"record_types", "recursion_check", "version_check", "timeout"}
+        return _unknown(params, keys) or _at_most(params, "timeout", pol_d.timeout.total_seconds())
+    if probe == "http-content" and p.http_content is not None:
+        pol_c = p.http_content
+        scheme = params.get("scheme", "http")
+        content_ports = pol_c.https_ports if scheme == "https" else pol_c.ports
+        if port not in content_ports:
+            return f"port {port} is not an http-content {scheme} port of the policy"
+        paths = params.get("paths", [])
+        if not isinstance(paths, list | tuple) or not set(paths) <= set(pol_c.paths):
+            return f"paths {paths!r} are not declared by the policy"
+        return (
+            _unknown(params, {"scheme", "paths", "max_body", "timeout"})
+            or _at_most(params, "max_body", pol_c.max_body)
+            or _at_most(params, "timeout", pol_c.timeout.total_seconds())
         )
     service = p.service(probe)
     if service is not None:

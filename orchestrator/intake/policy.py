@@ -21,12 +21,14 @@ from orchestrator.errors import PolicyFileError
 from orchestrator.intake._types import STRICT, Duration, TimezoneName
 from orchestrator.intake._yaml import parse_document, read_document
 from probes.base import Disruption
+from probes.content import CONTENT_PATHS
 from probes.port import minimum_host_timeout
 
 __all__ = [
     "POLICY_FORMAT",
     "SERVICE_PROBES",
     "Blackout",
+    "ContentParams",
     "DnsParams",
     "FtpParams",
     "HealthPolicy",
@@ -226,6 +228,10 @@ class TlsParams(BaseModel):
     ports: tuple[int, ...] = (443,)
     timeout: Duration = timedelta(seconds=10)
     check_legacy: bool = True
+    enumerate: bool = False
+    """accepted cipher suites per protocol and TLS 1.3 support, judged against Mozilla's profile"""
+    max_handshakes: int = Field(default=24, ge=1, le=64)
+    """the most handshakes the enumeration may spend per port (its rate-budget cost)"""
 
     @field_validator("ports")
     @classmethod
@@ -240,6 +246,8 @@ class DnsParams(BaseModel):
     model_config = STRICT
     record_types: tuple[str, ...] = _RECORD_TYPES
     recursion_check: bool = True
+    version_check: bool = True
+    """one CHAOS TXT query for ``version.bind`` (what every resolver tool asks)"""
     timeout: Duration = timedelta(seconds=5)
 
     @field_validator("record_types")
@@ -254,6 +262,32 @@ class DnsParams(BaseModel):
 class AxfrParams(BaseModel):
     model_config = STRICT
     timeout: Duration = timedelta(seconds=10)
+
+
+class ContentParams(BaseModel):
+    """The http-content probe: which well-known paths to GET on which ports."""
+
+    model_config = STRICT
+    ports: tuple[int, ...] = (80,)
+    https_ports: tuple[int, ...] = (443,)
+    paths: tuple[str, ...] = Field(min_length=1, max_length=len(CONTENT_PATHS))
+    max_body: int = Field(default=16_384, ge=1, le=65_536)
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("ports", "https_ports")
+    @classmethod
+    def _check_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return _ports(value)
+
+    @field_validator("paths")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if path not in CONTENT_PATHS:
+                raise ValueError(f"path {path!r} is not one of {', '.join(CONTENT_PATHS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("paths are listed twice")
+        return value
 
 
 class ServiceParams(BaseModel):
@@ -324,6 +358,7 @@ class ProbeParams(BaseModel):
     tls: TlsParams | None = None
     dns: DnsParams | None = None
     dns_axfr: AxfrParams | None = Field(default=None, alias="dns-axfr")
+    http_content: ContentParams | None = Field(default=None, alias="http-content")
     ssh: SshParams | None = None
     redis: RedisParams | None = None
     memcached: MemcachedParams | None = None
@@ -337,6 +372,7 @@ class ProbeParams(BaseModel):
             ("tls", "tls"),
             ("dns", "dns"),
             ("dns_axfr", "dns-axfr"),
+            ("http_content", "http-content"),
             *SERVICE_PROBES,
         ):
             if getattr(self, attr) is not None:
@@ -412,6 +448,16 @@ class Policy(BaseModel):
         if self.probe_timeout <= timedelta(0):
             raise ValueError("probe_timeout must be positive")
         self._port_scan_fits()
+        tls = self.probes.tls
+        if tls is not None and tls.enumerate:
+            # The gate charges a probe's whole cost at once; more than a second's budget is
+            # refused every time, so such a policy could never enumerate.
+            cost = (3 if tls.check_legacy else 1) + tls.max_handshakes
+            if cost > self.rates.per_ip:
+                raise ValueError(
+                    f"probes.tls.max_handshakes: a tls probe would cost {cost} connections, "
+                    f"more than rates.per_ip {self.rates.per_ip} allows in one second"
+                )
         return self
 
     def _port_scan_fits(self) -> None:

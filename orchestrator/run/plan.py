@@ -83,10 +83,12 @@ class Plan:
         base: dict[str, Any] = {"target": u.target, "ip": u.ip, "host": u.host, "item": 0}
         if u.domain is not None:
             if p.dns is not None:
-                cost = len(p.dns.record_types) + 3 + (1 if p.dns.recursion_check else 0)
+                cost = len(p.dns.record_types) + 3
+                cost += (1 if p.dns.recursion_check else 0) + (1 if p.dns.version_check else 0)
                 params = {
                     "record_types": list(p.dns.record_types),
                     "recursion_check": p.dns.recursion_check,
+                    "version_check": p.dns.version_check,
                     "timeout": _seconds(p.dns.timeout),
                 }
                 out.append(
@@ -156,6 +158,25 @@ class Plan:
         if p.tls is not None:
             for port in p.tls.ports:
                 out.append(self._tls(port, base))
+        if p.http_content is not None:
+            pc = p.http_content
+            for scheme, ports in (("http", pc.ports), ("https", pc.https_ports)):
+                for port in ports:
+                    params = {
+                        "scheme": scheme,
+                        "paths": list(pc.paths),
+                        "max_body": pc.max_body,
+                        "timeout": _seconds(pc.timeout),
+                    }
+                    out.append(
+                        ProbeRequest(
+                            probe="http-content",
+                            port=port,
+                            params=params,
+                            cost=len(pc.paths),
+                            **base,
+                        )
+                    )
         for _, name in SERVICE_PROBES:
             service = p.service(name)
             if service is None:
@@ -170,8 +191,14 @@ class Plan:
     def _tls(self, port: int, base: dict[str, Any]) -> ProbeRequest:
         tls = self.policy.probes.tls
         assert tls is not None
-        params = {"timeout": _seconds(tls.timeout), "check_legacy": tls.check_legacy}
+        params: dict[str, Any] = {
+            "timeout": _seconds(tls.timeout),
+            "check_legacy": tls.check_legacy,
+        }
         cost = 3 if tls.check_legacy else 1
+        if tls.enumerate:
+            params.update(enumerate=True, max_handshakes=tls.max_handshakes)
+            cost += tls.max_handshakes
         return ProbeRequest(probe="tls", port=port, params=params, cost=cost, **base)
 
     # -- the stream --------------------------------------------------------------------------

@@ -27,12 +27,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
+from orchestrator.errors import InputError
 from orchestrator.gate.budget import BudgetLimits, RateBudget
 from orchestrator.gate.decide import Gate, ProbeRequest, Refusal
 from orchestrator.gate.health import HealthBreaker, HealthThresholds
@@ -51,7 +53,16 @@ from orchestrator.store.evidence import cipher_for
 from orchestrator.store.models import FindingRow
 from probes.base import Permit, ProbeContext, ProbeResult
 from probes.errors import ProbeError
-from probes.findings import Catalogue, Finding, derive_findings, load_catalogue, transport_of
+from probes.findings import (
+    Catalogue,
+    CatalogueError,
+    Finding,
+    VersionTable,
+    derive_findings,
+    load_catalogue,
+    load_versions,
+    transport_of,
+)
 from probes.http import HttpClients
 from probes.registry import probe_class
 
@@ -107,6 +118,14 @@ class _RunView:
         return (False, "killed") if self.killed else (True, "active")
 
 
+def _versions(path: Path | None) -> VersionTable:
+    """The versions file (``RIO_VERSIONS_FILE``, else the packaged one), refused loudly if bad."""
+    try:
+        return load_versions(path)
+    except CatalogueError as exc:
+        raise InputError(f"RIO_VERSIONS_FILE: {exc}") from exc
+
+
 class Runner:
     """Runs one run to completion, pause or abort."""
 
@@ -131,6 +150,7 @@ class Runner:
         )
         self.dns_port = dns_port if dns_port is not None else settings.dns_port
         self.catalogue = catalogue or load_catalogue()
+        self.versions = _versions(settings.versions_file)
         self.on_progress = on_progress
         self.poll_seconds = poll_seconds
         self.progress = Progress()
@@ -439,6 +459,7 @@ class Runner:
             port=permit.port,
             scheme=scheme,
             transport=transport,
+            versions=self.versions,
         )
 
     def _context(self) -> ProbeContext:

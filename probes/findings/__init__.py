@@ -18,6 +18,7 @@ from probes.findings.rules import (
     finding_key,
     transport_of,
 )
+from probes.findings.versions import VersionTable, load_versions
 
 __all__ = [
     "EVIDENCE_FORMAT",
@@ -28,8 +29,10 @@ __all__ = [
     "Location",
     "Reference",
     "Rule",
+    "VersionTable",
     "derive_findings",
     "finding_key",
     "load_catalogue",
+    "load_versions",
     "transport_of",
 ]

@@ -38,12 +38,14 @@ from typing import Any
 import rfc8785
 
 from probes.base import Observation, ProbeResult
-from probes.findings.catalogue import Catalogue
+from probes.findings.catalogue import SEVERITIES, Catalogue
+from probes.findings.versions import VersionTable, announced_versions
 
 __all__ = [
     "EVIDENCE_FORMAT",
     "RISKY_PORTS",
     "RULE_IDS",
+    "VERSION_RULE",
     "Finding",
     "Location",
     "derive_findings",
@@ -65,6 +67,13 @@ RISKY_PORTS: Mapping[int, str] = MappingProxyType(
         5432: "RIO-PORT-DATABASE",
         6379: "RIO-PORT-DATABASE",
         27017: "RIO-PORT-DATABASE",
+        1521: "RIO-PORT-DATABASE",  # Oracle
+        5984: "RIO-PORT-DATABASE",  # CouchDB
+        8086: "RIO-PORT-DATABASE",  # InfluxDB
+        9042: "RIO-PORT-DATABASE",  # Cassandra
+        9200: "RIO-PORT-DATABASE",  # Elasticsearch / OpenSearch HTTP
+        9300: "RIO-PORT-DATABASE",  # Elasticsearch transport
+        11211: "RIO-PORT-CACHE",  # memcached
     }
 )
 _EXPIRY_WARNING_DAYS = 30
@@ -93,7 +102,7 @@ _HEADERS: Mapping[str, str] = MappingProxyType(
 
 def transport_of(probe: str, params: Mapping[str, Any] | None = None) -> tuple[str, str | None]:
     """``(transport, scheme)`` of a probe's traffic: ``("tcp", "https")`` for an https probe."""
-    if probe == "http":
+    if probe in ("http", "http-content"):
         scheme = (params or {}).get("scheme", "http")
         return "tcp", str(scheme)
     return _TRANSPORTS.get(probe, ("tcp", probe))
@@ -149,6 +158,10 @@ def _zone(obs: Observation, name: str | None) -> Mapping[str, Any]:
     return {"zone": name}
 
 
+def _path(obs: Observation, name: str | None) -> Mapping[str, Any]:
+    return {"path": _value(obs).get("path")}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Match:
     rule: str
@@ -173,6 +186,42 @@ _MATCHES: tuple[_Match, ...] = (
         test=_true("version"),
         subject=_banner_header,
     ),
+    _Match(
+        rule="RIO-HTTP-DIRECTORY-LISTING",
+        key="http.content.listing",
+        test=_true("exposed"),
+        subject=_path,
+    ),
+    _Match(
+        rule="RIO-HTTP-DEFAULT-PAGE",
+        key="http.content.default_page",
+        test=_true("exposed"),
+        subject=_path,
+    ),
+    _Match(
+        rule="RIO-HTTP-VCS-EXPOSED", key="http.content.vcs", test=_true("exposed"), subject=_path
+    ),
+    _Match(
+        rule="RIO-HTTP-ENV-EXPOSED", key="http.content.env", test=_true("exposed"), subject=_path
+    ),
+    _Match(
+        rule="RIO-HTTP-BACKUP-EXPOSED",
+        key="http.content.backup",
+        test=_true("exposed"),
+        subject=_path,
+    ),
+    _Match(
+        rule="RIO-HTTP-STATUS-PAGE",
+        key="http.content.status_page",
+        test=_true("exposed"),
+        subject=_path,
+    ),
+    _Match(
+        rule="RIO-HTTP-ADMIN-CONSOLE",
+        key="http.content.admin_console",
+        test=_true("exposed"),
+        subject=_path,
+    ),
     _Match(rule="RIO-TLS-EXPIRED", key="tls.cert.expired", test=_is_true),
     _Match(rule="RIO-TLS-NOT-YET-VALID", key="tls.cert.not_yet_valid", test=_is_true),
     _Match(rule="RIO-TLS-SELF-SIGNED", key="tls.cert.self_signed", test=_is_true),
@@ -194,16 +243,49 @@ _MATCHES: tuple[_Match, ...] = (
     _Match(rule="RIO-SSH-PASSWORD-AUTH", key="ssh.auth", test=_true("password")),
     _Match(rule="RIO-SSH-NO-AUTH", key="ssh.auth", test=_true("none_accepted")),
     _Match(rule="RIO-SSH-BANNER-OS", key="ssh.banner", test=_true("os_detail")),
+    _Match(rule="RIO-REDIS-NO-AUTH", key="redis.auth", test=_true("open")),
+    _Match(rule="RIO-MEMCACHED-NO-AUTH", key="memcached.auth", test=_true("open")),
+    _Match(rule="RIO-FTP-ANONYMOUS", key="ftp.anonymous", test=_true("accepted")),
+    _Match(rule="RIO-FTP-BANNER-VERSION", key="ftp.banner", test=_true("version")),
+    _Match(rule="RIO-TLS-NULL-OR-ANON-SUITE", key="tls.suites.null_anon", test=_true("present")),
+    _Match(
+        rule="RIO-TLS-NO-FORWARD-SECRECY",
+        key="tls.suites.no_forward_secrecy",
+        test=_true("present"),
+    ),
+    _Match(rule="RIO-TLS-CBC-SHA1", key="tls.suites.cbc_sha1", test=_true("present")),
+    _Match(rule="RIO-TLS-NO-TLS13", key="tls.tls13", test=_false("supported")),
     _Match(rule="RIO-DNS-SPF-MISSING", key="dns.spf", test=_false("present"), per_domain=True),
+    _Match(rule="RIO-DNS-SPF-LAX", key="dns.spf.all", test=_true("lax"), per_domain=True),
+    _Match(
+        rule="RIO-DNS-DMARC-MONITOR-ONLY",
+        key="dns.dmarc.policy",
+        test=_true("monitor_only"),
+        per_domain=True,
+    ),
+    _Match(rule="RIO-DNS-CAA-MISSING", key="dns.caa", test=_false("present"), per_domain=True),
+    _Match(rule="RIO-DNS-DNSSEC-BROKEN", key="dns.dnssec", test=_false("valid"), per_domain=True),
+    _Match(rule="RIO-DNS-VERSION-DISCLOSED", key="dns.version", test=_true("disclosed")),
     _Match(rule="RIO-DNS-DMARC-MISSING", key="dns.dmarc", test=_false("present"), per_domain=True),
     _Match(rule="RIO-DNS-DNSSEC-ABSENT", key="dns.dnssec", test=_false("present"), per_domain=True),
     _Match(rule="RIO-DNS-OPEN-RESOLVER", key="dns.recursion", test=_true("open")),
     _Match(rule="RIO-DNS-AXFR-ALLOWED", key="dns.axfr", test=_true("allowed"), subject=_zone),
 )
 _PORT_MATCH = _Match(rule="", key="port.open", test=lambda obs: True)
+#: the rule of an announced version inside a range of the versions file
+VERSION_RULE = "RIO-VERSION-KNOWN-CVE"
+
+
+def _product(obs: Observation, name: str | None) -> Mapping[str, Any]:
+    return {"product": _value(obs).get("product")}
+
+
+_VERSION_MATCH = _Match(rule=VERSION_RULE, key="", test=lambda obs: True, subject=_product)
 
 #: every rule id this module can emit; the catalogue must define each
-RULE_IDS: frozenset[str] = frozenset({m.rule for m in _MATCHES} | set(RISKY_PORTS.values()))
+RULE_IDS: frozenset[str] = frozenset(
+    {m.rule for m in _MATCHES} | set(RISKY_PORTS.values()) | {VERSION_RULE}
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -385,12 +467,50 @@ def _port_rule(obs: Observation) -> str | None:
     return RISKY_PORTS.get(port) if isinstance(port, int) else None
 
 
-def _fired(obs: Observation) -> list[tuple[str, _Match]]:
-    fired = [(m.rule, m) for m in _MATCHES if m.key == obs.key and m.test(obs)]
+def _fired(
+    obs: Observation, versions: VersionTable | None
+) -> list[tuple[str, _Match, Observation]]:
+    """Rules that fire on ``obs``, each with the observation the finding reports.
+
+    A version match reports a derived observation (product, version, CVEs) in place of the
+    banner it was read from, so its detail says which advisories matched.
+    """
+    fired = [(m.rule, m, obs) for m in _MATCHES if m.key == obs.key and m.test(obs)]
     port_rule = _port_rule(obs)
     if port_rule is not None:
-        fired.append((port_rule, _PORT_MATCH))
+        fired.append((port_rule, _PORT_MATCH, obs))
+    if versions is not None:
+        for detail in _version_details(obs, versions):
+            seen = Observation(key=obs.key, value=detail, port=obs.port, evidence=obs.evidence)
+            fired.append((VERSION_RULE, _VERSION_MATCH, seen))
     return fired
+
+
+def _version_details(obs: Observation, versions: VersionTable) -> list[dict[str, Any]]:
+    details = []
+    for product, version, where in announced_versions(obs):
+        advisories = versions.matching(product, version)
+        if not advisories:
+            continue
+        details.append(
+            {
+                "product": product,
+                "version": version,
+                "announced_in": where,
+                "cves": [a.to_json() for a in advisories],
+                "confirmed": False,  # a version match: backported fixes do not show remotely
+                "data": {"file": versions.file, "source": versions.source, "date": versions.date},
+            }
+        )
+    return details
+
+
+def _severity(rule_severity: str, first: Observation, rule_id: str) -> str:
+    """The catalogue's severity; for a version match, the worst of the matching CVEs."""
+    if rule_id != VERSION_RULE:
+        return rule_severity
+    cves = _value(first).get("cves", [])
+    return max((str(c["severity"]) for c in cves), key=SEVERITIES.index, default=rule_severity)
 
 
 def _certificate(text: str | None) -> dict[str, str]:
@@ -467,6 +587,7 @@ def derive_findings(
     port: int | None = None,
     scheme: str | None = None,
     transport: str | None = None,
+    versions: VersionTable | None = None,
 ) -> list[Finding]:
     """Apply the rules to a probe result.
 
@@ -479,6 +600,8 @@ def derive_findings(
         port: the permit's port, for observations that name none.
         scheme: the scheme of the probe's traffic (default: :func:`transport_of` the probe).
         transport: ``tcp`` or ``udp`` (default: :func:`transport_of` the probe).
+        versions: the versions file; announced versions inside its ranges become findings of
+            :data:`VERSION_RULE`, with the worst severity of the matching CVEs.
 
     Returns:
         Findings in the order their first observation appeared; one per stable key.
@@ -491,7 +614,7 @@ def derive_findings(
     scheme = scheme if scheme is not None else default_scheme
     groups: dict[str, tuple[str, _Match, list[Observation], Mapping[str, Any], int | None]] = {}
     for obs in result.observations:
-        for rule_id, match in _fired(obs):
+        for rule_id, match, seen in _fired(obs, versions):
             obs_port = obs.port if obs.port else port
             if match.per_domain and server_name is not None:
                 endpoint: Mapping[str, Any] = {"domain": server_name}
@@ -502,12 +625,12 @@ def derive_findings(
                     "transport": transport,
                     "scheme": scheme,
                 }
-            subject = match.subject(obs, server_name)
+            subject = match.subject(seen, server_name)
             key = finding_key(rule_id, object_id=object_id, endpoint=endpoint, subject=subject)
             if key in groups:
-                groups[key][2].append(obs)
+                groups[key][2].append(seen)
             else:
-                groups[key] = (rule_id, match, [obs], endpoint, obs_port)
+                groups[key] = (rule_id, match, [seen], endpoint, obs_port)
     findings: list[Finding] = []
     for rule_id, match, observations, endpoint, obs_port in groups.values():
         rule = catalogue.rule(rule_id)
@@ -517,7 +640,7 @@ def derive_findings(
             Finding(
                 rule=rule.id,
                 title=rule.title,
-                severity=rule.severity,
+                severity=_severity(rule.severity, first, rule.id),
                 kind=rule.kind,
                 target=target,
                 ip=result.ip,

@@ -66,3 +66,13 @@ sources: [127.0.0.1]
     )
     ssh = [r for r in plan_for(scope, policy) if r.probe == "ssh"]
     assert [(r.port, r.cost, r.params["auth_methods"]) for r in ssh] == [(22, 2, True)]
+
+
+def test_policy_whose_tls_enumeration_exceeds_the_per_ip_budget_is_refused() -> None:
+    import pytest
+
+    from orchestrator.errors import PolicyFileError
+
+    text = _POLICY.replace(b"  redis: {}\n", b"  tls: {ports: [443], enumerate: true}\n")
+    with pytest.raises(PolicyFileError, match=r"max_handshakes: a tls probe would cost 27"):
+        parse_policy(text, "services.yaml")

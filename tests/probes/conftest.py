@@ -9,6 +9,7 @@ argument-builder tests, which never send anything.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 from collections.abc import Callable, Iterator
@@ -20,6 +21,8 @@ import pytest
 
 from probes.base import Permit, ProbeContext, _seal_permit
 from probes.findings import Catalogue, load_catalogue
+from tests.integration.field.conftest import require
+from tests.integration.field.lab import Lab, claim_block, server_named, unavailable
 from tests.support.servers import CertFactory
 
 IssuePermit = Callable[..., Permit]
@@ -68,12 +71,23 @@ def _policy_section(probe: str, fields: dict[str, Any]) -> dict[str, Any]:
             "ports": [port],
             "timeout": params.get("timeout", 10),
             "check_legacy": params.get("check_legacy", False),
+            "enumerate": params.get("enumerate", False),
+            "max_handshakes": params.get("max_handshakes", 24),
         }
     elif probe == "dns":
         section = {
             "record_types": list(params.get("record_types", ["A"])),
             "recursion_check": params.get("recursion_check", False),
+            "version_check": params.get("version_check", False),
             "timeout": params.get("timeout", 5),
+        }
+    elif probe == "http-content":
+        https = params.get("scheme") == "https"
+        section = {
+            "ports": [] if https else [port],
+            "https_ports": [port] if https else [],
+            "paths": list(params.get("paths", ["/"])),
+            "timeout": params.get("timeout", 10),
         }
     elif probe in ("ssh", "redis", "memcached", "ftp"):
         section = {"ports": [port], "timeout": params.get("timeout", 5)}
@@ -183,3 +197,19 @@ def catalogue() -> Catalogue:
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CertFactory]:
     directory: Path = tmp_path_factory.mktemp("certs")
     yield CertFactory(directory)
+
+
+@contextlib.contextmanager
+def lab_servers(directory: Path, *names: str) -> Iterator[Lab]:
+    """Some servers of the field lab (real Debian binaries) on a block claimed for this session.
+
+    Skips naming what is missing (fails under ``RIO_REQUIRE_SERVICES=1``).
+    """
+    servers = [server_named(name) for name in names]
+    require(unavailable(servers))
+    block = claim_block()
+    try:
+        with Lab(block, directory, servers) as lab:
+            yield lab
+    finally:
+        block.release()

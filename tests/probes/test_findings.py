@@ -42,7 +42,7 @@ def _found(result: ProbeResult, catalogue: Catalogue) -> list[tuple[str, int | N
 
 
 def test_packaged_catalogue_is_versioned_and_defines_every_rule(catalogue: Catalogue) -> None:
-    assert (catalogue.format, catalogue.version) == ("rio.findings/v1", "2026.11")
+    assert (catalogue.format, catalogue.version) == ("rio.findings/v1", "2026.12")
     assert set(catalogue.rules) == RULE_IDS
     for rule in catalogue.rules.values():
         assert rule.refs, f"{rule.id} cites nothing"

@@ -18,6 +18,10 @@ def test_registry_lists_exactly_the_known_probes_with_their_disruption() -> None
         "dns": Disruption.PASSIVE,
         "dns-axfr": Disruption.INTRUSIVE,
         "ssh": Disruption.LIGHT,
+        "redis": Disruption.LIGHT,
+        "memcached": Disruption.LIGHT,
+        "ftp": Disruption.LIGHT,
+        "http-content": Disruption.LIGHT,
     }
     assert len(set(probe_names())) == len(PROBES)
 
@@ -33,7 +37,7 @@ def test_unknown_probe_is_a_key_error_that_lists_the_known_names() -> None:
         probe_class("exploit")
     assert isinstance(caught.value, UnknownProbeError)
     assert str(caught.value) == (
-        "unknown probe 'exploit' (known: port, http, tls, dns, dns-axfr, ssh)"
+        "unknown probe 'exploit' (known: port, http, tls, dns, dns-axfr, ssh, redis, memcached, ftp, http-content)"
     )
 
 
@@ -67,6 +71,8 @@ EXPORTS = {
         "legacy_algorithms",
         "parse_kexinit",
     },
+    "probes.services": {"FTP_ANONYMOUS_ADDRESS", "FtpProbe", "MemcachedProbe", "RedisProbe"},
+    "probes.content": {"CONTENT_PATHS", "HttpContentProbe", "mask_secrets"},
     "probes.registry": {"PROBES", "UnknownProbeError", "probe_class", "probe_names"},
     "probes.findings": {
         "EVIDENCE_FORMAT",
@@ -77,10 +83,12 @@ EXPORTS = {
         "Location",
         "Reference",
         "Rule",
+        "VersionTable",
         "derive_findings",
         "finding_key",
         "load_catalogue",
         "transport_of",
+        "load_versions",
     },
 }
 

@@ -1,23 +1,22 @@
 """The ssh probe against Debian's real OpenSSH sshd on a loopback address, port 22.
 
-Two configurations: one with legacy algorithms appended to OpenSSH's defaults and password
-authentication on (the planted flaws), one sound (defaults, keys only, no Debian banner suffix).
+Two field-lab servers: ``ssh`` with legacy algorithms appended to OpenSSH's defaults and password
+authentication on (the planted flaws), ``ssh-sound`` (defaults, keys only, no Debian banner
+suffix).
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from probes.base import Observation, ProbeContext
 from probes.findings import Catalogue, derive_findings
 from probes.ssh import SshProbe, legacy_algorithms, parse_kexinit
-from tests.probes.conftest import IssuePermit
-from tests.support.daemons import Daemon, require_binary, session_address
+from tests.integration.field.lab import Lab
+from tests.probes.conftest import IssuePermit, lab_servers
 
 pytestmark = pytest.mark.slow
 
@@ -30,53 +29,11 @@ SSH_RULES = {
     "RIO-SSH-BANNER-OS",
 }
 
-WEAK = """
-KexAlgorithms +diffie-hellman-group1-sha1,diffie-hellman-group14-sha1
-HostKeyAlgorithms +ssh-rsa
-Ciphers +aes128-cbc,3des-cbc
-MACs +hmac-md5,hmac-sha1-96
-PasswordAuthentication yes
-"""
-SOUND = """
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-DebianBanner no
-"""
-
-
-def _sshd(tmp: Path, address: str, extra: str) -> Daemon:
-    sshd = require_binary("/usr/sbin/sshd", "openssh-server")
-    keygen = require_binary("ssh-keygen", "openssh-client")
-    for kind in ("rsa", "ed25519"):
-        key = tmp / f"host_{kind}"
-        if not key.exists():
-            subprocess.run(
-                [keygen, "-q", "-t", kind, "-N", "", "-f", str(key)], check=True, timeout=30
-            )
-    # sshd refuses to start without its privilege separation directory (the package makes it).
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    config = tmp / "sshd_config"
-    config.write_text(
-        f"ListenAddress {address}:22\n"
-        f"HostKey {tmp / 'host_rsa'}\nHostKey {tmp / 'host_ed25519'}\n"
-        f"PidFile {tmp / 'sshd.pid'}\nUsePAM no\nMaxStartups 20\n" + extra
-    )
-    subprocess.run([sshd, "-t", "-f", str(config)], check=True, timeout=30)
-    return Daemon(
-        [sshd, "-D", "-e", "-f", str(config)], address=address, port=22, log=tmp / "sshd.log"
-    )
-
 
 @pytest.fixture(scope="module")
-def weak_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    with _sshd(tmp_path_factory.mktemp("sshd-weak"), session_address(), WEAK) as daemon:
-        yield daemon
-
-
-@pytest.fixture(scope="module")
-def sound_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    with _sshd(tmp_path_factory.mktemp("sshd-sound"), session_address(), SOUND) as daemon:
-        yield daemon
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with lab_servers(tmp_path_factory.mktemp("ssh-lab"), "ssh", "ssh-sound") as running:
+        yield running
 
 
 def _observed(observations: tuple[Observation, ...], key: str) -> Observation:
@@ -84,10 +41,10 @@ def _observed(observations: tuple[Observation, ...], key: str) -> Observation:
 
 
 def test_planted_legacy_algorithms_and_password_auth_are_found(
-    weak_sshd: Daemon, issue_permit: IssuePermit, ctx: ProbeContext, catalogue: Catalogue
+    lab: Lab, issue_permit: IssuePermit, ctx: ProbeContext, catalogue: Catalogue
 ) -> None:
     permit = issue_permit(
-        "ssh", weak_sshd.address, port=22, params={"timeout": 10, "auth_methods": True}
+        "ssh", lab.ip("ssh"), port=22, params={"timeout": 10, "auth_methods": True}
     )
     result = asyncio.run(SshProbe().run(permit, ctx))
     assert result.outcome == "ok", result.error
@@ -103,14 +60,14 @@ def test_planted_legacy_algorithms_and_password_auth_are_found(
     assert auth["password"] is True and "publickey" in auth["methods"]
     findings = derive_findings(result, target=permit.target, catalogue=catalogue)
     assert {f.rule for f in findings} == SSH_RULES
-    assert all(f.port == 22 and f.ip == weak_sshd.address for f in findings)
+    assert all(f.port == 22 and f.ip == lab.ip("ssh") for f in findings)
 
 
 def test_sound_sshd_has_no_ssh_finding(
-    sound_sshd: Daemon, issue_permit: IssuePermit, ctx: ProbeContext, catalogue: Catalogue
+    lab: Lab, issue_permit: IssuePermit, ctx: ProbeContext, catalogue: Catalogue
 ) -> None:
     permit = issue_permit(
-        "ssh", sound_sshd.address, port=22, params={"timeout": 10, "auth_methods": True}
+        "ssh", lab.ip("ssh-sound"), port=22, params={"timeout": 10, "auth_methods": True}
     )
     result = asyncio.run(SshProbe().run(permit, ctx))
     assert result.outcome == "ok", result.error
@@ -120,17 +77,19 @@ def test_sound_sshd_has_no_ssh_finding(
 
 
 def test_without_auth_methods_the_probe_opens_one_connection_and_never_authenticates(
-    weak_sshd: Daemon, issue_permit: IssuePermit, ctx: ProbeContext
+    lab: Lab, issue_permit: IssuePermit, ctx: ProbeContext
 ) -> None:
-    permit = issue_permit("ssh", weak_sshd.address, port=22, params={"timeout": 10})
+    permit = issue_permit("ssh", lab.ip("ssh"), port=22, params={"timeout": 10})
     result = asyncio.run(SshProbe().run(permit, ctx))
     assert result.outcome == "ok", result.error
     assert result.connections == 1
     assert not any(o.key == "ssh.auth" for o in result.observations)
 
 
-def test_closed_port_is_unreachable(issue_permit: IssuePermit, ctx: ProbeContext) -> None:
-    permit = issue_permit("ssh", session_address(), port=22, params={"timeout": 2})
+def test_closed_port_is_unreachable(lab: Lab, issue_permit: IssuePermit, ctx: ProbeContext) -> None:
+    # An address of the lab's block where nothing listens.
+    free = lab.block.ip(250)
+    permit = issue_permit("ssh", free, port=22, params={"timeout": 2})
     result = asyncio.run(SshProbe().run(permit, ctx))
     assert result.outcome == "unreachable"
     assert result.observations == ()

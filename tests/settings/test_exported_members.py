@@ -40,4 +40,16 @@ def test_the_probe_registry_is_an_explicit_tuple() -> None:
     from probes.registry import PROBES
 
     assert isinstance(PROBES, tuple)
-    assert sorted(p.name for p in PROBES) == ["dns", "dns-axfr", "http", "port", "ssh", "tls"]
+    names = [
+        "dns",
+        "dns-axfr",
+        "ftp",
+        "http",
+        "http-content",
+        "memcached",
+        "port",
+        "redis",
+        "ssh",
+        "tls",
+    ]
+    assert sorted(p.name for p in PROBES) == names

@@ -241,6 +241,10 @@ def _nginx(ctx: LabContext, body: str) -> list[str]:
     return [_binary("nginx"), "-e", str(d / "error.log"), "-p", str(d), "-c", str(conf)]
 
 
+#: where Debian's nginx-common ships the stock "Welcome to nginx!" page
+_NGINX_DEFAULT_ROOT = "/usr/share/nginx/html"
+
+
 def _nginx_weak(ctx: LabContext, ip: str) -> list[str]:
     # Self-signed certificate, version banner, no security headers, no redirect to HTTPS,
     # a session cookie without Secure or HttpOnly.
@@ -257,11 +261,29 @@ server {{
   ssl_certificate_key {pair.key_path};
   location / {{
     add_header Set-Cookie "session=lab; Path=/";
-    return 200 "<html><title>weak</title>weak site</html>\\n";
+    # Planted: the package's own default page ("Welcome to nginx!").
+    root {_NGINX_DEFAULT_ROOT};
+    index index.html;
   }}
+  # Planted: repository metadata, an env file with secrets, a listed backup directory with a
+  # database dump, the status page.
+  location = /.git/HEAD {{ return 200 "ref: refs/heads/main\\n"; }}
+  location = /.env {{ return 200 "APP_ENV=production\\nDB_PASSWORD=lab-secret-not-for-use\\n"; }}
+  # (nginx's workers run as nobody, who cannot read the lab's private directory: the listed
+  # directory is the package's own, world-readable one.)
+  location /backup/ {{ alias {_NGINX_DEFAULT_ROOT}/; index _none_; autoindex on; }}
+  location = /nginx_status {{ stub_status; }}
 }}
 """,
     )
+
+
+_INTERMEDIATE = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305",
+)  # fmt: skip
 
 
 def _nginx_sound(ctx: LabContext, ip: str) -> list[str]:
@@ -291,6 +313,8 @@ server {{
   ssl_certificate {pair.cert_path};
   ssl_certificate_key {pair.key_path};
   ssl_protocols TLSv1.2 TLSv1.3;
+  # Mozilla intermediate (v5.7) suites; nginx's own default would add static-RSA CBC ones.
+  ssl_ciphers {":".join(_INTERMEDIATE)};
 {textwrap.indent(headers, "  ")}
   location / {{ return 200 "<html><title>sound</title>sound site</html>\\n"; }}
 }}
@@ -303,11 +327,15 @@ server {{
 _Configure = Callable[[LabContext, str], list[str]]
 
 
-def _s_server(pair: CertPair, *, legacy: bool = False) -> _Configure:
+def _s_server(pair: CertPair, *, legacy: bool = False, weak_suites: bool = False) -> _Configure:
     def configure(ctx: LabContext, ip: str) -> list[str]:
         del ctx
         argv = [_binary("openssl"), "s_server", "-quiet", "-accept", f"{ip}:443"]
         argv += ["-cert", str(pair.cert_path), "-key", str(pair.key_path), "-www"]
+        if weak_suites:
+            # Planted: an anonymous suite, static-RSA CBC-SHA1, one sound suite; no TLS 1.3.
+            suites = "AECDH-AES128-SHA:AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0"
+            return [*argv, "-cipher", suites, "-max_protocol", "TLSv1.2"]
         # SECLEVEL=0 lets OpenSSL 3 load a 1024-bit key or a SHA-1 certificate at all.
         argv += ["-cipher", "DEFAULT:@SECLEVEL=0"]
         # Only the legacy variant accepts TLS 1.0 and 1.1; the others start at TLS 1.2.
@@ -317,9 +345,11 @@ def _s_server(pair: CertPair, *, legacy: bool = False) -> _Configure:
     return configure
 
 
-def _tls(make: Callable[[CertFactory], CertPair], *, legacy: bool = False) -> _Configure:
+def _tls(
+    make: Callable[[CertFactory], CertPair], *, legacy: bool = False, weak_suites: bool = False
+) -> _Configure:
     def configure(ctx: LabContext, ip: str) -> list[str]:
-        return _s_server(make(ctx.certs), legacy=legacy)(ctx, ip)
+        return _s_server(make(ctx.certs), legacy=legacy, weak_suites=weak_suites)(ctx, ip)
 
     return configure
 
@@ -335,17 +365,61 @@ def _zone_records(ctx: LabContext) -> str:
     return "\n".join(lines)
 
 
-def _bind(ctx: LabContext, ip: str) -> list[str]:
-    # Planted: open recursion for anyone, AXFR to anyone, no SPF, no DMARC, unsigned zone.
-    # The root zone is served locally, so recursion answers NXDOMAIN for anything outside the
-    # lab instead of asking the real root servers; rndc's control channel is off (it would
-    # take 127.0.0.1:953 from the machine).
+#: zones beside the lab's own, per BIND server: name -> (planted records, signing)
+#: signing: None (unsigned), "expired" (RRSIGs that ended yesterday), "valid"
+_ZONES: dict[str, dict[str, tuple[str, str | None]]] = {
+    "dns": {
+        # Planted: SPF ends in ~all, DMARC only monitors, no CAA.
+        "lax.test": ('@ IN TXT "v=spf1 ip4:192.0.2.0/24 ~all"\n'
+                     '_dmarc IN TXT "v=DMARC1; p=none; rua=mailto:d@lax.test"\n', None),
+        # Planted: signed, but every signature expired yesterday.
+        "bogus.test": ('@ IN TXT "v=spf1 -all"\n', "expired"),
+    },
+    "dns-sound": {
+        "sound.test": ('@ IN TXT "v=spf1 -all"\n_dmarc IN TXT "v=DMARC1; p=reject"\n'
+                       '@ IN CAA 0 issue "ca.example"\n', "valid"),
+    },
+}  # fmt: skip
+
+
+def _sign(ctx: LabContext, zone: str, path: Path, signing: str) -> Path:
+    """Sign ``path`` with a fresh ECDSA key; ``expired`` makes signatures that ended yesterday."""
+    d = ctx.directory
+    keygen = subprocess.run(
+        [_binary("dnssec-keygen"), "-q", "-K", str(d), "-a", "ECDSAP256SHA256", "-f", "KSK", zone],
+        check=True, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    key = keygen.stdout.strip()
+    path.write_text(path.read_text() + f"$INCLUDE {d / key}.key\n")
+    now = datetime.now(UTC)
+    stamp = "%Y%m%d%H%M%S"
+    if signing == "expired":
+        start, end = now - timedelta(days=30), now - timedelta(days=1)
+    else:
+        start, end = now - timedelta(hours=1), now + timedelta(days=30)
+    signed = path.with_suffix(".signed")
+    subprocess.run(
+        # -P: skip the post-signing check, which (rightly) fails on expired signatures.
+        [_binary("dnssec-signzone"), "-q", "-P", "-K", str(d), "-d", str(d), "-o", zone, "-z",
+         "-s", start.strftime(stamp), "-e", end.strftime(stamp), "-f", str(signed), str(path),
+         f"{d / key}"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return signed
+
+
+def _zone_file(ctx: LabContext, zone: str, ns_ip: str, body: str) -> Path:
+    soa = f"@ IN SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 86400 300"
+    path = ctx.directory / f"{zone}.db"
+    path.write_text(f"$TTL 300\n{soa}\n@ IN NS ns.{zone}.\nns IN A {ns_ip}\n{body}")
+    return path
+
+
+def _bind_conf(ctx: LabContext, ip: str, options: str, zones: dict[str, Path]) -> list[str]:
     d = ctx.directory
     soa = f"@ IN SOA ns.{DOMAIN}. hostmaster.{DOMAIN}. 1 3600 600 86400 300"
     (d / "root.db").write_text(f"$TTL 300\n{soa}\n@ IN NS ns.{DOMAIN}.\nns.{DOMAIN}. IN A {ip}\n")
-    (d / f"{DOMAIN}.db").write_text(
-        f"$TTL 300\n{soa}\n@ IN NS ns.{DOMAIN}.\n{_zone_records(ctx)}\n"
-    )
+    zone_lines = "".join(f'zone "{z}" {{ type primary; file "{f}"; }};\n' for z, f in zones.items())
     (d / "named.conf").write_text(f"""\
 options {{
   directory "{d}";
@@ -353,10 +427,7 @@ options {{
   listen-on port 53 {{ {ip}; }};
   listen-on-v6 {{ none; }};
   query-source address {ip};
-  recursion yes;
-  allow-recursion {{ any; }};
-  allow-query {{ any; }};
-  allow-transfer {{ any; }};
+{options}
   notify no;
   dnssec-validation no;
   empty-zones-enable no;
@@ -364,9 +435,40 @@ options {{
 }};
 controls {{ }};
 zone "." {{ type primary; file "{d}/root.db"; }};
-zone "{DOMAIN}" {{ type primary; file "{d}/{DOMAIN}.db"; }};
-""")
+{zone_lines}""")
     return [_binary("named"), "-g", "-4", "-c", str(d / "named.conf")]
+
+
+def _extra_zones(ctx: LabContext, server: str, ip: str) -> dict[str, Path]:
+    zones = {}
+    for zone, (body, signing) in _ZONES.get(server, {}).items():
+        path = _zone_file(ctx, zone, ip, body)
+        zones[zone] = path if signing is None else _sign(ctx, zone, path, signing)
+    return zones
+
+
+def _bind(ctx: LabContext, ip: str) -> list[str]:
+    # Planted: open recursion for anyone, AXFR to anyone, no SPF, no DMARC, unsigned zone,
+    # the version in version.bind; lax.test and bogus.test (see _ZONES).
+    # The root zone is served locally, so recursion answers NXDOMAIN for anything outside the
+    # lab instead of asking the real root servers; rndc's control channel is off (it would
+    # take 127.0.0.1:953 from the machine).
+    d = ctx.directory
+    soa = f"@ IN SOA ns.{DOMAIN}. hostmaster.{DOMAIN}. 1 3600 600 86400 300"
+    (d / f"{DOMAIN}.db").write_text(
+        f"$TTL 300\n{soa}\n@ IN NS ns.{DOMAIN}.\n{_zone_records(ctx)}\n"
+    )
+    zones = {DOMAIN: d / f"{DOMAIN}.db", **_extra_zones(ctx, "dns", ip)}
+    options = "  recursion yes;\n  allow-recursion { any; };\n  allow-query { any; };\n"
+    options += "  allow-transfer { any; };\n"
+    return _bind_conf(ctx, ip, options, zones)
+
+
+def _bind_sound(ctx: LabContext, ip: str) -> list[str]:
+    # No recursion, no transfers, no version; sound.test is signed and has SPF -all,
+    # DMARC p=reject and CAA.
+    options = "  recursion no;\n  allow-transfer { none; };\n  version none;\n"
+    return _bind_conf(ctx, ip, options, _extra_zones(ctx, "dns-sound", ip))
 
 
 # the rest -------------------------------------------------------------------------------------
@@ -378,48 +480,98 @@ def _redis(ctx: LabContext, ip: str) -> list[str]:
     return [*argv, "--save", "", "--appendonly", "no", "--dir", str(ctx.directory)]
 
 
+def _redis_sound(ctx: LabContext, ip: str) -> list[str]:
+    # A password (the port stays reachable: that finding remains, rightly).
+    return [*_redis(ctx, ip), "--requirepass", "lab-secret-not-for-use"]
+
+
 def _memcached(ctx: LabContext, ip: str) -> list[str]:
     # Planted: no SASL, reachable on the standard port (TCP; UDP off).
     argv = [_binary("memcached"), "-l", ip, "-p", "11211", "-U", "0", "-m", "16"]
     return argv + (["-u", "nobody"] if ctx.root else [])
 
 
+def _memcached_sound(ctx: LabContext, ip: str) -> list[str]:
+    # ASCII-protocol authentication from a file: unauthenticated commands are refused.
+    # memcached reads the file after dropping to its user, and the test directories are
+    # private to root: so this one keeps root's identity (it binds loopback only).
+    auth = ctx.directory / "auth"
+    auth.write_text("lab:lab-secret-not-for-use\n")
+    argv = [_binary("memcached"), "-l", ip, "-p", "11211", "-U", "0", "-m", "16"]
+    return argv + (["-u", "root"] if ctx.root else []) + ["-Y", str(auth)]
+
+
+#: planted on the weak sshd: legacy algorithms appended to OpenSSH's defaults
+_SSHD_LEGACY = """\
+KexAlgorithms +diffie-hellman-group1-sha1,diffie-hellman-group14-sha1
+HostKeyAlgorithms +ssh-rsa
+Ciphers +aes128-cbc,3des-cbc
+MACs +hmac-md5,hmac-sha1-96
+"""
+#: the sound sshd: OpenSSH's default algorithms, keys only, no distribution banner suffix
+_SSHD_SOUND = """\
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+DebianBanner no
+"""
+
+
 def _sshd(ctx: LabContext, ip: str) -> list[str]:
-    # Planted: password authentication and root login allowed.
+    # Planted: password authentication and root login allowed, legacy algorithms offered.
+    return _sshd_with(ctx, ip, "PasswordAuthentication yes\nPermitRootLogin yes\n" + _SSHD_LEGACY)
+
+
+def _sshd_sound(ctx: LabContext, ip: str) -> list[str]:
+    return _sshd_with(ctx, ip, _SSHD_SOUND)
+
+
+def _sshd_with(ctx: LabContext, ip: str, settings: str) -> list[str]:
     d = ctx.directory
-    key = d / "ssh_host_ed25519_key"
-    subprocess.run(
-        [_binary("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-        check=True,
-        capture_output=True,
-        timeout=30,
+    keys = []
+    for kind in ("ed25519", "rsa"):  # an RSA key, so that ssh-rsa can be offered at all
+        key = d / f"ssh_host_{kind}_key"
+        subprocess.run(
+            [_binary("ssh-keygen"), "-q", "-t", kind, "-N", "", "-f", str(key)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        keys.append(f"HostKey {key}")
+    (d / "sshd_config").write_text(
+        f"ListenAddress {ip}:22\n"
+        + "\n".join(keys)
+        + f"\nPidFile {d}/sshd.pid\nUsePAM no\n"
+        + settings
     )
-    (d / "sshd_config").write_text(f"""\
-ListenAddress {ip}:22
-HostKey {key}
-PidFile {d}/sshd.pid
-PasswordAuthentication yes
-PermitRootLogin yes
-UsePAM no
-""")
     # sshd insists on its privilege-separation directory; Debian's is /run/sshd.
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     return [_binary("sshd"), "-D", "-e", "-f", str(d / "sshd_config")]
 
 
 def _vsftpd(ctx: LabContext, ip: str) -> list[str]:
-    # Planted: plain FTP on 21 with anonymous login.
+    # Planted: plain FTP on 21 with anonymous login, the version in the greeting.
+    return _vsftpd_with(ctx, ip, "anonymous_enable=YES\nlocal_enable=NO\n")
+
+
+def _vsftpd_sound(ctx: LabContext, ip: str) -> list[str]:
+    # No anonymous login (accounts only; vsftpd refuses to start with neither), a neutral
+    # greeting. Plain FTP on 21 stays a finding, rightly.
+    settings = "anonymous_enable=NO\nlocal_enable=YES\nftpd_banner=FTP service ready.\n"
+    return _vsftpd_with(ctx, ip, settings)
+
+
+def _vsftpd_with(ctx: LabContext, ip: str, settings: str) -> list[str]:
     d = ctx.directory
     for sub in ("empty", "pub"):
         (d / sub).mkdir(mode=0o755, exist_ok=True)
-    (d / "vsftpd.conf").write_text(f"""\
+    (d / "vsftpd.conf").write_text(
+        f"""\
 listen=YES
 listen_ipv6=NO
 listen_address={ip}
 listen_port=21
 background=NO
-anonymous_enable=YES
-local_enable=NO
 write_enable=NO
 anon_root={d}/pub
 secure_chroot_dir={d}/empty
@@ -429,7 +581,9 @@ pasv_max_port=40009
 xferlog_enable=NO
 vsftpd_log_file={d}/vsftpd.log
 seccomp_sandbox=NO
-""")
+"""
+        + settings
+    )
     return [_binary("vsftpd"), str(d / "vsftpd.conf")]
 
 
@@ -511,12 +665,29 @@ SERVERS: tuple[Server, ...] = (
         configure=_tls(lambda c: c.issued(f"other.{DOMAIN}")),
     ),
     Server(
+        name="tls-weak-suites",
+        binary="openssl",
+        package="openssl",
+        host=27,
+        ports=(443,),
+        configure=_tls(lambda c: c.issued(f"suites.{DOMAIN}", key="rsa2048"), weak_suites=True),
+    ),
+    Server(
         name="dns",
         binary="named",
         package="bind9",
         host=53,
         ports=(53,),
         configure=_bind,
+        interface_address=True,
+    ),
+    Server(
+        name="dns-sound",
+        binary="named",
+        package="bind9",
+        host=54,
+        ports=(53,),
+        configure=_bind_sound,
         interface_address=True,
     ),
     Server(
@@ -551,6 +722,39 @@ SERVERS: tuple[Server, ...] = (
         ports=(21,),
         configure=_vsftpd,
     ),
+    # Sound counterparts: the same programs configured with care (no finding of their probe).
+    Server(
+        name="redis-sound",
+        binary="redis-server",
+        package="redis-server",
+        host=73,
+        ports=(6379,),
+        configure=_redis_sound,
+    ),
+    Server(
+        name="memcached-sound",
+        binary="memcached",
+        package="memcached",
+        host=74,
+        ports=(11211,),
+        configure=_memcached_sound,
+    ),
+    Server(
+        name="ssh-sound",
+        binary="sshd",
+        package="openssh-server",
+        host=75,
+        ports=(22,),
+        configure=_sshd_sound,
+    ),
+    Server(
+        name="ftp-sound",
+        binary="vsftpd",
+        package="vsftpd",
+        host=76,
+        ports=(21,),
+        configure=_vsftpd_sound,
+    ),
 )
 
 _W = "host:www." + DOMAIN
@@ -583,6 +787,16 @@ FLAWS: tuple[Flaw, ...] = (
          rule="RIO-HTTP-HSTS-MISSING", what="HTTPS without Strict-Transport-Security"),
     Flaw(id="nginx-weak:443:cookie-not-secure", server="nginx-weak", port=443, target=_W,
          rule="RIO-HTTP-COOKIE-NOT-SECURE", what="cookie over HTTPS without Secure"),
+    Flaw(id="nginx-weak:80:default-page", server="nginx-weak", port=80, target=_W,
+         rule="RIO-HTTP-DEFAULT-PAGE", what="'Welcome to nginx!' default page"),
+    Flaw(id="nginx-weak:80:git", server="nginx-weak", port=80, target=_W,
+         rule="RIO-HTTP-VCS-EXPOSED", what="/.git/HEAD served"),
+    Flaw(id="nginx-weak:80:env", server="nginx-weak", port=80, target=_W,
+         rule="RIO-HTTP-ENV-EXPOSED", what="/.env with a database password served"),
+    Flaw(id="nginx-weak:80:listing", server="nginx-weak", port=80, target=_W,
+         rule="RIO-HTTP-DIRECTORY-LISTING", what="/backup/ listed (autoindex)"),
+    Flaw(id="nginx-weak:80:status", server="nginx-weak", port=80, target=_W,
+         rule="RIO-HTTP-STATUS-PAGE", what="/nginx_status (stub_status) reachable"),
     Flaw(id="nginx-weak:443:self-signed", server="nginx-weak", port=443, target=_W,
          rule="RIO-TLS-SELF-SIGNED", what="self-signed certificate"),
     Flaw(id="tls-expired:443:expired", server="tls-expired", port=443, target="ip",
@@ -599,6 +813,14 @@ FLAWS: tuple[Flaw, ...] = (
          rule="RIO-TLS-LEGACY-1-0", what="TLS 1.0 accepted"),
     Flaw(id="tls-legacy:443:tls1.1", server="tls-legacy", port=443, target="ip",
          rule="RIO-TLS-LEGACY-1-1", what="TLS 1.1 accepted"),
+    Flaw(id="tls-weak-suites:443:anonymous", server="tls-weak-suites", port=443, target="ip",
+         rule="RIO-TLS-NULL-OR-ANON-SUITE", what="AECDH-AES128-SHA (anonymous) accepted"),
+    Flaw(id="tls-weak-suites:443:static-rsa", server="tls-weak-suites", port=443, target="ip",
+         rule="RIO-TLS-NO-FORWARD-SECRECY", what="AES128-SHA (static RSA) accepted"),
+    Flaw(id="tls-weak-suites:443:cbc-sha1", server="tls-weak-suites", port=443, target="ip",
+         rule="RIO-TLS-CBC-SHA1", what="CBC suites with SHA-1 accepted"),
+    Flaw(id="tls-weak-suites:443:no-tls13", server="tls-weak-suites", port=443, target="ip",
+         rule="RIO-TLS-NO-TLS13", what="TLS 1.3 not offered"),
     Flaw(id="tls-wrong-name:443:name-mismatch", server="tls-wrong-name", port=443,
          target="host:mismatch." + DOMAIN, rule="RIO-TLS-NAME-MISMATCH",
          what="certificate for other.lab.test served as mismatch.lab.test"),
@@ -612,20 +834,45 @@ FLAWS: tuple[Flaw, ...] = (
          rule="RIO-DNS-DMARC-MISSING", what="no DMARC record"),
     Flaw(id="dns:53:unsigned", server="dns", port=None, target=_D,
          rule="RIO-DNS-DNSSEC-ABSENT", what="zone not signed"),
+    Flaw(id="dns:53:version", server="dns", port=None, target=_D,
+         rule="RIO-DNS-VERSION-DISCLOSED", what="version.bind answers BIND's version"),
+    Flaw(id="dns:53:no-caa", server="dns", port=None, target=_D,
+         rule="RIO-DNS-CAA-MISSING", what="no CAA record"),
+    Flaw(id="dns:53:lax.test:spf-softfail", server="dns", port=None, target="domain:lax.test",
+         rule="RIO-DNS-SPF-LAX", what="SPF ends in ~all"),
+    Flaw(id="dns:53:lax.test:dmarc-none", server="dns", port=None, target="domain:lax.test",
+         rule="RIO-DNS-DMARC-MONITOR-ONLY", what="DMARC p=none"),
+    Flaw(id="dns:53:bogus.test:expired-rrsig", server="dns", port=None,
+         target="domain:bogus.test", rule="RIO-DNS-DNSSEC-BROKEN",
+         what="zone signed, every RRSIG expired yesterday"),
     Flaw(id="redis:6379:reachable", server="redis", port=6379, target="ip",
          rule="RIO-PORT-DATABASE", what="redis reachable on its standard port"),
-    Flaw(id="redis:6379:no-auth", server="redis", port=6379, target="ip", rule=None,
-         what="redis answers INFO without a password", gap="#16"),
-    Flaw(id="memcached:11211:no-auth", server="memcached", port=11211, target="ip", rule=None,
-         what="memcached answers stats without SASL", gap="#16"),
-    Flaw(id="ssh:22:password-auth", server="ssh", port=22, target="ip", rule=None,
-         what="sshd offers password authentication", gap="#16"),
+    Flaw(id="redis:6379:no-auth", server="redis", port=6379, target="ip",
+         rule="RIO-REDIS-NO-AUTH", what="redis answers INFO without a password"),
+    Flaw(id="memcached:11211:reachable", server="memcached", port=11211, target="ip",
+         rule="RIO-PORT-CACHE", what="memcached reachable on its standard port"),
+    Flaw(id="memcached:11211:no-auth", server="memcached", port=11211, target="ip",
+         rule="RIO-MEMCACHED-NO-AUTH", what="memcached answers version without SASL"),
+    Flaw(id="ssh:22:password-auth", server="ssh", port=22, target="ip",
+         rule="RIO-SSH-PASSWORD-AUTH", what="sshd offers password authentication"),
+    Flaw(id="ssh:22:legacy-kex", server="ssh", port=22, target="ip", rule="RIO-SSH-LEGACY-KEX",
+         what="diffie-hellman-group1-sha1 and group14-sha1 offered"),
+    Flaw(id="ssh:22:ssh-rsa", server="ssh", port=22, target="ip", rule="RIO-SSH-LEGACY-HOSTKEY",
+         what="ssh-rsa (SHA-1) host key signatures offered"),
+    Flaw(id="ssh:22:cbc", server="ssh", port=22, target="ip", rule="RIO-SSH-LEGACY-CIPHER",
+         what="aes128-cbc and 3des-cbc offered"),
+    Flaw(id="ssh:22:hmac-md5", server="ssh", port=22, target="ip", rule="RIO-SSH-LEGACY-MAC",
+         what="hmac-md5 and hmac-sha1-96 offered"),
+    Flaw(id="ssh:22:os-banner", server="ssh", port=22, target="ip", rule="RIO-SSH-BANNER-OS",
+         what="banner carries the Debian patch level"),
     Flaw(id="ssh:22:root-login", server="ssh", port=22, target="ip", rule=None,
          what="sshd permits root login (not visible before authentication)", gap="#16"),
     Flaw(id="ftp:21:reachable", server="ftp", port=21, target="ip", rule="RIO-PORT-FTP",
          what="plain FTP reachable"),
-    Flaw(id="ftp:21:anonymous", server="ftp", port=21, target="ip", rule=None,
-         what="anonymous FTP login accepted", gap="#16"),
+    Flaw(id="ftp:21:anonymous", server="ftp", port=21, target="ip", rule="RIO-FTP-ANONYMOUS",
+         what="anonymous FTP login accepted"),
+    Flaw(id="ftp:21:version", server="ftp", port=21, target="ip", rule="RIO-FTP-BANNER-VERSION",
+         what="greeting names vsFTPd and its version"),
 )  # fmt: skip
 
 
@@ -706,6 +953,9 @@ class Lab:
             targets += [f"  - host: {name}.{DOMAIN}" for name in server.names]
         if any(s.name == "dns" for s in self.servers):
             targets += [f"  - domain: {DOMAIN}", f"    nameservers: [{self.ip('dns')}]"]
+        for server in self.servers:
+            for zone in _ZONES.get(server.name, {}):
+                targets += [f"  - domain: {zone}", f"    nameservers: [{self.ip(server.name)}]"]
         return (
             "# The field lab: real servers on loopback, standard ports, planted flaws.\n"
             "format: rio.scope/v1\n"
@@ -733,13 +983,22 @@ class Lab:
             max_disruption: intrusive
             probes:
               port:
-                ports: [21, 22, 23, 25, 53, 80, 443, 445, 3306, 3389, 5432, 6379, 11211, 27017]
+                ports: [21, 22, 23, 25, 53, 80, 443, 445, 3306, 3389, 5432, 6379, 9200, 11211, 27017]
                 retries: 0
                 host_timeout: 20s
               http: {ports: [80], https_ports: [443], paths: ["/"], method: GET, timeout: 5s}
-              tls: {ports: [443], timeout: 5s, check_legacy: true}
+              tls: {ports: [443], timeout: 5s, check_legacy: true, enumerate: true, max_handshakes: 6}
               dns: {recursion_check: true, timeout: 3s}
               dns-axfr: {timeout: 5s}
+              http-content:
+                ports: [80]
+                https_ports: []
+                paths: ["/", "/.git/HEAD", "/.env", "/backup/", "/backup.sql", "/nginx_status"]
+                timeout: 5s
+              ssh: {ports: [22], timeout: 10s, auth_methods: true}
+              redis: {ports: [6379], timeout: 5s}
+              memcached: {ports: [11211], timeout: 5s}
+              ftp: {ports: [21], timeout: 5s, anonymous: true}
             health: {consecutive_failures: 5, latency_factor: 50, cooldown: 2s}
             signoff: {officers: 2, technicians: 1}
             """)
