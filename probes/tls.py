@@ -454,14 +454,31 @@ class TlsProbe:
             made += 1
             return True
 
+        # TLS 1.3 first: one handshake, and the budget must not run out before it.
+        if spend():
+            try:
+                tls13 = await loop.run_in_executor(
+                    None, supports_tls13, permit.ip, port, sni, timeout
+                )
+            except OSError:
+                pass  # no verdict: the connection failed, not the protocol
+            else:
+                observations.append(
+                    Observation(
+                        key="tls.tls13",
+                        value={"supported": tls13, "profile": "Mozilla intermediate v5.7"},
+                        port=port,
+                    )
+                )
         legacy = {
             label
             for o in observations
             for label in ("tls1_0", "tls1_1")
             if o.key == f"tls.legacy.{label}" and o.value == {"accepted": True}
         }
-        versions = [(v, label) for v, label in _LEGACY if label in legacy]
-        versions.append((ssl.TLSVersion.TLSv1_2, "tls1_2"))
+        # TLS 1.2 before the legacy versions: what most clients use is judged first.
+        versions = [(ssl.TLSVersion.TLSv1_2, "tls1_2")]
+        versions += [(v, label) for v, label in _LEGACY if label in legacy]
         accepted: list[Suite] = []
         complete = True
         for version, label in versions:
@@ -488,21 +505,6 @@ class TlsProbe:
                 )
             )
         observations += _suite_verdicts(accepted, complete, port)
-        if spend():
-            try:
-                tls13 = await loop.run_in_executor(
-                    None, supports_tls13, permit.ip, port, sni, timeout
-                )
-            except OSError:
-                pass  # no verdict: the connection failed, not the protocol
-            else:
-                observations.append(
-                    Observation(
-                        key="tls.tls13",
-                        value={"supported": tls13, "profile": "Mozilla intermediate v5.7"},
-                        port=port,
-                    )
-                )
         return made
 
 

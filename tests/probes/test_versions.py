@@ -90,8 +90,8 @@ def test_versions_from_http_ftp_and_bind_announcements_are_read(catalogue: Catal
         versions=load_versions(),
     )  # fmt: skip
     products = {(f.port, f.detail["product"]) for f in findings if f.rule == VERSION_RULE}
-    # One finding per rule and port: the Server header's first product (httpd) on port 80.
-    assert products == {(80, "apache-httpd"), (21, "vsftpd"), (53, "bind")}
+    # One finding per product: the Server header names two (httpd and its OpenSSL).
+    assert products == {(80, "apache-httpd"), (80, "openssl"), (21, "vsftpd"), (53, "bind")}
     vsftpd = next(f for f in findings if f.rule == VERSION_RULE and f.port == 21)
     assert vsftpd.severity == "critical"
 
