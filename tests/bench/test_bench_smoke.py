@@ -13,7 +13,7 @@ from bench._home import BenchHome
 from bench.ledger import ledger_sample, verify_sample
 from bench.plan import plan_child
 from bench.runs import Event, fidelity_run, max_window, mean_fill
-from bench.whole import http_run, port_run
+from bench.whole import http_runs, port_run
 
 
 def test_max_window_counts_costs_inside_half_open_one_second_windows() -> None:
@@ -95,6 +95,6 @@ def test_tiny_whole_port_run_and_plain_nmap_report_wall_cpu_and_ledger_bytes() -
 
 
 def test_tiny_whole_http_run_and_plain_script_do_the_same_gets() -> None:
-    sample = http_run(6, "127.0.96.248/29")
+    (sample,) = http_runs(6, "127.0.96.248/29")
     assert sample.probes == 6 and sample.outcomes == {"ok": 6}
     assert min(sample.rio_seconds, sample.plain_seconds) > 0
