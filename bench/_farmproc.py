@@ -19,7 +19,7 @@ from orchestrator.demo.farm import Farm, FarmSpec
 
 __all__ = ["FarmProcess"]
 
-_ANSWER_TIMEOUT = 60.0
+_ANSWER_TIMEOUT = 180.0
 
 
 def _serve(spec: FarmSpec, conn: Connection) -> None:
