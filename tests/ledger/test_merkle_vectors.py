@@ -1,4 +1,4 @@
-"""RFC 9162 proof vectors (transparency-dev/merkle testdata, copied to shared/testdata/rfc9162).
+"""RFC 9162 proof vectors (transparency-dev/merkle testdata, Apache-2.0, in tests/ledger/testdata).
 
 Every ``wantErr: false`` case must verify and every ``wantErr: true`` case must be rejected;
 where a vector is about the README's eight-leaf tree, our own generator must produce the same
@@ -26,7 +26,7 @@ from orchestrator.ledger.merkle import (
     verify_inclusion,
 )
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "rfc9162"
+VECTORS = Path(__file__).resolve().parent / "testdata" / "rfc9162"
 
 # The README's tree: these eight leaves, in this order.
 LEAVES = [
@@ -88,7 +88,7 @@ def _ids(vectors: list[Vector]) -> list[str]:
 
 
 def test_vector_files_are_present() -> None:
-    # An empty parametrisation would silently skip; the copy in shared/ must be found.
+    # An empty parametrisation would silently skip; the copy in testdata/ must be found.
     assert len(INCLUSION) >= 90, VECTORS
     assert len(CONSISTENCY) >= 90, VECTORS
     assert any(not v.data["wantErr"] for v in INCLUSION)
