@@ -27,9 +27,9 @@ allowed or refused, is in the access log.
 ``no-vendor``: an officer launches only runs of notices that entrust no vendor (as
 :func:`orchestrator.run.runs.create_run` already requires). A revoked person may do nothing.
 
-Known gap: notices have no announcing-organisation column, so an officer sees *every* notice
-and run, not only those of their own organisation. A ``notices.announced_by`` column (person id)
-would let :func:`visible_notices` filter officers by ``PersonRow.organisation``.
+Officers act on and list the notices (and runs) of their own organ: the notice's ``organ``
+(its announcing organ). Acting on a notice that names their organ as co-inspecting is allowed
+too; listing such notices is not yet (the list filters on the announcing organ only).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, false, or_, select
+from sqlalchemy import Select, and_, false, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from orchestrator.errors import AccessDeniedError, NotFoundError
@@ -308,7 +308,12 @@ def _active(s: Session, person: Person) -> PersonRow | None:
 
 
 def _same_organisation(s: Session, notice: NoticeRow, officer: PersonRow) -> bool:
-    """Officers act on their own organisation's notices (unknown announcer: every officer)."""
+    """Officers act on the notices of their organ (announcing or named co-inspecting);
+    a notice with neither an organ nor a known announcer is open to every officer."""
+    if officer.organisation in (notice.co_organs or ()):
+        return True
+    if notice.organ is not None:
+        return notice.organ == officer.organisation
     if notice.announced_by is None:
         return True
     announcer = s.get(PersonRow, notice.announced_by)
@@ -319,9 +324,13 @@ def _officer_notices(officer: PersonRow) -> Any:
     """SQL condition: announced by this officer's organisation (or by nobody known)."""
     announcer = aliased(PersonRow)
     return or_(
-        NoticeRow.announced_by.is_(None),
-        NoticeRow.announced_by.in_(
-            select(announcer.id).where(announcer.organisation == officer.organisation)
+        NoticeRow.organ == officer.organisation,
+        and_(NoticeRow.organ.is_(None), NoticeRow.announced_by.is_(None)),
+        and_(
+            NoticeRow.organ.is_(None),
+            NoticeRow.announced_by.in_(
+                select(announcer.id).where(announcer.organisation == officer.organisation)
+            ),
         ),
     )
 

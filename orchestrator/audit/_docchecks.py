@@ -25,6 +25,7 @@ from orchestrator.intake.policy import Policy
 from orchestrator.intake.scope import Scope
 from orchestrator.ledger.checkpoint import Checkpoint, run_origin, verify_checkpoint
 from orchestrator.record.canonical import canonical_bytes, loads_strict
+from orchestrator.record.closure_rule import Threshold, why_not_counted
 from orchestrator.record.dsse import PAYLOAD_TYPE, Envelope, verify_signature
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "check_documents",
     "check_manifest",
     "check_record",
+    "check_trust",
     "parse_manifest",
 ]
 
@@ -82,10 +84,9 @@ def check_manifest(
     manifest_error: str | None,
     keys: KeysDoc | None,
     keys_error: str | None,
-    *,
-    trusted_key_id: str | None,
 ) -> CheckResult:
-    """Members in order, their digests as listed, the manifest signed by the orchestrator key."""
+    """Members in order, their digests as listed, the manifest signed by the orchestrator key
+    that ``keys.json`` names (whether that key is trusted is the ``trust`` check's business)."""
     tally = Tally("manifest")
     names = archive.names
     if list(names) != list(MEMBER_ORDER):
@@ -117,11 +118,6 @@ def check_manifest(
     if keys is None:
         tally.offend("member keys.json", keys_error or "unreadable")
         return tally.result("")
-    if trusted_key_id is not None and keys.orchestrator_key_id != trusted_key_id:
-        tally.offend(
-            "member keys.json",
-            f"orchestrator key {keys.orchestrator_key_id} is not the trusted key {trusted_key_id}",
-        )
     try:
         envelope = Envelope.loads(archive.read(MANIFEST_SIG), source=MANIFEST_SIG)
     except RecordFileError as exc:
@@ -142,6 +138,66 @@ def check_manifest(
     return tally.result(
         f"{len(manifest.files)} members as listed, signed by {keys.orchestrator_key_id[:16]}"
     )
+
+
+NOT_AUTHENTICATED = (
+    "no trust anchor given: the archive is self-consistent, not authenticated (pin the "
+    "orchestrator key with --key-id, or give a trusted-keys file with --trust FILE or "
+    "RIO_TRUSTED_KEYS; `rio keys export-trust` writes one)"
+)
+
+
+def check_trust(
+    keys: KeysDoc | None,
+    keys_error: str | None,
+    *,
+    pinned: str | None,
+    trusted: KeysDoc | None,
+) -> CheckResult:
+    """The archive's orchestrator key is the one the auditor trusts, and the people's keys
+    in ``keys.json`` say of their holders what the trusted-keys file says.
+
+    Without an anchor (neither ``pinned`` nor ``trusted``) the check fails: an archive that
+    carries its own key proves only that it is self-consistent.
+    """
+    tally = Tally("trust")
+    if pinned is None and trusted is None:
+        tally.offend("archive", NOT_AUTHENTICATED)
+        return tally.result("")
+    if keys is None:
+        tally.offend("member keys.json", keys_error or "unreadable")
+        return tally.result("")
+    kid = keys.orchestrator_key_id
+    if pinned is not None and kid != pinned:
+        tally.offend("member keys.json", f"orchestrator key {kid} is not the pinned key {pinned}")
+    if trusted is not None:
+        if kid != trusted.orchestrator_key_id:
+            tally.offend(
+                "member keys.json",
+                f"orchestrator key {kid} is not the trusted orchestrator key "
+                f"{trusted.orchestrator_key_id}",
+            )
+        for person in keys.people:
+            for entry in person.keys:
+                found = trusted.key(entry.key_id)
+                if found is None:
+                    continue  # the record check refuses signatures by keys nobody vouches for
+                held = found[0]
+                said = (person.name, person.role, person.organisation, person.vendor)
+                vouched = (held.name, held.role, held.organisation, held.vendor)
+                if said != vouched:
+                    tally.offend(
+                        f"key {entry.key_id[:16]}",
+                        f"keys.json says it is {_holder(*said)}; the trusted keys say "
+                        f"{_holder(*vouched)}",
+                    )
+    anchor = "the pinned key" if trusted is None else "the trusted orchestrator key"
+    people = "" if trusted is None else f"; people's keys agree with {len(trusted.people)} trusted"
+    return tally.result(f"orchestrator key {kid[:16]} is {anchor}{people}")
+
+
+def _holder(name: str, role: str, organisation: str, vendor: str | None) -> str:
+    return f"{name} ({role}, {organisation or '-'}{', vendor ' + vendor if vendor else ''})"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -324,9 +380,12 @@ def check_record(
     notice: NoticeDoc,
     policy: Policy | None,
     now: datetime | None = None,
+    trusted: KeysDoc | None = None,
 ) -> tuple[CheckResult, dict[str, Any] | None]:
     """The record is what was signed, names the final checkpoint, and carries enough valid
-    signatures of distinct officers (and entrusted technicians) per the policy.
+    signatures of distinct officers (of the organs the notice names) and entrusted technicians
+    per the policy. With ``trusted``, every signer's key must be in it too, valid there at
+    signing time, and the holder's role, organisation and vendor are taken from it.
 
     Every signature has a signing time in ``record.signatures.json``, between the record's
     creation and its closure (which is not after ``now``, the time of the audit); each key and
@@ -382,6 +441,7 @@ def check_record(
         tally.offend(f"member {RECORD_SIGNATURES}", f"dates {keyid[:16]}, which did not sign")
     officers: set[str] = set()
     technicians: set[str] = set()
+    ignored: list[str] = []
     for i, signature in enumerate(envelope.signatures):
         subject = f"signature {i} (keyid {signature.keyid[:16]})"
         # Valid when it signed, and only a recorded moment inside the record's life counts.
@@ -404,14 +464,33 @@ def check_record(
         if not person.active_at(when):
             tally.offend(subject, f"{person.name} was revoked before {when.isoformat()}")
             continue
-        if person.role == "officer":
+        if trusted is not None:
+            vouched = trusted.key(signature.keyid)
+            if vouched is None:
+                tally.offend(subject, f"by {person.name}'s key, which the trusted keys do not hold")
+                continue
+            person, key = vouched
+            if when is not None and not (key.valid_at(when) and person.active_at(when)):
+                tally.offend(
+                    subject,
+                    f"the trusted keys say {person.name}'s key was not valid at {when.isoformat()}",
+                )
+                continue
+        reason = why_not_counted(
+            role=person.role,
+            organisation=person.organisation,
+            vendor=person.vendor,
+            threshold=Threshold(
+                officers=0, technicians=0, vendor=notice.vendor, organs=notice.organs
+            ),
+        )
+        if reason is not None:
+            ignored.append(f"{person.name} ({reason})")
+        elif person.role == "officer":
             officers.add(person.name)
-        elif (
-            person.role == "technician"
-            and notice.vendor is not None
-            and person.vendor == notice.vendor
-        ):
+        else:
             technicians.add(person.name)
+    organs = ", ".join(sorted(notice.organs)) or "(no organ named by notice.json)"
     if policy is None:
         tally.offend("member policy.yaml", "unreadable: sign-off thresholds unknown")
     else:
@@ -419,23 +498,28 @@ def check_record(
         if len(officers) < need_officers:
             tally.offend(
                 "member record.dsse.json",
-                f"{len(officers)} distinct officers signed validly; the policy requires "
-                f"{need_officers}",
+                f"{len(officers)} distinct officers of {organs} signed validly; the policy "
+                f"requires {need_officers}" + _ignored_note(ignored),
             )
         need_technicians = policy.signoff.technicians if notice.vendor is not None else 0
         if len(technicians) < need_technicians:
             tally.offend(
                 "member record.dsse.json",
                 f"{len(technicians)} technicians of {notice.vendor} signed validly; the policy "
-                f"requires {need_technicians}",
+                f"requires {need_technicians}" + _ignored_note(ignored),
             )
     return (
         tally.result(
-            f"version {record.get('version')} signed by {len(officers)} officers and "
-            f"{len(technicians)} technicians; names the final checkpoint"
+            f"version {record.get('version')} signed by {len(officers)} officers of {organs} "
+            f"and {len(technicians)} technicians; names the final checkpoint"
+            + _ignored_note(ignored)
         ),
         record,
     )
+
+
+def _ignored_note(ignored: list[str]) -> str:
+    return f"; ignored: {'; '.join(ignored)}" if ignored else ""
 
 
 def _check_ledger(tally: Tally, ledger: Any, run: str, final: SignedCheckpoint | None) -> None:

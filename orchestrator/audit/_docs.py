@@ -29,6 +29,7 @@ __all__ = [
     "parse_keys",
     "parse_notice",
     "parse_time",
+    "parse_trusted_keys",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -148,64 +149,83 @@ class KeysDoc:
         return None
 
 
-def parse_keys(data: bytes) -> KeysDoc:
+def parse_keys(data: bytes, source: str = KEYS) -> KeysDoc:
     """Read ``keys.json``; every key id must match its public key.
 
     Raises:
         RecordFileError: Malformed, or a key id that is not its key's id.
     """
-    doc = _obj(loads_strict(data, source=KEYS), KEYS, "")
-    orch = _obj(doc.get("orchestrator"), KEYS, "orchestrator")
-    name = _str(orch, "key_name", KEYS, "orchestrator")
-    key = _pem_key(orch.get("public_pem"), KEYS, "orchestrator.public_pem")
-    kid = _str(orch, "key_id", KEYS, "orchestrator")
+    doc = _obj(loads_strict(data, source=source), source, "")
+    orch = _obj(doc.get("orchestrator"), source, "orchestrator")
+    name = _str(orch, "key_name", source, "orchestrator")
+    key = _pem_key(orch.get("public_pem"), source, "orchestrator.public_pem")
+    kid = _str(orch, "key_id", source, "orchestrator")
     if kid != key_id(key):
-        raise RecordFileError(KEYS, "orchestrator.key_id", "is not the id of public_pem")
+        raise RecordFileError(source, "orchestrator.key_id", "is not the id of public_pem")
     people_raw = doc.get("people")
     if not isinstance(people_raw, list):
-        raise RecordFileError(KEYS, "people", f"expected an array, got {json_kind(people_raw)}")
+        raise RecordFileError(source, "people", f"expected an array, got {json_kind(people_raw)}")
     people: list[PersonEntry] = []
     for i, item in enumerate(people_raw):
         path = f"people[{i}]"
-        fields = _obj(item, KEYS, path)
+        fields = _obj(item, source, path)
         keys_raw = fields.get("keys")
         if not isinstance(keys_raw, list):
             raise RecordFileError(
-                KEYS, f"{path}.keys", f"expected an array, got {json_kind(keys_raw)}"
+                source, f"{path}.keys", f"expected an array, got {json_kind(keys_raw)}"
             )
         keys: list[KeyEntry] = []
         for j, raw_key in enumerate(keys_raw):
             kpath = f"{path}.keys[{j}]"
-            kfields = _obj(raw_key, KEYS, kpath)
-            public = _pem_key(kfields.get("public_pem"), KEYS, f"{kpath}.public_pem")
-            entry_id = _str(kfields, "key_id", KEYS, kpath)
+            kfields = _obj(raw_key, source, kpath)
+            public = _pem_key(kfields.get("public_pem"), source, f"{kpath}.public_pem")
+            entry_id = _str(kfields, "key_id", source, kpath)
             if entry_id != key_id(public):
-                raise RecordFileError(KEYS, f"{kpath}.key_id", "is not the id of public_pem")
+                raise RecordFileError(source, f"{kpath}.key_id", "is not the id of public_pem")
             keys.append(
                 KeyEntry(
                     key_id=entry_id,
                     public_key=public,
-                    created_at=_optional_time(kfields, "created_at", KEYS, kpath),
-                    expires_at=_optional_time(kfields, "expires_at", KEYS, kpath),
-                    revoked_at=_optional_time(kfields, "revoked_at", KEYS, kpath),
+                    created_at=_optional_time(kfields, "created_at", source, kpath),
+                    expires_at=_optional_time(kfields, "expires_at", source, kpath),
+                    revoked_at=_optional_time(kfields, "revoked_at", source, kpath),
                 )
             )
         organisation = fields.get("organisation") or ""
         if not isinstance(organisation, str):
-            raise RecordFileError(KEYS, f"{path}.organisation", "expected a string")
+            raise RecordFileError(source, f"{path}.organisation", "expected a string")
         people.append(
             PersonEntry(
-                name=_str(fields, "name", KEYS, path),
-                role=_str(fields, "role", KEYS, path),
+                name=_str(fields, "name", source, path),
+                role=_str(fields, "role", source, path),
                 organisation=organisation,
-                vendor=_opt_str(fields, "vendor", KEYS, path),
-                revoked_at=_optional_time(fields, "revoked_at", KEYS, path),
+                vendor=_opt_str(fields, "vendor", source, path),
+                revoked_at=_optional_time(fields, "revoked_at", source, path),
                 keys=tuple(keys),
             )
         )
     return KeysDoc(
         orchestrator_name=name, orchestrator_key=key, orchestrator_key_id=kid, people=tuple(people)
     )
+
+
+TRUST_FORMAT = "rio.trust/v1"
+
+
+def parse_trusted_keys(data: bytes, source: str) -> KeysDoc:
+    """Read a trusted-keys file (``rio keys export-trust``): ``keys.json``'s shape plus format.
+
+    Raises:
+        RecordFileError: Malformed, of another format, or a key id that is not its key's id.
+    """
+    doc = _obj(loads_strict(data, source=source), source, "")
+    if doc.get("format") != TRUST_FORMAT:
+        raise RecordFileError(
+            source,
+            "format",
+            f"{doc.get('format')!r}: expected {TRUST_FORMAT!r} (a trusted-keys file)",
+        )
+    return parse_keys(data, source)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -222,6 +242,13 @@ class NoticeDoc:
     policy_sha256: str
     sources: tuple[str, ...]
     windows: tuple[tuple[datetime, datetime], ...]
+    organ: str | None = None
+    co_inspecting: tuple[str, ...] = ()
+
+    @property
+    def organs(self) -> frozenset[str]:
+        """The organs whose officers count towards closure."""
+        return frozenset(o for o in (self.organ, *self.co_inspecting) if o)
 
 
 def parse_notice(data: bytes) -> NoticeDoc:
@@ -248,7 +275,12 @@ def parse_notice(data: bytes) -> NoticeDoc:
                 parse_time(fields.get("end"), NOTICE, f"windows[{i}].end"),
             )
         )
+    co_raw = doc.get("co_inspecting", [])
+    if not isinstance(co_raw, list) or not all(isinstance(o, str) and o for o in co_raw):
+        raise RecordFileError(NOTICE, "co_inspecting", "expected an array of organ names")
     return NoticeDoc(
+        organ=_opt_str(doc, "organ", NOTICE, ""),
+        co_inspecting=tuple(co_raw),
         id=_str(doc, "id", NOTICE, ""),
         object=_str(doc, "object", NOTICE, ""),
         vendor=_opt_str(doc, "vendor", NOTICE, ""),

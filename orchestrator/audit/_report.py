@@ -9,6 +9,7 @@ from typing import Any
 __all__ = ["CHECK_NAMES", "AuditReport", "CheckResult", "Offence"]
 
 CHECK_NAMES = (
+    "trust",
     "manifest",
     "merkle",
     "checkpoint-signatures",
@@ -82,7 +83,8 @@ class CheckResult:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AuditReport:
-    """What ``rio audit verify`` found; true only when every check passed.
+    """What ``rio audit verify`` found; true only when every check passed, ``trust`` included
+    (an archive verified against no trust anchor is at best self-consistent).
 
     Attributes:
         archive: The archive's path as given.
@@ -98,6 +100,20 @@ class AuditReport:
 
     def __bool__(self) -> bool:
         return all(self.checks)
+
+    @property
+    def self_consistent(self) -> bool:
+        """Every check but ``trust`` passed: intact, but maybe not made by whom one trusts."""
+        return all(c.ok for c in self.checks if c.name != "trust")
+
+    @property
+    def verdict(self) -> str:
+        """``verified``, ``self-consistent, not authenticated`` or ``NOT verified``."""
+        if self:
+            return "verified"
+        if self.self_consistent:
+            return "self-consistent, not authenticated"
+        return "NOT verified"
 
     @property
     def failed(self) -> tuple[CheckResult, ...]:
@@ -122,6 +138,7 @@ class AuditReport:
             "run": self.run,
             "leaves": self.leaves,
             "ok": bool(self),
+            "verdict": self.verdict,
             "checks": [c.to_json() for c in self.checks],
         }
         return json.dumps(doc, indent=2, ensure_ascii=False)

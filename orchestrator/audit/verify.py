@@ -34,6 +34,7 @@ from orchestrator.audit._docchecks import (
     check_documents,
     check_manifest,
     check_record,
+    check_trust,
     parse_manifest,
 )
 from orchestrator.audit._docs import (
@@ -43,6 +44,7 @@ from orchestrator.audit._docs import (
     parse_checkpoints,
     parse_keys,
     parse_notice,
+    parse_trusted_keys,
 )
 from orchestrator.audit._leafchecks import (
     CatalogueCheck,
@@ -65,7 +67,7 @@ from orchestrator.ledger.checkpoint import Checkpoint, parse_checkpoint_note
 from orchestrator.ledger.leaves import Leaf, parse_leaf
 from orchestrator.ledger.merkle import leaf_hash, verify_consistency
 
-__all__ = ["verify_archive"]
+__all__ = ["load_trusted_keys", "verify_archive"]
 
 T = TypeVar("T")
 
@@ -88,16 +90,40 @@ def _unreadable(path: Path, why: str) -> AuditReport:
     return AuditReport(archive=str(path), run=None, leaves=0, checks=checks)
 
 
-def verify_archive(path: Path | str, *, trusted_key_id: str | None = None) -> AuditReport:
-    """Verify a rio archive offline.
+def load_trusted_keys(path: Path | str) -> KeysDoc:
+    """Read a trusted-keys file (``rio keys export-trust``).
+
+    Raises:
+        InputError: The file does not exist or cannot be read.
+        RecordFileError: It is not a well-formed trusted-keys file.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the trusted-keys file: {exc.strerror}") from exc
+    return parse_trusted_keys(data, str(path))
+
+
+def verify_archive(
+    path: Path | str,
+    *,
+    trusted_key_id: str | None = None,
+    trusted_keys: KeysDoc | None = None,
+) -> AuditReport:
+    """Verify a rio archive offline against a trust anchor.
 
     Args:
         path: The archive file (``docs/archive-format.md``).
-        trusted_key_id: When given, the orchestrator key in ``keys.json`` must have this key
-            id; without it the archive's own key is trusted (it still has to sign everything).
+        trusted_key_id: A pinned orchestrator key id: ``keys.json``'s orchestrator key must
+            be it.
+        trusted_keys: A trusted-keys file (:func:`load_trusted_keys`): the orchestrator key
+            must be its, and every signer's key must be in it.
 
     Returns:
-        The report, true only when every check passed.
+        The report, true only when every check passed. Without either anchor every check
+        still runs, but ``trust`` fails: the archive is at best self-consistent
+        (:attr:`AuditReport.self_consistent`), not authenticated.
 
     Raises:
         InputError: The file does not exist.
@@ -108,18 +134,17 @@ def verify_archive(path: Path | str, *, trusted_key_id: str | None = None) -> Au
     except RecordFileError as exc:
         return _unreadable(path, str(exc))
     with archive:
-        return _verify(archive, trusted_key_id)
+        return _verify(archive, trusted_key_id, trusted_keys)
 
 
-def _verify(archive: Archive, trusted_key_id: str | None) -> AuditReport:
+def _verify(archive: Archive, pinned: str | None, trusted: KeysDoc | None) -> AuditReport:
     results: dict[str, CheckResult] = {}
     manifest: Manifest | None
     manifest, manifest_error = _attempt(parse_manifest, lambda: archive.read(MANIFEST))
     keys: KeysDoc | None
     keys, keys_error = _attempt(parse_keys, lambda: archive.read(KEYS))
-    results["manifest"] = check_manifest(
-        archive, manifest, manifest_error, keys, keys_error, trusted_key_id=trusted_key_id
-    )
+    results["trust"] = check_trust(keys, keys_error, pinned=pinned, trusted=trusted)
+    results["manifest"] = check_manifest(archive, manifest, manifest_error, keys, keys_error)
     run = manifest.run if manifest is not None else None
 
     notice: NoticeDoc | None
@@ -238,6 +263,7 @@ def _verify(archive: Archive, trusted_key_id: str | None) -> AuditReport:
             keys=keys,
             notice=notice,
             policy=policy,
+            trusted=trusted,
         )
     findings_bytes, findings_error = _attempt(lambda b: b, lambda: archive.read(FINDINGS))
     orders_bytes, orders_error = _attempt(lambda b: b, lambda: archive.read(RECTIFICATION))

@@ -11,13 +11,14 @@ from orchestrator.record.archive import export_archive
 from orchestrator.record.assemble import assemble_record
 from orchestrator.record.dsse import Ed25519Signer
 from orchestrator.record.signoff import close, sign_record, signoff_status
+from orchestrator.record.trust import export_trust
 
 __all__ = ["sign_close_archive_verify"]
 
 
 def sign_close_archive_verify(rio: Rio, run_id: str, keys: Path) -> bool:
     """Returns the audit verdict of the exported archive."""
-    from orchestrator.audit.verify import verify_archive
+    from orchestrator.audit.verify import load_trusted_keys, verify_archive
     from orchestrator.demo.walkthrough import DEMO_OFFICERS, DEMO_TECHNICIAN
 
     record = assemble_record(rio.db, run_id, checkpoint_key=rio.verify_key)
@@ -33,10 +34,18 @@ def sign_close_archive_verify(rio: Rio, run_id: str, keys: Path) -> bool:
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = export_archive(rio.db, run_id, out, signing_key=rio.signing_key)
     console.print(f"archive {out} (sha256 {summary.sha256[:16]}...)")
-    report = verify_archive(out, trusted_key_id=rio.signing_key_id)
+    # The auditor's side: the organ hands out its trusted-keys file, the auditor verifies
+    # the archive against it (not against the keys the archive carries).
+    trusted_file = rio.settings.home / "trusted-keys.json"
+    export_trust(rio.db, rio.verify_key, trusted_file)
+    console.print(f"trusted keys {trusted_file} (rio keys export-trust)")
+    report = verify_archive(out, trusted_keys=load_trusted_keys(trusted_file))
     for check in report.checks:
         console.print(
             f"  {'ok  ' if check.ok else 'FAIL'} {check.name:22} {check.detail}", markup=False
         )
-    console.print(f"audit verify: {'PASS' if report else 'FAIL'} (offline, from the archive alone)")
+    console.print(
+        f"audit verify: {'PASS' if report else 'FAIL'} ({report.verdict}; offline, from the "
+        "archive and the trusted-keys file)"
+    )
     return bool(report)

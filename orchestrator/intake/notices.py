@@ -1,14 +1,17 @@
 """Notices: the announcement of an inspection (Art. 16), stored once and never changed.
 
 A notice binds one inspected object, the scope and policy documents exactly as announced (bytes
-and SHA-256), the announced windows, the entrusted vendor (if any), the scanner source addresses
-and the announcement time. A new scope or policy is a new notice, with a new lead time.
+and SHA-256), the announced windows, the entrusted vendor (if any), the scanner source addresses,
+the announcing public security organ (and any co-inspecting organs it names) and the
+announcement time. Only officers of those organs count towards closing the record (Art. 18).
+A new scope or policy is a new notice, with a new lead time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -20,7 +23,7 @@ from orchestrator.errors import InputError, NotFoundError
 from orchestrator.intake.policy import Policy, parse_policy
 from orchestrator.intake.registry import get_vendor, upsert_object
 from orchestrator.intake.scope import Scope, parse_scope
-from orchestrator.store.models import NoticeRow, VendorRow
+from orchestrator.store.models import NoticeRow, PersonRow, VendorRow
 
 __all__ = ["Notice", "announce", "get_notice", "list_notices"]
 
@@ -40,6 +43,15 @@ class Notice:
     policy_sha256: str
     announced_at: datetime
     sources: tuple[str, ...]
+    organ: str | None = None
+    """The announcing organ (``None`` only for a notice announced without a known officer)."""
+    co_inspecting: tuple[str, ...] = ()
+    """Other organs the notice names as inspecting with the announcing one."""
+
+    @property
+    def organs(self) -> frozenset[str]:
+        """Every organ whose officers may sign the record: the announcing and co-inspecting."""
+        return frozenset(o for o in (self.organ, *self.co_inspecting) if o)
 
     @cached_property
     def scope(self) -> Scope:
@@ -58,6 +70,8 @@ class Notice:
             "id": self.id,
             "object": self.object_id,
             "vendor": self.vendor,
+            "organ": self.organ,
+            "co_inspecting": list(self.co_inspecting),
             "scope": {"name": self.scope_name, "sha256": self.scope_sha256},
             "policy": {"name": self.policy_name, "sha256": self.policy_sha256},
             "announced_at": self.announced_at.isoformat(),
@@ -82,18 +96,32 @@ def announce(
     policy_name: str,
     vendor: str | None,
     announced_by: int | None = None,
+    organ: str | None = None,
+    co_inspecting: Sequence[str] = (),
     now: datetime | None = None,
 ) -> Notice:
     """Store a notice. Both documents are parsed first: nothing is written for a bad file.
 
+    Args:
+        announced_by: The announcing officer's person id.
+        organ: The announcing organ; default: the announcing officer's organisation.
+        co_inspecting: Other organs inspecting with it, whose officers may sign too.
+
     Raises:
         ScopeFileError, PolicyFileError: a document is malformed.
-        NotFoundError: the vendor is not registered.
+        NotFoundError: the vendor or the announcing officer is not registered.
+        InputError: ``organ`` differs from the announcing officer's organisation, or an organ
+            name is empty.
     """
     scope = parse_scope(scope_bytes, scope_name)
     parse_policy(policy_bytes, policy_name)
     when = now or datetime.now(UTC)
     vendor_id = get_vendor(s, vendor).id if vendor is not None else None
+    organ = _announcing_organ(s, announced_by, organ, scope_name)
+    others = tuple(dict.fromkeys(o.strip() for o in co_inspecting))
+    if any(not o for o in others):
+        raise InputError(f"{scope_name}: a co-inspecting organ must have a name")
+    others = tuple(o for o in others if o != organ)
     last_end = max(w.end_utc for w in scope.windows)
     if last_end <= when:
         raise InputError(f"{scope_name}: windows: every announced window has already ended")
@@ -119,10 +147,30 @@ def announce(
         window_end=last_end,
         sources=list(scope.sources),
         announced_by=announced_by,
+        organ=organ,
+        co_organs=list(others),
     )
     s.add(row)
     s.flush()
     return _notice(s, row)
+
+
+def _announcing_organ(
+    s: Session, announced_by: int | None, organ: str | None, source: str
+) -> str | None:
+    if organ is not None and not organ.strip():
+        raise InputError(f"{source}: the announcing organ must have a name")
+    if announced_by is None:
+        return organ
+    officer = s.get(PersonRow, announced_by)
+    if officer is None:
+        raise NotFoundError(f"announcing officer #{announced_by} is not registered")
+    if organ is not None and organ != officer.organisation:
+        raise InputError(
+            f"{source}: {officer.name} is an officer of {officer.organisation!r}, so cannot "
+            f"announce for {organ!r} (name it as co-inspecting instead)"
+        )
+    return officer.organisation or None
 
 
 def _notice(s: Session, row: NoticeRow) -> Notice:
@@ -139,6 +187,8 @@ def _notice(s: Session, row: NoticeRow) -> Notice:
         policy_sha256=row.policy_sha256,
         announced_at=row.announced_at,
         sources=tuple(row.sources),
+        organ=row.organ,
+        co_inspecting=tuple(row.co_organs or ()),
     )
 
 

@@ -144,6 +144,25 @@ def keys_generate(
     console.print(f"key id:      {kid}")
 
 
+@keys_app.command("export-trust")
+def keys_export_trust(
+    out: Annotated[Path, typer.Option(help="The trusted-keys file to write.")],
+) -> None:
+    """Write this home's trusted-keys file: the orchestrator key and every signer's public keys.
+
+    Hand it to auditors by a channel they trust; `rio audit verify ARCHIVE --trust FILE`
+    then authenticates archives against it. It holds public keys only.
+    """
+    from orchestrator.record.trust import export_trust
+
+    with open_rio() as rio:
+        people = export_trust(rio.db, rio.verify_key, out)
+        kid = rio.signing_key_id
+    console.print(
+        f"{out}: orchestrator key {kid}, public keys of {people} officers and technicians"
+    )
+
+
 @keys_app.command("rotate-master")
 def keys_rotate_master(
     new_key_file: Annotated[Path, typer.Option("--new", help="File for the new master key.")],
@@ -260,11 +279,19 @@ def notice_announce(
     scope: Annotated[Path, typer.Option(help="Scope file as sent to the object.")],
     policy: Annotated[Path, typer.Option(help="Policy file.")],
     vendor: Annotated[str | None, typer.Option(help="Entrusted vendor, if any.")] = None,
+    co_inspecting: Annotated[
+        list[str] | None,
+        typer.Option("--co-inspecting", help="Another organ inspecting with yours (repeatable)."),
+    ] = None,
     key: KeyOpt = None,
     claimed: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Announce an inspection (an officer): store the scope and policy as announced."""
+    """Announce an inspection (an officer): store the scope and policy as announced.
+
+    The notice records your organ as the announcing organ; only its officers (and those of
+    organs named with --co-inspecting) count towards closing the record.
+    """
     _, scope_bytes = load_scope(scope)
     _, policy_bytes = load_policy(policy)
     with open_rio() as rio:
@@ -278,6 +305,7 @@ def notice_announce(
                 policy_name=str(policy),
                 vendor=vendor,
                 announced_by=officer.id,
+                co_inspecting=co_inspecting or (),
             )
     if as_json:
         print_json(n.to_json())
@@ -309,8 +337,10 @@ def notice_show(
     if as_json:
         print_json(data)
         return
-    for k in ("id", "object", "vendor", "announced_at", "lead_time_met_at"):
+    for k in ("id", "object", "vendor", "organ", "announced_at", "lead_time_met_at"):
         console.print(f"{k:17} {data[k]}")
+    if data["co_inspecting"]:
+        console.print(f"{'co-inspecting':17} {', '.join(data['co_inspecting'])}")
     console.print(f"{'scope':17} {data['scope']['name']} sha256:{data['scope']['sha256']}")
     console.print(f"{'policy':17} {data['policy']['name']} sha256:{data['policy']['sha256']}")
     console.print(f"{'targets':17} {', '.join(data['targets'])}")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import select
 
-from orchestrator.audit import verify_archive
+from orchestrator.audit import load_trusted_keys, verify_archive
 from orchestrator.audit.logview import LogFilter, LogReview, iter_archive_leaves
 from orchestrator.audit.transparency import (
     build_transparency_report,
@@ -59,9 +59,9 @@ def _print_report(report: Any, as_json: bool) -> None:
     for check in report.checks:
         mark = "ok  " if check.ok else "FAIL"
         console.print(f"{mark} {check.name:<22} {check.detail}", markup=False)
-    verdict = "verified" if report else "NOT verified"
     console.print(
-        f"{report.archive}: run {report.run}, {report.leaves} leaves: {verdict}", markup=False
+        f"{report.archive}: run {report.run}, {report.leaves} leaves: {report.verdict}",
+        markup=False,
     )
 
 
@@ -152,20 +152,32 @@ def register(app: typer.Typer) -> None:
         archive: Annotated[str, typer.Argument(help="Archive file, or a run id.")],
         as_json: JsonOpt = False,
         key_id: Annotated[
-            str | None, typer.Option("--key-id", help="Trusted orchestrator key id.")
+            str | None, typer.Option("--key-id", help="Pinned orchestrator key id to trust.")
+        ] = None,
+        trust: Annotated[
+            Path | None,
+            typer.Option(
+                "--trust",
+                envvar="RIO_TRUSTED_KEYS",
+                help="Trusted-keys file (rio keys export-trust) to verify against.",
+            ),
         ] = None,
         key: KeyOpt = None,
     ) -> None:
         """Verify an archive (or a run) offline; exit 0 only when every check passes, else 6.
 
-        A run id is verified through a temporary archive when its record is closed, else its
-        probe log alone is verified (the record checks need a closed record).
+        Say whom you trust: a pinned orchestrator key (--key-id) or a trusted-keys file
+        (--trust FILE or RIO_TRUSTED_KEYS). Without either, every check still runs, but the
+        archive is only "self-consistent, not authenticated" and the exit status is 6.
+        A run id is verified through a temporary archive when its record is closed (against
+        this home's own key), else its probe log alone is verified.
         """
         path = Path(archive)
         if not path.is_file():
             _verify_run(archive, key, as_json)
             return
-        report = verify_archive(path, trusted_key_id=key_id)
+        trusted = load_trusted_keys(trust) if trust is not None else None
+        report = verify_archive(path, trusted_key_id=key_id, trusted_keys=trusted)
         _print_report(report, as_json)
         if not report:
             raise typer.Exit(VerificationError.exit_code)

@@ -17,14 +17,15 @@ import io
 import os
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from orchestrator.errors import NotFoundError, StateError, StoreError
 from orchestrator.intake.keys import key_id, public_pem
@@ -46,6 +47,8 @@ __all__ = [
     "ArchiveSummary",
     "build_members",
     "export_archive",
+    "orchestrator_entry",
+    "people_entries",
 ]
 
 ARCHIVE_FORMAT = "rio.archive/v1"
@@ -89,6 +92,42 @@ def _json(obj: Any, name: str) -> bytes:
     return canonical_bytes(obj, source=f"archive member {name}")
 
 
+def people_entries(s: Session, names: Iterable[str]) -> list[dict[str, Any]]:
+    """The ``people`` entries of ``keys.json`` (and of a trusted-keys file), sorted by name."""
+    people: list[dict[str, Any]] = []
+    for name in sorted(set(names)):
+        person = get_person(s, name)
+        people.append(
+            {
+                "name": person.name,
+                "role": str(person.role),
+                "organisation": person.organisation,
+                "vendor": person.vendor,
+                "revoked_at": _ts(person.revoked_at),
+                "keys": [
+                    {
+                        "key_id": k.key_id,
+                        "public_pem": k.public_pem,
+                        "created_at": _ts(k.created_at),
+                        "expires_at": _ts(k.expires_at),
+                        "revoked_at": _ts(k.revoked_at),
+                    }
+                    for k in person_keys(s, name)
+                ],
+            }
+        )
+    return people
+
+
+def orchestrator_entry(public: Ed25519PublicKey) -> dict[str, str]:
+    """The ``orchestrator`` entry of ``keys.json``: the key that signs checkpoints and manifest."""
+    return {
+        "key_name": CHECKPOINT_KEY_NAME,
+        "public_pem": public_pem(public),
+        "key_id": key_id(public),
+    }
+
+
 def _keys_member(db: Database, run: RunRow, signer_key: Ed25519PrivateKey, version: int) -> bytes:
     """Every person who signed the record's final version, plus the run's technician."""
     with db.session() as s:
@@ -102,37 +141,8 @@ def _keys_member(db: Database, run: RunRow, signer_key: Ed25519PrivateKey, versi
         technician = s.get(PersonRow, run.technician_id)
         if technician is not None:
             names.add(technician.name)
-        people: list[dict[str, Any]] = []
-        for name in sorted(names):
-            person = get_person(s, name)
-            people.append(
-                {
-                    "name": person.name,
-                    "role": str(person.role),
-                    "organisation": person.organisation,
-                    "vendor": person.vendor,
-                    "revoked_at": _ts(person.revoked_at),
-                    "keys": [
-                        {
-                            "key_id": k.key_id,
-                            "public_pem": k.public_pem,
-                            "created_at": _ts(k.created_at),
-                            "expires_at": _ts(k.expires_at),
-                            "revoked_at": _ts(k.revoked_at),
-                        }
-                        for k in person_keys(s, name)
-                    ],
-                }
-            )
-    public = signer_key.public_key()
-    doc = {
-        "orchestrator": {
-            "key_name": CHECKPOINT_KEY_NAME,
-            "public_pem": public_pem(public),
-            "key_id": key_id(public),
-        },
-        "people": people,
-    }
+        people = people_entries(s, names)
+    doc = {"orchestrator": orchestrator_entry(signer_key.public_key()), "people": people}
     return _json(doc, "keys.json")
 
 

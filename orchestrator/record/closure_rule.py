@@ -24,6 +24,7 @@ __all__ = [
     "Threshold",
     "TimedSignature",
     "evaluate_signoff",
+    "why_not_counted",
 ]
 
 SIGNING_ROLES = frozenset({Role.OFFICER, Role.TECHNICIAN})
@@ -37,11 +38,43 @@ class Threshold:
         officers: Distinct officers required (never fewer than 2).
         technicians: Distinct technicians of ``vendor`` required (0 without a vendor).
         vendor: The vendor the notice entrusted, if any.
+        organs: The organs whose officers count: the notice's announcing organ and the
+            co-inspecting organs it names (empty: the notice names no organ, no officer counts).
     """
 
     officers: int
     technicians: int
     vendor: str | None
+    organs: frozenset[str] = frozenset()
+
+
+def why_not_counted(
+    *, role: str, organisation: str, vendor: str | None, threshold: Threshold
+) -> str | None:
+    """Say why a valid signature by this person does not count towards closure, or None.
+
+    Officers count only for the organs the notice names (its announcing organ and any
+    co-inspecting ones), technicians only for the vendor the notice entrusted; nobody else
+    ever counts. The offline audit asks the same function, so both count alike.
+    """
+    if role == Role.OFFICER:
+        if not threshold.organs:
+            return "an officer, but the notice names no announcing organ"
+        if organisation not in threshold.organs:
+            named = ", ".join(sorted(threshold.organs))
+            return (
+                f"an officer of {organisation or '(no organisation)'}, not of the organ(s) "
+                f"the notice names ({named})"
+            )
+        return None
+    if role == Role.TECHNICIAN:
+        if threshold.vendor is None or vendor != threshold.vendor:
+            return (
+                f"a technician of {vendor or '(no vendor)'}, not of the entrusted vendor "
+                f"{threshold.vendor or '(none)'}"
+            )
+        return None
+    return f"a {role} never counts towards sign-off"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -177,15 +210,18 @@ def evaluate_signoff(
             ignored.append(f"{who}: {problem}; signed at {item.signed_at.isoformat()}")
             continue
         role = key.person.role
-        if role is Role.OFFICER:
+        reason = why_not_counted(
+            role=role,
+            organisation=key.person.organisation,
+            vendor=key.person.vendor,
+            threshold=threshold,
+        )
+        if reason is not None:
+            ignored.append(f"{who}: {reason}")
+        elif role is Role.OFFICER:
             officers.add(key.person.name)
-        elif role is Role.TECHNICIAN:
-            if threshold.vendor is not None and key.person.vendor == threshold.vendor:
-                technicians.add(key.person.name)
-            else:
-                ignored.append(f"{who}: not a technician of the entrusted vendor")
         else:
-            ignored.append(f"{who}: a {role} never counts towards sign-off")
+            technicians.add(key.person.name)
     for kid in sorted(seen.keys() - authorised):
         ignored.append(f"key {kid[:16]}: not a registered key")
     missing = _needs(threshold, len(officers), len(technicians))

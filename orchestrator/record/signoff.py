@@ -10,7 +10,8 @@ stored current version; loop over the *authorised* keys (the registry), not over
 signatures; verify each key's signature; check that the key and its person were valid when it
 signed; then count distinct *people* per role. The record can be closed when
 
-* at least ``max(2, policy.signoff.officers)`` distinct officers signed, and
+* at least ``max(2, policy.signoff.officers)`` distinct officers *of the announcing organ* (or of
+  a co-inspecting organ the notice names) signed, and
 * where the notice entrusted a vendor, at least ``policy.signoff.technicians`` distinct
   technicians *of that vendor* signed.
 
@@ -118,8 +119,9 @@ def _run(s: Session, run_id: str) -> RunRow:
 
 def _threshold(s: Session, run: RunRow) -> Threshold:
     officers, technicians = signoff_threshold(s, run)
+    notice = get_notice(s, run.notice_id)
     return Threshold(
-        officers=officers, technicians=technicians, vendor=get_notice(s, run.notice_id).vendor
+        officers=officers, technicians=technicians, vendor=notice.vendor, organs=notice.organs
     )
 
 
@@ -269,13 +271,18 @@ def _check_signer(s: Session, run: RunRow, person: Person, kid: str, when: datet
         )
     if key.expires_at is not None and when >= key.expires_at:
         raise AccessDeniedError(f"key {kid[:16]}... of {person.name} expired at {key.expires_at}")
-    if person.role is Role.TECHNICIAN:
-        vendor = get_notice(s, run.notice_id).vendor
-        if vendor is None or person.vendor != vendor:
-            raise AccessDeniedError(
-                f"{person.name} is a technician of {person.vendor}, not of the vendor the "
-                f"notice of run {run.id} entrusted ({vendor or 'none'})"
-            )
+    notice = get_notice(s, run.notice_id)
+    if person.role is Role.TECHNICIAN and (notice.vendor is None or person.vendor != notice.vendor):
+        raise AccessDeniedError(
+            f"{person.name} is a technician of {person.vendor}, not of the vendor the "
+            f"notice of run {run.id} entrusted ({notice.vendor or 'none'})"
+        )
+    if person.role is Role.OFFICER and person.organisation not in notice.organs:
+        named = ", ".join(sorted(notice.organs)) or "none"
+        raise AccessDeniedError(
+            f"{person.name} is an officer of {person.organisation or '(no organisation)'}, not "
+            f"of an organ notice {notice.id} names (announcing or co-inspecting: {named})"
+        )
     return key
 
 

@@ -146,6 +146,10 @@ class NoticeRow(Base):
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
     sources: Mapped[list[str]] = mapped_column(JSON)
     announced_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    organ: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The announcing public security organ; only its officers count towards closure."""
+    co_organs: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    """Organs the notice names as co-inspecting; their officers count too."""
 
 
 class RunRow(Base):

@@ -237,6 +237,19 @@ def keys_json(keys: Keys) -> bytes:
     )
 
 
+def trusted_keys_json(keys: Keys) -> bytes:
+    """A trusted-keys file (``rio keys export-trust``) vouching for ``keys``."""
+    doc = json.loads(keys_json(keys))
+    doc["format"] = "rio.trust/v1"
+    doc["exported_at"] = ns_timestamp(SIGNED_AT)
+    return _cb(doc)
+
+
+def orchestrator_key_id(keys: Keys | None = None) -> str:
+    """The key id an auditor pins for archives built with ``keys``."""
+    return key_id((keys or Keys()).orchestrator.public_key())
+
+
 def notice_json(scope: bytes = SCOPE_YAML, policy: bytes = POLICY_YAML) -> bytes:
     """``notice.json`` for the documents."""
     return _cb(
@@ -244,6 +257,8 @@ def notice_json(scope: bytes = SCOPE_YAML, policy: bytes = POLICY_YAML) -> bytes
             "id": "N-20260301-abcdef",
             "object": "demo-isp",
             "vendor": VENDOR,
+            "organ": "PSB",
+            "co_inspecting": [],
             "announced_at": ANNOUNCED_AT.isoformat(),
             "scope": {"name": "scopes/demo.yaml", "sha256": hashlib.sha256(scope).hexdigest()},
             "policy": {"name": "policies/test.yaml", "sha256": hashlib.sha256(policy).hexdigest()},

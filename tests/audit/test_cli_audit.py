@@ -25,13 +25,44 @@ def app() -> typer.Typer:
 
 def test_verify_exits_zero_on_a_clean_archive_and_six_on_a_forged_one(tmp_path: Path) -> None:
     clean = ab.build_archive(tmp_path / "a.tar")
-    result = CliRunner().invoke(app(), ["audit", "verify", str(clean), "--json"])
+    pin = ["--key-id", ab.orchestrator_key_id()]
+    result = CliRunner().invoke(app(), ["audit", "verify", str(clean), "--json", *pin])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["ok"] is True
     forged = ab.rewrite(clean, tmp_path / "f.tar", {"scope.yaml": ab.SCOPE_YAML + b"# edited\n"})
-    result = CliRunner().invoke(app(), ["audit", "verify", str(forged)])
+    result = CliRunner().invoke(app(), ["audit", "verify", str(forged), *pin])
     assert result.exit_code == 6
     assert "FAIL documents" in result.output
+
+
+def test_verify_without_trust_anchor_exits_six_saying_not_authenticated(tmp_path: Path) -> None:
+    clean = ab.build_archive(tmp_path / "a.tar")
+    result = CliRunner().invoke(
+        app(), ["audit", "verify", str(clean)], env={"RIO_TRUSTED_KEYS": ""}
+    )
+    assert result.exit_code == 6, result.output
+    assert "self-consistent, not authenticated" in result.output
+    assert "FAIL trust" in result.output
+    assert "ok   record" in result.output  # every other check still ran
+
+
+def test_verify_against_trusted_keys_file_from_option_or_environment(tmp_path: Path) -> None:
+    clean = ab.build_archive(tmp_path / "a.tar")
+    trusted = tmp_path / "trusted-keys.json"
+    trusted.write_bytes(ab.trusted_keys_json(ab.Keys()))
+    result = CliRunner().invoke(app(), ["audit", "verify", str(clean), "--trust", str(trusted)])
+    assert result.exit_code == 0, result.output
+    assert result.output.rstrip().endswith("verified")
+    result = CliRunner().invoke(
+        app(), ["audit", "verify", str(clean)], env={"RIO_TRUSTED_KEYS": str(trusted)}
+    )
+    assert result.exit_code == 0, result.output
+    other = tmp_path / "other.json"
+    other.write_bytes(ab.trusted_keys_json(ab.Keys(orchestrator=ab._key("someone-else"))))
+    result = CliRunner().invoke(app(), ["audit", "verify", str(clean), "--trust", str(other)])
+    assert result.exit_code == 6
+    assert "not authenticated" in result.output
+    assert "is not the trusted orchestrator key" in result.output
 
 
 def test_log_and_transparency_commands(tmp_path: Path) -> None:
@@ -51,5 +82,12 @@ def test_audit_package_exports_what_it_means_to() -> None:
     import orchestrator.audit as audit
 
     assert sorted(audit.__all__) == sorted(
-        ["CHECK_NAMES", "AuditReport", "CheckResult", "Offence", "verify_archive"]
+        [
+            "CHECK_NAMES",
+            "AuditReport",
+            "CheckResult",
+            "Offence",
+            "load_trusted_keys",
+            "verify_archive",
+        ]
     )

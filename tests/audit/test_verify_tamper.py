@@ -10,11 +10,23 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from orchestrator.audit import CHECK_NAMES, AuditReport, Offence, verify_archive
+from orchestrator.audit import (
+    CHECK_NAMES,
+    AuditReport,
+    Offence,
+    load_trusted_keys,
+    verify_archive,
+)
+from orchestrator.audit._docs import KeysDoc
 from orchestrator.ledger.checkpoint import Checkpoint, checkpoint_body, parse_checkpoint_note
 from orchestrator.ledger.merkle import root_from_leaves
 from orchestrator.record.dsse import Envelope
 from tests.audit import archive_builder as ab
+
+
+def verify(path: Path) -> AuditReport:
+    """Verify as an auditor who pinned the reference orchestrator key."""
+    return verify_archive(path, trusted_key_id=ab.orchestrator_key_id())
 
 
 @pytest.fixture
@@ -29,7 +41,7 @@ def first(report: AuditReport, name: str) -> Offence:
 
 
 def failed(path: Path) -> set[str]:
-    return {c.name for c in verify_archive(path).failed}
+    return {c.name for c in verify(path).failed}
 
 
 def lines_of(path: Path) -> list[bytes]:
@@ -37,7 +49,7 @@ def lines_of(path: Path) -> list[bytes]:
 
 
 def test_untouched_archive_passes_every_check(archive: Path) -> None:
-    report = verify_archive(archive)
+    report = verify(archive)
     assert bool(report), report.to_json()
     assert [c.name for c in report.checks] == list(CHECK_NAMES)
     assert json.loads(report.to_json())["ok"] is True
@@ -52,7 +64,7 @@ def test_one_byte_of_a_leaf_changed_fails_merkle_and_names_the_leaf(
     forged = ab.rewrite(
         archive, tmp_path / "f.tar", {"ledger/leaves.jsonl": b"\n".join(lines) + b"\n"}
     )
-    report = verify_archive(forged)
+    report = verify(forged)
     assert {"manifest", "merkle", "consistency"} <= failed(forged)
     assert report.check("merkle").first_offence is not None
     assert first(report, "merkle").subject == "checkpoint 0"
@@ -64,7 +76,7 @@ def test_deleted_leaf_fails_merkle_and_sequence(archive: Path, tmp_path: Path) -
     forged = ab.rewrite(
         archive, tmp_path / "f.tar", {"ledger/leaves.jsonl": b"\n".join(lines) + b"\n"}
     )
-    report = verify_archive(forged)
+    report = verify(forged)
     assert {"merkle", "sequence"} <= failed(forged)
     assert first(report, "sequence").seq == 5
 
@@ -76,7 +88,7 @@ def test_swapped_leaves_fail_merkle_and_sequence(archive: Path, tmp_path: Path) 
         archive, tmp_path / "f.tar", {"ledger/leaves.jsonl": b"\n".join(lines) + b"\n"}
     )
     assert {"merkle", "sequence"} <= failed(forged)
-    assert first(verify_archive(forged), "sequence").seq == 3
+    assert first(verify(forged), "sequence").seq == 3
 
 
 def test_leaf_appended_after_last_checkpoint_fails_merkle(archive: Path, tmp_path: Path) -> None:
@@ -88,7 +100,7 @@ def test_leaf_appended_after_last_checkpoint_fails_merkle(archive: Path, tmp_pat
     forged = ab.rewrite(
         archive, tmp_path / "f.tar", {"ledger/leaves.jsonl": b"\n".join([*lines, extra]) + b"\n"}
     )
-    report = verify_archive(forged)
+    report = verify(forged)
     assert "merkle" in failed(forged)
     assert first(report, "merkle").seq == len(lines)
     assert report.check("consistency").ok and report.check("sequence").ok
@@ -105,7 +117,7 @@ def test_replaced_checkpoint_signature_fails_checkpoint_signatures(
     raw[10] ^= 1
     cps[2]["note"] = f"{body}\n\n\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n"
     forged = ab.rewrite(archive, tmp_path / "f.tar", {"ledger/checkpoints.json": ab._cb(cps)})
-    report = verify_archive(forged)
+    report = verify(forged)
     assert "checkpoint-signatures" in failed(forged)
     assert first(report, "checkpoint-signatures").subject.startswith("checkpoint 2")
     assert report.check("merkle").ok
@@ -115,7 +127,7 @@ def test_altered_scope_document_fails_documents(archive: Path, tmp_path: Path) -
     scope = ab.SCOPE_YAML.replace(b"127.0.10.0/27", b"127.0.10.0/24")
     forged = ab.rewrite(archive, tmp_path / "f.tar", {"scope.yaml": scope})
     assert {"manifest", "documents"} <= failed(forged)
-    first = verify_archive(forged).check("documents").first_offence
+    first = verify(forged).check("documents").first_offence
     assert first is not None and first.subject == "member scope.yaml"
 
 
@@ -135,7 +147,7 @@ def test_record_edited_after_signing_fails_record(archive: Path, tmp_path: Path)
         tmp_path / "g.tar",
         {"record.json": ab._cb(record), "record.dsse.json": swapped.dumps()},
     )
-    report = verify_archive(forged2)
+    report = verify(forged2)
     assert "record" in failed(forged2)
     assert first(report, "record").subject.startswith("signature 0")
 
@@ -156,7 +168,7 @@ def test_dropped_officer_signature_fails_record(archive: Path, tmp_path: Path) -
         {"record.dsse.json": fewer.dumps(), "record.signatures.json": ab._cb(times)},
     )
     assert {"manifest", "record"} <= failed(forged)
-    assert "1 distinct officers" in verify_archive(forged).check("record").detail
+    assert "1 distinct officers" in verify(forged).check("record").detail
 
 
 def test_officer_signing_twice_counts_once(tmp_path: Path) -> None:
@@ -207,7 +219,7 @@ def test_out_of_scope_probe_with_recomputed_tree_but_old_signature(
         tmp_path / "f.tar",
         {"ledger/leaves.jsonl": b"\n".join(lines) + b"\n", "ledger/checkpoints.json": ab._cb(cps)},
     )
-    report = verify_archive(forged)
+    report = verify(forged)
     assert {"checkpoint-signatures", "scope"} <= failed(forged)
     assert report.check("merkle").ok  # the tree was recomputed; only the signature betrays it
     assert first(report, "scope").seq == len(lines) - 2
@@ -228,7 +240,7 @@ def test_timestamp_shifted_outside_window_fails_windows(archive: Path, tmp_path:
     assert {"merkle", "windows"} <= failed(forged)
     # An insider who re-signs everything is still caught by the replay.
     insider = ab.build_archive(tmp_path / "i.tar", leaves)
-    report = verify_archive(insider)
+    report = verify(insider)
     assert first(report, "windows").seq == 5
     # The next intent now lies an hour "before" it: the rate replay says it cannot place it.
     assert failed(insider) == {"windows", "rates"}
@@ -259,7 +271,7 @@ def test_compressed_timestamps_exceed_a_budget_and_fail_rates(
                 }
         squeezed.append((kind, at, data))
     insider = ab.build_archive(tmp_path / "i.tar", squeezed)
-    report = verify_archive(insider)
+    report = verify(insider)
     assert failed(insider) == {"rates"}
     first = report.check("rates").first_offence
     # per_ip is 4: the fifth intent to 127.0.10.1 inside one second is the first offence.
@@ -285,7 +297,7 @@ def test_intent_after_kill_fails_kill(tmp_path: Path) -> None:
     leaves = ab.default_leaves()
     at = leaves[10][1]
     leaves.insert(10, ("kill", at, {"by": "officer-li", "reason": "target distress"}))
-    report = verify_archive(ab.build_archive(tmp_path / "a.tar", leaves))
+    report = verify(ab.build_archive(tmp_path / "a.tar", leaves))
     assert {c.name for c in report.failed} == {"kill", "outcomes"}
     assert first(report, "kill").seq == 12  # the first intent after leaf 10
 
@@ -297,7 +309,7 @@ def test_intent_without_outcome_fails_outcomes(tmp_path: Path) -> None:
         (k, at, {**d, "intent": d["intent"] - 1} if k == "outcome" and d["intent"] > 4 else d)
         for k, at, d in leaves
     ]
-    report = verify_archive(ab.build_archive(tmp_path / "a.tar", leaves))
+    report = verify(ab.build_archive(tmp_path / "a.tar", leaves))
     assert {c.name for c in report.failed} == {"outcomes"}
     assert first(report, "outcomes").seq == 3
 
@@ -306,7 +318,7 @@ def test_excluded_address_fails_scope(tmp_path: Path) -> None:
     leaves = ab.default_leaves()
     kind, at, data = leaves[1]
     leaves[1] = (kind, at, {**data, "ip": "127.0.10.13"})
-    report = verify_archive(ab.build_archive(tmp_path / "a.tar", leaves))
+    report = verify(ab.build_archive(tmp_path / "a.tar", leaves))
     assert {c.name for c in report.failed} == {"scope"}
     assert "excluded" in first(report, "scope").reason
 
@@ -318,15 +330,105 @@ def test_probe_before_lead_time_fails_windows(tmp_path: Path) -> None:
 
 
 def test_archive_signed_by_another_orchestrator_fails_when_key_is_pinned(archive: Path) -> None:
-    assert bool(verify_archive(archive))
+    assert bool(verify(archive))
     report = verify_archive(archive, trusted_key_id="00" * 32)
-    assert {c.name for c in report.failed} == {"manifest"}
+    assert {c.name for c in report.failed} == {"trust"}
+    assert report.verdict == "self-consistent, not authenticated"
+
+
+def test_archive_without_trust_anchor_runs_every_check_but_is_not_authenticated(
+    archive: Path,
+) -> None:
+    report = verify_archive(archive)
+    assert not report
+    assert {c.name for c in report.failed} == {"trust"}
+    assert report.self_consistent
+    assert report.verdict == "self-consistent, not authenticated"
+    assert "not authenticated" in report.check("trust").detail
+    assert json.loads(report.to_json())["ok"] is False
+
+
+def test_archive_rebuilt_and_resigned_with_another_key_fails_against_trusted_keys(
+    tmp_path: Path,
+) -> None:
+    trusted = _trusted(tmp_path, ab.Keys())
+    # An insider rebuilds the whole archive with an orchestrator key of their own.
+    rebuilt = ab.build_archive(tmp_path / "r.tar", keys=ab.Keys(orchestrator=ab._key("mallory")))
+    report = verify_archive(rebuilt, trusted_keys=trusted)
+    assert {c.name for c in report.failed} == {"trust"}
+    assert "is not the trusted orchestrator key" in first(report, "trust").reason
+    assert bool(verify_archive(ab.build_archive(tmp_path / "a.tar"), trusted_keys=trusted))
+
+
+def test_signature_by_key_outside_trusted_keys_does_not_count(tmp_path: Path) -> None:
+    # The archive's keys.json names a third officer key the auditor's trusted keys never held.
+    keys = ab.Keys()
+    trusted = _trusted(tmp_path, keys)
+    forged_keys = ab.Keys(
+        officers={"officer-li": keys.officers["officer-li"], "officer-wang": ab._key("wang-2")}
+    )
+    path = ab.build_archive(tmp_path / "a.tar", keys=forged_keys)
+    assert bool(verify_archive(path, trusted_key_id=ab.orchestrator_key_id()))
+    report = verify_archive(path, trusted_keys=trusted)
+    assert {c.name for c in report.failed} == {"record"}
+    assert "trusted keys do not hold" in first(report, "record").reason
+
+
+def test_keys_json_disagreeing_with_trusted_keys_about_an_organisation_fails_trust(
+    tmp_path: Path,
+) -> None:
+    keys = ab.Keys()
+    trusted = _trusted(tmp_path, keys)
+    members = ab.members_for(ab.default_leaves(), keys)
+    doc = json.loads(members["keys.json"])
+    doc["people"][0]["organisation"] = "Elsewhere PSB"
+    members["keys.json"] = ab._cb(doc)
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    report = verify_archive(path, trusted_keys=trusted)
+    assert "trust" in {c.name for c in report.failed}
+    assert "the trusted keys say" in first(report, "trust").reason
+
+
+def test_officer_of_an_organ_the_notice_does_not_name_is_ignored_by_the_audit(
+    tmp_path: Path,
+) -> None:
+    keys = ab.Keys()
+    members = ab.members_for(ab.default_leaves(), keys)
+    doc = json.loads(members["keys.json"])
+    wang = next(p for p in doc["people"] if p["name"] == "officer-wang")
+    wang["organisation"] = "Other PSB"
+    members["keys.json"] = ab._cb(doc)
+    path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
+    report = verify(path)
+    assert {c.name for c in report.failed} == {"record"}
+    detail = report.check("record").detail
+    assert "1 distinct officers of PSB" in detail
+    assert "ignored: officer-wang (an officer of Other PSB, not of the organ(s)" in detail
+
+
+def test_notice_json_names_the_announcing_organ(archive: Path) -> None:
+    notice = json.loads(ab.read_members(archive)["notice.json"])
+    assert notice["organ"] == "PSB"
+    members = ab.read_members(archive)
+    del notice["organ"]
+    members["notice.json"] = ab._cb(notice)
+    del members["manifest.json"], members["manifest.sig"]
+    path = ab.write_archive(archive.parent / "n.tar", members, ab.Keys().orchestrator)
+    report = verify(path)
+    assert {c.name for c in report.failed} == {"record"}
+    assert "names no announcing organ" in report.check("record").detail
+
+
+def _trusted(tmp_path: Path, keys: ab.Keys) -> KeysDoc:
+    file = tmp_path / "trusted-keys.json"
+    file.write_bytes(ab.trusted_keys_json(keys))
+    return load_trusted_keys(file)
 
 
 def test_not_a_tar_file_fails_every_check(tmp_path: Path) -> None:
     path = tmp_path / "x.tar"
     path.write_bytes(b"not a tar" * 100)
-    report = verify_archive(path)
+    report = verify(path)
     assert not report and len(report.failed) == len(CHECK_NAMES)
 
 
@@ -346,7 +448,7 @@ def test_signature_made_after_the_key_was_revoked_fails_record(tmp_path: Path) -
     doc["people"][0]["keys"][0]["revoked_at"] = revoked
     members["keys.json"] = ab._cb(doc)
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
-    report = verify_archive(path)
+    report = verify(path)
     assert failed(path) == {"record"}
     assert "was not valid at" in first(report, "record").reason
 
@@ -358,7 +460,7 @@ def test_signature_dated_before_the_record_existed_fails_record(tmp_path: Path) 
     members["record.signatures.json"] = ab.signature_times(signers, ab.WINDOW_START)
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
     assert failed(path) == {"record"}
-    assert "before the record existed" in first(verify_archive(path), "record").reason
+    assert "before the record existed" in first(verify(path), "record").reason
 
 
 def _signers(keys: ab.Keys) -> list[Ed25519PrivateKey]:
@@ -375,7 +477,7 @@ def test_signature_without_a_signing_time_fails_record(tmp_path: Path) -> None:
     members["record.signatures.json"] = ab._cb(times)
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
     assert failed(path) == {"record"}
-    assert "has no signing time" in first(verify_archive(path), "record").reason
+    assert "has no signing time" in first(verify(path), "record").reason
 
 
 def test_signing_time_after_the_closure_fails_record(tmp_path: Path) -> None:
@@ -385,7 +487,7 @@ def test_signing_time_after_the_closure_fails_record(tmp_path: Path) -> None:
     members["record.signatures.json"] = times
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
     assert failed(path) == {"record"}
-    assert "after the record was closed" in first(verify_archive(path), "record").reason
+    assert "after the record was closed" in first(verify(path), "record").reason
 
 
 def test_closure_and_signing_time_in_the_future_fail_record(tmp_path: Path) -> None:
@@ -396,7 +498,7 @@ def test_closure_and_signing_time_in_the_future_fail_record(tmp_path: Path) -> N
     members["record.signatures.json"] = times
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
     assert failed(path) == {"record"}
-    assert "in the future" in first(verify_archive(path), "record").reason
+    assert "in the future" in first(verify(path), "record").reason
 
 
 def test_signature_times_without_a_closure_time_fail_record(tmp_path: Path) -> None:
@@ -406,7 +508,7 @@ def test_signature_times_without_a_closure_time_fail_record(tmp_path: Path) -> N
     members["record.signatures.json"] = ab._cb(times["signatures"])  # the old list shape
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
     assert failed(path) == {"record"}
-    assert "closed_at and signatures" in first(verify_archive(path), "record").reason
+    assert "closed_at and signatures" in first(verify(path), "record").reason
 
 
 DIGEST = "ab" * 32
@@ -434,7 +536,7 @@ def _with_finding(
 def test_findings_carried_by_the_ledger_and_listed_by_the_record_pass(tmp_path: Path) -> None:
     keys = ab.Keys()
     path = ab.write_archive(tmp_path / "a.tar", _with_finding(keys), keys.orchestrator)
-    report = verify_archive(path)
+    report = verify(path)
     assert report, report.failed
     assert "1 findings" in report.check("findings").detail
 
@@ -453,7 +555,7 @@ def test_finding_missing_from_one_of_ledger_file_and_record_fails_findings(
     keys = ab.Keys()
     path = ab.write_archive(tmp_path / "a.tar", _with_finding(keys, **where), keys.orchestrator)
     assert "findings" in failed(path)
-    assert says in first(verify_archive(path), "findings").reason
+    assert says in first(verify(path), "findings").reason
 
 
 def test_garbage_findings_json_fails_findings(tmp_path: Path) -> None:
@@ -463,7 +565,7 @@ def test_garbage_findings_json_fails_findings(tmp_path: Path) -> None:
     members["findings.json"] = b"[]" + b" " * (1 << 20)
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
     assert failed(path) == {"findings"}
-    assert "canonical" in first(verify_archive(path), "findings").reason
+    assert "canonical" in first(verify(path), "findings").reason
 
 
 def test_rectification_order_naming_an_unknown_finding_fails_findings(tmp_path: Path) -> None:

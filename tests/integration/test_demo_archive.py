@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.audit import verify_archive
+from orchestrator.audit import AuditReport, load_trusted_keys, verify_archive
 from orchestrator.ledger.checkpoint import Checkpoint, checkpoint_body
 from orchestrator.ledger.leaves import canonical_json, format_instant, parse_instant
 from orchestrator.ledger.merkle import root_from_leaves
@@ -44,6 +44,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     archives = sorted((home / "archives").glob("*.tar"))
     assert len(archives) == 1
+    _DEMO_HOME[:] = [home]
     return archives[0], proc.stdout
 
 
@@ -55,8 +56,17 @@ def _leaves_member(lines: list[bytes]) -> dict[str, bytes]:
     return {"ledger/leaves.jsonl": b"".join(line + b"\n" for line in lines)}
 
 
+def _verify(path: Path) -> AuditReport:
+    """Verify as the auditor does: against the trusted-keys file the demo exported."""
+    home = _DEMO_HOME[0]
+    return verify_archive(path, trusted_keys=load_trusted_keys(home / "trusted-keys.json"))
+
+
+_DEMO_HOME: list[Path] = []
+
+
 def _failed(path: Path) -> set[str]:
-    return {c.name for c in verify_archive(path).failed}
+    return {c.name for c in _verify(path).failed}
 
 
 def _edit_leaf(line: bytes, change: Callable[[dict[str, object]], None]) -> bytes:
@@ -73,8 +83,9 @@ def test_demo_ends_with_a_verified_archive(demo: tuple[Path, str]) -> None:
     archive, out = demo
     assert "audit verify: PASS" in out
     assert "record " in out and " closed" in out
-    report = verify_archive(archive)
+    report = _verify(archive)
     assert bool(report), report.to_json()
+    assert {c.name for c in verify_archive(archive).failed} == {"trust"}
 
 
 def test_demo_run_touched_only_announced_loopback_addresses(demo: tuple[Path, str]) -> None:

@@ -41,11 +41,14 @@ PEOPLE: dict[str, tuple[Role, str | None, int]] = {
     "officer-a": (Role.OFFICER, None, 2),
     "officer-b": (Role.OFFICER, None, 1),
     "officer-c": (Role.OFFICER, None, 1),
+    "officer-x": (Role.OFFICER, None, 1),
     "tech-t": (Role.TECHNICIAN, VENDOR, 1),
     "tech-other": (Role.TECHNICIAN, OTHER_VENDOR, 1),
     "auditor-u": (Role.AUDITOR, None, 1),
     "admin-m": (Role.ADMIN, None, 1),
 }
+ORGANISATIONS = {"officer-x": "Other PSB"}
+"""People of another organisation than the announcing organ (PSB)."""
 
 
 @dataclass
@@ -214,9 +217,8 @@ def build_lab(home: Path, *, vendor: str | None = VENDOR, scope_bytes: bytes | N
         registry.add_vendor(s, VENDOR, "Acme Security Ltd")
         registry.add_vendor(s, OTHER_VENDOR, "Other Security Ltd")
         for name, (role, person_vendor, nkeys) in PEOPLE.items():
-            registry.add_person(
-                s, name, role, "PSB" if person_vendor is None else "", person_vendor
-            )
+            organisation = ORGANISATIONS.get(name, "PSB" if person_vendor is None else "")
+            registry.add_person(s, name, role, organisation, person_vendor)
             for i in range(nkeys):
                 private, public = key_dir / f"{name}-{i}.key", key_dir / f"{name}-{i}.pub"
                 generate_keypair(private, public)
@@ -229,6 +231,7 @@ def build_lab(home: Path, *, vendor: str | None = VENDOR, scope_bytes: bytes | N
             policy_bytes=POLICY.read_bytes(),
             policy_name="policies/demo.yaml",
             vendor=vendor,
+            organ="PSB",
             now=ANNOUNCED_AT,
         )
     lab = Lab(

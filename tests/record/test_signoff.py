@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from orchestrator.errors import (
     AccessDeniedError,
     ClosureRefusedError,
     ConflictError,
+    InputError,
     PolicyFileError,
     StateError,
     VerificationError,
 )
 from orchestrator.intake import registry
-from orchestrator.intake.notices import announce
+from orchestrator.intake.notices import Notice, announce
 from orchestrator.intake.policy import parse_policy
 from orchestrator.record.assemble import assemble_record, current_record
 from orchestrator.record.dsse import PAYLOAD_TYPE, sign_payload
@@ -283,3 +286,76 @@ def test_closed_record_is_final(lab: Lab, record: bytes) -> None:
             now=datetime(2026, 11, 30, 2, tzinfo=UTC),
         )
     assert current_record(lab.rio.db, lab.run_id).version == 1
+
+
+def test_closure_refused_when_officer_of_other_organ_signs(lab: Lab, record: bytes) -> None:
+    # officer-x (Other PSB) has a valid signature in the database: it must not count.
+    now = datetime.now(UTC)
+    for name in ("officer-a", "officer-x", "tech-t"):
+        _insert_signature(lab, lab.run_id, record, name, now)
+    status = signoff_status(lab.rio.db, lab.run_id)
+    assert not status
+    assert status.officers_signed == ("officer-a",)
+    assert any(
+        note.startswith("officer-x") and "officer of Other PSB, not of the organ(s)" in note
+        for note in status.ignored
+    ), status.ignored
+    with pytest.raises(ClosureRefusedError, match="1 more officer"):
+        close(lab.rio.db, lab.run_id)
+    assert not current_record(lab.rio.db, lab.run_id).closed
+
+
+def test_signing_refused_for_officer_of_organ_the_notice_does_not_name(
+    lab: Lab, record: bytes
+) -> None:
+    with pytest.raises(AccessDeniedError, match="officer of Other PSB, not of an organ"):
+        _sign(lab, "officer-x")
+
+
+def _announce(lab: Lab, s: Session, **extra: Any) -> Notice:
+    """Another notice of the lab's documents; ``extra`` says who announces and for which organs."""
+    return announce(
+        s,
+        scope_bytes=SCOPE.read_bytes(),
+        scope_name="scope.yaml",
+        policy_bytes=POLICY.read_bytes(),
+        policy_name="policy.yaml",
+        vendor=lab.vendor,
+        now=datetime(2026, 9, 1, tzinfo=UTC),
+        **extra,
+    )
+
+
+def test_officer_of_co_inspecting_organ_counts(lab: Lab) -> None:
+    with lab.rio.db.session() as s:
+        announcer = registry.get_person(s, "officer-a")
+        notice = _announce(lab, s, announced_by=announcer.id, co_inspecting=["Other PSB"])
+    assert notice.organ == "PSB"
+    assert notice.organs == {"PSB", "Other PSB"}
+    assert notice.to_json()["co_inspecting"] == ["Other PSB"]
+    lab.notice_id = notice.id
+    add_sealed_run(lab, "R-20260902-co", [("RIO-PORT-TELNET", 23)])
+    assemble_record(lab.rio.db, "R-20260902-co")
+    for name in ("officer-a", "officer-x", "tech-t"):
+        _sign(lab, name, run_id="R-20260902-co")
+    result = close(lab.rio.db, "R-20260902-co")
+    assert result.officers_signed == ("officer-a", "officer-x")
+
+
+def test_notice_refuses_an_organ_other_than_its_announcers(lab: Lab) -> None:
+    with lab.rio.db.session() as s, pytest.raises(InputError, match="cannot announce for"):
+        _announce(lab, s, announced_by=registry.get_person(s, "officer-x").id, organ="PSB")
+
+
+def test_no_officer_counts_on_a_notice_that_names_no_organ(lab: Lab) -> None:
+    with lab.rio.db.session() as s:
+        notice = _announce(lab, s)
+    assert notice.organ is None
+    lab.notice_id = notice.id
+    add_sealed_run(lab, "R-20260902-no", [("RIO-PORT-TELNET", 23)])
+    body = assemble_record(lab.rio.db, "R-20260902-no").body
+    for name in ("officer-a", "officer-b", "tech-t"):
+        _insert_signature(lab, "R-20260902-no", body, name, datetime.now(UTC))
+    status = signoff_status(lab.rio.db, "R-20260902-no")
+    assert not status
+    assert any("names no announcing organ" in note for note in status.ignored)
