@@ -1,7 +1,7 @@
 """notices record the announcing organ and the co-inspecting organs
 
 Revision ID: 13a_notice_organ
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-03 13:00:00
 
 The Art. 18 closure rule counts only officers of the organ that announced the notice (or of an
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "13a_notice_organ"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
