@@ -591,6 +591,6 @@ def test_intent_for_a_name_resolving_through_an_excluded_name_fails_scope(
         "answered_at": "2026-03-02T01:00:00.000000Z",
     }
     leaves[seq] = (kind, at, {**data, "resolution": resolution})
-    report = verify_archive(ab.build_archive(tmp_path / "a.tar", leaves))
+    report = verify(ab.build_archive(tmp_path / "a.tar", leaves))
     assert {c.name for c in report.failed} == {"scope"}
     assert "resolves through admin.demo.test" in first(report, "scope").reason
