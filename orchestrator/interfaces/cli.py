@@ -16,6 +16,7 @@ import typer
 from orchestrator import __version__
 from orchestrator.access.roles import Action
 from orchestrator.context import init_home
+from orchestrator.documents._render import Format
 from orchestrator.errors import AccessDeniedError, RioError
 from orchestrator.intake import keys as keyfiles
 from orchestrator.intake import notices as notice_store
@@ -347,6 +348,28 @@ def notice_show(
     console.print(f"{'excludes':17} {', '.join(data['excludes']) or '-'}")
     for w in data["windows"]:
         console.print(f"{'window':17} {w['start']} .. {w['end']}")
+
+
+@notice_app.command("letter")
+def notice_letter_cmd(
+    notice_id: str,
+    out: Annotated[Path, typer.Option(help="The file to write.")],
+    fmt: Annotated[Format, typer.Option("--format", help="html or pdf.")] = Format.HTML,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """Write the notice sent to (or published for) the inspected object before the inspection
+    (Art. 16): organ, vendor, windows in the object's timezone, scope, sources, probes and rates
+    in plain words, the contact for objections and the notice's digest."""
+    from orchestrator.access.identity import authenticate
+    from orchestrator.documents._render import write_document
+    from orchestrator.documents.letter import notice_letter
+
+    with open_rio() as rio:
+        actor = authenticate(rio, key, claimed=claimed)
+        data = notice_letter(rio, actor, notice_id, fmt)
+    write_document(data, out)
+    console.print(f"{out}: notice {notice_id} ({fmt.value}, {len(data)} bytes)", markup=False)
 
 
 @notice_app.command("list")

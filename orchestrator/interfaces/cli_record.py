@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from orchestrator.access.roles import Action
+from orchestrator.documents._render import Format
 from orchestrator.errors import InputError
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
 from orchestrator.interfaces._common import console, open_rio, print_json
@@ -84,6 +85,27 @@ def _status_json(result: signoff_mod.SignoffResult) -> dict[str, Any]:
 
 
 # -- record ------------------------------------------------------------------------------------
+
+
+@record_app.command("print")
+def record_print(
+    run: str,
+    out: Annotated[Path, typer.Option(help="The file to write.")],
+    fmt: Annotated[Format, typer.Option("--format", help="html or pdf.")] = Format.HTML,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """Write the record as a document to sign and file (Art. 18): fields, findings, orders,
+    who signed which version and when, and the digest the signatures cover."""
+    from orchestrator.access.identity import authenticate
+    from orchestrator.documents._render import write_document
+    from orchestrator.documents.record_print import print_record
+
+    with open_rio() as rio:
+        actor = authenticate(rio, key, claimed=claimed)
+        data = print_record(rio, actor, run, fmt)
+    write_document(data, out)
+    console.print(f"{out}: record of run {run} ({fmt.value}, {len(data)} bytes)", markup=False)
 
 
 @record_app.command("show")
