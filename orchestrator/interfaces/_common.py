@@ -6,14 +6,28 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 from orchestrator.context import Rio
 from orchestrator.settings import load_settings
 
-__all__ = ["console", "err_console", "open_rio", "print_json", "print_row"]
+__all__ = [
+    "QuietOpt",
+    "console",
+    "err_console",
+    "iso",
+    "open_rio",
+    "print_json",
+    "print_row",
+]
+
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Only the ids, one a line (for scripts).")
+]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -37,3 +51,17 @@ def print_json(data: Any) -> None:
 def print_row(line: str) -> None:
     """A tab-separated row, written as is (for `cut` and friends)."""
     sys.stdout.write(line + "\n")
+
+
+def iso(value: datetime | None, tz: Any = None) -> str:
+    """One time format for people: ISO 8601 with its offset, in ``tz`` when given.
+
+    A naive value (SQLite hands back naive datetimes) is UTC, which is how rio stores times.
+    """
+    if value is None:
+        return "-"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if tz is not None:
+        value = value.astimezone(tz)
+    return value.isoformat(timespec="seconds")

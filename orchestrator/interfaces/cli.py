@@ -17,7 +17,7 @@ from orchestrator import __version__
 from orchestrator.access.roles import Action
 from orchestrator.context import init_home
 from orchestrator.documents._render import Format
-from orchestrator.errors import AccessDeniedError, RioError
+from orchestrator.errors import AccessDeniedError, InputError, RioError
 from orchestrator.intake import keys as keyfiles
 from orchestrator.intake import notices as notice_store
 from orchestrator.intake import registry
@@ -53,6 +53,24 @@ app.add_typer(vendor_app, name="vendor")
 app.add_typer(notice_app, name="notice")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"rio {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print rio's version."
+        ),
+    ] = False,
+) -> None:
+    """rio - Remote Inspection Orchestrator: announced, non-disruptive, provable inspections."""
 
 
 @app.command()
@@ -137,7 +155,14 @@ def keys_generate(
     name: str,
     out: Annotated[Path, typer.Option(help="Folder for NAME.key and NAME.pub.")] = Path("."),
 ) -> None:
-    """Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) and its public key."""
+    """Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) and its public key.
+
+    The folder is created (mode 0700) when it does not exist yet.
+    """
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create the folder: {exc.strerror}") from exc
     private, public = out / f"{name}.key", out / f"{name}.pub"
     kid = keyfiles.generate_keypair(private, public)
     console.print(f"private key: {private} (mode 0600, keep it off shared disks)")

@@ -15,11 +15,19 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from orchestrator.access.identity import resolve_key_file
 from orchestrator.access.roles import Action
 from orchestrator.documents._render import Format
 from orchestrator.errors import InputError
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
-from orchestrator.interfaces._common import console, open_rio, print_json
+from orchestrator.interfaces._common import (
+    QuietOpt,
+    console,
+    err_console,
+    open_rio,
+    print_json,
+    print_row,
+)
 from orchestrator.record import archive as archive_mod
 from orchestrator.record import rectify as rectify_mod
 from orchestrator.record import signoff as signoff_mod
@@ -155,6 +163,56 @@ def record_show(
         console.print(line, markup=False)
 
 
+@record_app.command("findings")
+def record_findings(
+    run: str,
+    rule: Annotated[str | None, typer.Option(help="Only findings of this rule id.")] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+    as_json: JsonOpt = False,
+    ids_only: QuietOpt = False,
+) -> None:
+    """List a run's findings (never their evidence): id, severity, rule, where, title."""
+    from sqlalchemy import select
+
+    from orchestrator.store.models import FindingRow
+
+    with open_rio() as rio:
+        operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
+        with rio.db.session() as s:
+            query = select(FindingRow).where(FindingRow.run_id == run)
+            if rule is not None:
+                query = query.where(FindingRow.rule == rule)
+            rows: list[dict[str, Any]] = [
+                {
+                    "id": f.id,
+                    "severity": f.severity,
+                    "kind": f.kind,
+                    "rule": f.rule,
+                    "target": f.target,
+                    "ip": f.ip,
+                    "port": f.port,
+                    "title": f.title,
+                    "has_evidence": f.evidence is not None,
+                }
+                for f in s.scalars(query.order_by(FindingRow.leaf_seq, FindingRow.id))
+            ]
+    if as_json:
+        print_json(rows)
+        return
+    if ids_only:
+        for r in rows:
+            print_row(r["id"])
+        return
+    if not rows:
+        err_console.print(f"run {run}: no findings" + (f" of rule {rule}" if rule else ""))
+        return
+    print_row("finding\tseverity\trule\twhere\ttitle")
+    for r in rows:
+        where = f"{r['ip']}:{r['port']}" if r["port"] is not None else r["ip"]
+        print_row(f"{r['id']}\t{r['severity']}\t{r['rule']}\t{where}\t{r['title']}")
+
+
 @record_app.command("assemble")
 def record_assemble(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Re-assemble the record; a changed record becomes a new version (old signatures void)."""
@@ -167,19 +225,24 @@ def record_assemble(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None
 @record_app.command("sign")
 def record_sign(
     run: str,
-    name: Annotated[str, typer.Option("--as", help="Who signs (officer or technician).")],
-    key: Annotated[Path, typer.Option("--key", help="Your private key file (mode 0600).")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
     version: Annotated[
         int | None, typer.Option(help="The version you reviewed; refused if it changed.")
     ] = None,
 ) -> None:
-    """Sign the current record version locally; only the signature is stored."""
-    signer = Ed25519Signer.from_file(key)
+    """Sign the current record version locally; only the signature is stored.
+
+    The key names the signer (officer or technician); ``--as`` only double-checks it.
+    """
     with open_rio() as rio:
         # The signing key is also the proof of identity: a signed challenge, then the role matrix.
-        operator(rio, key, name, Action.SIGN_RECORD, run_id=run)
+        person = operator(rio, key, claimed, Action.SIGN_RECORD, run_id=run)
+        signer = Ed25519Signer.from_file(resolve_key_file(key))
         ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
-        info = signoff_mod.sign_record(rio.db, run, name=name, signer=signer, version=version)
+        info = signoff_mod.sign_record(
+            rio.db, run, name=person.name, signer=signer, version=version
+        )
     console.print(
         f"{info.person} ({info.role}) signed record of run {run} v{info.version} "
         f"with key {info.key_id[:16]}...",

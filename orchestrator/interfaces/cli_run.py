@@ -17,7 +17,15 @@ from orchestrator.errors import GateRefusalError, InputError, StateError
 from orchestrator.intake.notices import get_notice
 from orchestrator.intake.registry import get_person
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
-from orchestrator.interfaces._common import console, open_rio, print_json, print_row
+from orchestrator.interfaces._common import (
+    QuietOpt,
+    console,
+    err_console,
+    iso,
+    open_rio,
+    print_json,
+    print_row,
+)
 from orchestrator.interfaces._progress import progress_table
 from orchestrator.run.lease import RunLease, recover_crashed
 from orchestrator.run.runner import Progress, Runner
@@ -270,13 +278,14 @@ def run_list(
     key: KeyOpt = None,
     claimed: AsOpt = None,
     as_json: JsonOpt = False,
+    ids_only: QuietOpt = False,
 ) -> None:
     """List the runs you may see (technicians: their own vendor's only)."""
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=claimed)
         with rio.db.session() as s:
             visible = set(s.scalars(visible_runs(s, person).with_only_columns(RunRow.id)))
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "id": r.id,
                     "notice": r.notice_id,
@@ -292,9 +301,18 @@ def run_list(
     if as_json:
         print_json(rows)
         return
+    if ids_only:
+        for r in rows:
+            print_row(r["id"])
+        return
+    if not rows:
+        err_console.print(f"no runs that {person.name} ({person.role}) may see")
+        return
+    print_row("run\tnotice\tstate\tdecided/planned\tcreated")
     for r in rows:
         print_row(
-            f"{r['id']}\t{r['notice']}\t{r['state']}\t{r['decided']}/{r['planned']}\t{r['created_at']}"
+            f"{r['id']}\t{r['notice']}\t{r['state']}\t{r['decided']}/{r['planned']}\t"
+            f"{iso(r['created_at'])}"
         )
 
 

@@ -325,3 +325,16 @@ def test_gate_explain_a_port_sweep_and_a_port_outside_the_policy(rio: Rio, tmp_p
         check=False,
     )
     assert odd.returncode == 3 and "params-not-allowed" in odd.stdout
+
+
+def test_version_option_prints_the_package_version(rio: Rio) -> None:
+    from orchestrator import __version__
+
+    assert rio("--version").stdout.strip() == f"rio {__version__}"
+
+
+def test_keys_generate_creates_the_missing_folder_private(rio: Rio, tmp_path: Path) -> None:
+    rio("keys", "generate", "li", "--out", str(tmp_path / "new" / "keys"))
+    folder = tmp_path / "new" / "keys"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (folder / "li.key").stat().st_mode & 0o777 == 0o600
