@@ -104,7 +104,7 @@ def test_readme_using_rio_block_runs_as_written(tmp_path: Path, web_server: str)
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,
     )
     assert proc.returncode == 0, (
         f"README block failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
