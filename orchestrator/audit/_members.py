@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from orchestrator.audit._archive import FINDINGS, RECTIFICATION
+from orchestrator.audit._docs import parse_time
 from orchestrator.audit._report import CheckResult
 from orchestrator.audit._tally import Tally
 from orchestrator.errors import RecordFileError
@@ -152,8 +154,41 @@ def check_findings(
         for fid in order["findings"]:
             if fid not in seen:
                 tally.offend(subject, f"names finding {fid!r}, which {FINDINGS} does not list")
+        _check_feedback(tally, subject, order)
     total = sum(sum(c.values()) for c in leaves.by_seq.values())
     return tally.result(
         f"{len(seen)} findings, each carried by its outcome leaf ({total} in the ledger) and "
         f"listed by the record; {len(orders)} rectification orders"
     )
+
+
+_CHINA = ZoneInfo("Asia/Shanghai")
+"""Art. 19 working days are China calendar days."""
+
+
+def _check_feedback(tally: Tally, subject: str, order: dict[str, Any]) -> None:
+    """Art. 19: the re-check result's feedback, when recorded, says who, when and which
+    document, and came within its due date (3 working days after the re-check)."""
+    feedback = order.get("feedback")
+    if feedback is None:
+        return
+    if not isinstance(feedback, dict) or set(feedback) != {"at", "by", "document", "sha256"}:
+        tally.offend(subject, "feedback needs exactly at, by, document and sha256")
+        return
+    sha = feedback["sha256"]
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        tally.offend(subject, "feedback.sha256 is not a SHA-256 hex digest")
+    if not (isinstance(feedback["by"], str) and feedback["by"]):
+        tally.offend(subject, "feedback.by names nobody")
+    try:
+        at = parse_time(feedback["at"], RECTIFICATION, "feedback.at")
+    except RecordFileError as exc:
+        tally.offend(subject, str(exc))
+        return
+    due = order.get("feedback_due")
+    if not isinstance(due, str):
+        tally.offend(subject, "has feedback but no feedback_due (no re-check)")
+        return
+    given = at.astimezone(_CHINA).date()
+    if given.isoformat() > due:
+        tally.offend(subject, f"feedback given {given.isoformat()}, after its due date {due}")

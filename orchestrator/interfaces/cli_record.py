@@ -331,6 +331,16 @@ def _order_json(order: rectify_mod.Rectification, today: date) -> dict[str, Any]
         "recheck_due": order.recheck_due,
         "recheck_run": order.recheck_run_id,
         "feedback_due": order.feedback_due,
+        "feedback": (
+            {
+                "at": order.feedback_at,
+                "by": order.feedback_by,
+                "document": order.feedback_document,
+                "sha256": order.feedback_sha256,
+            }
+            if order.feedback_at is not None
+            else None
+        ),
         "state": order.state.value,
         "overdue": list(order.overdue(today)),
     }
@@ -480,6 +490,48 @@ def rectify_schedule(
     )
 
 
+def _feedback_text(order: rectify_mod.Rectification) -> str:
+    if order.feedback_at is None:
+        return ""
+    return (
+        f" (fed back {order.feedback_at.isoformat(timespec='minutes')} by {order.feedback_by}: "
+        f"{order.feedback_document} sha256:{(order.feedback_sha256 or '')[:16]})"
+    )
+
+
+@rectify_app.command("feedback")
+def rectify_feedback(
+    order: int,
+    document: Annotated[Path, typer.Option(help="The feedback document sent to the object.")],
+    at: Annotated[
+        str | None, typer.Option(help="When it was sent (ISO 8601; default: now).")
+    ] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """Record that the re-check result was fed back to the object (Art. 19: within 3 working
+    days after the re-check); `rio rectify status` flags feedback that is overdue or late."""
+    from orchestrator.access.identity import authenticate
+    from orchestrator.audit._docs import parse_time
+
+    when = None if at is None else parse_time(at, "--at", "")
+    try:
+        data = document.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{document}: cannot read the feedback document: {exc.strerror}") from exc
+    with open_rio() as rio:
+        actor = authenticate(rio, key, claimed=claimed)
+        updated = rectify_mod.record_feedback(
+            rio.db, order, actor=actor, document_name=document.name, document=data, now=when
+        )
+    late = updated.overdue(datetime.now(CHINA).date())
+    console.print(
+        f"order {order}: feedback recorded{_feedback_text(updated)}"
+        + (f"  LATE: {'; '.join(late)}" if late else ""),
+        markup=False,
+    )
+
+
 @rectify_app.command("status")
 def rectify_status(
     run: Annotated[str | None, typer.Option(help="Only this run's orders.")] = None,
@@ -499,7 +551,8 @@ def rectify_status(
         mark = f"  OVERDUE: {'; '.join(late)}" if late else ""
         console.print(
             f"{o.id}\t{o.run_id}\t{o.state.value}\tdeadline {o.deadline}\tre-check due "
-            f"{o.recheck_due}\tfeedback due {o.feedback_due or '-'}{mark}",
+            f"{o.recheck_due}\tfeedback due {o.feedback_due or '-'}"
+            f"{_feedback_text(o)}{mark}",
             markup=False,
         )
 

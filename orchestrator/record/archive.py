@@ -215,6 +215,16 @@ def build_members(
                 "recheck_due": order.recheck_due.isoformat(),
                 "recheck_run": order.recheck_run_id,
                 "feedback_due": order.feedback_due.isoformat() if order.feedback_due else None,
+                "feedback": (
+                    {
+                        "at": ns_timestamp(order.feedback_at),
+                        "by": order.feedback_by,
+                        "document": order.feedback_document,
+                        "sha256": order.feedback_sha256,
+                    }
+                    if order.feedback_at is not None
+                    else None
+                ),
                 "state": order.state.value,
                 "diff": diff.to_json() if diff is not None else None,
             }

@@ -22,6 +22,7 @@ the order and computes the finding diff (by the findings' stable keys,
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -30,8 +31,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import InputError, NotFoundError, StateError
+from orchestrator.errors import ConflictError, InputError, NotFoundError, StateError
 from orchestrator.intake.notices import Notice, get_notice, list_notices
+from orchestrator.intake.registry import Person
 from orchestrator.record.assemble import assemble_record, require_open
 from orchestrator.record.findings import FindingDiff, FindingView, finding_diff, load_findings
 from orchestrator.record.workdays import WorkingCalendar
@@ -90,11 +92,32 @@ class Rectification:
     recheck_run_id: str | None
     feedback_due: date | None
     state: OrderState
+    feedback_at: datetime | None = None
+    """When the re-check result was fed back to the object."""
+    feedback_by: str | None = None
+    """Who fed it back (an officer)."""
+    feedback_document: str | None = None
+    """The name of the feedback document."""
+    feedback_sha256: str | None = None
+    """SHA-256 of the feedback document as sent."""
 
     def overdue(self, today: date) -> tuple[str, ...]:
-        """What is overdue on ``today`` (the re-check, when no re-check run is linked)."""
+        """What is overdue on ``today``: the re-check (no re-check run linked after its due
+        date), or its feedback (none recorded after its due date, or recorded late)."""
         if self.recheck_run_id is None and today > self.recheck_due:
             return (f"re-check was due {self.recheck_due.isoformat()}",)
+        if self.feedback_due is None:
+            return ()
+        if self.feedback_at is None:
+            if today > self.feedback_due:
+                return (f"feedback of the re-check was due {self.feedback_due.isoformat()}",)
+            return ()
+        given = self.feedback_at.astimezone(_CHINA).date()
+        if given > self.feedback_due:
+            return (
+                f"feedback given {given.isoformat()}, after its due date "
+                f"{self.feedback_due.isoformat()}",
+            )
         return ()
 
 
@@ -110,6 +133,10 @@ def _order(row: RectificationRow) -> Rectification:
         recheck_run_id=row.recheck_run_id,
         feedback_due=row.feedback_due,
         state=OrderState(row.state),
+        feedback_at=row.feedback_at,
+        feedback_by=row.feedback_by,
+        feedback_document=row.feedback_document,
+        feedback_sha256=row.feedback_sha256,
     )
 
 
@@ -457,3 +484,57 @@ def recheck_plan(db: Database, order_id: int, *, now: datetime | None = None) ->
             f"{original.policy.min_notice_lead})"
         ),
     )
+
+
+def record_feedback(
+    db: Database,
+    order_id: int,
+    *,
+    actor: Person,
+    document_name: str,
+    document: bytes,
+    now: datetime | None = None,
+) -> Rectification:
+    """Record that the re-check result was fed back to the object (Art. 19).
+
+    Args:
+        db: The database.
+        order_id: The order; its re-check must be recorded (:func:`record_recheck`).
+        actor: The officer who fed it back; authorised here (closing the run's record).
+        document_name: The feedback document's name (e.g. its file name).
+        document: The feedback document's bytes; only their SHA-256 is stored.
+        now: When it was fed back (default: now).
+
+    Returns:
+        The updated order; :meth:`Rectification.overdue` says whether it came late.
+
+    Raises:
+        AccessDeniedError: The actor may not act on the order's run.
+        StateError: The order has no re-check yet.
+        ConflictError: Feedback was already recorded.
+        InputError: The document is empty or has no name.
+    """
+    # access/ imports record/ (purge reads archives): import the role matrix at call time.
+    from orchestrator.access.roles import Action, authorize
+
+    when = now or datetime.now(UTC)
+    if not document or not document_name.strip():
+        raise InputError(f"rectification order {order_id}: the feedback document is empty")
+    with db.session() as s:
+        row = _order_row(s, order_id)
+        authorize(s, actor, Action.CLOSE_RECORD, run_id=row.run_id)
+        if row.recheck_run_id is None or row.feedback_due is None:
+            raise StateError(
+                f"rectification order {order_id} has no re-check yet (rio rectify recheck): "
+                "there is no result to feed back"
+            )
+        if row.feedback_at is not None:
+            raise ConflictError(
+                f"rectification order {order_id}: feedback was already recorded at "
+                f"{row.feedback_at.isoformat()} by {row.feedback_by}"
+            )
+        row.feedback_at = when
+        row.feedback_by = actor.name
+        row.feedback_document = document_name.strip()[:300]
+        row.feedback_sha256 = hashlib.sha256(document).hexdigest()
+        return _order(row)

@@ -282,6 +282,11 @@ class RectificationRow(Base):
     recheck_due: Mapped[date] = mapped_column(Date)
     recheck_run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     feedback_due: Mapped[date | None] = mapped_column(Date, nullable=True)
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When the re-check result was fed back to the object (Art. 19)."""
+    feedback_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    feedback_document: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    feedback_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     state: Mapped[str] = mapped_column(String(20))
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import StateError
+from orchestrator.intake import registry
 from orchestrator.record.archive import MANIFEST_PAYLOAD_TYPE, MEMBERS, export_archive
 from orchestrator.record.assemble import assemble_record
 from orchestrator.record.dsse import PAYLOAD_TYPE, Envelope, verified_keyids
-from orchestrator.record.rectify import order_rectification, record_recheck
+from orchestrator.record.rectify import order_rectification, record_feedback, record_recheck
 from orchestrator.record.signoff import close, sign_record
 from orchestrator.record.workdays import WorkingCalendar
 
@@ -136,6 +137,16 @@ def test_archive_rectification_holds_the_order_and_its_recheck_diff(
         start=datetime(2026, 9, 30, 2, tzinfo=UTC),
     )
     record_recheck(lab.rio.db, order.id, recheck_run_id="R-20260930-rc", calendar=calendar)
+    with lab.rio.db.session() as s:
+        officer = registry.get_person(s, "officer-a")
+    record_feedback(
+        lab.rio.db,
+        order.id,
+        actor=officer,
+        document_name="feedback.pdf",
+        document=b"re-check result",
+        now=datetime(2026, 10, 9, 3, tzinfo=UTC),
+    )
     out = tmp_path / "run.tar"
     export_archive(lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key)
     content = {info.name: data for info, data in _members(out.read_bytes())}
@@ -150,6 +161,12 @@ def test_archive_rectification_holds_the_order_and_its_recheck_diff(
             "recheck_due": "2026-10-10",
             "recheck_run": "R-20260930-rc",
             "feedback_due": "2026-10-10",
+            "feedback": {
+                "at": "2026-10-09T03:00:00.000000000Z",
+                "by": "officer-a",
+                "document": "feedback.pdf",
+                "sha256": hashlib.sha256(b"re-check result").hexdigest(),
+            },
             "state": "unresolved",
             "diff": rectification[0]["diff"],
         }

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import CalendarRangeError, InputError, StateError
+from orchestrator.errors import (
+    AccessDeniedError,
+    CalendarRangeError,
+    ConflictError,
+    InputError,
+    StateError,
+)
+from orchestrator.intake import registry
+from orchestrator.intake.registry import Person
 from orchestrator.record.assemble import current_record
 from orchestrator.record.findings import DiffItem, FindingView
 from orchestrator.record.rectify import (
     OrderState,
     apply_early,
     finding_diff,
+    get_order,
     list_orders,
     order_diff,
     order_rectification,
     recheck_plan,
+    record_feedback,
     record_recheck,
 )
 from orchestrator.record.workdays import WorkingCalendar
@@ -285,3 +296,83 @@ def test_overdue_recheck_is_marked(lab: Lab, calendar: WorkingCalendar) -> None:
     order = list_orders(lab.rio.db)[0]
     assert order.overdue(date(2026, 10, 10)) == ()
     assert order.overdue(date(2026, 10, 11)) == ("re-check was due 2026-10-10",)
+
+
+def _rechecked(lab: Lab, calendar: WorkingCalendar) -> int:
+    """An order whose re-check ended on 2026-09-30 (feedback due on make-up Saturday 10-10)."""
+    order_id = _order(lab, calendar, deadline=date(2026, 9, 30))
+    add_sealed_run(
+        lab,
+        "R-20260930-fb",
+        [("RIO-PORT-TELNET", 23)],
+        recheck_of=order_id,
+        start=datetime(2026, 9, 30, 2, 0, tzinfo=UTC),
+    )
+    record_recheck(lab.rio.db, order_id, recheck_run_id="R-20260930-fb", calendar=calendar)
+    return order_id
+
+
+def _officer(lab: Lab, name: str = "officer-a") -> Person:
+    with lab.rio.db.session() as s:
+        return registry.get_person(s, name)
+
+
+def test_feedback_overdue_when_not_given_within_three_working_days(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    order = get_order(lab.rio.db, _rechecked(lab, calendar))
+    assert order.feedback_due == date(2026, 10, 10)
+    assert order.overdue(date(2026, 10, 10)) == ()
+    assert order.overdue(date(2026, 10, 11)) == ("feedback of the re-check was due 2026-10-10",)
+
+
+def test_feedback_records_who_when_and_the_document_and_clears_overdue(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    order_id = _rechecked(lab, calendar)
+    sent = datetime(2026, 10, 9, 3, 0, tzinfo=UTC)
+    order = record_feedback(
+        lab.rio.db,
+        order_id,
+        actor=_officer(lab),
+        document_name="feedback-1.pdf",
+        document=b"%PDF- the result",
+        now=sent,
+    )
+    assert (order.feedback_at, order.feedback_by, order.feedback_document) == (
+        sent,
+        "officer-a",
+        "feedback-1.pdf",
+    )
+    assert order.feedback_sha256 == hashlib.sha256(b"%PDF- the result").hexdigest()
+    assert get_order(lab.rio.db, order_id).overdue(date(2026, 12, 1)) == ()
+    with pytest.raises(ConflictError, match="already recorded"):
+        record_feedback(
+            lab.rio.db, order_id, actor=_officer(lab), document_name="x", document=b"x", now=sent
+        )
+
+
+def test_late_feedback_stays_flagged(lab: Lab, calendar: WorkingCalendar) -> None:
+    order = record_feedback(
+        lab.rio.db,
+        _rechecked(lab, calendar),
+        actor=_officer(lab),
+        document_name="late.pdf",
+        document=b"late",
+        now=datetime(2026, 10, 12, 3, 0, tzinfo=UTC),
+    )
+    assert order.overdue(date(2026, 12, 1)) == (
+        "feedback given 2026-10-12, after its due date 2026-10-10",
+    )
+
+
+def test_feedback_refused_before_the_recheck_and_to_a_technician(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    order_id = _order(lab, calendar, deadline=date(2026, 9, 30))
+    with pytest.raises(StateError, match="no re-check yet"):
+        record_feedback(lab.rio.db, order_id, actor=_officer(lab), document_name="f", document=b"f")
+    with pytest.raises(AccessDeniedError):
+        record_feedback(
+            lab.rio.db, order_id, actor=_officer(lab, "tech-t"), document_name="f", document=b"f"
+        )
