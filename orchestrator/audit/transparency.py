@@ -13,17 +13,27 @@ The report is JSON for tools, or a small HTML page for people (every value escap
 from __future__ import annotations
 
 import base64
-import html
 import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from orchestrator.audit._archive import CHECKPOINTS, KEYS, MANIFEST, NOTICE, SCOPE, Archive
+from orchestrator.audit._archive import (
+    CHECKPOINTS,
+    FINDINGS,
+    KEYS,
+    MANIFEST,
+    NOTICE,
+    RECTIFICATION,
+    SCOPE,
+    Archive,
+)
 from orchestrator.audit._docchecks import parse_manifest
 from orchestrator.audit._docs import parse_checkpoints, parse_keys, parse_notice
 from orchestrator.audit._tree import RangeRoots, inclusion_ranges
@@ -34,6 +44,7 @@ from orchestrator.intake.scope import parse_scope
 from orchestrator.ledger.checkpoint import run_origin, verify_checkpoint
 from orchestrator.ledger.leaves import parse_leaf
 from orchestrator.ledger.merkle import leaf_hash, verify_inclusion
+from orchestrator.record.canonical import loads_strict
 
 __all__ = [
     "REPORT_FORMAT",
@@ -116,6 +127,7 @@ def build_transparency_report(path: Path, object_id: str) -> dict[str, Any]:
             elif leaf.kind == "outcome" and leaf.data.get("intent") in probes:
                 # Only the outcome class: the evidence and findings digests stay out.
                 probes[leaf.data["intent"]]["outcome"] = leaf.data.get("outcome")
+        findings, orders = _findings_and_orders(archive, ours)
         plans = {seq: inclusion_ranges(seq, final.size) for seq in probes}
         roots = RangeRoots([r for plan in plans.values() for r in plan], sizes=[final.size])
         for line in archive.leaf_lines():
@@ -131,7 +143,15 @@ def build_transparency_report(path: Path, object_id: str) -> dict[str, Any]:
     return {
         "format": REPORT_FORMAT,
         "object": {"id": scope.object.id, "name": scope.object.name},
-        "notice": {"id": notice.id, "announced_at": notice.announced_at.isoformat()},
+        "notice": {
+            "id": notice.id,
+            "announced_at": notice.announced_at.isoformat(),
+            "organ": notice.organ,
+            "co_inspecting": list(notice.co_inspecting),
+            "vendor": notice.vendor,
+        },
+        "findings": findings,
+        "rectifications": orders,
         "scope": {
             "targets": [t.label() for t in scope.targets],
             "excludes": [t.label() for t in scope.excludes],
@@ -152,6 +172,41 @@ def build_transparency_report(path: Path, object_id: str) -> dict[str, Any]:
         },
         "probes": [probes[seq] for seq in sorted(probes)],
     }
+
+
+def _findings_and_orders(
+    archive: Archive, ours: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The findings on the object's own hosts and the rectification orders that name them."""
+    from orchestrator.record.findings import record_where
+
+    raw = loads_strict(archive.read(FINDINGS), source=FINDINGS)
+    findings: list[dict[str, Any]] = []
+    for f in raw if isinstance(raw, list) else []:
+        if not isinstance(f, dict) or not ours(f.get("ip")):
+            continue
+        try:
+            where = record_where(f)
+        except (KeyError, TypeError, ValueError):
+            where = f"{f.get('ip')}:{f.get('port')}"
+        findings.append(
+            {
+                "id": f.get("id"),
+                "rule": f.get("rule"),
+                "title": f.get("title"),
+                "severity": f.get("severity"),
+                "where": where,
+                "remediation": f.get("remediation"),
+            }
+        )
+    ids = {f["id"] for f in findings}
+    raw_orders = loads_strict(archive.read(RECTIFICATION), source=RECTIFICATION)
+    orders = [
+        {k: o.get(k) for k in ("id", "findings", "deadline", "recheck_due", "state")}
+        for o in (raw_orders if isinstance(raw_orders, list) else [])
+        if isinstance(o, dict) and ids & set(o.get("findings") or [])
+    ]
+    return findings, orders
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -211,78 +266,52 @@ def verify_transparency_report(
     return TransparencyVerdict(ok=not problems, probes=len(probes), problems=tuple(problems))
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Transparency report: {object_name}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:2px 6px;text-align:left}}code{{word-break:break-all}}</style>
-</head><body>
-<h1>Remote inspection of {object_name} ({object_id})</h1>
-<p>Notice {notice_id}, announced {announced_at}.</p>
-<h2>Announced scope</h2><ul>{targets}</ul>
-<h2>Excluded</h2><ul>{excludes}</ul>
-<h2>Windows</h2><ul>{windows}</ul>
-<h2>Scanner source addresses</h2><ul>{sources}</ul>
-<h2>Probes that touched your hosts ({count})</h2>
-<table><tr><th>#</th><th>time (UTC)</th><th>address</th><th>port</th><th>probe</th>
-<th>outcome</th></tr>
-{rows}
-</table>
-<h2>Log checkpoint</h2>
-<p>Log {origin}, {size} entries, root <code>{root}</code>, signed by key {key_name}
-(<code>{key_id}</code>).
-The JSON form of this report carries an inclusion proof for every probe.</p>
-</body></html>
-"""
+_OUTCOME_WORDS = (
+    ("ok", "探测完成, 服务作答", "the probe completed and the service answered"),
+    ("refused", "连接被拒绝 (端口关闭)", "the connection was refused (port closed)"),
+    ("timeout", "在时限内没有回应", "no answer within the time limit"),
+    ("unreachable", "地址不可达", "the address could not be reached"),
+    ("error", "探测出错, 未得出结论", "the probe failed; no conclusion"),
+    ("killed", "检查被人工或自动终止", "the inspection was stopped (kill switch)"),
+    ("unknown", "结果未知", "the outcome is not known"),
+)
 
 
 def render_html(report: Mapping[str, Any]) -> str:
-    """Render a report as a small HTML page; every value is escaped."""
+    """Render a report as one HTML page, Chinese and English; every value is escaped."""
+    from orchestrator.documents._render import render
 
-    def e(value: Any) -> str:
-        return html.escape(str(value), quote=True)
-
-    def items(values: Any) -> str:
-        return "".join(f"<li>{e(v)}</li>" for v in values) or "<li>none</li>"
-
-    rows = "\n".join(
-        "<tr>"
-        + "".join(
-            f"<td>{e(v)}</td>"
-            for v in (
-                p["seq"],
-                p["at"],
-                p["ip"],
-                p["port"] if p["port"] is not None else ",".join(map(str, p["ports"])),
-                p["probe"],
-                p["outcome"] or "no outcome logged",
-            )
-        )
-        + "</tr>"
+    probes = [
+        {
+            **p,
+            "port_text": p["port"] if p["port"] is not None else ",".join(map(str, p["ports"])),
+        }
         for p in report["probes"]
-    )
-    log = report["log"]
-    return _PAGE.format(
-        object_name=e(report["object"]["name"]),
-        object_id=e(report["object"]["id"]),
-        notice_id=e(report["notice"]["id"]),
-        announced_at=e(report["notice"]["announced_at"]),
-        targets=items(report["scope"]["targets"]),
-        excludes=items(report["scope"]["excludes"]),
-        windows=items(f"{w['start']} .. {w['end']} ({w['timezone']})" for w in report["windows"]),
-        sources=items(report["sources"]),
-        count=len(report["probes"]),
-        rows=rows,
-        origin=e(log["origin"]),
-        size=e(log["size"]),
-        root=e(log["root"]),
-        key_name=e(log["key_name"]),
-        key_id=e(log["key_id"]),
+    ]
+    windows = []
+    for w in report["windows"]:
+        zone = ZoneInfo(w["timezone"])
+        start, end = datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"])
+        windows.append(
+            {
+                **w,
+                "local_start": start.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                "local_end": end.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            }
+        )
+    view = {**report, "probes": probes, "windows": windows}
+    view.setdefault("findings", [])
+    view.setdefault("rectifications", [])
+    return render(
+        "transparency.html",
+        r=view,
+        outcome_words=_OUTCOME_WORDS,
+        footer=f"rio transparency {report['notice']['id']}",
     )
 
 
 def write_transparency_report(report: Mapping[str, Any], out: Path) -> None:
-    """Write a report as HTML (``.html``/``.htm``) or JSON (``.json``), by the file's suffix.
+    """Write a report as HTML (``.html``/``.htm``), PDF (``.pdf``) or JSON, by the file's suffix.
 
     Raises:
         InputError: Another suffix.
@@ -290,7 +319,11 @@ def write_transparency_report(report: Mapping[str, Any], out: Path) -> None:
     suffix = out.suffix.lower()
     if suffix in (".html", ".htm"):
         out.write_text(render_html(report), encoding="utf-8")
+    elif suffix == ".pdf":
+        from orchestrator.documents._render import Format, to_bytes, write_document
+
+        write_document(to_bytes(render_html(report), Format.PDF), out)
     elif suffix == ".json":
         out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     else:
-        raise InputError(f"{out}: write the report to a .html or .json file")
+        raise InputError(f"{out}: write the report to a .html, .pdf or .json file")

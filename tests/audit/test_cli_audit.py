@@ -91,3 +91,36 @@ def test_audit_package_exports_what_it_means_to() -> None:
             "verify_archive",
         ]
     )
+
+
+def test_transparency_report_tells_the_engineer_what_they_need_in_html_and_pdf(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    import pypdf
+
+    clean = ab.build_archive(tmp_path / "a.tar")
+    html_out, pdf_out = tmp_path / "report.html", tmp_path / "report.pdf"
+    for out in (html_out, pdf_out):
+        result = CliRunner().invoke(
+            app(), ["report", "transparency", str(clean), "--object", "demo-isp", "--out", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+    page = html_out.read_text(encoding="utf-8")
+    for text in (
+        "检查机关",
+        "PSB",  # the inspecting organ
+        "acme",  # the vendor
+        "What each outcome means",
+        "no answer within the time limit",
+        "How to check the proofs",
+        "Asia/Shanghai",
+        "Findings on your hosts",
+        "Rectification items",
+    ):
+        assert text in page, text
+    text = "\n".join(
+        p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf_out.read_bytes())).pages
+    )
+    assert "远程检查透明度报告" in text and "demo-isp" in text
