@@ -7,7 +7,10 @@ leaf and an RFC 9162 inclusion proof against the final signed checkpoint, so the
 check, with :func:`verify_transparency_report` and the orchestrator's public key, that what it
 was shown is what the log holds. Nothing about other objects and no evidence is included.
 
-The report is JSON for tools, or a small HTML page for people (every value escaped).
+The report is JSON for tools, or a page for people (HTML or PDF, Chinese and English, every value
+escaped) that also names the inspecting organ and vendor, lists the findings on the object's own
+hosts and the rectification items naming them, says what each outcome means and how to check
+the proofs.
 """
 
 from __future__ import annotations
