@@ -7,11 +7,12 @@ the leaves that say a probe was, or was about to be, sent.
 from __future__ import annotations
 
 import functools
+import heapq
 import ipaddress
 from typing import Any
 
 from orchestrator.audit._docs import NoticeDoc, parse_time
-from orchestrator.audit._rates import RateReplay
+from orchestrator.audit._rates import WINDOW_NS, RateReplay
 from orchestrator.audit._report import CheckResult
 from orchestrator.audit._tally import Tally
 from orchestrator.errors import RecordFileError
@@ -34,7 +35,12 @@ __all__ = [
     "WindowsCheck",
 ]
 
-OUTCOMES = frozenset({"ok", "timeout", "unreachable", "error", "refused", "killed", "unknown"})
+OUTCOMES = frozenset(
+    {"ok", "timeout", "unreachable", "error", "refused", "killed", "unknown", "unsent"}
+)
+
+_NEVER_SENT = frozenset({"killed", "unsent"})
+"""outcome classes that, with ``sent_at: null``, say the probe was never sent"""
 
 
 def _count(value: Any) -> bool:
@@ -226,7 +232,21 @@ class WindowsCheck:
 
 
 class RatesCheck:
-    """No one-second sliding window over any budget, replayed from the intents' ``at``/``cost``."""
+    """No one-second sliding window over any budget, replayed from the probes' send times.
+
+    A probe's send time is its outcome's ``sent_at``: the moment the gate took its budget,
+    immediately before the probe connected. An outcome with ``sent_at: null`` and class
+    ``killed`` or ``unsent`` was never sent and used no budget on the wire; any other probe
+    without a send time (``unknown`` after a crash, an intent without outcome, or an archive
+    written before ``sent_at`` existed, whose outcomes lack the field) counts at its intent's
+    ``at``. A probe whose connections the tool traced (``sends_us``, an nmap batch) counts
+    each connection as one unit at ``sent_at`` plus its offset.
+
+    Outcomes are logged when probes end, not in send order. Send times wait in a heap until no
+    earlier one can still come: a probe ends by its deadline, at most the policy's
+    ``probe_timeout`` after its intent, so memory stays bounded by that horizon, and the
+    replay sees every send in time order.
+    """
 
     def __init__(self, policy: Policy, notice_id: str) -> None:
         rates = policy.rates
@@ -241,29 +261,102 @@ class RatesCheck:
         )
         self.tally = Tally("rates")
         self.intents = 0
+        self.sent = 0
+        self._horizon = int(policy.probe_timeout.total_seconds() * 1e9) + 2 * WINDOW_NS
+        self._pending: dict[int, tuple[int, str, int]] = {}
+        self._heap: list[tuple[int, int, str, int]] = []
+        self._latest = 0
 
     def feed(self, leaf: Leaf) -> None:
-        if leaf.kind != "intent":
+        if leaf.kind == "intent":
+            self._intent(leaf)
+        elif leaf.kind == "outcome":
+            self._outcome(leaf)
+        else:
             return
+        at = parse_ns_timestamp(leaf.at, source=f"leaf {leaf.seq}", field="at")
+        if at < self._latest - self._horizon:
+            # The replay orders sends by waiting out the horizon; it cannot place this one.
+            self.tally.leaf(
+                leaf.seq,
+                f"logged more than {self._horizon / 1e9:g} s before a leaf logged earlier; "
+                "the rate replay cannot place it",
+            )
+        self._release(at)
+
+    def _intent(self, leaf: Leaf) -> None:
         self.intents += 1
         cost = leaf.data.get("cost")
         ip = leaf.data.get("ip")
         if not isinstance(cost, int) or isinstance(cost, bool) or cost < 0:
             self.tally.leaf(leaf.seq, f"cost {cost!r} is not a number of budget units")
             return
-        if not isinstance(ip, str):
-            self.tally.leaf(leaf.seq, f"pinned address {ip!r} is not an address")
-            return
-        if not _is_address(ip):
+        if not isinstance(ip, str) or not _is_address(ip):
             self.tally.leaf(leaf.seq, f"pinned address {ip!r} is not an address")
             return
         at = parse_ns_timestamp(leaf.at, source=f"leaf {leaf.seq}", field="at")
-        excess = self.replay.add(seq=leaf.seq, at=at, ip=ip, units=cost)
+        self._pending[leaf.seq] = (at, ip, cost)
+
+    def _outcome(self, leaf: Leaf) -> None:
+        intent = leaf.data.get("intent")
+        if not isinstance(intent, int):
+            return  # the outcomes check reports an outcome without its intent
+        entry = self._pending.pop(intent, None)
+        if entry is None:
+            return  # the outcomes check reports an outcome without its intent
+        at, ip, cost = entry
+        if "sent_at" in leaf.data:
+            sent = leaf.data["sent_at"]
+            if sent is None:
+                if leaf.data.get("outcome") in _NEVER_SENT:
+                    return
+            elif not isinstance(sent, str):
+                self.tally.leaf(leaf.seq, f"sent_at {sent!r} is not a timestamp")
+            else:
+                try:
+                    at = parse_ns_timestamp(sent, source=f"leaf {leaf.seq}", field="sent_at")
+                except RecordFileError as exc:
+                    self.tally.leaf(leaf.seq, f"sent_at: {exc.problem}")
+                sends = leaf.data.get("sends_us")
+                if isinstance(sends, list) and sends and all(_count(us) for us in sends):
+                    # Traced by the tool (an nmap batch): every connection is one unit, on time.
+                    for us in sends:
+                        heapq.heappush(self._heap, (at + us * 1000, intent, ip, 1))
+                    return
+        heapq.heappush(self._heap, (at, intent, ip, cost))
+
+    def _release(self, at: int) -> None:
+        """Replay every send that no later leaf can precede any more."""
+        # The newest leaf time so far: a leaf far "older" than it cannot be placed (``order``).
+        self._latest = max(self._latest, at)
+        edge = self._latest - self._horizon
+        pending = self._pending
+        # Intents still without outcome past the horizon: a crash left them; count them.
+        while pending:
+            seq, (at, ip, cost) = next(iter(pending.items()))
+            if at >= edge:
+                break
+            del pending[seq]
+            heapq.heappush(self._heap, (at, seq, ip, cost))
+        heap = self._heap
+        while heap and heap[0][0] < edge:
+            self._replay(*heapq.heappop(heap))
+
+    def _replay(self, at: int, seq: int, ip: str, cost: int) -> None:
+        self.sent += 1
+        excess = self.replay.add(seq=seq, at=at, ip=ip, units=cost)
         if excess is not None:
-            self.tally.leaf(leaf.seq, excess.sentence())
+            self.tally.leaf(seq, excess.sentence())
 
     def result(self) -> CheckResult:
-        return self.tally.result(f"{self.intents} intents within every one-second budget")
+        for seq, (at, ip, cost) in self._pending.items():
+            heapq.heappush(self._heap, (at, seq, ip, cost))
+        self._pending.clear()
+        while self._heap:
+            self._replay(*heapq.heappop(self._heap))
+        return self.tally.result(
+            f"{self.intents} intents ({self.sent} sent) within every one-second budget"
+        )
 
 
 class CatalogueCheck:

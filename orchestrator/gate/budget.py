@@ -2,47 +2,54 @@
 
 Four budgets hold at once for every probe: per target IP, per network (the IP's /24 or /64),
 per notice and global. :meth:`RateBudget.acquire` takes one unit (or ``cost`` units) from all
-four or from none.
+four or from none, and is called immediately before the probe connects: the moment a grant is
+stamped is the moment the probe is sent (the runner records it as the outcome's ``sent_at``).
 
-How "never over" is kept:
+How a grant is made (the pacer):
 
-* The shared, authoritative count is a moving-window log in :mod:`limits` (memory, or Redis so
-  that several notices and processes share one budget). A moving window is exact: a hit is
-  refused while the ``limit``-th most recent entry is ``>= now - 1 s`` old, so the boundary is
-  inclusive on the safe side and no N+1-th grant can fall inside a closed one-second window of
-  the storage's own timestamps.
-* ``limits`` stamps entries with ``time.time()`` *before* its awaits finish (a Redis round
-  trip), while callers reason in ``time.monotonic()`` taken after :meth:`RateBudget.acquire`
-  returns. Differences between those two instants vary per grant, so storage-exact is not
-  caller-exact. Each :class:`RateBudget` therefore also keeps a local monotonic log of its own
-  grants with a window of ``1 s + _GUARD_MARGIN``, stamped synchronously just before
-  ``acquire`` returns (no await between stamp and return). Within one process that makes the
-  caller's monotonic stamps exact too, and it protects against a forward step of the wall
-  clock.
-* Acquisition is serialised per :class:`RateBudget` by an :class:`asyncio.Lock`, so
-  check-all-then-hit-all cannot let two coroutines pass the same check. The lock is released
-  while a coroutine sleeps, so a wait on one IP does not block another IP.
-* Across processes (Redis) the check and the four hits are not one transaction: another
-  process may take the last unit between them, and a hit on one budget may then succeed while
-  a later one fails. The successful hits are then *wasted* (they count although no probe was
-  sent): that lowers throughput but never lets a budget go over, because every unit that is
-  granted was accepted by every budget's atomic ``acquire_entry`` script. Across processes the
-  guarantee holds in the storage's wall-clock time (hosts must keep NTP-synchronised clocks);
-  the local monotonic guard covers only the grants of its own process.
-* A per-IP factor (from the health breaker) lowers the per-IP limit. The reduced limit is
-  checked before the hit; the hit itself is made against the configured limit so that the
-  Redis list keeps enough entries when the factor is restored. A cross-process race can
-  therefore exceed the *reduced* per-IP limit, never the configured one.
+* Waiters queue per target IP, first come first served. Only the head of each IP's queue is
+  eligible; the heads sit in one heap ordered by the moment their IP's (and network's) window
+  next has room. One dispatcher task pops the earliest head, sleeps until that moment (and
+  until the per-notice and global windows have room), and gives that waiter its turn; the
+  waiter takes the units and returns with no await in between. So a grant is released at the
+  exact moment the window allows it, to a request that was already waiting for it, and
+  waiters for one IP never wake together to race for one unit.
+* Every budget keeps a local log of this process's grant stamps (``loop.time()``, the
+  monotonic clock of the running event loop) with a window of ``1 s + _GUARD_MARGIN``. The
+  margin keeps two sends to one target more than a second apart *as the target sees them*:
+  what happens between the stamp and the first packet (building the request, the loopback or
+  network path, the target's own scheduling) varies by a few milliseconds. It costs
+  ``_GUARD_MARGIN`` / 1 s of throughput (0.3 %).
+* With ``memory://`` the local logs are the whole budget (one process). With Redis, the shared
+  authoritative count is a moving-window log in :mod:`limits` so that several processes share
+  one budget: a waiter whose turn came checks all four shared windows, then hits all four. Across
+  processes the check and the hits are not one transaction: another process may take the last
+  unit between them, and a hit on one budget may then succeed while a later one fails. The
+  successful hits are then *wasted* (they count although no probe was sent): that lowers
+  throughput but never lets a budget go over, because every unit that is granted was accepted by
+  every budget's atomic ``acquire_entry`` script. Across processes the guarantee holds in the
+  storage's wall-clock time (hosts must keep NTP-synchronised clocks); the local guard covers
+  only the grants of its own process.
+* A per-IP factor (from the health breaker) lowers the per-IP limit. A probe whose cost is above
+  the lowered limit (but within the configured one) waits until its IP's window is empty: it is
+  never refused for a back-off that will pass. The hit on Redis is made against the configured
+  limit so that the list keeps enough entries when the factor is restored; a cross-process race
+  can therefore exceed the *reduced* per-IP limit, never the configured one.
+* The only immediate refusal is a cost above a configured limit (it can never fit in one
+  window). Otherwise a waiter is refused only when ``wait_until`` passes before its turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import ipaddress
+import itertools
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from limits import RateLimitItemPerSecond
@@ -57,13 +64,9 @@ __all__ = ["BudgetLimits", "Grant", "RateBudget"]
 _WINDOW = 1.0
 """seconds: the sliding window every budget is counted over"""
 
-_GUARD_MARGIN = 0.005
-"""seconds added to the local window so that a caller's stamp, taken just after ``acquire``
-returns, can lag ours by up to this much without two stamps landing inside one second; it costs
-0.5 % of throughput."""
-
-_WAKE_SLACK = 0.001
-"""seconds slept past a computed reset: the moving window refuses at exactly ``reset``."""
+_GUARD_MARGIN = 0.003
+"""seconds added to the local window: the jitter between a grant's stamp and its first packet
+arriving at the target must stay below this for the target never to see N+1 in one second"""
 
 _MIN_SLEEP = 0.001
 
@@ -111,7 +114,7 @@ class Grant:
 
     Attributes:
         granted: whether all four budgets gave the units.
-        waited: seconds spent in ``acquire`` (lock, storage and sleeps).
+        waited: seconds spent in ``acquire`` (queue, storage and sleeps).
         reason: ``None`` when granted, else ``"rate:<budget>"`` naming the budget that
             was exhausted (``per_ip``, ``per_network``, ``per_notice`` or ``global``).
     """
@@ -119,6 +122,8 @@ class Grant:
     granted: bool
     waited: float
     reason: str | None
+    at: float | None = None
+    """the grant's stamp on the event loop's (monotonic) clock; ``None`` when refused"""
 
     def __bool__(self) -> bool:
         return self.granted
@@ -144,6 +149,27 @@ class _Slot:
     """effective limit now (per-IP factor applied)"""
     check: _Item
     hit: _Item
+
+
+@dataclass(eq=False, kw_only=True)
+class _Waiter:
+    """One ``acquire`` in the queue of its IP."""
+
+    key: str
+    """the canonical IP (the queue it waits in)"""
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    notice_id: str
+    cost: int
+    wait_until: float
+    seq: int
+    turn: asyncio.Future[str | None]
+    """set by the dispatcher: ``None`` = your turn, a reason = refused"""
+    done: asyncio.Future[None] | None = None
+    """set by the waiter after its turn (taken, or blocked by another process)"""
+    version: int = 0
+    not_before: float = 0.0
+    """earliest retry after the shared storage (another process) said no"""
+    slots: tuple[_Slot, ...] = field(default=())
 
 
 def _storage_uri(url: str) -> str:
@@ -186,8 +212,9 @@ class RateBudget:
         namespace: prefix of every key, so that deployments and test runs sharing a Redis
             database stay apart.
 
-    One instance serves one event loop (its lock and Redis pool are bound to it); processes
-    share budgets through Redis, not by sharing an instance. Call :meth:`close` when done.
+    One instance serves one event loop (its dispatcher and Redis pool are bound to it);
+    processes share budgets through Redis, not by sharing an instance. Call :meth:`close` when
+    done.
 
     Raises:
         InputError: the storage URL has an unsupported scheme.
@@ -203,10 +230,10 @@ class RateBudget:
         self._storage_url = storage_url
         uri = _storage_uri(storage_url)
         self._pool: Any = None
-        try:
-            if uri.startswith("async+memory"):
-                self._storage = storage_from_string(uri, wrap_exceptions=True)
-            else:
+        self._limiter: MovingWindowRateLimiter | None = None
+        self._storage: Any = None
+        if not uri.startswith("async+memory"):
+            try:
                 # Our own pool (redis-py): limits defaults to coredis, which we do not ship,
                 # and owning the pool lets close() disconnect it.
                 import redis.asyncio as aioredis
@@ -218,13 +245,18 @@ class RateBudget:
                     implementation="redispy",
                     connection_pool=self._pool,
                 )
-        except (ConfigurationError, ValueError) as exc:
-            raise InputError(f"rate budget: storage_url: {storage_url!r}: {exc}") from exc
-        self._limiter = MovingWindowRateLimiter(self._storage)
-        self._lock = asyncio.Lock()
+            except (ConfigurationError, ValueError) as exc:
+                raise InputError(f"rate budget: storage_url: {storage_url!r}: {exc}") from exc
+            self._limiter = MovingWindowRateLimiter(self._storage)
         self._factors: dict[str, float] = {}
         self._local: dict[str, deque[float]] = {}
         self._items: dict[int, _Item] = {}
+        self._networks: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+        self._queues: dict[str, deque[_Waiter]] = {}
+        self._heap: list[tuple[float, int, int, str]] = []
+        self._seq = itertools.count()
+        self._wake: asyncio.Event | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -248,6 +280,10 @@ class RateBudget:
             self._factors.pop(key, None)
         else:
             self._factors[key] = float(factor)
+        # The head of that IP may be ready earlier (or later) now: place it again.
+        queue = self._queues.get(key)
+        if queue:
+            self._push(queue[0], 0.0)
 
     def per_ip_limit(self, ip: str) -> int:
         """The per-IP limit in force for ``ip`` now (the factor applied)."""
@@ -258,57 +294,203 @@ class RateBudget:
     async def acquire(self, ip: str, notice_id: str, *, cost: int = 1, wait_until: float) -> Grant:
         """Take ``cost`` units from all four budgets, waiting for room until ``wait_until``.
 
+        Call it immediately before the probe connects: the grant's stamp (``Grant.at``) is the
+        send time, and nothing is awaited between the stamp and the return.
+
         Args:
             ip: the pinned target address.
             notice_id: the notice the probe runs under.
             cost: connections the probe will open (units to take from every budget).
-            wait_until: ``time.monotonic()`` deadline for waiting. One attempt is always made.
+            wait_until: deadline for waiting, on the running loop's clock (``loop.time()``,
+                which is ``time.monotonic()`` for asyncio's loops). One attempt is always made.
 
         Returns:
             A granted :class:`Grant`, or a refused one naming the budget that stayed
-            exhausted (refused at once when ``cost`` exceeds a limit, or when the earliest
-            moment with room lies after ``wait_until``).
+            exhausted (refused at once when ``cost`` exceeds a configured limit, or when
+            ``wait_until`` passes before the window has room).
 
         Raises:
             InputError: bad ``ip``, ``notice_id`` or ``cost``.
             StoreError: the shared storage (Redis) failed.
         """
-        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
             raise InputError(f"rate budget: cost: {cost!r} is not a positive integer")
         if not notice_id:
             raise InputError("rate budget: notice_id: empty")
         address = _canonical_ip(ip)
-        while True:
-            # Rebuilt each round: the health breaker may change the factor while we wait.
-            slots = self._slots(address, notice_id)
-            for slot in slots:
-                if cost > slot.limit:
-                    # Can never fit in a one-second window: waiting would be pointless.
-                    return Grant(
-                        granted=False,
-                        waited=time.monotonic() - started,
-                        reason=f"rate:{slot.name}",
-                    )
-            async with self._lock:
-                blocked, delay = await self._try_take(slots, cost)
+        lim = self._limits
+        for name, limit in (
+            ("per_ip", lim.per_ip),
+            ("per_network", lim.per_network),
+            ("per_notice", lim.per_notice),
+            ("global", lim.global_),
+        ):
+            if cost > limit:
+                # Can never fit in a one-second window: waiting would be pointless.
+                return Grant(granted=False, waited=loop.time() - started, reason=f"rate:{name}")
+        waiter = _Waiter(
+            key=str(address),
+            address=address,
+            notice_id=notice_id,
+            cost=cost,
+            wait_until=wait_until,
+            seq=next(self._seq),
+            turn=loop.create_future(),
+        )
+        queue = self._queues.setdefault(waiter.key, deque())
+        queue.append(waiter)
+        if len(queue) == 1:
+            self._push(waiter, 0.0)
+        self._start(loop)
+        timer = loop.call_at(max(wait_until, started), self._expire, waiter)
+        try:
+            while True:
+                reason = await waiter.turn
+                if reason is not None:
+                    return Grant(granted=False, waited=loop.time() - started, reason=reason)
+                try:
+                    blocked, delay = await self._take(waiter)
+                finally:
+                    if waiter.done is not None and not waiter.done.done():
+                        waiter.done.set_result(None)
                 if blocked is None:
-                    # Stamped and returned without an await in between: see module docstring.
-                    return Grant(granted=True, waited=time.monotonic() - started, reason=None)
-            now = time.monotonic()
-            delay = max(delay + _WAKE_SLACK, _MIN_SLEEP)
-            if now + delay > wait_until:
-                return Grant(granted=False, waited=now - started, reason=f"rate:{blocked}")
-            await asyncio.sleep(delay)
+                    # Stamped by _take with no await since: this instant is the send time.
+                    stamp = loop.time()
+                    return Grant(granted=True, waited=stamp - started, reason=None, at=stamp)
+                # Another process took the unit (Redis): wait for the storage's own reset.
+                now = loop.time()
+                retry = now + max(delay, _MIN_SLEEP)
+                if retry > wait_until:
+                    return Grant(granted=False, waited=now - started, reason=f"rate:{blocked}")
+                waiter.not_before = retry
+                waiter.turn = loop.create_future()
+                self._push(waiter, retry)
+        finally:
+            timer.cancel()
+            if waiter.done is not None and not waiter.done.done():
+                # Cancelled between its turn and its attempt: the dispatcher must go on.
+                waiter.done.set_result(None)
+            self._leave(waiter)
 
     async def close(self) -> None:
-        """Release the storage (Redis connections, memory storage's expiry task)."""
+        """Stop the dispatcher and release the storage (Redis connections)."""
+        task, self._dispatcher = self._dispatcher, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for queue in self._queues.values():
+            for waiter in queue:
+                if not waiter.turn.done():
+                    waiter.turn.set_result("rate:closed")
         timer = getattr(self._storage, "timer", None)
         if isinstance(timer, asyncio.Task) and not timer.done():
             timer.cancel()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.disconnect()
+
+    # -- the queue and the dispatcher ---------------------------------------------------------
+
+    def _push(self, waiter: _Waiter, ready: float) -> None:
+        """(Re)place an IP's head in the heap; older entries of it become stale."""
+        waiter.version += 1
+        heapq.heappush(self._heap, (ready, waiter.seq, waiter.version, waiter.key))
+        if self._wake is not None:
+            self._wake.set()
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = loop.create_task(self._dispatch(), name="rio-rate-pacer")
+
+    def _expire(self, waiter: _Waiter) -> None:
+        """``wait_until`` passed while the waiter was still queued: refuse it."""
+        if waiter.turn.done() or (waiter.done is not None and not waiter.done.done()):
+            return
+        now = asyncio.get_running_loop().time()
+        ready, blocked = self._ready(waiter, now)
+        if ready <= now:
+            # Room is there; the dispatcher is busy with others. One attempt is always made.
+            return
+        waiter.turn.set_result(f"rate:{blocked}")
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """Remove a waiter from its IP's queue; the next one there becomes the head."""
+        queue = self._queues.get(waiter.key)
+        if queue is None:
+            return
+        was_head = bool(queue) and queue[0] is waiter
+        try:
+            queue.remove(waiter)
+        except ValueError:
+            return
+        if not queue:
+            del self._queues[waiter.key]
+        elif was_head:
+            self._push(queue[0], 0.0)
+        if self._wake is not None:
+            self._wake.set()
+
+    def _head(self, seq: int, version: int, key: str) -> _Waiter | None:
+        queue = self._queues.get(key)
+        if not queue:
+            return None
+        head = queue[0]
+        if head.seq != seq or head.version != version or head.turn.done():
+            return None
+        return head
+
+    async def _dispatch(self) -> None:
+        """Give each IP's head its turn at the moment every budget has room for it."""
+        loop = asyncio.get_running_loop()
+        assert self._wake is not None
+        wake = self._wake
+        while True:
+            wake.clear()
+            if not self._heap:
+                await wake.wait()
+                continue
+            ready_key, seq, version, key = self._heap[0]
+            head = self._head(seq, version, key)
+            if head is None:
+                heapq.heappop(self._heap)
+                continue
+            now = loop.time()
+            ready, blocked = self._ready(head, now)
+            if ready > now and ready > ready_key:
+                # Its network (or a factor) moved it back: re-place it, try the next.
+                heapq.heapreplace(self._heap, (ready, seq, version, key))
+                continue
+            if ready > head.wait_until and ready > now:
+                heapq.heappop(self._heap)
+                head.turn.set_result(f"rate:{blocked}")
+                continue
+            if ready > now:
+                handle = loop.call_at(ready, wake.set)
+                try:
+                    await wake.wait()
+                finally:
+                    handle.cancel()
+                continue
+            heapq.heappop(self._heap)
+            head.done = loop.create_future()
+            head.turn.set_result(None)
+            # Wait for its attempt: the next decision needs the stamp it makes.
+            await asyncio.shield(head.done)
+
+    def _ready(self, waiter: _Waiter, now: float) -> tuple[float, str]:
+        """When every budget has room for the waiter, and the one that frees last."""
+        waiter.slots = self._slots(waiter.address, waiter.notice_id, waiter.cost)
+        ready, blocked = max(waiter.not_before, now), "per_ip"
+        for slot in waiter.slots:
+            at = self._local_ready(slot, waiter.cost, now)
+            if at > ready:
+                ready, blocked = at, slot.name
+        return ready, blocked
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -319,13 +501,19 @@ class RateBudget:
         return item
 
     def _slots(
-        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, notice_id: str
+        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, notice_id: str, cost: int
     ) -> tuple[_Slot, ...]:
         lim = self._limits
-        prefix = lim.network_prefix_v4 if address.version == 4 else lim.network_prefix_v6
-        network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+        network = self._networks.get(address)
+        if network is None:
+            prefix = lim.network_prefix_v4 if address.version == 4 else lim.network_prefix_v6
+            network = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+            if len(self._networks) > _SWEEP_AT:
+                self._networks.clear()
+            self._networks[address] = network
         ns = self._namespace
-        per_ip = self.per_ip_limit(str(address))
+        # A probe larger than the backed-off limit waits for an empty window (never refused).
+        per_ip = max(self.per_ip_limit(str(address)), cost)
         return (
             _Slot(
                 name="per_ip",
@@ -343,18 +531,30 @@ class RateBudget:
         item = self._item(limit)
         return _Slot(name=name, key=key, limit=limit, check=item, hit=item)
 
-    async def _try_take(self, slots: tuple[_Slot, ...], cost: int) -> tuple[str | None, float]:
-        """One attempt under the lock: ``(None, 0)`` when taken, else ``(budget, seconds)``.
+    async def _take(self, waiter: _Waiter) -> tuple[str | None, float]:
+        """The waiter's attempt: ``(None, 0)`` when taken (and stamped), else ``(budget, s)``."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        ready, blocked = self._ready(waiter, now)
+        if ready > now:
+            return blocked, ready - now
+        slots, cost = waiter.slots, waiter.cost
+        if self._limiter is not None:
+            blocked_shared, delay = await self._take_shared(slots, cost)
+            if blocked_shared is not None:
+                return blocked_shared, delay
+        stamp = loop.time()
+        for slot in slots:
+            self._local.setdefault(slot.key, deque()).extend([stamp] * cost)
+        if len(self._local) > _SWEEP_AT:
+            self._sweep(stamp)
+        return None, 0.0
 
-        ``seconds`` is how long until every exhausted budget has freed at least one unit.
-        """
-        now = time.monotonic()
-        # 1. This process's own monotonic log (cheap, no I/O).
-        waits = {slot.name: self._local_wait(slot, cost, now) for slot in slots}
-        if any(wait > 0 for wait in waits.values()):
-            return _longest(waits)
+    async def _take_shared(self, slots: tuple[_Slot, ...], cost: int) -> tuple[str | None, float]:
+        """Check all four shared windows, then hit all four (Redis)."""
+        assert self._limiter is not None
+        waits: dict[str, float] = {}
         try:
-            # 2. The shared log: test all before hitting any.
             for slot in slots:
                 stats = await self._limiter.get_window_stats(slot.check, slot.key)
                 waits[slot.name] = (
@@ -364,7 +564,7 @@ class RateBudget:
                 )
             if any(wait > 0 for wait in waits.values()):
                 return _longest(waits)
-            # 3. Hit all. Only another process can make one of these fail now.
+            # Only another process can make one of these fail now.
             for slot in slots:
                 if not await self._limiter.hit(slot.hit, slot.key, cost=cost):
                     stats = await self._limiter.get_window_stats(slot.check, slot.key)
@@ -373,25 +573,21 @@ class RateBudget:
             raise StoreError(
                 f"rate budget {self._namespace!r}: storage {self._storage_url!r} failed: {exc}"
             ) from exc
-        stamp = time.monotonic()
-        for slot in slots:
-            self._local.setdefault(slot.key, deque()).extend([stamp] * cost)
-        if len(self._local) > _SWEEP_AT:
-            self._sweep(stamp)
         return None, 0.0
 
-    def _local_wait(self, slot: _Slot, cost: int, now: float) -> float:
+    def _local_ready(self, slot: _Slot, cost: int, now: float) -> float:
+        """When this process's own grants leave room for ``cost`` more units in the slot."""
         stamps = self._local.get(slot.key)
         if stamps is None:
-            return 0.0
+            return now
         horizon = now - (_WINDOW + _GUARD_MARGIN)
         while stamps and stamps[0] <= horizon:
             stamps.popleft()
         excess = len(stamps) + cost - slot.limit
         if excess <= 0:
-            return 0.0
+            return now
         # The excess-th oldest stamp must leave the (longer) local window first.
-        return stamps[excess - 1] - horizon
+        return stamps[excess - 1] + _WINDOW + _GUARD_MARGIN
 
     def _sweep(self, now: float) -> None:
         horizon = now - (_WINDOW + _GUARD_MARGIN)

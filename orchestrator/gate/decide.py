@@ -20,11 +20,15 @@ default and every check must pass, in this fixed order:
                   (the chain is in the logged resolution);
 7. ``health``     the target is not paused by the health breaker (checked before the budget so a
                   paused target spends no budget);
-8. ``rate``       the per-IP, per-network, per-notice and global budgets all have room (waiting
-                  for it, at most until the permit could no longer finish inside the window).
+8. ``rate``       the probe's cost fits every one-second budget (per IP, per network, per
+                  notice, global); a cost that never fits is refused.
 
-After a wait for budget, run, entrustment, window and health are checked again: a kill, a
-revocation, a closing window or a breaker pause that happened meanwhile still wins.
+The budget itself is taken later, by :meth:`Gate.admit`, immediately before the probe connects
+(after its intent is durable): the grant's moment is the send time, which the runner records in
+the outcome leaf (``sent_at``) and the audit replays. ``admit`` waits for budget (a budget
+refusal means *wait*, never *drop*) and, once it has the units, checks run, entrustment, window
+and health again with no await before the send: a kill, a revocation, a closing window or a
+breaker pause that happened meanwhile still wins, and the permit then goes unused.
 
 Every decision is handed to the :class:`DecisionSink` (the probe log) *before* the permit is
 returned: a permit's ``decision`` is the sequence number of its logged intent.
@@ -32,7 +36,7 @@ returned: a permit's ``decision`` is the sequence number of its logged intent.
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -54,6 +58,7 @@ from probes.registry import probe_class
 
 __all__ = [
     "CHECKS",
+    "Admission",
     "CheckVerdict",
     "DecisionSink",
     "Gate",
@@ -149,6 +154,27 @@ class Refusal:
             "at": self.at.isoformat(),
             "resolution": self.resolution.to_json() if self.resolution else None,
         }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Admission:
+    """The gate's go at the moment of sending (true), or why a permit went unused.
+
+    Attributes:
+        at: the send instant (the grant's moment on the gate's clock) when admitted.
+        check: the check that stopped it (``rate``, ``run``, ``entrusted``, ``window``,
+            ``health``), ``None`` when admitted.
+        reason: machine reason (``rate:per_ip``, ``window-closing``, ...).
+        sentence: for people.
+    """
+
+    at: datetime | None
+    check: str | None = None
+    reason: str | None = None
+    sentence: str = ""
+
+    def __bool__(self) -> bool:
+        return self.check is None
 
 
 class DecisionSink(Protocol):
@@ -598,35 +624,80 @@ class Gate:
         health_verdict = self.check_health(pinned)
         if not health_verdict:
             return await self._refuse(req, health_verdict, now, resolution)
-        end = self.window_end(now)
-        assert end is not None
-        # Wait for budget no longer than the probe could still finish inside the window.
-        slack = (end - deadline).total_seconds()
+        rate_verdict = self.check_cost(pinned, req.cost)
+        if not rate_verdict:
+            return await self._refuse(req, rate_verdict, now, resolution)
+        # Resolving took time: a kill meanwhile still wins (no intent may follow a kill leaf).
+        run_verdict = self.check_run()
+        if not run_verdict:
+            return await self._refuse(req, run_verdict, now, resolution)
+        return pinned, resolution, now, deadline
+
+    def check_cost(self, ip: str, cost: int) -> CheckVerdict:
+        """The probe's cost fits every one-second budget (else it could never be sent)."""
+        rates = self.policy.rates
+        for name, limit in (
+            ("per_ip", rates.per_ip),
+            ("per_network", rates.per_network),
+            ("per_notice", rates.per_notice),
+            ("global", rates.global_),
+        ):
+            if cost > limit:
+                return CheckVerdict(
+                    check="rate",
+                    ok=False,
+                    reason=f"rate:{name}",
+                    detail=f"{ip}: cost {cost} exceeds the {name} budget of {limit}/s",
+                )
+        return CheckVerdict(
+            check="rate",
+            ok=True,
+            reason="fits",
+            detail=f"cost {cost} within per-IP {self.budget.per_ip_limit(ip)}/s",
+        )
+
+    async def admit(self, permit: Permit, *, cost: int) -> Admission:
+        """Take the permit's budget now and say go, immediately before the probe connects.
+
+        Waits for budget while at least half of the policy's probe timeout is left before the
+        permit's deadline (the runner then decides the request afresh). After the grant, run,
+        entrustment, window and health are checked again; nothing is awaited between those
+        checks and the return, so the caller sends at ``Admission.at``.
+
+        Args:
+            permit: a permit this gate issued (its intent durable).
+            cost: the budget units of its request.
+
+        Returns:
+            An admitted :class:`Admission` with the send instant, or an unused one naming the
+            check that stopped it (budget units already taken then stay spent: never over).
+        """
+        loop = asyncio.get_running_loop()
+        keep = self.policy.probe_timeout.total_seconds() / 2
+        left = permit.seconds_left(self.clock.now())
         grant = await self.budget.acquire(
-            pinned, self.notice.id, cost=req.cost, wait_until=time.monotonic() + max(0.0, slack)
+            permit.ip, self.notice.id, cost=cost, wait_until=loop.time() + max(0.0, left - keep)
         )
         now = self.clock.now()
         if not grant:
-            verdict = CheckVerdict(
+            return Admission(
+                at=None,
                 check="rate",
-                ok=False,
                 reason=grant.reason or "rate",
-                detail=f"{pinned}: no budget ({grant.reason}) within the window",
+                sentence=f"{permit.ip}: no budget ({grant.reason}) while the permit had time; "
+                "the probe is decided again",
             )
-            return await self._refuse(req, verdict, now, resolution)
-        # Time passed while waiting: the run may have been killed, the technician revoked,
-        # the window closed or the target paused by the breaker (a probe granted to a paused
-        # target would be one packet more than the object agreed to take).
-        deadline = now + self.policy.probe_timeout
         for verdict in (
             self.check_run(),
             self.check_entrusted(now),
-            self.check_window(now, deadline),
-            self.check_health(pinned),
+            self.check_window(now, permit.deadline),
+            self.check_health(permit.ip),
         ):
             if not verdict:
-                return await self._refuse(req, verdict, now, resolution)
-        return pinned, resolution, now, deadline
+                return Admission(
+                    at=None, check=verdict.check, reason=verdict.reason, sentence=verdict.detail
+                )
+        return Admission(at=now)
 
     async def explain(self, req: ProbeRequest, *, at: datetime | None = None) -> list[CheckVerdict]:
         """Every check's verdict for a would-be probe, without spending budget or logging."""
@@ -647,23 +718,7 @@ class Gate:
         verdicts.append(scope_verdict)
         if pinned is not None:
             verdicts.append(self.check_health(pinned))
-            limit = self.budget.per_ip_limit(pinned)
-            ok = req.cost <= min(
-                limit,
-                self.policy.rates.per_network,
-                self.policy.rates.per_notice,
-                self.policy.rates.global_,
-            )
-            verdicts.append(
-                CheckVerdict(
-                    check="rate",
-                    ok=ok,
-                    reason="fits" if ok else "rate:cost",
-                    detail=f"cost {req.cost} within per-IP {limit}/s"
-                    if ok
-                    else f"cost {req.cost} exceeds a one-second budget",
-                )
-            )
+            verdicts.append(self.check_cost(pinned, req.cost))
         return verdicts
 
     async def _refuse(

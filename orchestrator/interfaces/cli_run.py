@@ -106,12 +106,25 @@ def run_start(
             console.print(f"run {run_id} of notice {notice}")
         state = run_foreground(rio, run_id, title=f"run {run_id}", quiet=quiet)
         _summary(rio, run_id)
-    _paused_hint(state)
+        why = _pause_why(rio, run_id)
+    _paused_hint(state, why)
 
 
-def _paused_hint(state: RunState) -> None:
+def _paused_hint(state: RunState, why: str) -> None:
     if state is RunState.PAUSED:
-        console.print("paused: the window closed; `rio run schedule` resumes it in the next window")
+        console.print(f"paused ({why}); `rio run schedule` resumes it in the next window")
+
+
+def _pause_why(rio: Rio, run_id: str) -> str:
+    """The reason the last ``paused`` state leaf gives (what was not done and why)."""
+    from orchestrator.ledger.log import read_leaves
+
+    why = "the window closed"
+    for leaf in read_leaves(rio.db, run_id):
+        if leaf.kind == "state" and leaf.data.get("state") == "paused":
+            reason = leaf.data.get("reason")
+            why = "the window closed" if reason in ("window", "notice") else str(reason)
+    return why
 
 
 def _crashed_run_of(rio: Rio, notice_id: str) -> str | None:
@@ -167,7 +180,8 @@ def run_resume(
         console.print(f"run {run} of notice {notice_id}: resuming ({_state_text(current, why)})")
         state = run_foreground(rio, run, title=f"run {run}", quiet=quiet)
         _summary(rio, run)
-    _paused_hint(state)
+        why = _pause_why(rio, run)
+    _paused_hint(state, why)
 
 
 def _state_text(state: RunState, reason: str | None) -> str:
@@ -225,12 +239,25 @@ def _status(rio: Rio, run_id: str) -> dict[str, Any]:
         }
     outcomes: Counter[str] = Counter()
     per_second: Counter[str] = Counter()
+    costs: dict[int, int] = {}
+    last_state: dict[str, Any] = {}
     for leaf in read_leaves(rio.db, run_id):
         if leaf.kind == "outcome":
             outcomes[str(leaf.data["outcome"])] += 1
+            cost = costs.pop(int(leaf.data["intent"]), 1)
+            sent = leaf.data.get("sent_at")
+            if isinstance(sent, str):  # connections per second as sent, not as decided
+                per_second[sent[:19]] += cost
         elif leaf.kind == "intent":
-            per_second[leaf.at[:19]] += int(leaf.data.get("cost", 1))
+            costs[leaf.seq] = int(leaf.data.get("cost", 1))
+        elif leaf.kind == "state":
+            last_state = leaf.data
     data["outcomes"] = dict(outcomes)
+    # What was not done, and why (a run is sealed only when every planned probe has an outcome).
+    data["not_done"] = {
+        "count": max(0, (row.planned or 0) - (row.done or 0)),
+        "why": last_state.get("reason") if last_state.get("state") == "paused" else None,
+    }
     data["peak_connections_per_second"] = max(per_second.values(), default=0)
     cps = read_checkpoints(rio.db, run_id)
     data["checkpoint"] = {"size": cps[-1].size, "note": cps[-1].note} if cps else None

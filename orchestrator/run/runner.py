@@ -6,7 +6,15 @@ The runner owns the run's probe log while it runs (one writer per run). It:
   ``running`` state it finds is a crash: intents without an outcome get an ``unknown`` outcome
   leaf and are not sent again (a lost probe is not silently repeated beyond the budget);
 - skips plan items its log already decided, so a paused or crashed run resumes where it stopped;
-- sends a probe only after its intent leaf is durable (``ProbeLog.durable``);
+- sends a probe only after its intent leaf is durable (``ProbeLog.durable``), and only when the
+  gate admits it (``Gate.admit``: the budget slot is taken immediately before the connection is
+  made; the send instant goes into the outcome leaf as ``sent_at``);
+- keeps one lane per target: a lane decides its next request while the previous one is being
+  sent, so each target has a request queued at the budget's pacer ahead of every release;
+- never drops a probe for budget: a permit that could not get budget in time is logged as
+  ``unsent`` and decided again; a probe not done when the window closes is carried to the next
+  opening; a run is sealed only when every planned probe has a real outcome (otherwise it is
+  paused, and its state leaf says what was not done and why);
 - pauses (state leaf, checkpoint) when the gate refuses for the window or the lead time, so
   nothing is in flight after a window closes;
 - polls the database for a kill request; on a kill it logs a ``kill`` leaf, cancels in-flight
@@ -22,9 +30,10 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +45,7 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
 from orchestrator.errors import InputError
 from orchestrator.gate.budget import BudgetLimits, RateBudget
-from orchestrator.gate.decide import Gate, ProbeRequest, Refusal
+from orchestrator.gate.decide import Admission, Gate, ProbeRequest, Refusal
 from orchestrator.gate.health import HealthBreaker, HealthThresholds
 from orchestrator.gate.resolve import Resolver
 from orchestrator.intake.notices import Notice, get_notice
@@ -71,8 +80,39 @@ __all__ = ["Progress", "Runner"]
 # Refusals that stop the whole run for now (it resumes later) rather than just one item.
 _STOPPING = {"run", "notice", "window", "entrusted"}
 
-_SPAWN_STEP = 256
-"""probe tasks spawned before the plan loop yields to the event loop"""
+# Outcomes of a permit that was never used: the plan item is still to be done.
+_UNSENT = "unsent"
+
+
+@dataclass
+class _Lanes:
+    """The runner's per-target lanes: requests queued per target, and room for more."""
+
+    limit: int
+    queued_limit: int
+    queues: dict[str, deque[ProbeRequest]] = field(default_factory=dict)
+    queued: int = 0
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close(self, key: str) -> None:
+        self.queues.pop(key, None)
+        self.room.set()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Parts:
+    """What every lane of one run works with."""
+
+    gate: Gate
+    log: ProbeLog
+    health: HealthBreaker
+    budget: RateBudget
+    deferred: list[ProbeRequest]
+    """requests of targets the breaker paused, retried after the cool-down"""
+
+
+def _lane_key(req: ProbeRequest) -> str:
+    return req.ip or req.host or req.target
 
 
 @dataclass
@@ -155,7 +195,9 @@ class Runner:
         self.poll_seconds = poll_seconds
         self.progress = Progress()
         self._view = _RunView(run_id)
-        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._sem = asyncio.Semaphore(1)
+        self._not_done: dict[str, int] = {}
         self._stop: str | None = None
         self._kill_leaf_written = False
         self._person: Person | None = None
@@ -198,17 +240,27 @@ class Runner:
         )
 
     def _recover(self, log: ProbeLog) -> tuple[set[int], list[tuple[int, dict[str, Any]]]]:
-        """Items already decided, and intents that never got an outcome."""
+        """Items already done, and intents that never got an outcome.
+
+        An item is done when a permit for it got a real outcome (not ``unsent``) or the gate
+        refused it for good (not for the window, the run, the lead time, health or budget).
+        """
         decided: set[int] = set()
         intents: dict[int, dict[str, Any]] = {}
         for leaf in read_leaves(self.rio.db, self.run_id):
             if leaf.kind == "intent":
-                decided.add(int(leaf.data["item"]))
                 intents[leaf.seq] = leaf.data
-            elif leaf.kind == "refusal" and leaf.data["check"] not in _STOPPING | {"health"}:
+            elif leaf.kind == "refusal" and leaf.data["check"] not in _STOPPING | {
+                "health",
+                "rate",
+            }:
                 decided.add(int(leaf.data["request"]["item"]))
             elif leaf.kind == "outcome":
-                intents.pop(int(leaf.data["intent"]), None)
+                intent = intents.pop(int(leaf.data["intent"]), None)
+                if intent is not None and leaf.data["outcome"] != _UNSENT:
+                    decided.add(int(intent["item"]))
+        # Crashed in flight: never sent again (they get an ``unknown`` outcome).
+        decided.update(int(data["item"]) for data in intents.values())
         return decided, sorted(intents.items())
 
     # -- the run -----------------------------------------------------------------------------
@@ -290,67 +342,120 @@ class Runner:
         self.progress.decided = len(decided)
         await self._check_kill(log)
 
-        sem = asyncio.Semaphore(self.policy.concurrency)
+        self._sem = asyncio.Semaphore(self.policy.concurrency)
         deferred: list[ProbeRequest] = []
-        spawned = 0
-        for req in plan:
-            if self._stop is not None:
-                break
-            if req.item in decided:
-                continue
-            await sem.acquire()
-            if self._stop is not None:
-                sem.release()
-                break
-            self._spawn(req, sem, gate, log, health, budget, deferred)
-            spawned += 1
-            if spawned % _SPAWN_STEP == 0:
-                # Let the decided probes' intents commit (and go out) while more are decided:
-                # tasks spawned in one go would all decide before the log's first commit.
-                await asyncio.sleep(0)
-        await self._drain()
+        parts = _Parts(gate=gate, log=log, health=health, budget=budget, deferred=deferred)
+        await self._run_lanes(plan, decided, parts)
         # Targets the breaker paused: retry their items after the cool-down, a few times.
         for _ in range(3):
             if self._stop is not None or not deferred:
                 break
             await asyncio.sleep(min(self.policy.health.cooldown.total_seconds(), 30.0))
             retry, deferred[:] = list(deferred), []
-            for req in retry:
-                if self._stop is not None:
-                    break
-                await sem.acquire()
-                self._spawn(req, sem, gate, log, health, budget, deferred)
-            await self._drain()
+            await self._run_lanes(retry, set(), parts)
+        if deferred:
+            self._not_done["target paused by the health breaker"] = len(deferred)
         return await self._finish(log)
 
-    def _spawn(
+    def _lane_limits(self) -> _Lanes:
+        """As many lanes as it takes to keep the shared budgets full, within the concurrency."""
+        r = self.policy.rates
+        needed = 2 * math.ceil(min(r.per_notice, r.global_, r.per_network * 256) / r.per_ip) + 1
+        lanes = max(1, min(self.policy.concurrency, needed))
+        return _Lanes(limit=lanes, queued_limit=4 * lanes + 64)
+
+    async def _run_lanes(
         self,
-        req: ProbeRequest,
-        sem: asyncio.Semaphore,
-        gate: Gate,
-        log: ProbeLog,
-        health: HealthBreaker,
-        budget: RateBudget,
-        deferred: list[ProbeRequest],
+        requests: Iterable[ProbeRequest],
+        skip: set[int],
+        parts: _Parts,
     ) -> None:
-        task = asyncio.create_task(self._one(req, gate, log, health, budget, deferred))
-        self._inflight[req.item] = task
+        """Feed the requests into per-target lanes (bounded) and wait until all are done."""
+        lanes = self._lane_limits()
+        for req in requests:
+            if self._stop is not None:
+                break
+            if req.item in skip:
+                continue
+            while lanes.queued >= lanes.queued_limit and self._stop is None:
+                lanes.room.clear()
+                await lanes.room.wait()
+            key = _lane_key(req)
+            queue = lanes.queues.get(key)
+            if queue is None:
+                while len(lanes.queues) >= lanes.limit and self._stop is None:
+                    lanes.room.clear()
+                    await lanes.room.wait()
+                if self._stop is not None:
+                    break
+                queue = lanes.queues[key] = deque()
+                queue.append(req)
+                lanes.queued += 1
+                self._track(self._lane(key, queue, lanes, parts))
+            else:
+                queue.append(req)
+                lanes.queued += 1
+        await self._drain()
 
-        def done(_: asyncio.Task[None]) -> None:
-            self._inflight.pop(req.item, None)
-            sem.release()
+    def _track(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
-        task.add_done_callback(done)
+    async def _lane(
+        self,
+        key: str,
+        queue: deque[ProbeRequest],
+        lanes: _Lanes,
+        parts: _Parts,
+    ) -> None:
+        """One target's requests in order; hands the lane on the moment a probe is admitted."""
+        while True:
+            if not queue or self._stop is not None:
+                lanes.queued -= len(queue)
+                queue.clear()
+                lanes.close(key)
+                return
+            req = queue.popleft()
+            lanes.queued -= 1
+            lanes.room.set()
+            admitted = await self._prepare(req, parts.gate, parts.log, parts.deferred)
+            if admitted is None:
+                continue
+            if isinstance(admitted, str):
+                queue.appendleft(req)
+                lanes.queued += 1
+                continue
+            permit, admission = admitted
+            # Hand the lane on before sending, so its next request waits for the next release.
+            if queue and self._stop is None:
+                self._track(self._lane(key, queue, lanes, parts))
+            else:
+                lanes.close(key)
+            await self._send_and_record(permit, admission, parts.log, parts.health, parts.budget)
+            return
 
     async def _drain(self) -> None:
         while self._inflight:
-            await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     async def _finish(self, log: ProbeLog) -> RunState:
         now = self.clock.now()
         if self._view.killed:
             final = RunState.ABORTED
             await log.append("state", {"state": "aborted", "reason": "killed"}, now)
+        elif self._stop is None and self._not_done:
+            # Not every planned probe has an outcome: the run is not sealed, and says why.
+            why = "; ".join(f"{n} {reason}" for reason, n in sorted(self._not_done.items()))
+            missing = self.progress.planned - self.progress.decided
+            text = f"{missing} of {self.progress.planned} planned probes not done: {why}"
+            await log.append("state", {"state": "paused", "reason": text}, now)
+            await log.checkpoint()
+            with self.rio.db.session() as s:
+                row = get_run(s, self.run_id)
+                set_state(s, row, RunState.PAUSED, reason=PauseReason.HEALTH.value, now=now)
+                self._save_counts(row)
+            return RunState.PAUSED
         elif self._stop is not None:
             reason = {"window": PauseReason.WINDOW, "notice": PauseReason.WINDOW}.get(
                 self._stop, PauseReason.OPERATOR
@@ -381,56 +486,81 @@ class Runner:
 
     # -- one probe ---------------------------------------------------------------------------
 
-    async def _one(
-        self,
-        req: ProbeRequest,
-        gate: Gate,
-        log: ProbeLog,
-        health: HealthBreaker,
-        budget: RateBudget,
-        deferred: list[ProbeRequest],
-    ) -> None:
-        await self._decide_and_send(req, gate, log, health, budget, deferred)
+    async def _prepare(
+        self, req: ProbeRequest, gate: Gate, log: ProbeLog, deferred: list[ProbeRequest]
+    ) -> tuple[Permit, Admission] | str | None:
+        """Decide, make the intent durable, wait for a concurrency slot and the budget.
 
-    async def _decide_and_send(
-        self,
-        req: ProbeRequest,
-        gate: Gate,
-        log: ProbeLog,
-        health: HealthBreaker,
-        budget: RateBudget,
-        deferred: list[ProbeRequest],
-    ) -> None:
+        Returns:
+            ``(permit, admission)`` when the probe is to be sent now; ``"again"`` when the
+            permit went unused for budget (decide the request afresh); ``None`` otherwise
+            (refused, stopped, deferred or killed: already accounted for).
+        """
         decision = await gate.decide(req)
         if isinstance(decision, Refusal):
             self.progress.refusals += 1
             if decision.check in _STOPPING:
                 if self._stop is None and not self._view.killed:
                     self._stop = decision.check
-                return
+                return None
             if decision.check == "health":
                 self.progress.paused_targets.add(req.ip or req.host or req.target)
                 deferred.append(req)
-                return
+                return None
             self.progress.decided += 1
             self._report()
-            return
+            return None
         permit = decision
         self.progress.permits += 1
-        self.progress.note_intent(req.cost)
+        held = False
+        admission: Admission | None = None
         try:
             await log.durable(permit.decision)
+            if not self._view.killed:
+                await self._sem.acquire()
+                held = True
+                admission = await gate.admit(permit, cost=req.cost)
         except asyncio.CancelledError:
             if not self._view.killed:
+                if held:
+                    self._sem.release()
                 raise
-        if self._view.killed:
+        if self._view.killed or admission is None:
             # Logged before the kill, not yet sent: it is never sent.
+            if held:
+                self._sem.release()
             await self._outcome(log, permit, None, "killed", [])
             self.progress.decided += 1
-            return
-        result = await self._send(permit)
+            return None
+        if not admission:
+            self._sem.release()
+            await self._outcome(log, permit, None, _UNSENT, [], reason=admission)
+            if admission.check == "rate":
+                return "again"
+            if admission.check == "health":
+                self.progress.paused_targets.add(permit.ip)
+                deferred.append(req)
+            elif self._stop is None and admission.check in _STOPPING:
+                self._stop = admission.check
+            return None
+        self.progress.note_intent(req.cost)
+        return permit, admission
+
+    async def _send_and_record(
+        self,
+        permit: Permit,
+        admission: Admission,
+        log: ProbeLog,
+        health: HealthBreaker,
+        budget: RateBudget,
+    ) -> None:
+        """Send now (the gate just admitted it), then log the outcome and feed the breaker."""
+        try:
+            result = await self._send(permit)
+        finally:
+            self._sem.release()
         findings = self._findings(permit, result) if result.outcome == "ok" else []
-        await self._outcome(log, permit, result, result.outcome, findings)
+        await self._outcome(log, permit, result, result.outcome, findings, sent_at=admission.at)
         change = health.observe(
             permit.ip,
             outcome=result.outcome,
@@ -483,9 +613,9 @@ class Runner:
             # The probes honour their deadline themselves; this bound makes it certain: at the
             # deadline (never after the window closes) the probe is cancelled, sockets closed,
             # nmap killed. Nothing of this run is in flight after its window.
-            return await asyncio.wait_for(
-                probe.run(permit, ctx), timeout=max(0.0, permit.seconds_left())
-            )
+            # asyncio.timeout, not wait_for: no new task, the probe starts connecting at once.
+            async with asyncio.timeout(max(0.0, permit.seconds_left())):
+                return await probe.run(permit, ctx)
         except TimeoutError:
             outcome, error = "timeout", "stopped at the permit's deadline"
         except asyncio.CancelledError:
@@ -513,6 +643,9 @@ class Runner:
         result: ProbeResult | None,
         outcome: str,
         findings: list[Finding],
+        *,
+        sent_at: datetime | None = None,
+        reason: Admission | None = None,
     ) -> None:
         self.progress.outcomes[outcome] = self.progress.outcomes.get(outcome, 0) + 1
         digest = None
@@ -532,6 +665,8 @@ class Runner:
             "connections": result.connections if result else 0,
             "evidence_digest": digest,
             "findings": [f.digest() for f in findings],
+            # The send time: the budget grant immediately before connecting (Gate.admit).
+            "sent_at": format_instant(sent_at) if sent_at is not None else None,
         }
         if result is not None and result.connection_times:
             # What went out, as the tool traced it: the first connection and the others'
@@ -539,6 +674,12 @@ class Runner:
             first = result.connection_times[0]
             data["sent_at"] = format_instant(datetime.fromtimestamp(first, UTC))
             data["sends_us"] = [round((t - first) * 1_000_000) for t in result.connection_times]
+        if reason is not None:
+            data["not_sent"] = {
+                "check": reason.check,
+                "reason": reason.reason,
+                "sentence": reason.sentence,
+            }
         seq = await log.append("outcome", data, self.clock.now())
         if findings:
             self._store_findings(seq, findings)
@@ -632,7 +773,7 @@ class Runner:
         self._view.killed = True
         self._stop = "run"
         await log.append("kill", {"by": by, "reason": reason}, self.clock.now())
-        for task in list(self._inflight.values()):
+        for task in list(self._inflight):
             task.cancel()
 
     def _read_kill(self) -> tuple[str, str] | None:

@@ -269,22 +269,51 @@ async def test_explain_reports_every_check_without_logging() -> None:
     assert sink.leaves == []
 
 
-async def test_target_paused_while_a_probe_waits_for_budget_gets_no_permit() -> None:
+async def test_target_paused_while_a_probe_waits_for_budget_is_not_admitted() -> None:
     import asyncio
 
     gate = make_gate(
         make_notice(LAB, policy_yaml(per_ip=1), announced_at=announced(2)), clock=FakeClock(T0)
     )
-    first = await gate.decide(req())
-    assert isinstance(first, Permit)
-    waiting = asyncio.create_task(gate.decide(req()))
-    await asyncio.sleep(0.2)  # the second request now waits for the per-IP budget
-    gate.health.observe("127.0.40.5", outcome="ok", latency=0.01, http_status=429, retry_after=60.0)
-    decision = await waiting
-    assert isinstance(decision, Refusal) and (decision.check, decision.reason) == (
-        "health",
-        "target-paused",
+    try:
+        first, second = await gate.decide(req()), await gate.decide(req())
+        assert isinstance(first, Permit) and isinstance(second, Permit)
+        assert await gate.admit(first, cost=1)
+        waiting = asyncio.create_task(gate.admit(second, cost=1))
+        await asyncio.sleep(0.2)  # the second permit now waits for the per-IP budget
+        gate.health.observe(
+            "127.0.40.5", outcome="ok", latency=0.01, http_status=429, retry_after=60.0
+        )
+        admission = await waiting
+    finally:
+        await gate.budget.close()
+    assert not admission and (admission.check, admission.reason) == ("health", "target-paused")
+
+
+async def test_permit_is_admitted_with_its_send_instant_when_budget_frees() -> None:
+    clock = FakeClock(T0)
+    gate = make_gate(
+        make_notice(LAB, policy_yaml(per_ip=1), announced_at=announced(2)), clock=clock
     )
+    try:
+        permit = await gate.decide(req())
+        assert isinstance(permit, Permit)
+        admission = await gate.admit(permit, cost=1)
+    finally:
+        await gate.budget.close()
+    assert admission and admission.at == T0 and admission.check is None
+
+
+async def test_probe_whose_cost_never_fits_a_budget_is_refused_for_rate() -> None:
+    gate = make_gate(
+        make_notice(LAB, policy_yaml(per_ip=2), announced_at=announced(2)), clock=FakeClock(T0)
+    )
+    request = ProbeRequest(
+        item=0, probe="http", target="cidr:127.0.40.0/24", ip="127.0.40.5", port=80, cost=3
+    )
+    decision = await gate.decide(request)
+    assert isinstance(decision, Refusal)
+    assert (decision.check, decision.reason) == ("rate", "rate:per_ip")
 
 
 @pytest.mark.parametrize(

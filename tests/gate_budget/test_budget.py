@@ -384,3 +384,20 @@ async def test_unreachable_redis_is_a_store_failure() -> None:
 
 def test_module_exports_only_the_budget_api() -> None:
     assert sorted(budget_module.__all__) == ["BudgetLimits", "Grant", "RateBudget"]
+
+
+async def test_probe_costlier_than_the_backed_off_limit_waits_for_an_empty_window(
+    storage: StorageCase,
+) -> None:
+    # #12 defect 2: per-IP 5 halved to 2 used to refuse a cost-5 probe at once ("rate:per_ip").
+    budget = _budget(storage, _limits(per_ip=5))
+    try:
+        assert await budget.acquire("127.0.1.1", "N-1", cost=1, wait_until=soon())
+        budget.set_factor("127.0.1.1", 0.5)
+        first = time.monotonic()
+        grant = await budget.acquire("127.0.1.1", "N-1", cost=5, wait_until=soon(3.0))
+        second = time.monotonic()
+    finally:
+        await budget.close()
+    assert grant.granted and grant.at is not None
+    assert second - first > 0.9  # it waited for the earlier unit to leave the window

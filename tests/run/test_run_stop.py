@@ -95,11 +95,20 @@ async def test_revoked_technician_mid_run_stops_the_run(home: Home, farm: Farm) 
     with home.rio.db.session() as s:
         assert get_run(s, run_id).pause_reason == PauseReason.OPERATOR.value
     leaves = leaves_of(home.rio, run_id)
+    # The gate sees the revocation when it decides (a refusal) or when it admits a permit
+    # immediately before sending (an unsent outcome): either way, nothing is sent after it.
     refused = [
         leaf
         for leaf in leaves
-        if leaf.kind == "refusal"
-        and (leaf.data["check"], leaf.data["reason"]) == ("entrusted", "revoked")
+        if (
+            leaf.kind == "refusal"
+            and (leaf.data["check"], leaf.data["reason"]) == ("entrusted", "revoked")
+        )
+        or (
+            leaf.kind == "outcome"
+            and leaf.data["outcome"] == "unsent"
+            and leaf.data["not_sent"]["reason"] == "revoked"
+        )
     ]
     assert refused
     first = refused[0].seq

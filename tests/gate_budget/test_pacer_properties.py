@@ -1,0 +1,124 @@
+"""The pacer on a fake clock: grants (send times) are exact, never over and never idle.
+
+Each scenario runs on :class:`tests.support.virtual_time.VirtualTimeLoop`: ``loop.time()`` is
+virtual, so the properties are asserted on exact send times, never on the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestrator.gate.budget import _GUARD_MARGIN, _WINDOW, BudgetLimits, RateBudget
+from tests.support.virtual_time import run_virtual
+
+IPS = ("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1", "127.0.2.2")
+FOREVER = 1e9
+
+Request = tuple[int, int, float]
+"""(index into IPS, cost, arrival offset in seconds)"""
+
+
+async def _grants(limits: BudgetLimits, requests: list[Request]) -> list[tuple[float, str, int]]:
+    budget = RateBudget(limits)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    out: list[tuple[float, str, int]] = []
+
+    async def one(ip: str, cost: int, offset: float) -> None:
+        await asyncio.sleep(offset)
+        grant = await budget.acquire(ip, "N-1", cost=cost, wait_until=loop.time() + FOREVER)
+        assert grant.granted and grant.at is not None, grant
+        assert grant.at == loop.time()  # stamped and returned with no await in between
+        out.append((grant.at - start, ip, cost))
+
+    try:
+        await asyncio.gather(*(one(IPS[i], cost, offset) for i, cost, offset in requests))
+    finally:
+        await budget.close()
+    return out
+
+
+def _keys(ip: str, limits: BudgetLimits) -> list[tuple[str, int]]:
+    net = str(ipaddress.ip_network(f"{ip}/{limits.network_prefix_v4}", strict=False))
+    return [
+        (f"ip:{ip}", limits.per_ip),
+        (f"net:{net}", limits.per_network),
+        ("notice", limits.per_notice),
+        ("global", limits.global_),
+    ]
+
+
+def _overshoots(grants: list[tuple[float, str, int]], limits: BudgetLimits) -> list[str]:
+    """(budget key) whose units inside some closed one-second window exceed its limit."""
+    series: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for at, ip, cost in grants:
+        for key in _keys(ip, limits):
+            series[key].extend([at] * cost)
+    found = []
+    for (name, limit), times in series.items():
+        times.sort()
+        for i in range(len(times) - limit):
+            if times[i + limit] - times[i] <= _WINDOW:
+                found.append(f"{name}: {limit + 1} units within {times[i + limit] - times[i]:.4f}s")
+    return found
+
+
+limits_st = st.builds(
+    BudgetLimits,
+    per_ip=st.integers(2, 4),
+    per_network=st.integers(2, 6),
+    per_notice=st.integers(2, 8),
+    global_=st.integers(2, 8),
+)
+requests_st = st.lists(
+    st.tuples(st.integers(0, len(IPS) - 1), st.integers(1, 2), st.floats(0.0, 3.0)),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(limits=limits_st, requests=requests_st)
+def test_send_times_never_put_more_than_a_budget_into_one_second(
+    limits: BudgetLimits, requests: list[Request]
+) -> None:
+    grants = run_virtual(_grants(limits, requests))
+    assert len(grants) == len(requests)  # a budget refusal means wait: nothing is dropped
+    assert _overshoots(grants, limits) == []
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(per_ip=st.integers(1, 5), ips=st.integers(1, len(IPS)), rounds=st.integers(2, 6))
+def test_a_saturated_target_is_released_exactly_once_per_window_plus_guard(
+    per_ip: int, ips: int, rounds: int
+) -> None:
+    # Only the per-IP budget binds; every IP has its whole demand queued from the start.
+    limits = BudgetLimits(per_ip=per_ip, per_network=1000, per_notice=1000, global_=1000)
+    requests = [(i, 1, 0.0) for i in range(ips) for _ in range(per_ip * rounds)]
+    grants = run_virtual(_grants(limits, requests))
+    by_ip: dict[str, list[float]] = defaultdict(list)
+    for at, ip, _ in grants:
+        by_ip[ip].append(at)
+    gap = _WINDOW + _GUARD_MARGIN
+    for times in by_ip.values():
+        times.sort()
+        # Each window's units go at once, the next window's exactly one window + guard later.
+        expected = [r * gap for r in range(rounds) for _ in range(per_ip)]
+        assert all(abs(a - b) < 1e-6 for a, b in zip(times, expected, strict=True)), times
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(ips=st.integers(2, len(IPS)), rounds=st.integers(2, 5))
+def test_when_the_global_budget_binds_every_release_is_used(ips: int, rounds: int) -> None:
+    # Global = ips units/s, per-IP 1/s: both bind; the pacer must keep the global window full.
+    limits = BudgetLimits(per_ip=1, per_network=1000, per_notice=1000, global_=ips)
+    requests = [(i, 1, 0.0) for i in range(ips) for _ in range(rounds)]
+    grants = run_virtual(_grants(limits, requests))
+    last = max(at for at, _, _ in grants)
+    assert abs(last - (rounds - 1) * (_WINDOW + _GUARD_MARGIN)) < 1e-6
+    assert _overshoots(grants, limits) == []
