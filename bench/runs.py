@@ -8,7 +8,7 @@
 * 2: the same run's wall time over its lower bound: ``n`` units at ``r`` per sliding second
   need ``(n - r) / r`` seconds (the first ``r`` go at once), for the global budget and for the
   busiest IP, whichever is longer.
-* 9: kill latency at the target: from the kill's commit to the last request arriving at the
+* 10: kill latency at the target: from the kill's commit to the last request arriving at the
   farm.
 * 8: a run with fragile targets: how long from a target's first 429 to the breaker's cut of its
   rate (the ``health`` leaf, logged right after ``budget.set_factor``), and how many requests the
@@ -436,7 +436,7 @@ def run_figures(settings: Settings) -> list[Figure]:
     ]
     figures.append(
         Figure(
-            key="9",
+            key="10",
             name="kill committed -> last request at a listener",
             unit="s",
             samples=tuple(kills),

@@ -374,6 +374,20 @@ class RateBudget:
                 waiter.done.set_result(None)
             self._leave(waiter)
 
+    def note_sends(self, ip: str, notice_id: str, stamps: list[float]) -> None:
+        """Count sends a tool made later than their grant (an nmap batch), one unit each.
+
+        The units were granted already; counting them again at their wire times (on the
+        loop's clock) keeps this process's next grants a window away from them: never over,
+        at the price of counting them twice for a second.
+        """
+        address = _canonical_ip(ip)
+        for slot in self._slots(address, notice_id, 1):
+            log = self._local.setdefault(slot.key, deque())
+            merged = sorted([*log, *stamps])
+            log.clear()
+            log.extend(merged)
+
     async def close(self) -> None:
         """Stop the dispatcher and release the storage (Redis connections)."""
         task, self._dispatcher = self._dispatcher, None

@@ -427,6 +427,13 @@ class Runner:
                 lanes.queued += 1
                 continue
             permit, admission = admitted
+            if permit.probe == "port" and self._ports is not None:
+                # An nmap batch sends later than its grant: the target's next probe waits for
+                # the batch, whose traced sends then count in the target's budget (below).
+                await self._send_and_record(
+                    permit, admission, parts.log, parts.health, parts.budget
+                )
+                continue
             # Hand the lane on before sending, so its next request waits for the next release.
             if queue and self._stop is None:
                 self._track(self._lane(key, queue, lanes, parts))
@@ -559,6 +566,12 @@ class Runner:
             result = await self._send(permit)
         finally:
             self._sem.release()
+        if result.connection_times:
+            # Traced on the wire (an nmap batch): those instants count in the budget too.
+            offset = time.time() - asyncio.get_running_loop().time()
+            budget.note_sends(
+                permit.ip, self.notice.id, [t - offset for t in result.connection_times]
+            )
         findings = self._findings(permit, result) if result.outcome == "ok" else []
         await self._outcome(log, permit, result, result.outcome, findings, sent_at=admission.at)
         change = health.observe(

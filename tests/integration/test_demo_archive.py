@@ -226,6 +226,10 @@ def test_compressed_timestamps_exceeding_a_budget_fail_rates(
 
     def squeeze(d: dict[str, object]) -> None:
         d["at"] = format_instant(first_at)
+        data = d["data"]
+        assert isinstance(data, dict)
+        if data.get("sent_at"):  # the send times are what the rate replay reads
+            data["sent_at"] = format_instant(first_at)
 
     lines = [
         _edit_leaf(line, squeeze) if json.loads(line)["kind"] in ("intent", "outcome") else line

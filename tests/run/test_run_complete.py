@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from orchestrator.demo.farm import Farm
 from orchestrator.intake.notices import Notice
-from orchestrator.ledger.leaves import Leaf, make_leaf, parse_leaf
+from orchestrator.ledger.leaves import Leaf, format_instant, make_leaf, parse_instant, parse_leaf
 from orchestrator.ledger.verify import verify_run
 from orchestrator.run.runs import get_run
 from orchestrator.run.state import RunState
@@ -32,8 +32,26 @@ def _micros(when: datetime) -> int:
     return int(when.timestamp()) * _SECOND_US + when.microsecond
 
 
-def _rate_excesses(intents: list[Leaf], notice: Notice) -> list[str]:
-    """Replay every intent's (at, ip, cost) over one-second sliding windows (s - 1 s, s]."""
+def _sends(leaves: list[Leaf]) -> list[tuple[int, int, str, int]]:
+    """Every send as (microseconds, seq, ip, units): outcome ``sent_at`` (+ traced ``sends_us``)."""
+    intents = {leaf.seq: leaf for leaf in leaves if leaf.kind == "intent"}
+    out = []
+    for leaf in leaves:
+        if leaf.kind != "outcome" or not leaf.data.get("sent_at"):
+            continue
+        intent = intents[int(leaf.data["intent"])]
+        at = _micros(parse_instant(str(leaf.data["sent_at"])))
+        ip = str(intent.data["ip"])
+        traced = leaf.data.get("sends_us")
+        if traced:
+            out += [(at + int(us), intent.seq, ip, 1) for us in traced]
+        else:
+            out.append((at, intent.seq, ip, int(intent.data["cost"])))
+    return out
+
+
+def _rate_excesses(leaves: list[Leaf], notice: Notice) -> list[str]:
+    """Replay every send's (time, ip, units) over one-second sliding windows (s - 1 s, s]."""
     rates = notice.policy.rates
     limits = {
         "per_ip": rates.per_ip,
@@ -44,8 +62,7 @@ def _rate_excesses(intents: list[Leaf], notice: Notice) -> list[str]:
     windows: dict[tuple[str, str], deque[tuple[int, int]]] = defaultdict(deque)
     totals: dict[tuple[str, str], int] = defaultdict(int)
     found: list[str] = []
-    for leaf in sorted(intents, key=lambda x: (_micros(x.instant), x.seq)):
-        at, ip, cost = _micros(leaf.instant), leaf.data["ip"], int(leaf.data["cost"])
+    for at, seq, ip, cost in sorted(_sends(leaves)):
         net = str(ipaddress.ip_network(f"{ip}/{rates.network_prefix_v4}", strict=False))
         for budget, key in (
             ("per_ip", ip),
@@ -59,9 +76,7 @@ def _rate_excesses(intents: list[Leaf], notice: Notice) -> list[str]:
             window.append((at, cost))
             totals[(budget, key)] += cost
             if totals[(budget, key)] > limits[budget]:
-                found.append(
-                    f"leaf {leaf.seq}: {totals[(budget, key)]} units in 1 s on {budget} {key}"
-                )
+                found.append(f"leaf {seq}: {totals[(budget, key)]} units in 1 s on {budget} {key}")
     return found
 
 
@@ -93,7 +108,7 @@ async def test_run_against_thirty_loopback_targets_completes_inside_windows_and_
         assert notice.scope.window_at(at) is not None, f"leaf {leaf.seq} outside announced window"
         assert notice.policy.window_at(at) is not None, f"leaf {leaf.seq} outside policy window"
         assert datetime.fromisoformat(leaf.data["deadline"]) <= window[1]
-    assert _rate_excesses(intents, notice) == []
+    assert _rate_excesses(leaves, notice) == []
     counters = farm.counters()
     assert all(counters[ip]["http_requests"] >= 1 for ip in farm.targets)
     assert all(counters[ip]["https_requests"] >= 1 for ip in farm.targets)
@@ -134,21 +149,17 @@ def test_rate_replay_catches_an_excess() -> None:
         policy = _Policy()
 
     t = now_utc()
-    leaves = [
-        parse_leaf(
-            make_leaf(
-                "R-1", n, "intent", t + timedelta(seconds=0.5 * n), {"ip": "127.9.9.9", "cost": 3}
-            )
-        )
-        for n in range(2)
-    ]
-    assert _rate_excesses(leaves, _Notice()) != []  # type: ignore[arg-type]
-    spaced = [
-        parse_leaf(
-            make_leaf(
-                "R-1", n, "intent", t + timedelta(seconds=1.0 * n), {"ip": "127.9.9.9", "cost": 3}
-            )
-        )
-        for n in range(2)
-    ]
+
+    def sent(gap: float) -> list[Leaf]:
+        out = []
+        for n in range(2):
+            at = t + timedelta(seconds=gap * n)
+            intent = {"ip": "127.9.9.9", "cost": 3}
+            out.append(parse_leaf(make_leaf("R-1", 2 * n, "intent", t, intent)))
+            outcome = {"intent": 2 * n, "outcome": "ok", "sent_at": format_instant(at)}
+            out.append(parse_leaf(make_leaf("R-1", 2 * n + 1, "outcome", at, outcome)))
+        return out
+
+    assert _rate_excesses(sent(0.5), _Notice()) != []  # type: ignore[arg-type]
+    spaced = sent(1.0)
     assert _rate_excesses(spaced, _Notice()) == []  # type: ignore[arg-type]

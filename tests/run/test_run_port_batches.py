@@ -112,5 +112,5 @@ async def test_kill_terminates_the_batch_on_the_wire_and_logs_what_nmap_sent(
     after = [o for o in outcomes if o.seq > kill]
     assert after and {o.data["outcome"] for o in after} == {"killed"}
     assert sum(o.data["connections"] for o in after) >= 1  # nmap's trace up to the terminate
-    assert all(len(_sends(o)) == o.data["connections"] for o in outcomes if "sent_at" in o.data)
+    assert all(len(_sends(o)) == o.data["connections"] for o in outcomes if "sends_us" in o.data)
     assert verify_run(home.rio, run_id)
