@@ -34,6 +34,8 @@ from .conftest import (
 )
 
 DOMAINS = 5
+COST = 6
+"""the cost run/plan.py gives a dns probe of two record types (A, TXT) under this policy"""
 
 
 async def test_dns_probes_sharing_a_name_server_wait_for_budget_and_all_get_outcomes(
@@ -56,12 +58,12 @@ async def test_dns_probes_sharing_a_name_server_wait_for_budget_and_all_get_outc
         scope["targets"] = [
             {"domain": f"d{i}.demo.test", "nameservers": [ns_ip]} for i in range(DOMAINS)
         ]
-        policy = yaml.safe_load(policy_bytes(None, rates=(5, 50, 50, 50)))
-        # cost = 2 record types + 3 (SPF, DMARC, DNSSEC) = 5 = the per-IP budget: one at a time.
+        policy = yaml.safe_load(policy_bytes(None, rates=(COST, 50, 50, 50)))
+        # One probe's cost is the whole per-IP budget: one probe at a time per second.
         policy["probes"] = {
             "dns": {"record_types": ["A", "TXT"], "recursion_check": False, "timeout": "1s"}
         }
-        # Two timeouts in a row halve the per-IP rate: 5 -> 2 units/s, below one probe's cost.
+        # Two timeouts in a row halve the per-IP rate, below one probe's cost.
         policy["health"] = {"consecutive_failures": 2, "latency_factor": 10, "cooldown": "30s"}
         notice = announce_notice(
             home,
@@ -82,6 +84,7 @@ async def test_dns_probes_sharing_a_name_server_wait_for_budget_and_all_get_outc
         udp.close()
 
     leaves = leaves_of(home.rio, run_id)
+    assert {int(leaf.data["cost"]) for leaf in leaves if leaf.kind == "intent"} == {COST}
     assert state is RunState.SEALED
     assert [leaf for leaf in leaves if leaf.kind == "refusal"] == []
     intents = {leaf.seq: leaf for leaf in leaves if leaf.kind == "intent"}
