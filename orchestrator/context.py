@@ -7,8 +7,10 @@ opens an existing home and refuses, with a clear message, when ``rio init`` has 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -17,7 +19,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.crypto import MasterKey, create_master_key_file, load_master_key
 from orchestrator.store.db import Database, upgrade
 
-__all__ = ["Rio", "init_home"]
+__all__ = ["Rio", "init_home", "privacy_problems", "private_files"]
 
 
 @dataclass
@@ -56,9 +58,16 @@ class Rio:
 def init_home(settings: Settings) -> list[str]:
     """Create or upgrade everything ``rio init`` owns; returns what was done, one line each."""
     done: list[str] = []
-    settings.home.mkdir(parents=True, exist_ok=True)
+    # The home holds evidence ciphertext, key metadata and the access log: private to its
+    # owner. The umask makes every file created here 0600 (SQLite gives its -wal and -shm
+    # files the database file's mode), and an existing home is tightened.
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.home.chmod(0o700)
+    old_umask = os.umask(0o077)
     rio = Rio(settings)
     try:
+        if rio.db.sqlite_file is not None:
+            rio.db.sqlite_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fresh = not rio.db.is_initialised()
         upgrade(rio.db)
         done.append(f"database {rio.db.safe_url}: {'created' if fresh else 'up to date'}")
@@ -75,6 +84,29 @@ def init_home(settings: Settings) -> list[str]:
             done.append(f"master key {settings.master_key_file} created (key id {mk.key_id})")
         else:
             done.append(f"master key present (key id {rio.master_key.key_id})")
+        for path in private_files(settings):
+            path.chmod(0o600)
     finally:
+        os.umask(old_umask)
         rio.close()
     return done
+
+
+def private_files(settings: Settings) -> list[Path]:
+    """The files in RIO_HOME that must be readable by their owner only (those that exist)."""
+    home = settings.home
+    names = ("rio.db", "rio.db-wal", "rio.db-shm", "orchestrator.key", "master.key")
+    return [home / name for name in names if (home / name).exists()]
+
+
+def privacy_problems(settings: Settings) -> list[str]:
+    """What makes RIO_HOME readable by others (``rio doctor``); empty when it is private."""
+    problems = []
+    home = settings.home
+    if home.exists() and home.stat().st_mode & 0o077:
+        problems.append(f"{home} is mode {home.stat().st_mode & 0o777:04o}, not 0700")
+    for path in private_files(settings):
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            problems.append(f"{path} is mode {mode:04o}, not 0600")
+    return problems

@@ -20,8 +20,10 @@ probes and never the reverse; it counts as a failure::
     |   +-- ClosureRefusedError     the record lacks the signatures the policy requires
     |   +-- AccessDeniedError       the person's role does not allow this
     |   +-- CalendarRangeError      a date outside the years the working-day calendar covers
+    |   +-- RunKilledError          the run was stopped by the kill switch (by whom, why)
     +-- FailureError                something outside rio broke
     |   +-- StoreError              the database failed or refused a write
+    |   |   +-- BudgetStoreError    the shared rate-budget store (Redis) is down or failed
     |   +-- ToolError               an external tool is missing or failed (rio doctor)
     |   +-- DecryptionError         wrong key, tampered or moved ciphertext
     |   +-- ResolutionError         a DNS name could not be resolved
@@ -40,6 +42,7 @@ from typing import Any
 
 __all__ = [
     "AccessDeniedError",
+    "BudgetStoreError",
     "CalendarFileError",
     "CalendarRangeError",
     "ClosureRefusedError",
@@ -55,6 +58,7 @@ __all__ = [
     "RefusalError",
     "ResolutionError",
     "RioError",
+    "RunKilledError",
     "ScopeFileError",
     "StateError",
     "StoreError",
@@ -148,6 +152,14 @@ class FailureError(RioError):
 
 class StoreError(FailureError):
     """The database failed or refused a write."""
+
+
+class RunKilledError(RefusalError):
+    """The run was stopped by the kill switch; the message says by whom and why."""
+
+
+class BudgetStoreError(StoreError):
+    """The shared rate-budget store (Redis) is down or failed: no probe may be granted."""
 
 
 class ToolError(FailureError):

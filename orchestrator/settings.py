@@ -83,6 +83,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     source = os.environ if env is None else env
     home = Path(source.get("RIO_HOME", ".rio")).expanduser()
     database_url = source.get("RIO_DATABASE_URL") or f"sqlite:///{(home / 'rio.db').as_posix()}"
+    if database_url.startswith("postgres://"):
+        # Heroku-style URLs: SQLAlchemy knows no "postgres" dialect; say so instead of its
+        # "Can't load plugin" (the fix is one word).
+        raise InputError(
+            "RIO_DATABASE_URL: scheme 'postgres://' is not supported; write "
+            "postgresql+psycopg://"
+            + database_url.removeprefix("postgres://").split("@")[-1]
+            + " (with your user and password before the @)"
+        )
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
     budget_url = source.get("RIO_BUDGET_URL", "memory://")

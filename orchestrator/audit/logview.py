@@ -141,9 +141,12 @@ def _describe(
         return _str(d.get("ip")), _str(d.get("probe")), text
     if leaf.kind == "outcome":
         target, probe = intent or (None, None)
+        # Outcome leaves carry the probe's duration in whole microseconds (``elapsed_us``).
+        micros = d.get("elapsed_us")
+        took = f"{micros / 1_000_000:.3f} s" if isinstance(micros, int) else "not sent"
         text = (
             f"{d.get('outcome')} for #{d.get('intent')} ({probe} {target}; "
-            f"{d.get('connections')} connections, {d.get('elapsed')} s)"
+            f"{d.get('connections')} connections, {took})"
         )
         return target, probe, text
     if leaf.kind == "refusal":

@@ -57,9 +57,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
 
-from orchestrator.errors import InputError, StoreError
+from orchestrator.errors import BudgetStoreError, InputError
 
-__all__ = ["BudgetLimits", "Grant", "RateBudget"]
+__all__ = ["BudgetLimits", "Grant", "RateBudget", "check_budget_store"]
 
 _WINDOW = 1.0
 """seconds: the sliding window every budget is counted over"""
@@ -311,7 +311,7 @@ class RateBudget:
 
         Raises:
             InputError: bad ``ip``, ``notice_id`` or ``cost``.
-            StoreError: the shared storage (Redis) failed.
+            BudgetStoreError: the shared storage (Redis) failed.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -584,7 +584,7 @@ class RateBudget:
                     stats = await self._limiter.get_window_stats(slot.check, slot.key)
                     return slot.name, stats.reset_time - time.time()
         except StorageError as exc:
-            raise StoreError(
+            raise BudgetStoreError(
                 f"rate budget {self._namespace!r}: storage {self._storage_url!r} failed: {exc}"
             ) from exc
         return None, 0.0
@@ -607,3 +607,26 @@ class RateBudget:
         horizon = now - (_WINDOW + _GUARD_MARGIN)
         for key in [k for k, v in self._local.items() if not v or v[-1] <= horizon]:
             del self._local[key]
+
+
+def check_budget_store(storage_url: str, *, timeout: float = 3.0) -> str:
+    """Say whether the rate-budget store answers (``rio doctor``); returns what was found.
+
+    Raises:
+        BudgetStoreError: a Redis store does not answer a PING within ``timeout`` seconds.
+    """
+    uri = _storage_uri(storage_url)
+    if not uri.startswith("async+redis"):
+        return f"{storage_url} (this process only)"
+    import redis
+
+    client = redis.Redis.from_url(
+        uri.removeprefix("async+"), socket_connect_timeout=timeout, socket_timeout=timeout
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise BudgetStoreError(f"{storage_url} does not answer: {exc}") from exc
+    finally:
+        client.close()
+    return f"{storage_url} (answers)"

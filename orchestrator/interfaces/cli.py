@@ -15,9 +15,10 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.access.roles import Action
-from orchestrator.context import init_home
+from orchestrator.context import Rio, init_home, privacy_problems
 from orchestrator.documents._render import Format
-from orchestrator.errors import AccessDeniedError, InputError, RioError
+from orchestrator.errors import AccessDeniedError, InputError, RioError, StoreError, ToolError
+from orchestrator.gate.budget import check_budget_store
 from orchestrator.intake import keys as keyfiles
 from orchestrator.intake import notices as notice_store
 from orchestrator.intake import registry
@@ -86,36 +87,72 @@ def init() -> None:
         console.print(line)
 
 
-@app.command()
-def doctor() -> None:
-    """Check that rio can run here: database, keys, nmap."""
+def _doctor_checks() -> list[tuple[str, Any]]:
+    """Every check ``rio doctor`` runs: a name and a function returning what it found."""
     from probes.port import find_nmap
 
     settings = load_settings()
-    problems = 0
-    try:
-        path = find_nmap(settings.nmap_path)
-        console.print(f"nmap: {path}")
-    except Exception as exc:
-        problems += 1
-        err_console.print(f"nmap: {exc}")
-    with open_rio(require_init=False) as rio:
-        if rio.db.is_initialised():
-            console.print(f"database: {rio.db.safe_url} (initialised)")
-        else:
-            problems += 1
-            err_console.print(f"database: {rio.db.safe_url} is not initialised (run rio init)")
-        files: tuple[tuple[str, Path], ...] = (
-            ("orchestrator key", settings.orchestrator_key_file),
-            ("master key", settings.master_key_file),
-        )
-        for what, key_path in files:
-            if key_path.exists() or (what == "master key" and settings.master_key_env):
-                console.print(f"{what}: {key_path}")
-            else:
-                problems += 1
-                err_console.print(f"{what}: {key_path} missing (run rio init)")
-    if problems:
+
+    def nmap() -> str:
+        return str(find_nmap(settings.nmap_path))
+
+    def database() -> str:
+        rio = Rio(settings)
+        try:
+            if not rio.db.is_initialised():
+                raise StoreError(f"{rio.db.safe_url} is not initialised (run rio init)")
+            return f"{rio.db.safe_url} (initialised)"
+        finally:
+            rio.close()
+
+    def budget_store() -> str:
+        return check_budget_store(settings.budget_url)
+
+    def key_file(what: str, path: Path) -> Any:
+        def check() -> str:
+            if what == "master key" and settings.master_key_env:
+                return "from RIO_MASTER_KEY"
+            if not path.exists():
+                raise ToolError(f"{path} missing (run rio init)")
+            return str(path)
+
+        return check
+
+    def home() -> str:
+        problems = privacy_problems(settings)
+        if problems:
+            raise ToolError("; ".join(problems) + " (rio init tightens them)")
+        return f"{settings.home} private (0700, files 0600)"
+
+    return [
+        ("nmap", nmap),
+        ("database", database),
+        ("budget store", budget_store),
+        ("orchestrator key", key_file("orchestrator key", settings.orchestrator_key_file)),
+        ("master key", key_file("master key", settings.master_key_file)),
+        ("home", home),
+    ]
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check that rio can run here: nmap, database, budget store, keys, a private home.
+
+    Every check runs and reports, whatever the others found; exit 4 if any failed.
+    """
+    results = []
+    for name, check in _doctor_checks():
+        try:
+            results.append({"check": name, "ok": True, "detail": check()})
+        except Exception as exc:  # a check that fails in any way is a finding, not a crash
+            results.append({"check": name, "ok": False, "detail": str(exc)})
+    if as_json:
+        print_json(results)
+    else:
+        for r in results:
+            line = f"{'ok  ' if r['ok'] else 'FAIL'} {r['check']:16} {r['detail']}"
+            (console if r["ok"] else err_console).print(line, markup=False)
+    if not all(r["ok"] for r in results):
         raise typer.Exit(4)
 
 

@@ -13,7 +13,13 @@ from rich.live import Live
 from orchestrator.access.identity import authenticate
 from orchestrator.access.roles import Action, authorize, visible_runs
 from orchestrator.context import Rio
-from orchestrator.errors import GateRefusalError, InputError, StateError
+from orchestrator.errors import (
+    BudgetStoreError,
+    GateRefusalError,
+    InputError,
+    RunKilledError,
+    StateError,
+)
 from orchestrator.intake.notices import get_notice
 from orchestrator.intake.registry import get_person
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
@@ -43,19 +49,48 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 def run_foreground(
     rio: Rio, run_id: str, *, title: str, quiet: bool = False, **runner_args: Any
 ) -> RunState:
-    """Execute a run here with the live progress display."""
+    """Execute a run here with the live progress display.
+
+    Raises:
+        BudgetStoreError: the rate-budget store failed; the run is paused (resumable).
+    """
     if quiet:
         runner = Runner(rio, run_id, **runner_args)
-        return asyncio.run(runner.execute())
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
-
-        def show(p: Progress) -> None:
-            live.update(progress_table(p, title))
-
-        runner = Runner(rio, run_id, on_progress=show, **runner_args)
         state = asyncio.run(runner.execute())
-        show(runner.progress)
+    else:
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+
+            def show(p: Progress) -> None:
+                live.update(progress_table(p, title))
+
+            runner = Runner(rio, run_id, on_progress=show, **runner_args)
+            state = asyncio.run(runner.execute())
+            show(runner.progress)
+        if not console.is_terminal:
+            console.print()  # the last frame ends without a newline when it is not redrawn
+    if runner.failure is not None:
+        with rio.db.session() as s:
+            row = get_run(s, run_id)
+            done, planned = row.done, row.planned
+        raise BudgetStoreError(
+            f"run {run_id} paused ({done}/{planned} decided): {runner.failure}; "
+            f"`rio run resume {run_id}` goes on when the store is back (`rio doctor` checks it)"
+        )
     return state
+
+
+def raise_if_killed(rio: Rio, run_id: str) -> None:
+    """A killed run is not a success: say by whom and why, and exit 3 (the kill switch)."""
+    with rio.db.session() as s:
+        row = get_run(s, run_id)
+        if row.kill_requested_at is None:
+            return
+        by, why, at = row.killed_by or "?", row.kill_reason or "-", row.kill_requested_at
+        done, planned = row.done, row.planned
+    raise RunKilledError(
+        f"run {run_id} was killed by {by} at {iso(at)} ({why}); {done}/{planned} decided, "
+        "nothing more was sent"
+    )
 
 
 def _preflight(rio: Rio, notice_id: str) -> None:
@@ -107,6 +142,7 @@ def run_start(
         state = run_foreground(rio, run_id, title=f"run {run_id}", quiet=quiet)
         _summary(rio, run_id)
         why = _pause_why(rio, run_id)
+        raise_if_killed(rio, run_id)
     _paused_hint(state, why)
 
 
@@ -181,6 +217,7 @@ def run_resume(
         state = run_foreground(rio, run, title=f"run {run}", quiet=quiet)
         _summary(rio, run)
         why = _pause_why(rio, run)
+        raise_if_killed(rio, run)
     _paused_hint(state, why)
 
 
@@ -235,6 +272,8 @@ def _status(rio: Rio, run_id: str) -> dict[str, Any]:
             "decided": row.done,
             "refused": row.refused,
             "kill_requested_at": row.kill_requested_at,
+            "killed_by": row.killed_by,
+            "kill_reason": row.kill_reason,
             "findings": severities,
         }
     outcomes: Counter[str] = Counter()
@@ -288,6 +327,12 @@ def run_status(
         return
     for field in ("id", "notice", "state", "pause_reason", "technician", "started_at", "ended_at"):
         console.print(f"{field:28} {data[field] if data[field] is not None else '-'}")
+    if data["kill_requested_at"] is not None:
+        console.print(
+            f"{'killed':28} killed by {data['killed_by']} at {iso(data['kill_requested_at'])}: "
+            f"{data['kill_reason']}",
+            markup=False,
+        )
     console.print(
         f"{'probes':28} {data['decided']} / {data['planned']} decided, {data['refused']} refused"
     )
@@ -375,6 +420,12 @@ def _finalise_idle_kill(rio: Rio, run_id: str) -> None:
             set_state(s, row, RunState.SEALED)
     finally:
         lease.release()
+    # A killed run never starts: its waiting job goes too (the scheduler would only skip it).
+    from orchestrator.run.scheduler import RioScheduler
+
+    with RioScheduler(rio) as scheduler:
+        for job in scheduler.unschedule(run_id):
+            console.print(f"removed job {job}", markup=False)
 
 
 async def _log_idle_kill(rio: Rio, run_id: str) -> None:

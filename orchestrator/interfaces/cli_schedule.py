@@ -10,15 +10,24 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.access.roles import Action
-from orchestrator.errors import InputError, StateError
+from orchestrator.access.identity import authenticate
+from orchestrator.access.roles import Action, visible_notices, visible_runs
+from orchestrator.errors import InputError, NotFoundError, StateError
 from orchestrator.intake._types import parse_duration
 from orchestrator.intake.notices import get_notice
-from orchestrator.interfaces._auth import KeyOpt, operator
-from orchestrator.interfaces._common import console, open_rio, print_json, print_row
+from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
+from orchestrator.interfaces._common import (
+    console,
+    err_console,
+    iso,
+    open_rio,
+    print_json,
+    print_row,
+)
 from orchestrator.interfaces.cli_run import run_app
 from orchestrator.run.runs import get_run
 from orchestrator.run.scheduler import RioScheduler
+from orchestrator.store.models import NoticeRow, RunRow
 
 __all__ = ["register"]
 
@@ -77,10 +86,14 @@ def run_schedule(
         console.print(f"recurring every {every} (series {planned.series}); next period {nxt}")
 
 
-def run_jobs(as_json: JsonOpt = False) -> None:
-    """List the scheduled jobs (run starts and resumes, recurring periods)."""
+def run_jobs(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """List the scheduled jobs you may see (run starts and resumes, recurring periods)."""
     with open_rio() as rio, RioScheduler(rio) as scheduler:
-        jobs = scheduler.jobs()
+        person = authenticate(rio, key, claimed=claimed)
+        with rio.db.session() as s:
+            runs = set(s.scalars(visible_runs(s, person).with_only_columns(RunRow.id)))
+            notices = set(s.scalars(visible_notices(s, person).with_only_columns(NoticeRow.id)))
+        jobs = [j for j in scheduler.jobs() if j.subject in runs or j.subject in notices]
     if as_json:
         print_json(
             [
@@ -89,9 +102,35 @@ def run_jobs(as_json: JsonOpt = False) -> None:
             ]
         )
         return
+    if not jobs:
+        err_console.print(f"no scheduled jobs that {person.name} ({person.role}) may see")
+        return
+    print_row("next run\tkind\tsubject\tjob")
     for j in jobs:
-        when = j.next_run.isoformat() if j.next_run else "-"
-        print_row(f"{when}\t{j.kind}\t{j.subject}\t{j.id}")
+        print_row(f"{iso(j.next_run)}\t{j.kind}\t{j.subject}\t{j.id}")
+
+
+def run_unschedule(
+    subject: Annotated[
+        str, typer.Argument(metavar="RUN|SERIES", help="A run id, or a series id (--every).")
+    ],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+) -> None:
+    """Remove a scheduled run's job (the run stays, to schedule again) or cancel a series."""
+    with open_rio() as rio, RioScheduler(rio) as scheduler:
+        if subject.startswith("R-"):
+            operator(rio, key, claimed, Action.KILL_RUN, run_id=subject)
+        else:
+            notice_id = scheduler.series_notice(subject)
+            if notice_id is None:
+                raise NotFoundError(f"series {subject}: no waiting job (rio run jobs)")
+            operator(rio, key, claimed, Action.LAUNCH_RUN, notice_id=notice_id)
+        removed = scheduler.unschedule(subject)
+    if not removed:
+        raise StateError(f"{subject}: nothing is scheduled (rio run jobs)")
+    for job in removed:
+        console.print(f"removed job {job}", markup=False)
 
 
 def serve(
@@ -131,4 +170,5 @@ def register(app: typer.Typer) -> None:
     """Add ``run schedule``, ``run jobs`` and ``serve`` to the ``rio`` command line."""
     run_app.command("schedule")(run_schedule)
     run_app.command("jobs")(run_jobs)
+    run_app.command("unschedule")(run_unschedule)
     app.command("serve")(serve)

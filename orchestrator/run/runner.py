@@ -43,7 +43,7 @@ from sqlalchemy import select
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
-from orchestrator.errors import InputError
+from orchestrator.errors import BudgetStoreError, InputError
 from orchestrator.gate.budget import BudgetLimits, RateBudget
 from orchestrator.gate.decide import Admission, Gate, ProbeRequest, Refusal
 from orchestrator.gate.health import HealthBreaker, HealthThresholds
@@ -199,6 +199,8 @@ class Runner:
         self._sem = asyncio.Semaphore(1)
         self._not_done: dict[str, int] = {}
         self._stop: str | None = None
+        #: why the run stopped early because something outside rio failed (the budget store)
+        self.failure: BudgetStoreError | None = None
         self._kill_leaf_written = False
         self._person: Person | None = None
         with rio.db.session() as s:
@@ -464,9 +466,11 @@ class Runner:
                 self._save_counts(row)
             return RunState.PAUSED
         elif self._stop is not None:
-            reason = {"window": PauseReason.WINDOW, "notice": PauseReason.WINDOW}.get(
-                self._stop, PauseReason.OPERATOR
-            )
+            reason = {
+                "window": PauseReason.WINDOW,
+                "notice": PauseReason.WINDOW,
+                "store": PauseReason.STORE,
+            }.get(self._stop, PauseReason.OPERATOR)
             await log.append("state", {"state": "paused", "reason": self._stop}, now)
             await log.checkpoint()
             with self.rio.db.session() as s:
@@ -532,6 +536,18 @@ class Runner:
                 if held:
                     self._sem.release()
                 raise
+        except BudgetStoreError as exc:
+            # No budget can be granted, so no probe may leave: this one is logged unsent, no new
+            # one starts, and the run pauses (resumable) instead of being sealed as decided.
+            if held:
+                self._sem.release()
+            await self._outcome(log, permit, None, _UNSENT, [])
+            self.progress.decided += 1
+            if self.failure is None:
+                self.failure = exc
+            if self._stop is None and not self._view.killed:
+                self._stop = "store"
+            return None
         if self._view.killed or admission is None:
             # Logged before the kill, not yet sent: it is never sent.
             if held:

@@ -402,6 +402,34 @@ class RioScheduler:
         far = datetime.max.replace(tzinfo=UTC)
         return sorted(out, key=lambda j: (j.next_run or far, j.id))
 
+    def unschedule(self, subject: str) -> list[str]:
+        """Remove the waiting jobs of a run (``R-...``) or of a recurring series (its id).
+
+        A run keeps its state (it can be scheduled again); a series simply has no next period.
+
+        Returns:
+            The ids of the jobs removed (empty when there were none).
+        """
+        self.open()
+        removed = []
+        for job in self._scheduler.get_jobs():
+            kind, _, rest = str(job.id).partition(":")
+            owner = rest.rsplit(":", 1)[0] if kind == "run" else rest.split(":", 1)[0]
+            if owner == subject:
+                with contextlib.suppress(JobLookupError):
+                    self._scheduler.remove_job(job.id)
+                removed.append(str(job.id))
+        return removed
+
+    def series_notice(self, series: str) -> str | None:
+        """The notice of a series that still has a waiting job, else ``None``."""
+        self.open()
+        for job in self._scheduler.get_jobs():
+            kind, _, rest = str(job.id).partition(":")
+            if kind == "series" and rest.split(":", 1)[0] == series:
+                return str(job.args[1])
+        return None
+
     # -- firing ------------------------------------------------------------------------------
 
     def fire_run(self, run_id: str) -> RunState:

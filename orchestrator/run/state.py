@@ -50,6 +50,8 @@ class PauseReason(enum.StrEnum):
     """an operator paused the run"""
     CRASH = "crash"
     """the process stopped; found on restart"""
+    STORE = "store"
+    """the rate-budget store (Redis) failed: no probe could be granted; resume when it is back"""
 
 
 _ALLOWED: dict[RunState, frozenset[RunState]] = {

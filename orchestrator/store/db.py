@@ -45,10 +45,12 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        #: the SQLite file, if this is one (it is created only by `rio init`, never by a look)
+        self.sqlite_file: Path | None = None
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
             if str(path) not in ("", ":memory:"):
-                path.parent.mkdir(parents=True, exist_ok=True)
+                self.sqlite_file = path
         try:
             self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -87,6 +89,8 @@ class Database:
                 raise
 
     def is_initialised(self) -> bool:
+        if self.sqlite_file is not None and not self.sqlite_file.exists():
+            return False  # connecting would create an empty file
         try:
             return inspect(self.engine).has_table("alembic_version")
         except SQLAlchemyError as exc:

@@ -124,3 +124,15 @@ def test_transparency_report_tells_the_engineer_what_they_need_in_html_and_pdf(
         p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf_out.read_bytes())).pages
     )
     assert "远程检查透明度报告" in text and "demo-isp" in text
+
+
+def test_verify_accepts_the_16_digit_key_id_rio_prints_and_refuses_a_shorter_one(
+    tmp_path: Path,
+) -> None:
+    clean = ab.build_archive(tmp_path / "a.tar")
+    printed = ab.orchestrator_key_id()[:16]
+    result = CliRunner().invoke(app(), ["audit", "verify", str(clean), "--key-id", printed])
+    assert result.exit_code == 0, result.output
+    short = ab.orchestrator_key_id()[:8]
+    result = CliRunner().invoke(app(), ["audit", "verify", str(clean), "--key-id", short])
+    assert result.exit_code == 6

@@ -133,3 +133,8 @@ def test_transparency_html_escapes_values(archive: Path, tmp_path: Path) -> None
     assert json.loads((tmp_path / "r.json").read_text())["format"] == "rio.transparency/v1"
     with pytest.raises(InputError):
         write_transparency_report(report, tmp_path / "r.txt")
+
+
+def test_log_review_shows_each_outcome_duration_from_elapsed_us(archive: Path) -> None:
+    outcomes = [e for e in LogReview().entries(iter_archive_leaves(archive)) if e.kind == "outcome"]
+    assert outcomes and all("0.010 s" in str(e) and "None s" not in str(e) for e in outcomes)

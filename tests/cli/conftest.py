@@ -20,11 +20,13 @@ def rio(tmp_path: Path) -> Rio:
     env["RIO_HOME"] = str(tmp_path / "home")
     env["PYTHONPATH"] = str(ROOT)
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = True, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "orchestrator.interfaces.cli", *args],
             cwd=tmp_path,
-            env=env,
+            env={**env, **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=120,

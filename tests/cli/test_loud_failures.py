@@ -1,0 +1,76 @@
+"""Failures are loud: a dead budget store or a kill never ends a run as a quiet success."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+from tests.cli.conftest import ROOT, Rio
+from tests.cli.test_run_cli import _scope
+
+POLICY = ROOT / "policies" / "demo.yaml"
+
+
+def _dead_redis_url() -> str:
+    """A redis:// URL on a loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _home_with_notice(rio: Rio, tmp_path: Path, network: str) -> str:
+    rio("init")
+    rio("vendor", "add", "acme", "--organisation", "Acme")
+    for name, role, extra in (
+        ("li", "officer", ["--organisation", "PSB"]),
+        ("zhang", "technician", ["--vendor", "acme"]),
+    ):
+        rio("keys", "generate", name, "--out", str(tmp_path))
+        rio("person", "add", name, "--role", role, *extra,
+            "--public-key", str(tmp_path / f"{name}.pub"))  # fmt: skip
+    notice = rio(
+        "notice", "announce", "--scope", str(_scope(tmp_path, network)), "--policy", str(POLICY),
+        "--vendor", "acme", "--key", str(tmp_path / "li.key"),
+    ).stdout.strip()  # fmt: skip
+    time.sleep(2.1)  # the demo policy's lead time
+    return notice
+
+
+def test_run_with_a_dead_budget_store_fails_named_and_stays_resumable(
+    rio: Rio, tmp_path: Path
+) -> None:
+    notice = _home_with_notice(rio, tmp_path, "127.0.26.0/31")
+    dead = _dead_redis_url()
+    started = rio(
+        "run", "start", notice, "--key", str(tmp_path / "zhang.key"), "--quiet",
+        check=False, extra_env={"RIO_BUDGET_URL": dead},
+    )  # fmt: skip
+    assert started.returncode == 4, started.stdout + started.stderr
+    assert dead in started.stderr and "rio run resume" in started.stderr
+    runs = json.loads(rio("run", "list", "--json", "--key", str(tmp_path / "li.key")).stdout)
+    status = json.loads(
+        rio("run", "status", runs[0]["id"], "--json", "--key", str(tmp_path / "li.key")).stdout
+    )
+    assert status["state"] == "paused" and status["pause_reason"] == "store"
+    assert status["decided"] == 0 and status["outcomes"] == {}
+    doctor = rio("doctor", check=False, extra_env={"RIO_BUDGET_URL": dead})
+    assert doctor.returncode == 4 and "budget store" in doctor.stderr
+
+
+def test_killed_run_exits_non_zero_saying_who_and_why(rio: Rio, tmp_path: Path) -> None:
+    notice = _home_with_notice(rio, tmp_path, "127.0.26.2/31")
+    scheduled = rio("run", "schedule", notice, "--key", str(tmp_path / "zhang.key"))
+    run_id = scheduled.stdout.split()[0]
+    rio("run", "kill", run_id, "--reason", "object asked us to stop",
+        "--key", str(tmp_path / "li.key"))  # fmt: skip
+    status = json.loads(
+        rio("run", "status", run_id, "--json", "--key", str(tmp_path / "li.key")).stdout
+    )
+    assert status["killed_by"] == "li" and status["kill_reason"] == "object asked us to stop"
+    shown = rio("run", "status", run_id, "--key", str(tmp_path / "li.key")).stdout
+    assert "killed by li" in shown and "object asked us to stop" in shown
+    jobs = rio("run", "jobs", "--json", "--key", str(tmp_path / "li.key")).stdout
+    assert run_id not in jobs
