@@ -45,6 +45,20 @@ def test_init_twice_is_harmless_and_keys_are_private(rio: Rio, tmp_path: Path) -
     home = tmp_path / "home"
     assert (home / "orchestrator.key").stat().st_mode & 0o777 == 0o600
     assert (home / "master.key").stat().st_mode & 0o777 == 0o600
+    # The home holds evidence ciphertext and the access log: private to its owner.
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert (home / "rio.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_look_at_an_uninitialised_home_leaves_no_database_behind(
+    rio: Rio, tmp_path: Path
+) -> None:
+    serve = rio("serve", "--once", check=False)
+    assert serve.returncode == 4 and "rio init" in serve.stderr
+    doctor = rio("doctor", check=False)
+    assert doctor.returncode == 4 and "FAIL database" in doctor.stderr
+    assert "nmap" in doctor.stdout + doctor.stderr  # every check ran and reported
+    assert not (tmp_path / "home" / "rio.db").exists()
 
 
 def test_announce_stores_the_documents_as_announced(rio: Rio, tmp_path: Path) -> None:

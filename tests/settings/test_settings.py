@@ -56,3 +56,15 @@ def test_settings_are_frozen() -> None:
 def test_contact_is_a_bare_mailbox_for_the_from_header() -> None:
     assert load_settings({"RIO_CONTACT": "soc@acme.example"}).contact == "soc@acme.example"
     assert load_settings({}).contact is None
+
+
+def test_postgres_scheme_is_refused_naming_the_scheme_and_the_fix() -> None:
+    import pytest
+
+    from orchestrator.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        load_settings({"RIO_DATABASE_URL": "postgres://rio:secret@127.0.0.1/rio"})
+    message = str(err.value)
+    assert "'postgres://'" in message and "postgresql+psycopg://127.0.0.1/rio" in message
+    assert "secret" not in message
