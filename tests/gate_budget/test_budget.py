@@ -383,7 +383,12 @@ async def test_unreachable_redis_is_a_store_failure() -> None:
 
 
 def test_module_exports_only_the_budget_api() -> None:
-    assert sorted(budget_module.__all__) == ["BudgetLimits", "Grant", "RateBudget"]
+    assert sorted(budget_module.__all__) == [
+        "BudgetLimits",
+        "Grant",
+        "RateBudget",
+        "check_budget_store",
+    ]
 
 
 async def test_probe_costlier_than_the_backed_off_limit_waits_for_an_empty_window(
