@@ -148,6 +148,8 @@ def _describe(
             f"{d.get('outcome')} for #{d.get('intent')} ({probe} {target}; "
             f"{d.get('connections')} connections, {took})"
         )
+        if d.get("error"):
+            text += f": {d['error']}"  # why it was not ok, a probe's own refusal included
         return target, probe, text
     if leaf.kind == "refusal":
         req = d.get("request") if isinstance(d.get("request"), dict) else {}

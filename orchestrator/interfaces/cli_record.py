@@ -131,6 +131,9 @@ def record_show(
     state = f"closed {rv.closed_at.isoformat()}" if rv.closed_at else "open"
     notice = doc["notice"]
     vendor = doc["vendor"]
+    # Gate refusals and probes' own refusals by reason (older records: only the gate's).
+    reasons: dict[str, int] = doc["counts"].get("refused_by_reason", {})
+    refused = sum(reasons.values()) if reasons else doc["counts"]["refusals"]
     lines = [
         f"record     run {doc['run']} version {doc['version']} ({state})",
         f"notice     {notice['id']} announced {notice['announced_at']}",
@@ -140,8 +143,9 @@ def record_show(
         f"vendor     {vendor['name'] + ' - ' + vendor['organisation'] if vendor else '-'}",
         f"technician {', '.join(doc['technicians'])}",
         f"span       {doc['span']['start']} .. {doc['span']['end']}",
-        f"probes     {doc['counts']['intents']} sent, {doc['counts']['refusals']} refused, "
+        f"probes     {doc['counts']['intents']} sent, {refused} refused, "
         f"outcomes {doc['counts']['outcomes']}",
+        *(f"  refused {n:>6}  {why}" for why, n in reasons.items()),
         f"ledger     {doc['ledger']['origin']} size {doc['ledger']['size']} "
         f"root {doc['ledger']['root']}",
         f"sign-off   {doc['signoff']['officers']} officers, "

@@ -226,18 +226,27 @@ def _state_text(state: RunState, reason: str | None) -> str:
 
 
 def _summary(rio: Rio, run_id: str) -> None:
-    from orchestrator.ledger.log import read_checkpoints
+    from orchestrator.ledger.log import read_checkpoints, read_leaves
+    from orchestrator.ledger.tally import refusal_reasons
 
+    reasons = refusal_reasons(read_leaves(rio.db, run_id))
     with rio.db.session() as s:
         row = get_run(s, run_id)
         console.print(
-            f"run {run_id}: {row.state} - {row.done}/{row.planned} decided, {row.refused} refused, "
-            f"{row.failed} without an ok outcome"
+            f"run {run_id}: {row.state} - {row.done}/{row.planned} decided, "
+            f"{sum(reasons.values())} refused, {row.failed} without an ok outcome",
+            markup=False,
         )
+    _print_reasons(reasons)
     cps = read_checkpoints(rio.db, run_id)
     if cps:
         console.print("final checkpoint:")
         console.print(cps[-1].note.rstrip("\n"), markup=False)
+
+
+def _print_reasons(reasons: dict[str, int]) -> None:
+    for reason, count in reasons.items():
+        console.print(f"  refused {count:>6}  {reason}", markup=False)
 
 
 def _status(rio: Rio, run_id: str) -> dict[str, Any]:
@@ -246,6 +255,7 @@ def _status(rio: Rio, run_id: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from orchestrator.ledger.log import read_checkpoints, read_leaves
+    from orchestrator.ledger.tally import RefusalTally
     from orchestrator.store.models import FindingRow
 
     with rio.db.session() as s:
@@ -280,7 +290,9 @@ def _status(rio: Rio, run_id: str) -> dict[str, Any]:
     per_second: Counter[str] = Counter()
     costs: dict[int, int] = {}
     last_state: dict[str, Any] = {}
+    refusals = RefusalTally()
     for leaf in read_leaves(rio.db, run_id):
+        refusals.add(leaf)
         if leaf.kind == "outcome":
             outcomes[str(leaf.data["outcome"])] += 1
             cost = costs.pop(int(leaf.data["intent"]), 1)
@@ -291,6 +303,9 @@ def _status(rio: Rio, run_id: str) -> dict[str, Any]:
             costs[leaf.seq] = int(leaf.data.get("cost", 1))
         elif leaf.kind == "state":
             last_state = leaf.data
+    # Gate refusals and probes' own refusals, by reason (the runner's count has only the gate's).
+    data["refused_by_reason"] = refusals.counts()
+    data["refused"] = sum(data["refused_by_reason"].values())
     data["outcomes"] = dict(outcomes)
     # What was not done, and why (a run is sealed only when every planned probe has an outcome).
     data["not_done"] = {
@@ -336,6 +351,7 @@ def run_status(
     console.print(
         f"{'probes':28} {data['decided']} / {data['planned']} decided, {data['refused']} refused"
     )
+    _print_reasons(data["refused_by_reason"])
     console.print(f"{'outcomes':28} {_pairs(data['outcomes'])}")
     console.print(f"{'findings':28} {_pairs(data['findings'])}")
     console.print(f"{'peak connections/s (1 s bins)':28} {data['peak_connections_per_second']}")

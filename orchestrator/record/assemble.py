@@ -34,6 +34,7 @@ from orchestrator.intake.notices import get_notice
 from orchestrator.ledger.checkpoint import run_origin, verify_checkpoint
 from orchestrator.ledger.log import CHECKPOINT_KEY_NAME, read_checkpoints, read_leaves
 from orchestrator.ledger.merkle import MerkleAccumulator, leaf_hash
+from orchestrator.ledger.tally import RefusalTally
 from orchestrator.record.canonical import canonical_bytes, loads_strict, ns_timestamp
 from orchestrator.run.state import RunState
 from orchestrator.store.db import Database
@@ -190,7 +191,9 @@ def _ledger_facts(db: Database, run_id: str) -> _LedgerFacts:
     tree = MerkleAccumulator()
     first_at: str | None = None
     last_at: str | None = None
+    refusals = RefusalTally()
     for leaf in read_leaves(db, run_id):
+        refusals.add(leaf)
         tree.append(leaf_hash(leaf.raw))
         kinds[leaf.kind] += 1
         first_at = first_at or leaf.at
@@ -203,6 +206,7 @@ def _ledger_facts(db: Database, run_id: str) -> _LedgerFacts:
         "leaves": tree.size,
         "intents": kinds["intent"],
         "refusals": kinds["refusal"],
+        "refused_by_reason": refusals.counts(),
         "outcomes": dict(sorted(outcomes.items())),
         "probes": dict(sorted(probes.items())),
         "health": kinds["health"],

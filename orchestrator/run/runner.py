@@ -696,6 +696,8 @@ class Runner:
             "findings": [f.digest() for f in findings],
             # The send time: the budget grant immediately before connecting (Gate.admit).
             "sent_at": format_instant(sent_at) if sent_at is not None else None,
+            # Why it was not ok, in the probe's words (a probe's own refusal included).
+            "error": _bounded(result.error) if result is not None else None,
         }
         if result is not None and result.connection_times:
             # What went out, as the tool traced it: the first connection and the others'
@@ -816,3 +818,13 @@ class Runner:
     def _report(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.progress)
+
+
+_ERROR_LIMIT = 500
+
+
+def _bounded(error: str | None) -> str | None:
+    """An outcome's reason as it goes into the ledger: one line, at most 500 characters."""
+    if error is None:
+        return None
+    return " ".join(error.split())[:_ERROR_LIMIT]

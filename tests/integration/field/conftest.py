@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,3 +120,30 @@ def lab_people(lab_rio: LabRio, lab_home: Path) -> People:
         lab_rio("person", "add", name, "--role", role, *extra,
                 "--public-key", str(keys / f"{name}.pub"), key=root)  # fmt: skip
     return People(keys=keys)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Launched:
+    """A notice announced and run through the CLI: ids and the run's printed summary."""
+
+    notice: str
+    run: str
+    summary: str
+
+
+def announce_and_run(
+    lab_rio: LabRio, people: People, home: Path, *, scope: str, policy: str, name: str = "lab"
+) -> Launched:
+    """The README's steps: check both files, an officer announces, the technician runs it."""
+    scope_path, policy_path = home / f"{name}-scope.yaml", home / f"{name}-policy.yaml"
+    scope_path.write_text(scope)
+    policy_path.write_text(policy)
+    lab_rio("scope", "check", str(scope_path))
+    lab_rio("policy", "check", str(policy_path))
+    notice = lab_rio(
+        "notice", "announce", "--scope", str(scope_path), "--policy", str(policy_path),
+        "--vendor", "acme", key=people.key("li"),
+    ).stdout.strip()  # fmt: skip
+    time.sleep(2.2)  # the lab policy's 2 s lead time
+    started = lab_rio("run", "start", notice, "--quiet", key=people.key("zhang"))
+    return Launched(notice=notice, run=started.stdout.split()[1], summary=started.stdout)

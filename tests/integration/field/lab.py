@@ -943,8 +943,13 @@ class Lab:
 
     # -- files a user writes --------------------------------------------------------------------
 
-    def scope_text(self, *, contact_email: str = "noc@lab.test") -> str:
-        """A scope announcing every running server's address, its names and the lab domain."""
+    def scope_text(
+        self, *, contact_email: str = "noc@lab.test", extra_targets: Sequence[str] = ()
+    ) -> str:
+        """A scope announcing every running server's address, its names and the lab domain.
+
+        ``extra_targets`` are more YAML target lines (e.g. ``"- host: nowhere.lab.test"``).
+        """
         now = datetime.now(UTC)
         start = (now - timedelta(hours=1)).replace(tzinfo=None).isoformat(timespec="seconds")
         end = (now + timedelta(hours=3)).replace(tzinfo=None).isoformat(timespec="seconds")
@@ -956,6 +961,7 @@ class Lab:
         for server in self.servers:
             for zone in _ZONES.get(server.name, {}):
                 targets += [f"  - domain: {zone}", f"    nameservers: [{self.ip(server.name)}]"]
+        targets += [f"  {line}" for line in extra_targets]
         return (
             "# The field lab: real servers on loopback, standard ports, planted flaws.\n"
             "format: rio.scope/v1\n"
@@ -967,8 +973,9 @@ class Lab:
         )
 
     @staticmethod
-    def policy_text() -> str:
+    def policy_text(*, http_paths: Sequence[str] = ("/",)) -> str:
         """A lab policy: standard ports, every probe including AXFR, a short lead time."""
+        paths = ", ".join(f'"{p}"' for p in http_paths)
         return textwrap.dedent("""\
             # Field lab policy: the standard ports of the services in the lab; never for real networks.
             format: rio.policy/v1
@@ -988,7 +995,7 @@ class Lab:
                 ports: [21, 22, 23, 25, 53, 80, 443, 445, 3306, 3389, 5432, 6379, 9200, 11211, 27017]
                 retries: 0
                 host_timeout: 20s
-              http: {ports: [80], https_ports: [443], paths: ["/"], method: GET, timeout: 5s}
+              http: {ports: [80], https_ports: [443], paths: [PATHS], method: GET, timeout: 5s}
               tls: {ports: [443], timeout: 5s, check_legacy: true, enumerate: true, max_handshakes: 6}
               dns: {recursion_check: true, timeout: 3s}
               dns-axfr: {timeout: 5s}
@@ -1003,7 +1010,7 @@ class Lab:
               ftp: {ports: [21], timeout: 5s, anonymous: true}
             health: {consecutive_failures: 5, latency_factor: 50, cooldown: 2s}
             signoff: {officers: 2, technicians: 1}
-            """)
+            """).replace("PATHS", paths)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

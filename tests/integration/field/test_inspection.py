@@ -9,7 +9,6 @@ site must have no finding at all.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from orchestrator.store.db import Database
 from orchestrator.store.models import FindingRow
-from tests.integration.field.conftest import CONTACT, LabRio, People
+from tests.integration.field.conftest import CONTACT, LabRio, People, announce_and_run
 from tests.integration.field.lab import Flaw, Lab
 
 pytestmark = pytest.mark.slow
@@ -72,25 +71,16 @@ def _stored_findings(home: Path, run: str) -> tuple[Seen, ...]:
 
 @pytest.fixture(scope="module")
 def inspection(field_lab: Lab, lab_rio: LabRio, lab_people: People, lab_home: Path) -> Inspection:
-    scope = lab_home / "scope.yaml"
-    policy = lab_home / "policy.yaml"
-    scope.write_text(field_lab.scope_text())
-    policy.write_text(field_lab.policy_text())
-    lab_rio("scope", "check", str(scope))
-    lab_rio("policy", "check", str(policy))
-    notice = lab_rio(
-        "notice", "announce", "--scope", str(scope), "--policy", str(policy),
-        "--vendor", "acme", key=lab_people.key("li"),
-    ).stdout.strip()  # fmt: skip
-    time.sleep(2.2)  # the lab policy's 2 s lead time
-    started = lab_rio("run", "start", notice, "--quiet", key=lab_people.key("zhang"))
-    run = started.stdout.split()[1]
+    launched = announce_and_run(
+        lab_rio, lab_people, lab_home, scope=field_lab.scope_text(), policy=field_lab.policy_text()
+    )
+    notice, run = launched.notice, launched.run
     status = json.loads(lab_rio("run", "status", run, "--json", key=lab_people.key("li")).stdout)
     record = json.loads(lab_rio("record", "show", run, "--json", key=lab_people.key("li")).stdout)
     return Inspection(
         notice=notice,
         run=run,
-        summary=started.stdout,
+        summary=launched.summary,
         status=status,
         record=record,
         findings=_stored_findings(lab_home / "home", run),
