@@ -233,6 +233,10 @@ class TlsParams(BaseModel):
     max_handshakes: int = Field(default=24, ge=1, le=64)
     """the most handshakes the enumeration may spend per port (its rate-budget cost)"""
 
+    def connections(self) -> int:
+        """Handshakes one tls probe of a port may open (its rate-budget cost)."""
+        return (3 if self.check_legacy else 1) + (self.max_handshakes if self.enumerate else 0)
+
     @field_validator("ports")
     @classmethod
     def _check_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -249,6 +253,11 @@ class DnsParams(BaseModel):
     version_check: bool = True
     """one CHAOS TXT query for ``version.bind`` (what every resolver tool asks)"""
     timeout: Duration = timedelta(seconds=5)
+
+    def connections(self) -> int:
+        """Queries one dns probe sends its name server: the record types, SPF, DMARC and DNSSEC
+        lookups, and the recursion and ``version.bind`` checks asked for."""
+        return len(self.record_types) + 3 + int(self.recursion_check) + int(self.version_check)
 
     @field_validator("record_types")
     @classmethod
@@ -379,6 +388,26 @@ class ProbeParams(BaseModel):
                 names.append(name)
         return tuple(names)
 
+    def costs(self) -> tuple[tuple[str, int, str], ...]:
+        """Each allowed probe's largest rate-budget cost: (probe, cost, what sets it)."""
+        out: list[tuple[str, int, str]] = []
+        if self.http is not None:
+            out.append(("http", len(self.http.paths), "paths"))
+        if self.tls is not None:
+            out.append(("tls", self.tls.connections(), "check_legacy, enumerate, max_handshakes"))
+        if self.dns is not None:
+            why = "record_types, recursion_check, version_check"
+            out.append(("dns", self.dns.connections(), why))
+        if self.dns_axfr is not None:
+            out.append(("dns-axfr", 1, "one transfer"))
+        if self.http_content is not None:
+            out.append(("http-content", len(self.http_content.paths), "paths"))
+        for attr, name in SERVICE_PROBES:
+            service: ServiceParams | None = getattr(self, attr)
+            if service is not None:
+                out.append((name, service.connections(), "its switches"))
+        return tuple(out)
+
     def service(self, probe: str) -> ServiceParams | None:
         """The parameters of a single-port service probe, ``None`` when not allowed."""
         for attr, name in SERVICE_PROBES:
@@ -452,13 +481,37 @@ class Policy(BaseModel):
         if tls is not None and tls.enumerate:
             # The gate charges a probe's whole cost at once; more than a second's budget is
             # refused every time, so such a policy could never enumerate.
-            cost = (3 if tls.check_legacy else 1) + tls.max_handshakes
+            cost = tls.connections()
             if cost > self.rates.per_ip:
                 raise ValueError(
                     f"probes.tls.max_handshakes: a tls probe would cost {cost} connections, "
                     f"more than rates.per_ip {self.rates.per_ip} allows in one second"
                 )
+        self._probes_fit()
         return self
+
+    def _probes_fit(self) -> None:
+        # The gate charges a probe's whole cost against every one-second budget at once: a
+        # probe that costs more than the tightest budget is refused every time, so a policy
+        # allowing it would announce a check that is never made (the shipped default once
+        # did this to every dns and tls probe).
+        r = self.rates
+        tightest, limit = min(
+            (
+                ("per_ip", r.per_ip),
+                ("per_network", r.per_network),
+                ("per_notice", r.per_notice),
+                ("global", r.global_),
+            ),
+            key=lambda kv: kv[1],
+        )
+        for probe, cost, why in self.probes.costs():
+            if cost > limit:
+                raise ValueError(
+                    f"probes.{probe}: one {probe} probe costs {cost} requests ({why}), more "
+                    f"than rates.{tightest} {limit} allows in any one second, so it would never "
+                    f"be sent: raise rates.{tightest} to at least {cost} or ask for less"
+                )
 
     def _port_scan_fits(self) -> None:
         # A host timeout too short for the scan asked for loses every port silently (nmap

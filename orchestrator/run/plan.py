@@ -83,8 +83,7 @@ class Plan:
         base: dict[str, Any] = {"target": u.target, "ip": u.ip, "host": u.host, "item": 0}
         if u.domain is not None:
             if p.dns is not None:
-                cost = len(p.dns.record_types) + 3
-                cost += (1 if p.dns.recursion_check else 0) + (1 if p.dns.version_check else 0)
+                cost = p.dns.connections()
                 params = {
                     "record_types": list(p.dns.record_types),
                     "recursion_check": p.dns.recursion_check,
@@ -195,11 +194,9 @@ class Plan:
             "timeout": _seconds(tls.timeout),
             "check_legacy": tls.check_legacy,
         }
-        cost = 3 if tls.check_legacy else 1
         if tls.enumerate:
             params.update(enumerate=True, max_handshakes=tls.max_handshakes)
-            cost += tls.max_handshakes
-        return ProbeRequest(probe="tls", port=port, params=params, cost=cost, **base)
+        return ProbeRequest(probe="tls", port=port, params=params, cost=tls.connections(), **base)
 
     # -- the stream --------------------------------------------------------------------------
 

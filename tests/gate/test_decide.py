@@ -269,11 +269,19 @@ async def test_explain_reports_every_check_without_logging() -> None:
     assert sink.leaves == []
 
 
+# Probes of one request each: a policy whose dns or tls probe cannot fit one second of its
+# per-IP budget is refused when it is loaded.
+_ONE_REQUEST_PROBES = "{port: {ports: [80, 443]}, http: {ports: [80], https_ports: [443]}}"
+
+
 async def test_target_paused_while_a_probe_waits_for_budget_is_not_admitted() -> None:
     import asyncio
 
     gate = make_gate(
-        make_notice(LAB, policy_yaml(per_ip=1), announced_at=announced(2)), clock=FakeClock(T0)
+        make_notice(
+            LAB, policy_yaml(per_ip=1, probes=_ONE_REQUEST_PROBES), announced_at=announced(2)
+        ),
+        clock=FakeClock(T0),
     )
     try:
         first, second = await gate.decide(req()), await gate.decide(req())
@@ -293,7 +301,10 @@ async def test_target_paused_while_a_probe_waits_for_budget_is_not_admitted() ->
 async def test_permit_is_admitted_with_its_send_instant_when_budget_frees() -> None:
     clock = FakeClock(T0)
     gate = make_gate(
-        make_notice(LAB, policy_yaml(per_ip=1), announced_at=announced(2)), clock=clock
+        make_notice(
+            LAB, policy_yaml(per_ip=1, probes=_ONE_REQUEST_PROBES), announced_at=announced(2)
+        ),
+        clock=clock,
     )
     try:
         permit = await gate.decide(req())
@@ -306,7 +317,10 @@ async def test_permit_is_admitted_with_its_send_instant_when_budget_frees() -> N
 
 async def test_probe_whose_cost_never_fits_a_budget_is_refused_for_rate() -> None:
     gate = make_gate(
-        make_notice(LAB, policy_yaml(per_ip=2), announced_at=announced(2)), clock=FakeClock(T0)
+        make_notice(
+            LAB, policy_yaml(per_ip=2, probes=_ONE_REQUEST_PROBES), announced_at=announced(2)
+        ),
+        clock=FakeClock(T0),
     )
     request = ProbeRequest(
         item=0, probe="http", target="cidr:127.0.40.0/24", ip="127.0.40.5", port=80, cost=3

@@ -219,3 +219,29 @@ def test_ipv4_mapped_source_is_unwrapped() -> None:
         "s.yaml",
     )
     assert scope.sources == ("127.0.0.1",)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "policies").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_probe_a_shipped_policy_allows_can_be_sent(path: Path) -> None:
+    # The gate refuses at once a probe that costs more than one second of the tightest budget;
+    # the plan's cost of every probe the policy allows must fit it, or the check is never made.
+    from orchestrator.intake.scope import load_scope
+    from orchestrator.run.plan import plan_for
+
+    policy = load_policy(path)[0]
+    scope = load_scope(ROOT / "scopes" / "example.yaml")[0]
+    r = policy.rates
+    tightest = min(r.per_ip, r.per_network, r.per_notice, r.global_)
+    worst: dict[str, int] = {}
+    for req in plan_for(scope, policy):
+        worst[req.probe] = max(worst.get(req.probe, 0), req.cost)
+    assert set(worst) >= set(policy.probes.allowed()) - {"dns-axfr"}
+    assert {p: c for p, c in worst.items() if c > tightest} == {}
+
+
+def test_policy_whose_dns_probe_never_fits_one_second_is_refused_naming_the_probe() -> None:
+    text = GOOD_POLICY.replace("per_ip: 20", "per_ip: 4")
+    with pytest.raises(
+        PolicyFileError, match=r"x\.yaml: probes\.dns: one dns probe costs 12 .*rates\.per_ip 4"
+    ):
+        parse_policy(text.encode(), "x.yaml")
