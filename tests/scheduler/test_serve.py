@@ -87,7 +87,9 @@ def test_serve_once_executes_a_due_run_to_sealed(tmp_path: Path, farm: Farm) -> 
         leaf.data["outcome"] for leaf in read_leaves(lab.rio.db, run_id) if leaf.kind == "outcome"
     ]
     assert outcomes == ["ok", "ok"]
-    assert cli.invoke(app, ["run", "jobs"], env=lab.env).output == ""
+    after = cli.invoke(app, ["run", "jobs"], env=lab.env)
+    assert after.exit_code == 0 and run_id not in after.output
+    assert "no scheduled jobs" in after.output  # an empty list says so (on stderr)
 
 
 def test_schedule_with_every_prints_the_next_period(tmp_path: Path, farm: Farm) -> None:
