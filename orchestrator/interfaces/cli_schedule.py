@@ -12,6 +12,7 @@ import typer
 
 from orchestrator.access.identity import authenticate
 from orchestrator.access.roles import Action, visible_notices, visible_runs
+from orchestrator.context import Rio
 from orchestrator.errors import InputError, NotFoundError, StateError
 from orchestrator.intake._types import parse_duration
 from orchestrator.intake.notices import get_notice
@@ -138,10 +139,23 @@ def serve(
         bool, typer.Option("--once", help="Fire what is due now, then exit (cron, tests).")
     ] = False,
     poll: Annotated[float, typer.Option(help="Seconds between looks for new jobs.")] = 5.0,
+    api: Annotated[
+        bool, typer.Option("--api", help="Also serve the HTTP API and pages (uvicorn).")
+    ] = False,
+    host: Annotated[str, typer.Option(help="--api: the address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="--api: the port to listen on.")] = 8080,
 ) -> None:
-    """Run the scheduler in the foreground; SIGTERM or Ctrl-C stops it cleanly."""
+    """Run the scheduler in the foreground; SIGTERM or Ctrl-C stops it cleanly.
+
+    With --api the HTTP API (/api/v1, OpenAPI at /api/v1/openapi.json) and the pages are
+    served on --host:--port beside the scheduler.
+    """
     if not 0.1 <= poll <= 3600:
         raise InputError(f"--poll: {poll} is outside 0.1..3600 seconds")
+    if api and once:
+        raise InputError("--api serves until stopped; it does not go with --once")
+    if not 0 < port < 65536:
+        raise InputError(f"--port: {port} is not a TCP port")
     with open_rio() as rio, RioScheduler(rio, on_event=console.print) as scheduler:
         if once:
             try:
@@ -153,6 +167,9 @@ def serve(
             console.print(f"fired {len(fired)} job(s)")
             return
         stop = threading.Event()
+        if api:
+            _serve_api(rio, scheduler, stop, poll=poll, host=host, port=port)
+            return
 
         def handle(signum: int, _frame: FrameType | None) -> None:
             console.print(f"{signal.Signals(signum).name}: stopping")
@@ -164,6 +181,26 @@ def serve(
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+
+
+def _serve_api(
+    rio: Rio, scheduler: RioScheduler, stop: threading.Event, *, poll: float, host: str, port: int
+) -> None:
+    """uvicorn in the foreground (it handles SIGTERM and Ctrl-C), the scheduler in a thread."""
+    import uvicorn
+
+    from orchestrator.interfaces.api import create_app
+
+    worker = threading.Thread(
+        target=scheduler.serve, args=(stop,), kwargs={"poll_seconds": poll}, name="rio-scheduler"
+    )
+    worker.start()
+    try:
+        console.print(f"API and pages on http://{host}:{port}/ (OpenAPI /api/v1/openapi.json)")
+        uvicorn.run(create_app(rio), host=host, port=port, log_level="info", access_log=False)
+    finally:
+        stop.set()
+        worker.join()
 
 
 def register(app: typer.Typer) -> None:

@@ -31,6 +31,8 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "AccessEntry",
+    "ApiSessionRow",
+    "AuthChallengeRow",
     "Base",
     "CheckpointRow",
     "EvidenceGrant",
@@ -316,3 +318,26 @@ class AccessEntry(Base):
     subject: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     allowed: Mapped[bool] = mapped_column(Boolean)
+
+
+class AuthChallengeRow(Base):
+    """A login challenge the HTTP API issued: single-use, short-lived (``access.sessions``)."""
+
+    __tablename__ = "auth_challenges"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ApiSessionRow(Base):
+    """A short-lived API session token, stored as its SHA-256 only (never the token)."""
+
+    __tablename__ = "api_sessions"
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

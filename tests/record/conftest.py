@@ -206,8 +206,17 @@ def add_sealed_run(
     return ids
 
 
-def build_lab(home: Path, *, vendor: str | None = VENDOR, scope_bytes: bytes | None = None) -> Lab:
-    settings = load_settings({"RIO_HOME": str(home)})
+def build_lab(
+    home: Path,
+    *,
+    vendor: str | None = VENDOR,
+    scope_bytes: bytes | None = None,
+    database_url: str | None = None,
+) -> Lab:
+    env = {"RIO_HOME": str(home)}
+    if database_url is not None:
+        env["RIO_DATABASE_URL"] = database_url
+    settings = load_settings(env)
     init_home(settings)
     rio = Rio(settings)
     key_dir = home / "people-keys"

@@ -1,0 +1,80 @@
+"""The pages: HTML rendered on the server from the same services the API calls.
+
+A page that needs a person reads the session cookie the login page obtained; without one it
+sends the browser to ``/login``. Pages only read: every change (sign, close, kill) is a call
+from the page's JavaScript to the API with the bearer token, so the pages need no CSRF tokens.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from orchestrator.errors import InputError
+from orchestrator.intake.registry import Person
+from orchestrator.interfaces.api._auth import PageActor
+from orchestrator.interfaces.api._context import ApiContext
+from orchestrator.interfaces.api._public import limit_public
+from orchestrator.services import public as public_service
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+Limited = Annotated[ApiContext, Depends(limit_public)]
+
+
+def render(request: Request, template: str, person: Person | None, **values: Any) -> Response:
+    templates = request.app.state.templates
+    return templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, template, {"person": person, **values}
+    )
+
+
+def to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, person: PageActor) -> Response:
+    return RedirectResponse("/runs" if person is not None else "/verify", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login(request: Request, person: PageActor) -> Response:
+    return render(request, "login.html", person)
+
+
+@router.get("/verify", response_class=HTMLResponse)
+def verify_lookup(
+    request: Request,
+    ctx: Limited,
+    person: PageActor,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    at: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """The public check by source address and time (no login)."""
+    answer = None
+    if source and at:
+        try:
+            when = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InputError(f"seen at {at!r} is not an ISO 8601 time") from exc
+        answer = public_service.lookup_source(ctx.rio, source, when)
+    notices = list(answer.notices) if answer is not None else []
+    view = None
+    if answer is not None:
+        view = {"announced": bool(answer), "why": answer.why, "runs_active": answer.runs_active}
+    return render(
+        request, "verify.html", person, answer=view, notices=notices, source=source, at=at
+    )
+
+
+@router.get("/verify/{notice_id}", response_class=HTMLResponse)
+def verify_notice(request: Request, notice_id: str, ctx: Limited, person: PageActor) -> Response:
+    """The public part of one notice (the letter and the User-Agent point here)."""
+    notice = public_service.public_notice(ctx.rio, notice_id)
+    return render(request, "verify.html", person, answer=None, notices=[notice])
