@@ -21,7 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MOZILLA_INTERMEDIATE_TLS12", "Suite", "accepted_suites", "supports_tls13"]
+__all__ = [
+    "LEGACY_SERVER_CONNECT",
+    "MOZILLA_INTERMEDIATE_TLS12",
+    "Suite",
+    "accepted_suites",
+    "supports_tls13",
+]
 
 #: the TLS 1.2 suites of Mozilla's "intermediate" server profile (guidelines v5.7)
 MOZILLA_INTERMEDIATE_TLS12: frozenset[str] = frozenset(
@@ -38,6 +44,9 @@ MOZILLA_INTERMEDIATE_TLS12: frozenset[str] = frozenset(
     }
 )
 _OFFER = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
+#: OpenSSL 3 refuses servers without RFC 5746 (secure renegotiation) unless this is set; the
+#: probe must see them to report them (``ssl.OP_LEGACY_SERVER_CONNECT`` from Python 3.12)
+LEGACY_SERVER_CONNECT: int = getattr(ssl, "OP_LEGACY_SERVER_CONNECT", 0x4)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,6 +82,7 @@ def _context(version: ssl.TLSVersion, ciphers: str) -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_ciphers(ciphers)
+    context.options |= LEGACY_SERVER_CONNECT
     with warnings.catch_warnings():
         # Deprecated on purpose: learning whether a server still accepts them is the point.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -158,6 +168,7 @@ def supports_tls13(ip: str, port: int, sni: str | None, timeout: float) -> bool:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.options |= LEGACY_SERVER_CONNECT
     try:
         _chosen(ip, port, sni, timeout, context)
     except ssl.SSLError:

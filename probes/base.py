@@ -232,6 +232,8 @@ class ProbeContext:
             who scans (the entrusted vendor, or the inspecting organ) under which notice.
         from_address: the inspecting side's mailbox, sent as the HTTP ``From`` header.
         nmap_path: path to the nmap binary, ``None`` to look it up on PATH.
+        openssl_path: path to the openssl binary (the tls probe's ``inspect`` step), ``None``
+            to look it up on PATH.
         dns_port: port of the DNS servers the dns probe asks (53 in production; tests use a
             stub on loopback).
         cancelled: returns True once the kill switch fired.
@@ -242,6 +244,7 @@ class ProbeContext:
     user_agent: str
     from_address: str | None = None
     nmap_path: str | None = None
+    openssl_path: str | None = None
     dns_port: int = 53
     cancelled: Any = None
     http_clients: HttpClients | None = None

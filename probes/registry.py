@@ -11,7 +11,7 @@ from probes.content import HttpContentProbe
 from probes.dns import DnsProbe, DnsZoneTransferProbe
 from probes.http import HttpProbe
 from probes.port import PortProbe
-from probes.services import FtpProbe, MemcachedProbe, RedisProbe
+from probes.services import FtpProbe, MemcachedProbe, RedisProbe, SmtpProbe
 from probes.ssh import SshProbe
 from probes.tls import TlsProbe
 
@@ -28,6 +28,7 @@ PROBES: tuple[type[Probe], ...] = (
     MemcachedProbe,
     FtpProbe,
     HttpContentProbe,
+    SmtpProbe,
 )
 
 

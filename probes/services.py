@@ -7,6 +7,10 @@
 * ``ftp``: the greeting, and, only when the policy sets ``anonymous``, the public anonymous login
   of RFC 1635 (``USER anonymous``, ``PASS`` with a placeholder address naming rio), then
   ``QUIT``. No directory is listed and nothing is read or written.
+* ``smtp``: the greeting, one ``EHLO`` naming rio (RFC 5321 §4.1.1.1), ``QUIT``. The greeting
+  shows the software and version where the MTA announces them; the EHLO answer lists the
+  extensions, ``STARTTLS`` (RFC 3207) among them or not. No ``MAIL``, no ``RCPT``: whether the
+  server relays is not asked.
 
 No probe sends a data command (no ``KEYS``, ``GET``, ``stats items``, ``LIST``): whether the
 service answers without credentials is the finding; its data stays its own.
@@ -30,7 +34,15 @@ from probes.base import (
 )
 from probes.errors import ProbeCancelledError
 
-__all__ = ["FTP_ANONYMOUS_ADDRESS", "FtpProbe", "MemcachedProbe", "RedisProbe"]
+__all__ = [
+    "FTP_ANONYMOUS_ADDRESS",
+    "SMTP_EHLO_NAME",
+    "FtpProbe",
+    "MemcachedProbe",
+    "RedisProbe",
+    "SmtpProbe",
+    "ehlo_extensions",
+]
 
 #: what the anonymous login gives as password: by RFC 1635 custom an address; this one names rio
 FTP_ANONYMOUS_ADDRESS = "rio-inspection@rio.invalid"
@@ -38,7 +50,9 @@ _REDIS_INFO = b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"
 _REDIS_MAX_INFO = 16384
 _EVIDENCE_LIMIT = 2000
 _VERSION = re.compile(r"\d+\.\d+")
-_FTP_MAX_LINES = 20
+_MAX_REPLY_LINES = 20
+#: the name rio gives in EHLO: a reserved name (RFC 2606), saying who is asking
+SMTP_EHLO_NAME = "rio-inspection.invalid"
 
 
 class _OneRequest:
@@ -158,20 +172,20 @@ class MemcachedProbe(_OneRequest):
             )
 
 
-async def _ftp_reply(conv: Conversation, step: str) -> tuple[int, str]:
-    """One FTP reply (RFC 959 §4.2, multi-line ``123-`` ... ``123 `` included): code and text."""
+async def _reply(conv: Conversation, step: str, protocol: str) -> tuple[int, str]:
+    """One FTP or SMTP reply (RFC 959 §4.2, RFC 5321 §4.2: ``123-`` lines, then ``123 ``)."""
     lines: list[str] = []
-    for _ in range(_FTP_MAX_LINES):
+    for _ in range(_MAX_REPLY_LINES):
         raw = _text(await conv.line(step, 1024)).rstrip("\r\n")
         if not raw and not lines:
             raise Stop("error", f"{step}: the server closed without a reply")
         lines.append(raw)
         head = lines[0][:3]
         if not head.isdigit():
-            raise Stop("error", f"{step}: not an FTP reply ({lines[0][:40]!r})")
+            raise Stop("error", f"{step}: not an {protocol} reply ({lines[0][:40]!r})")
         if raw[:3] == head and raw[3:4] in (" ", ""):  # "123 text" (or "123") ends the reply
             return int(head), "\n".join(lines)
-    raise Stop("error", f"{step}: reply longer than {_FTP_MAX_LINES} lines")
+    raise Stop("error", f"{step}: reply longer than {_MAX_REPLY_LINES} lines")
 
 
 class FtpProbe(_OneRequest):
@@ -181,7 +195,7 @@ class FtpProbe(_OneRequest):
     switches: ClassVar[Mapping[str, bool]] = {"anonymous": False}
 
     async def converse(self, conv: Conversation, end: Endpoint, obs: list[Observation]) -> None:
-        code, greeting = await _ftp_reply(conv, "greeting")
+        code, greeting = await _reply(conv, "greeting", "FTP")
         banner = greeting.splitlines()[0][4:]
         obs.append(
             Observation(
@@ -195,10 +209,10 @@ class FtpProbe(_OneRequest):
             await conv.send(b"QUIT\r\n")
             return
         await conv.send(b"USER anonymous\r\n")
-        code, text = await _ftp_reply(conv, "USER")
+        code, text = await _reply(conv, "USER", "FTP")
         if code == 331:
             await conv.send(f"PASS {FTP_ANONYMOUS_ADDRESS}\r\n".encode())
-            code, text = await _ftp_reply(conv, "PASS")
+            code, text = await _reply(conv, "PASS", "FTP")
         obs.append(
             Observation(
                 key="ftp.anonymous",
@@ -207,4 +221,54 @@ class FtpProbe(_OneRequest):
                 evidence=text[:_EVIDENCE_LIMIT],
             )
         )
+        await conv.send(b"QUIT\r\n")
+
+
+def ehlo_extensions(reply: str) -> list[str]:
+    """The extension keywords of a 250 EHLO reply (every line after the first), upper-cased."""
+    out = []
+    for line in reply.splitlines()[1:]:
+        words = line[4:].split()
+        if words:
+            out.append(words[0].upper())
+    return out
+
+
+class SmtpProbe(_OneRequest):
+    """The SMTP greeting and EHLO: the announced software, and whether STARTTLS is offered."""
+
+    name: ClassVar[str] = "smtp"
+
+    async def converse(self, conv: Conversation, end: Endpoint, obs: list[Observation]) -> None:
+        code, greeting = await _reply(conv, "greeting", "SMTP")
+        banner = greeting.splitlines()[0][4:]
+        obs.append(
+            Observation(
+                key="smtp.banner",
+                value={"code": code, "version": bool(_VERSION.search(banner))},
+                port=end.port,
+                evidence=greeting[:_EVIDENCE_LIMIT],
+            )
+        )
+        if code != 220:  # 554: no service here for us; nothing more to ask
+            await conv.send(b"QUIT\r\n")
+            return
+        await conv.send(f"EHLO {SMTP_EHLO_NAME}\r\n".encode())
+        code, text = await _reply(conv, "EHLO", "SMTP")
+        if code == 250:
+            extensions = ehlo_extensions(text)
+            obs.append(
+                Observation(
+                    key="smtp.starttls",
+                    value={"offered": "STARTTLS" in extensions, "extensions": extensions},
+                    port=end.port,
+                    evidence=text[:_EVIDENCE_LIMIT],
+                )
+            )
+        else:
+            obs.append(
+                Observation(
+                    key="smtp.ehlo", value={"code": code}, port=end.port, evidence=text[:200]
+                )
+            )
         await conv.send(b"QUIT\r\n")

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cryptography import x509
@@ -26,7 +27,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
+from probes._tls_inspect import INSPECT_HANDSHAKES, inspect_handshakes, self_signed
 from probes._tls_suites import (
+    LEGACY_SERVER_CONNECT,
     MOZILLA_INTERMEDIATE_TLS12,
     Suite,
     accepted_suites,
@@ -43,9 +46,18 @@ from probes.base import (
 )
 from probes.errors import ProbeArgumentError, ProbeCancelledError
 
-__all__ = ["CertificateFacts", "TlsProbe", "certificate_facts", "hostname_matches"]
+__all__ = [
+    "INSPECT_HANDSHAKES",
+    "CertificateFacts",
+    "TlsProbe",
+    "certificate_facts",
+    "hostname_matches",
+]
 
-_PARAM_KEYS = frozenset({"timeout", "check_legacy", "enumerate", "max_handshakes"})
+_PARAM_KEYS = frozenset(
+    {"timeout", "check_legacy", "enumerate", "max_handshakes", "inspect", "ca_bundle"}
+)
+
 _MAX_HANDSHAKES = 64
 _DEFAULT_TIMEOUT = 10.0
 _ALL_CIPHERS = "ALL:@SECLEVEL=0"
@@ -70,6 +82,8 @@ class _Params:
     check_legacy: bool
     enumerate: bool = False
     max_handshakes: int = 0
+    inspect: bool = False
+    ca_bundle: Path | None = None
 
 
 def _params(permit: Permit) -> _Params:
@@ -103,12 +117,20 @@ def _params(permit: Permit) -> _Params:
     budget = params.get("max_handshakes", 24 if enumerate_ else 0)
     if isinstance(budget, bool) or not isinstance(budget, int) or not 0 <= budget <= 64:
         raise _refuse("params.max_handshakes", budget, f"is not a count 0..{_MAX_HANDSHAKES}")
+    inspect = params.get("inspect", False)
+    if not isinstance(inspect, bool):
+        raise _refuse("params.inspect", inspect, "is not true or false")
+    bundle = params.get("ca_bundle")
+    if bundle is not None and (not isinstance(bundle, str) or not Path(bundle).is_absolute()):
+        raise _refuse("params.ca_bundle", bundle, "is not an absolute path")
     return _Params(
         port=port,
         timeout=float(timeout),
         check_legacy=legacy,
         enumerate=enumerate_,
         max_handshakes=budget,
+        inspect=inspect,
+        ca_bundle=Path(bundle) if bundle is not None else None,
     )
 
 
@@ -163,16 +185,6 @@ def _names(cert: x509.Certificate) -> list[str]:
     return names
 
 
-def _self_signed(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except Exception:  # any failure means "not provably self-signed"
-        return False
-    return True
-
-
 def _key(cert: x509.Certificate) -> tuple[str, int | None, bool]:
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
@@ -209,7 +221,7 @@ def certificate_facts(der: bytes, now: datetime | None = None) -> CertificateFac
         expired=current > not_after,
         not_yet_valid=current < not_before,
         days_left=math.floor((not_after - current).total_seconds() / 86400),
-        self_signed=_self_signed(cert),
+        self_signed=self_signed(cert),
         key_type=key_type,
         key_bits=key_bits,
         weak_key=weak_key,
@@ -230,6 +242,7 @@ def _context(version: ssl.TLSVersion | None) -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_ciphers(_ALL_CIPHERS)
+    context.options |= LEGACY_SERVER_CONNECT
     if version is not None:
         # Deprecated on purpose: learning whether a server still accepts them is the point.
         with warnings.catch_warnings():
@@ -429,6 +442,12 @@ class TlsProbe:
                     observations.append(
                         Observation(key=f"tls.legacy.{label}", value={"accepted": True}, port=port)
                     )
+        if params.inspect:
+            if ctx.is_cancelled():
+                raise ProbeCancelledError("tls probe: cancelled before the inspection")
+            connections += await inspect_handshakes(
+                permit, ctx, params.port, params.ca_bundle, observations
+            )
         if params.enumerate:
             made = await self._enumerate(permit, ctx, params, timeout, observations)
             connections += made

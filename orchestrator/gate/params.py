@@ -99,8 +99,13 @@ def params_problem(
             return "legacy TLS handshakes are not allowed by the policy"
         if params.get("enumerate") and not pol_t.enumerate:
             return "cipher-suite enumeration is not allowed by the policy"
+        if params.get("inspect") and not pol_t.inspect:
+            return "the tls inspection handshakes are not allowed by the policy"
+        if params.get("ca_bundle") is not None and params.get("ca_bundle") != pol_t.ca_bundle:
+            return f"ca_bundle {params.get('ca_bundle')!r} is not the policy's"
+        keys = {"timeout", "check_legacy", "enumerate", "max_handshakes", "inspect", "ca_bundle"}
         return (
-            _unknown(params, {"timeout", "check_legacy", "enumerate", "max_handshakes"})
+            _unknown(params, keys)
             or _at_most(params, "timeout", pol_t.timeout.total_seconds())
             or _at_most(params, "max_handshakes", pol_t.max_handshakes)
         )

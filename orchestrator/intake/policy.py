@@ -23,6 +23,7 @@ from orchestrator.intake._yaml import parse_document, read_document
 from probes.base import Disruption
 from probes.content import CONTENT_PATHS
 from probes.port import minimum_host_timeout
+from probes.tls import INSPECT_HANDSHAKES
 
 __all__ = [
     "POLICY_FORMAT",
@@ -232,10 +233,36 @@ class TlsParams(BaseModel):
     """accepted cipher suites per protocol and TLS 1.3 support, judged against Mozilla's profile"""
     max_handshakes: int = Field(default=24, ge=1, le=64)
     """the most handshakes the enumeration may spend per port (its rate-budget cost)"""
+    inspect: bool = False
+    """two more handshakes (openssl s_client): secure renegotiation, OCSP stapling, DH and ECDH
+    group sizes, and the certificate chain judged against the system store and ``ca_bundle``"""
+    ca_bundle: str | None = None
+    """absolute path of a PEM file of CA certificates trusted besides the system store (the
+    object's private CA); the tls.chain observation records its SHA-256"""
 
     def connections(self) -> int:
         """Handshakes one tls probe of a port may open (its rate-budget cost)."""
-        return (3 if self.check_legacy else 1) + (self.max_handshakes if self.enumerate else 0)
+        return (
+            (3 if self.check_legacy else 1)
+            + (self.max_handshakes if self.enumerate else 0)
+            + (INSPECT_HANDSHAKES if self.inspect else 0)
+        )
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _bundle(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value)
+        if not path.is_absolute():
+            raise ValueError(f"ca_bundle {value!r} is not an absolute path")
+        try:
+            text = path.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            raise ValueError(f"ca_bundle {value!r} cannot be read: {exc.strerror}") from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError(f"ca_bundle {value!r} holds no PEM certificate")
+        return value
 
     @field_validator("ports")
     @classmethod
@@ -349,12 +376,19 @@ class FtpParams(ServiceParams):
         return {"anonymous": self.anonymous}
 
 
+class SmtpParams(ServiceParams):
+    """The smtp probe: greeting, one EHLO, QUIT (no mail command)."""
+
+    ports: tuple[int, ...] = Field(default=(25,), min_length=1, max_length=16)
+
+
 #: single-port service probes: policy attribute -> probe name
 SERVICE_PROBES: tuple[tuple[str, str], ...] = (
     ("ssh", "ssh"),
     ("redis", "redis"),
     ("memcached", "memcached"),
     ("ftp", "ftp"),
+    ("smtp", "smtp"),
 )
 
 
@@ -372,6 +406,7 @@ class ProbeParams(BaseModel):
     redis: RedisParams | None = None
     memcached: MemcachedParams | None = None
     ftp: FtpParams | None = None
+    smtp: SmtpParams | None = None
 
     def allowed(self) -> tuple[str, ...]:
         names = []

@@ -196,6 +196,10 @@ class Plan:
         }
         if tls.enumerate:
             params.update(enumerate=True, max_handshakes=tls.max_handshakes)
+        if tls.inspect:
+            params["inspect"] = True
+            if tls.ca_bundle is not None:
+                params["ca_bundle"] = tls.ca_bundle
         return ProbeRequest(probe="tls", port=port, params=params, cost=tls.connections(), **base)
 
     # -- the stream --------------------------------------------------------------------------

@@ -247,6 +247,8 @@ _MATCHES: tuple[_Match, ...] = (
     _Match(rule="RIO-MEMCACHED-NO-AUTH", key="memcached.auth", test=_true("open")),
     _Match(rule="RIO-FTP-ANONYMOUS", key="ftp.anonymous", test=_true("accepted")),
     _Match(rule="RIO-FTP-BANNER-VERSION", key="ftp.banner", test=_true("version")),
+    _Match(rule="RIO-SMTP-BANNER-VERSION", key="smtp.banner", test=_true("version")),
+    _Match(rule="RIO-SMTP-NO-STARTTLS", key="smtp.starttls", test=_false("offered")),
     _Match(rule="RIO-TLS-NULL-OR-ANON-SUITE", key="tls.suites.null_anon", test=_true("present")),
     _Match(
         rule="RIO-TLS-NO-FORWARD-SECRECY",
@@ -255,6 +257,12 @@ _MATCHES: tuple[_Match, ...] = (
     ),
     _Match(rule="RIO-TLS-CBC-SHA1", key="tls.suites.cbc_sha1", test=_true("present")),
     _Match(rule="RIO-TLS-NO-TLS13", key="tls.tls13", test=_false("supported")),
+    _Match(rule="RIO-TLS-INSECURE-RENEGOTIATION", key="tls.renegotiation", test=_false("secure")),
+    _Match(rule="RIO-TLS-UNTRUSTED-ISSUER", key="tls.chain", test=_true("untrusted_issuer")),
+    _Match(rule="RIO-TLS-CHAIN-INCOMPLETE", key="tls.chain", test=_true("incomplete")),
+    _Match(rule="RIO-TLS-WEAK-DH", key="tls.kex.dh", test=_true("weak")),
+    _Match(rule="RIO-TLS-WEAK-ECDH", key="tls.kex.ecdh", test=_true("weak")),
+    _Match(rule="RIO-TLS-OCSP-NOT-STAPLED", key="tls.ocsp", test=_false("stapled")),
     _Match(rule="RIO-DNS-SPF-MISSING", key="dns.spf", test=_false("present"), per_domain=True),
     _Match(rule="RIO-DNS-SPF-LAX", key="dns.spf.all", test=_true("lax"), per_domain=True),
     _Match(

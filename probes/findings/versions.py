@@ -2,8 +2,8 @@
 
 Probes report what servers announce about themselves (the SSH identification, the HTTP
 ``Server`` header, the FTP greeting, Redis's INFO, memcached's ``version``, BIND's
-``version.bind``). :func:`announced_versions` turns those observations into ``(product,
-version)`` pairs, and :class:`VersionTable` says which entries of the data file
+``version.bind``, Exim's SMTP greeting). :func:`announced_versions` turns those observations
+into ``(product, version)`` pairs, and :class:`VersionTable` says which entries of the data file
 (``format: rio.versions/v1``) cover them. The file names its source and date and can be replaced
 without a code change (``RIO_VERSIONS_FILE``). Like the catalogue it is loaded strictly: unknown
 keys, unknown products, malformed versions or empty ranges are refused naming the file and field.
@@ -47,6 +47,7 @@ PRODUCTS: tuple[str, ...] = (
     "openssl",
     "redis",
     "memcached",
+    "exim",
 )
 _PACKAGED = "versions.yaml"
 _TOP_KEYS = frozenset({"format", "source", "date", "note", "advisories"})
@@ -64,6 +65,7 @@ _SERVER_HEADER = (
 _SSH_SOFTWARE = re.compile(r"^OpenSSH_(\d+\.\d+(?:p\d+)?)")
 _VSFTPD = re.compile(r"\bvsFTPd (\d+\.\d+\.\d+)")
 _BIND = re.compile(r"^(\d+\.\d+\.\d+)")
+_EXIM = re.compile(r"\bExim (\d+\.\d+(?:\.\d+)?)\b")
 
 
 def version_key(text: str) -> tuple[tuple[int, int | str], ...]:
@@ -249,6 +251,10 @@ def announced_versions(obs: Observation) -> Iterator[tuple[str, str, str]]:
         match = _VSFTPD.search(obs.evidence)
         if match:
             yield "vsftpd", match.group(1), "FTP greeting"
+    elif obs.key == "smtp.banner" and obs.evidence:
+        match = _EXIM.search(obs.evidence.splitlines()[0])
+        if match:
+            yield "exim", match.group(1), "SMTP greeting"
     elif obs.key == "dns.version" and isinstance(value.get("text"), str):
         match = _BIND.match(value["text"])
         if match:

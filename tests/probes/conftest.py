@@ -73,7 +73,10 @@ def _policy_section(probe: str, fields: dict[str, Any]) -> dict[str, Any]:
             "check_legacy": params.get("check_legacy", False),
             "enumerate": params.get("enumerate", False),
             "max_handshakes": params.get("max_handshakes", 24),
+            "inspect": params.get("inspect", False),
         }
+        if "ca_bundle" in params:
+            section["ca_bundle"] = params["ca_bundle"]
     elif probe == "dns":
         section = {
             "record_types": list(params.get("record_types", ["A"])),
@@ -89,7 +92,7 @@ def _policy_section(probe: str, fields: dict[str, Any]) -> dict[str, Any]:
             "paths": list(params.get("paths", ["/"])),
             "timeout": params.get("timeout", 10),
         }
-    elif probe in ("ssh", "redis", "memcached", "ftp"):
+    elif probe in ("ssh", "redis", "memcached", "ftp", "smtp"):
         section = {"ports": [port], "timeout": params.get("timeout", 5)}
         section.update({k: v for k, v in params.items() if isinstance(v, bool)})
     else:

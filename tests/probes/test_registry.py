@@ -22,6 +22,7 @@ def test_registry_lists_exactly_the_known_probes_with_their_disruption() -> None
         "memcached": Disruption.LIGHT,
         "ftp": Disruption.LIGHT,
         "http-content": Disruption.LIGHT,
+        "smtp": Disruption.LIGHT,
     }
     assert len(set(probe_names())) == len(PROBES)
 
@@ -37,7 +38,7 @@ def test_unknown_probe_is_a_key_error_that_lists_the_known_names() -> None:
         probe_class("exploit")
     assert isinstance(caught.value, UnknownProbeError)
     assert str(caught.value) == (
-        "unknown probe 'exploit' (known: port, http, tls, dns, dns-axfr, ssh, redis, memcached, ftp, http-content)"
+        "unknown probe 'exploit' (known: port, http, tls, dns, dns-axfr, ssh, redis, memcached, ftp, http-content, smtp)"
     )
 
 
@@ -62,7 +63,13 @@ EXPORTS = {
         "scan_batch",
     },
     "probes.http": {"HttpClients", "HttpProbe", "base_url", "make_client"},
-    "probes.tls": {"CertificateFacts", "TlsProbe", "certificate_facts", "hostname_matches"},
+    "probes.tls": {
+        "INSPECT_HANDSHAKES",
+        "CertificateFacts",
+        "TlsProbe",
+        "certificate_facts",
+        "hostname_matches",
+    },
     "probes.dns": {"RECORD_TYPES", "RECURSION_CHECK_NAME", "DnsProbe", "DnsZoneTransferProbe"},
     "probes.ssh": {
         "LEGACY_ALGORITHMS",
@@ -71,7 +78,15 @@ EXPORTS = {
         "legacy_algorithms",
         "parse_kexinit",
     },
-    "probes.services": {"FTP_ANONYMOUS_ADDRESS", "FtpProbe", "MemcachedProbe", "RedisProbe"},
+    "probes.services": {
+        "FTP_ANONYMOUS_ADDRESS",
+        "SMTP_EHLO_NAME",
+        "FtpProbe",
+        "MemcachedProbe",
+        "RedisProbe",
+        "SmtpProbe",
+        "ehlo_extensions",
+    },
     "probes.content": {"CONTENT_PATHS", "HttpContentProbe", "mask_secrets"},
     "probes.registry": {"PROBES", "UnknownProbeError", "probe_class", "probe_names"},
     "probes.findings": {

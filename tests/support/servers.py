@@ -185,6 +185,11 @@ class CertFactory:
         """PEM file of the test CA (for clients that want to verify)."""
         return self._ca_material()[2]
 
+    @property
+    def ca_key_path(self) -> Path:
+        """PEM file of the test CA's private key (to sign OCSP responses for stapling)."""
+        return self._ca_material()[3]
+
     def _builder(
         self,
         names: tuple[str, ...],

@@ -39,6 +39,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import pwd
 import random
 import shutil
 import signal
@@ -54,6 +55,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from tests.integration.field.pki import PrivatePki, ocsp_response
 from tests.support.servers import CertFactory, CertPair
 
 __all__ = [
@@ -134,6 +136,11 @@ class LabContext:
     block: Block
     certs: CertFactory
     root: bool
+    pki: PrivatePki
+    """the object's private PKI (root, intermediate) and an unknown CA, made with openssl"""
+    scratch: list[Path] = field(default_factory=list)
+    """directories outside the lab's private tree (for servers whose own user must reach
+    them); the lab removes them when it stops"""
 
     def ip(self, server: str) -> str:
         return self.block.ip(server_named(server).host)
@@ -291,6 +298,10 @@ def _nginx_sound(ctx: LabContext, ip: str) -> list[str]:
     # redirected to HTTPS, HSTS, CSP with frame-ancestors, nosniff, X-Frame-Options, no version,
     # a cookie with Secure, HttpOnly and SameSite.
     pair = ctx.certs.issued(f"secure.{DOMAIN}", valid_days=(-1, 365))
+    # An OCSP response signed by the CA, stapled from a file (no responder to reach).
+    staple = ocsp_response(
+        pair.cert_path, ctx.certs.ca_path, ctx.certs.ca_key_path, ctx.directory / "ocsp.der"
+    )
     headers = """\
 add_header Strict-Transport-Security "max-age=31536000" always;
 add_header Content-Security-Policy "default-src 'self'; frame-ancestors 'none'" always;
@@ -315,11 +326,77 @@ server {{
   ssl_protocols TLSv1.2 TLSv1.3;
   # Mozilla intermediate (v5.7) suites; nginx's own default would add static-RSA CBC ones.
   ssl_ciphers {":".join(_INTERMEDIATE)};
+  ssl_stapling on;
+  ssl_stapling_file {staple};
 {textwrap.indent(headers, "  ")}
   location / {{ return 200 "<html><title>sound</title>sound site</html>\\n"; }}
 }}
 """,
     )
+
+
+def _nginx_tls(
+    ctx: LabContext,
+    ip: str,
+    name: str,
+    cert: Path,
+    key: Path,
+    *,
+    extra: str = "",
+    ciphers: str = ":".join(_INTERMEDIATE),
+) -> list[str]:
+    """nginx serving ``cert`` (the whole file: leaf and whatever chain it holds) on 443."""
+    return _nginx(
+        ctx,
+        f"""\
+server_tokens off;
+server {{
+  listen {ip}:443 ssl default_server;
+  server_name {name};
+  ssl_certificate {cert};
+  ssl_certificate_key {key};
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_ciphers {ciphers};
+{textwrap.indent(extra, "  ")}
+  location / {{ return 200 "<html><title>{name}</title></html>\\n"; }}
+}}
+""",
+    )
+
+
+def _nginx_private_ca(ctx: LabContext, ip: str) -> list[str]:
+    # The object's private root issued the leaf: untrusted against the system store, trusted
+    # with the inspection's CA bundle (see Lab.ca_bundle). Not a flaw under the lab's policy.
+    leaf = ctx.pki.leaf(f"private.{DOMAIN}", "root")
+    return _nginx_tls(ctx, ip, f"private.{DOMAIN}", leaf.cert, leaf.key)
+
+
+def _nginx_incomplete_chain(ctx: LabContext, ip: str) -> list[str]:
+    # Planted: the leaf comes from the private intermediate, which nginx does not send.
+    leaf = ctx.pki.leaf(f"chain.{DOMAIN}", "intermediate")
+    return _nginx_tls(ctx, ip, f"chain.{DOMAIN}", leaf.cert, leaf.key)
+
+
+def _nginx_unknown_ca(ctx: LabContext, ip: str) -> list[str]:
+    # Planted: leaf and root of a CA that neither the system store nor the bundle trusts.
+    leaf = ctx.pki.leaf(f"unknown.{DOMAIN}", "unknown")
+    chain = leaf.chain_file(leaf.issuer_cert)
+    return _nginx_tls(ctx, ip, f"unknown.{DOMAIN}", chain, leaf.key)
+
+
+def _nginx_weak_dh(ctx: LabContext, ip: str) -> list[str]:
+    # Planted: DHE suites with a 1024-bit group (SECLEVEL=0: OpenSSL 3 refuses to load it else).
+    dh = ctx.directory / "dh1024.pem"
+    subprocess.run(
+        [_binary("openssl"), "dhparam", "-dsaparam", "-out", str(dh), "1024"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    pair = ctx.certs.issued(f"dh.{DOMAIN}", key="rsa2048")
+    suites = "ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0"
+    return _nginx_tls(
+        ctx, ip, f"dh.{DOMAIN}", pair.cert_path, pair.key_path,
+        extra=f"ssl_dhparam {dh};\n", ciphers=suites,
+    )  # fmt: skip
 
 
 # openssl s_server -----------------------------------------------------------------------------
@@ -587,6 +664,75 @@ seccomp_sandbox=NO
     return [_binary("vsftpd"), str(d / "vsftpd.conf")]
 
 
+#: the Debian package's system user, which exim switches to for logging and receiving
+_EXIM_USER = "Debian-exim"
+_EXIM_COMMON = """\
+keep_environment =
+primary_hostname = mail.{domain}
+spool_directory = {d}/spool
+log_file_path = {d}/log/%s.log
+pid_file_path = {d}/exim.pid
+exim_user = {user}
+exim_group = {user}
+tls_certificate = {d}/tls.crt
+tls_privatekey = {d}/tls.key
+# Nothing is ever accepted: no relay, no local delivery (no routers, no transports).
+acl_smtp_rcpt = acl_check_rcpt
+{settings}
+begin acl
+acl_check_rcpt:
+  deny message = no mail in the lab
+"""
+
+
+def _exim(ctx: LabContext, ip: str, settings: str) -> list[str]:
+    # exim logs and receives as its own user, who cannot enter the lab's root-only tree: its
+    # spool, logs and TLS files live in a scratch directory of its own (removed at stop).
+    # The configuration stays root's (exim refuses -C files others could write).
+    user = pwd.getpwnam(_EXIM_USER)
+    d = Path(tempfile.mkdtemp(prefix=f"rio-field-lab-{ctx.block.prefix}-exim-"))
+    ctx.scratch.append(d)
+    pair = ctx.certs.issued(f"mail.{DOMAIN}", key="rsa2048")
+    (d / "spool").mkdir()
+    (d / "log").mkdir()
+    shutil.copyfile(pair.cert_path, d / "tls.crt")
+    shutil.copyfile(pair.key_path, d / "tls.key")
+    for path in (d, d / "spool", d / "log", d / "tls.crt", d / "tls.key"):
+        os.chown(path, user.pw_uid, user.pw_gid)
+    conf = ctx.directory / "exim.conf"
+    conf.write_text(_EXIM_COMMON.format(domain=DOMAIN, d=d, user=_EXIM_USER, settings=settings))
+    conf.chmod(0o644)
+    return [_binary("exim4"), "-C", str(conf), "-bdf"]
+
+
+def _exim_weak(ctx: LabContext, ip: str) -> list[str]:
+    # Planted: no STARTTLS on 25, Exim's default greeting (name and version), and SMTPS on 465
+    # whose GnuTLS priority disables RFC 5746 (insecure legacy renegotiation only).
+    return _exim(
+        ctx,
+        ip,
+        f"""\
+local_interfaces = <; {ip}.25 ; {ip}.465
+tls_on_connect_ports = 465
+tls_advertise_hosts =
+tls_require_ciphers = NORMAL:%DISABLE_SAFE_RENEGOTIATION
+""",
+    )
+
+
+def _exim_sound(ctx: LabContext, ip: str) -> list[str]:
+    # STARTTLS offered to everyone, a neutral greeting.
+    return _exim(
+        ctx,
+        ip,
+        f"""\
+local_interfaces = <; {ip}.25
+tls_advertise_hosts = *
+smtp_banner = $smtp_active_hostname ESMTP
+""",
+    )
+
+
 SERVERS: tuple[Server, ...] = (
     Server(
         name="nginx-weak",
@@ -722,6 +868,48 @@ SERVERS: tuple[Server, ...] = (
         ports=(21,),
         configure=_vsftpd,
     ),
+    Server(
+        name="tls-private-ca",
+        binary="nginx",
+        package="nginx-light",
+        host=28,
+        ports=(443,),
+        names=("private",),
+        configure=_nginx_private_ca,
+    ),
+    Server(
+        name="tls-incomplete-chain",
+        binary="nginx",
+        package="nginx-light",
+        host=29,
+        ports=(443,),
+        configure=_nginx_incomplete_chain,
+    ),
+    Server(
+        name="tls-unknown-ca",
+        binary="nginx",
+        package="nginx-light",
+        host=30,
+        ports=(443,),
+        configure=_nginx_unknown_ca,
+    ),
+    Server(
+        name="tls-weak-dh",
+        binary="nginx",
+        package="nginx-light",
+        host=31,
+        ports=(443,),
+        configure=_nginx_weak_dh,
+    ),
+    Server(
+        name="smtp",
+        binary="exim4",
+        package="exim4-daemon-light",
+        host=40,
+        ports=(25, 465),
+        names=("mail",),
+        configure=_exim_weak,
+    ),
     # Sound counterparts: the same programs configured with care (no finding of their probe).
     Server(
         name="redis-sound",
@@ -746,6 +934,14 @@ SERVERS: tuple[Server, ...] = (
         host=75,
         ports=(22,),
         configure=_sshd_sound,
+    ),
+    Server(
+        name="smtp-sound",
+        binary="exim4",
+        package="exim4-daemon-light",
+        host=41,
+        ports=(25,),
+        configure=_exim_sound,
     ),
     Server(
         name="ftp-sound",
@@ -867,6 +1063,24 @@ FLAWS: tuple[Flaw, ...] = (
          what="banner carries the Debian patch level"),
     Flaw(id="ssh:22:root-login", server="ssh", port=22, target="ip", rule=None,
          what="sshd permits root login (not visible before authentication)", gap="#16"),
+    Flaw(id="nginx-weak:443:no-ocsp-staple", server="nginx-weak", port=443, target=_W,
+         rule="RIO-TLS-OCSP-NOT-STAPLED", what="no stapled OCSP response (info)"),
+    Flaw(id="tls-incomplete-chain:443:incomplete", server="tls-incomplete-chain", port=443,
+         target="ip", rule="RIO-TLS-CHAIN-INCOMPLETE",
+         what="leaf of the private intermediate sent without the intermediate"),
+    Flaw(id="tls-unknown-ca:443:untrusted", server="tls-unknown-ca", port=443, target="ip",
+         rule="RIO-TLS-UNTRUSTED-ISSUER", what="chain ends at a root nobody trusts"),
+    Flaw(id="tls-weak-dh:443:dh1024", server="tls-weak-dh", port=443, target="ip",
+         rule="RIO-TLS-WEAK-DH", what="DHE with a 1024-bit group"),
+    Flaw(id="smtp:465:insecure-renegotiation", server="smtp", port=465, target="ip",
+         rule="RIO-TLS-INSECURE-RENEGOTIATION",
+         what="SMTPS without RFC 5746 (GnuTLS %DISABLE_SAFE_RENEGOTIATION)"),
+    Flaw(id="smtp:25:no-starttls", server="smtp", port=25, target="ip",
+         rule="RIO-SMTP-NO-STARTTLS", what="EHLO answer lists no STARTTLS"),
+    Flaw(id="smtp:25:version", server="smtp", port=25, target="ip",
+         rule="RIO-SMTP-BANNER-VERSION", what="greeting names Exim and its version"),
+    Flaw(id="smtp:25:known-cve", server="smtp", port=25, target="ip",
+         rule="RIO-VERSION-KNOWN-CVE", what="Exim 4.96 announced: inside CVE-2023-42115's range"),
     Flaw(id="ftp:21:reachable", server="ftp", port=21, target="ip", rule="RIO-PORT-FTP",
          what="plain FTP reachable"),
     Flaw(id="ftp:21:anonymous", server="ftp", port=21, target="ip", rule="RIO-FTP-ANONYMOUS",
@@ -924,8 +1138,16 @@ class Lab:
         self.directory = directory
         self.servers = tuple(servers)
         self.certs = CertFactory(directory / "certs")
+        self.pki = PrivatePki(directory / "pki")
         self._running: list[_Running] = []
         self._addresses: list[str] = []
+        self._scratch: list[Path] = []
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The inspection's CA bundle: the object's private root and intermediate, and the
+        test CA that issued the other lab certificates (the policy's ``tls.ca_bundle``)."""
+        return self.directory / "ca-bundle.pem"
 
     def ip(self, server: str) -> str:
         """The address of a lab server, by name."""
@@ -972,11 +1194,11 @@ class Lab:
             "sources: [127.0.0.1]\n"
         )
 
-    @staticmethod
-    def policy_text(*, http_paths: Sequence[str] = ("/",)) -> str:
+    def policy_text(self, *, http_paths: Sequence[str] = ("/",)) -> str:
         """A lab policy: standard ports, every probe including AXFR, a short lead time."""
         paths = ", ".join(f'"{p}"' for p in http_paths)
-        return textwrap.dedent("""\
+        return (
+            textwrap.dedent("""\
             # Field lab policy: the standard ports of the services in the lab; never for real networks.
             format: rio.policy/v1
             name: field-lab
@@ -996,7 +1218,14 @@ class Lab:
                 retries: 0
                 host_timeout: 20s
               http: {ports: [80], https_ports: [443], paths: [PATHS], method: GET, timeout: 5s}
-              tls: {ports: [443], timeout: 5s, check_legacy: true, enumerate: true, max_handshakes: 6}
+              tls:
+                ports: [443, 465]
+                timeout: 5s
+                check_legacy: true
+                enumerate: true
+                max_handshakes: 6
+                inspect: true
+                ca_bundle: BUNDLE
               dns: {recursion_check: true, timeout: 3s}
               dns-axfr: {timeout: 5s}
               http-content:
@@ -1008,14 +1237,20 @@ class Lab:
               redis: {ports: [6379], timeout: 5s}
               memcached: {ports: [11211], timeout: 5s}
               ftp: {ports: [21], timeout: 5s, anonymous: true}
+              smtp: {ports: [25], timeout: 5s}
             health: {consecutive_failures: 5, latency_factor: 50, cooldown: 2s}
             signoff: {officers: 2, technicians: 1}
-            """).replace("PATHS", paths)
+            """)
+            .replace("PATHS", paths)
+            .replace("BUNDLE", str(self.ca_bundle))
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> Lab:
         try:
+            self.certs.directory.mkdir(parents=True, exist_ok=True)
+            self.pki.bundle(self.ca_bundle, self.certs.ca_path)
             for server in self.servers:
                 self._start(server)
             for running in self._running:
@@ -1039,7 +1274,12 @@ class Lab:
         directory.mkdir(parents=True)
         self.certs.directory.mkdir(exist_ok=True)
         ctx = LabContext(
-            directory=directory, block=self.block, certs=self.certs, root=os.geteuid() == 0
+            directory=directory,
+            block=self.block,
+            certs=self.certs,
+            root=os.geteuid() == 0,
+            pki=self.pki,
+            scratch=self._scratch,
         )
         argv = server.configure(ctx, ip)
         if server.interface_address:
@@ -1113,6 +1353,9 @@ class Lab:
                     check=False,
                 )
         self._addresses.clear()
+        for scratch in self._scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self._scratch.clear()
 
     def running(self) -> Iterator[tuple[str, str]]:
         """(server name, address) of every running server."""
