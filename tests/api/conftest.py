@@ -11,7 +11,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,7 +20,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.access.identity import AUTH_PAYLOAD_TYPE
-from orchestrator.clock import FakeClock
 from orchestrator.context import Rio
 from orchestrator.interfaces.api import ApiConfig, create_app
 from orchestrator.record.dsse import Ed25519Signer, sign_payload
@@ -28,8 +27,21 @@ from orchestrator.settings import load_settings
 from tests.record.conftest import Lab, build_lab
 from tests.support.postgres import loopback_pg_url
 
-NOW = datetime(2026, 9, 3, 2, 0, tzinfo=UTC)
 HOST = "rio-test-host"
+
+
+class ShiftedClock:
+    """Real time plus an offset tests move forward: record versions and keys carry real
+    creation times (a signature counts only after them), and sessions must be able to expire."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -37,7 +49,7 @@ class Api:
     """An app over a lab, its clock and an ASGI client."""
 
     lab: Lab
-    clock: FakeClock
+    clock: ShiftedClock
     client: httpx.AsyncClient
 
     def key(self, name: str, index: int = 0) -> Path:
@@ -100,7 +112,7 @@ def api_lab(_api_lab_template: Lab, tmp_path: Path) -> Iterator[Lab]:
 
 
 async def _serve(lab: Lab, cfg: ApiConfig | None = None) -> AsyncIterator[Api]:
-    clock = FakeClock(NOW)
+    clock = ShiftedClock()
     app = create_app(lab.rio, clock=clock, config=cfg or config())
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://rio.test") as client:

@@ -7,6 +7,7 @@ No module-level state: :func:`~orchestrator.interfaces.api.create_app` builds on
 from __future__ import annotations
 
 import socket
+from collections import Counter
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -55,6 +56,8 @@ class ApiContext:
     storage: Storage = field(init=False)
     limiter: MovingWindowRateLimiter = field(init=False)
     public_limit: RateLimitItem = field(init=False)
+    verify_results: Counter[str] = field(default_factory=Counter)
+    """Audit verifications this process answered, by result (for /metrics)."""
 
     def __post_init__(self) -> None:
         url = self.config.rate_storage

@@ -26,6 +26,6 @@ def healthz(ctx: Ctx) -> dict[str, str]:
 def metrics(ctx: Ctx) -> PlainTextResponse:
     """Counters and gauges in the Prometheus text exposition format (version 0.0.4)."""
     return PlainTextResponse(
-        metrics_service.prometheus_text(ctx.rio),
+        metrics_service.prometheus_text(ctx.rio, verify_results=ctx.verify_results),
         media_type="text/plain; version=0.0.4; charset=utf-8",
     )

@@ -1,0 +1,99 @@
+"""The remote inspection record as operations: view, submit a signature made elsewhere, close.
+
+Each takes the acting person, authorises itself against :mod:`orchestrator.access.roles` and
+returns frozen results; the record code (:mod:`orchestrator.record.signoff`) keeps the rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from orchestrator.access.roles import Action, authorize
+from orchestrator.context import Rio
+from orchestrator.intake.registry import Person
+from orchestrator.record import signoff as _signoff
+from orchestrator.record.assemble import ensure_record
+from orchestrator.record.dsse import PAYLOAD_TYPE, Signature
+from orchestrator.record.signoff import SignatureInfo, SignoffResult
+
+__all__ = ["RecordView", "close_record", "submit_signature", "view_record"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordView:
+    """The current record version, who signed it and what closure still needs."""
+
+    run_id: str
+    version: int
+    payload: bytes
+    payload_type: str
+    document: dict[str, Any]
+    closed_at: datetime | None
+    signatures: tuple[SignatureInfo, ...]
+    status: SignoffResult
+
+
+def view_record(rio: Rio, person: Person, run_id: str, *, now: datetime) -> RecordView:
+    """The run's current record (version 1 is assembled for a sealed run that has none).
+
+    Raises:
+        AccessDeniedError: The person may not read the run's ledger.
+        NotFoundError: No such run.
+        StateError: The run is not sealed yet.
+    """
+    with rio.db.session() as s:
+        authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=now)
+    record = ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
+    status = _signoff.signoff_status(rio.db, run_id)
+    signed = _signoff.record_signatures(rio.db, run_id, record.version)
+    return RecordView(
+        run_id=run_id,
+        version=record.version,
+        payload=record.body,
+        payload_type=PAYLOAD_TYPE,
+        document=record.document(),
+        closed_at=record.closed_at,
+        signatures=tuple(signed),
+        status=status,
+    )
+
+
+def submit_signature(
+    rio: Rio,
+    person: Person,
+    run_id: str,
+    signature: Signature,
+    *,
+    version: int,
+    now: datetime,
+) -> SignatureInfo:
+    """Store a signature the person made elsewhere (their browser) over the current version.
+
+    Raises:
+        AccessDeniedError: The person may not sign, or the key is not theirs or not valid.
+        StateError: The record is closed or has moved past ``version``.
+        ConflictError: The key already signed this version.
+        VerificationError: The signature does not verify over the current version's bytes.
+    """
+    with rio.db.session() as s:
+        authorize(s, person, Action.SIGN_RECORD, run_id=run_id, now=now)
+    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
+    return _signoff.add_record_signature(
+        rio.db, run_id, name=person.name, signature=signature, version=version, now=now
+    )
+
+
+def close_record(rio: Rio, person: Person, run_id: str, *, now: datetime) -> SignoffResult:
+    """Close the record on its current version (an officer), if the sign-off rule is met.
+
+    Raises:
+        AccessDeniedError: The person may not close the run's record.
+        ClosureRefusedError: Signatures are missing; the message says whose.
+        StateError: The record is already closed.
+    """
+    with rio.db.session() as s:
+        authorize(s, person, Action.CLOSE_RECORD, run_id=run_id, now=now)
+    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
+    return _signoff.close(rio.db, run_id, now=now)
