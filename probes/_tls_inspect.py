@@ -28,7 +28,7 @@ import re
 import shutil
 import ssl
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,14 +249,33 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return cert.version is x509.Version.v1 and self_signed(cert)  # an old v1 root
 
 
+class _UnverifiableError(Exception):
+    """The signature uses an algorithm ``cryptography`` will not verify (SHA-1, MD5)."""
+
+
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` (a CA by name and flag) signed ``cert``.
+
+    Raises:
+        _UnverifiableError: the names match but the signature algorithm cannot be verified.
+    """
     if cert.issuer != issuer.subject or not _is_ca(issuer):
         return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except Exception:  # wrong key, unsupported algorithm: not this issuer
+    except ValueError as exc:
+        if "Unsupported signature algorithm" in str(exc):
+            raise _UnverifiableError(str(exc)) from exc
+        return False
+    except Exception:  # wrong key: not this issuer
         return False
     return True
+
+
+def _find(
+    cert: x509.Certificate, candidates: Iterable[x509.Certificate]
+) -> x509.Certificate | None:
+    return next((c for c in candidates if _issued_by(cert, c)), None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -270,6 +289,8 @@ class StoreVerdict:
     """subjects from the leaf to where the path ended"""
     from_store: tuple[str, ...]
     """intermediates the path needed that the server did not send (an incomplete chain)"""
+    unverifiable: bool = False
+    """a signature on the path uses an algorithm refused outright (SHA-1: its own rule)"""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -278,6 +299,7 @@ class StoreVerdict:
             "reason": self.reason,
             "path": list(self.path),
             "missing_intermediates": list(self.from_store),
+            "unverifiable": self.unverifiable,
         }
 
 
@@ -298,11 +320,32 @@ def judge_chain(
     path = [current.subject.rfc4514_string()]
     supplied: list[str] = []
 
-    def verdict(trusted: bool, reason: str) -> StoreVerdict:
+    def verdict(trusted: bool, reason: str, unverifiable: bool = False) -> StoreVerdict:
         return StoreVerdict(
-            store=name, trusted=trusted, reason=reason, path=tuple(path), from_store=tuple(supplied)
+            store=name,
+            trusted=trusted,
+            reason=reason,
+            path=tuple(path),
+            from_store=tuple(supplied),
+            unverifiable=unverifiable,
         )
 
+    try:
+        return _walk(current, anchors, sent, store_intermediates, path, supplied, verdict)
+    except _UnverifiableError:
+        algorithm = current.signature_algorithm_oid._name
+        return verdict(False, f"signature not verifiable ({algorithm})", unverifiable=True)
+
+
+def _walk(
+    current: x509.Certificate,
+    anchors: dict[bytes, x509.Certificate],
+    sent: list[x509.Certificate],
+    store_intermediates: list[x509.Certificate],
+    path: list[str],
+    supplied: list[str],
+    verdict: Callable[[bool, str], StoreVerdict],
+) -> StoreVerdict:
     for _ in range(_MAX_PATH):
         if self_signed(current):
             if current.fingerprint(_SHA256) in anchors:
@@ -310,15 +353,15 @@ def judge_chain(
             if len(path) == 1:
                 return verdict(False, "self-signed leaf")
             return verdict(False, "ends at a root this store does not trust")
-        anchor = next((a for a in anchors.values() if _issued_by(current, a)), None)
+        anchor = _find(current, anchors.values())
         if anchor is not None:
             path.append(anchor.subject.rfc4514_string())
             if supplied:
                 return verdict(True, "trusted, with intermediates the server did not send")
             return verdict(True, "issued by a trusted root")
-        nxt = next((c for c in sent if _issued_by(current, c)), None)
+        nxt = _find(current, sent)
         if nxt is None:
-            nxt = next((c for c in store_intermediates if _issued_by(current, c)), None)
+            nxt = _find(current, store_intermediates)
             if nxt is None:
                 return verdict(False, f"issuer not found: {current.issuer.rfc4514_string()}")
             supplied.append(nxt.subject.rfc4514_string())
@@ -389,7 +432,10 @@ def _chain_observation(
         "presented": len(presented),
         "self_signed_leaf": self_signed_leaf,
         "incomplete": incomplete,
-        "untrusted_issuer": not trusted and not self_signed_leaf and not incomplete,
+        "untrusted_issuer": not trusted
+        and not self_signed_leaf
+        and not incomplete
+        and not any(v.unverifiable for v in verdicts),
         "stores": [{**v.to_json(), **f} for v, f in zip(verdicts, files, strict=True)] + unreadable,
     }
     return [Observation(key="tls.chain", value=value, port=port, evidence=evidence)]

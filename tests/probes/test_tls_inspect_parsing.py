@@ -152,3 +152,12 @@ def test_a_self_signed_leaf_is_named_so_and_a_foreign_signature_is_no_issuer(
 def test_ehlo_extensions_are_the_keywords_after_the_greeting_line() -> None:
     reply = "250-mail.lab.test Hello rio\n250-SIZE 52428800\n250-starttls\n250 HELP"
     assert ehlo_extensions(reply) == ["SIZE", "STARTTLS", "HELP"]
+
+
+def test_a_sha1_signature_is_unverifiable_not_an_unknown_issuer(tmp_path: Path) -> None:
+    # cryptography refuses to verify SHA-1 signatures; RIO-TLS-WEAK-SIGNATURE reports them.
+    certs = CertFactory(tmp_path)
+    leaf = certs.sha1_issued("s.lab.test").cert_path
+    verdict = judge_chain(_certs(leaf), _certs(certs.ca_path), "bundle")
+    assert not verdict.trusted and verdict.unverifiable
+    assert verdict.reason.startswith("signature not verifiable")
