@@ -422,7 +422,8 @@ def rectify_recheck(
         return
     console.print(
         f"order {updated.id}: re-checked by run {run}: {len(diff.fixed)} fixed, "
-        f"{len(diff.still_present)} still present, {len(diff.new)} new; "
+        f"{len(diff.still_present)} still present, {len(diff.new)} new, "
+        f"{len(diff.not_ordered)} seen before but not ordered; "
         f"feedback due {updated.feedback_due}",
         markup=False,
     )

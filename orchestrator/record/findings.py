@@ -173,19 +173,25 @@ class DiffItem:
 class FindingDiff:
     """Findings of an old and a new run compared by stable key.
 
-    ``still_present`` items are the new run's (its ids, where it saw them now).
+    ``still_present`` items are the new run's (its ids, where it saw them now). A re-check
+    compares the findings an order named, not the whole run: ``not_ordered`` holds the later
+    run's findings that the original run had too but the order left out (they are not new,
+    and nothing was ordered about them); a plain run-to-run diff leaves it empty.
     """
 
     fixed: tuple[DiffItem, ...]
     still_present: tuple[DiffItem, ...]
     new: tuple[DiffItem, ...]
+    not_ordered: tuple[DiffItem, ...] = ()
 
     def to_json(self) -> dict[str, list[dict[str, Any]]]:
-        """``{"fixed": [item], "still_present": [item], "new": [item]}``; see :class:`DiffItem`."""
+        """``{"fixed", "still_present", "new", "not_ordered"}``, each ``[item]``; see
+        :class:`DiffItem`."""
         return {
             "fixed": [i.to_json() for i in self.fixed],
             "still_present": [i.to_json() for i in self.still_present],
             "new": [i.to_json() for i in self.new],
+            "not_ordered": [i.to_json() for i in self.not_ordered],
         }
 
 
@@ -201,21 +207,32 @@ def _item(view: FindingView) -> DiffItem:
     )
 
 
-def finding_diff(old: Iterable[FindingView], new: Iterable[FindingView]) -> FindingDiff:
+def finding_diff(
+    old: Iterable[FindingView],
+    new: Iterable[FindingView],
+    *,
+    also_before: Iterable[FindingView] = (),
+) -> FindingDiff:
     """Compare two sets of findings by stable key.
 
     Args:
         old: the earlier findings (a run, or the findings an order named).
         new: the later run's findings.
+        also_before: findings the earlier run had beside ``old`` (the ones an order did not
+            name); a later finding with one of their keys is ``not_ordered``, not ``new``.
 
     Returns:
-        ``fixed`` (old keys not found again), ``still_present`` (keys in both) and ``new``
-        (keys only the later run found), each sorted by key.
+        ``fixed`` (old keys not found again), ``still_present`` (keys in both), ``new``
+        (keys the earlier run never had) and ``not_ordered`` (keys of ``also_before``
+        found again), each sorted by key.
     """
     before = {v.key: v for v in old}
     after = {v.key: v for v in new}
+    outside = {v.key for v in also_before} - before.keys()
+    later_only = after.keys() - before.keys()
     return FindingDiff(
         fixed=tuple(_item(before[k]) for k in sorted(before.keys() - after.keys())),
         still_present=tuple(_item(after[k]) for k in sorted(before.keys() & after.keys())),
-        new=tuple(_item(after[k]) for k in sorted(after.keys() - before.keys())),
+        new=tuple(_item(after[k]) for k in sorted(later_only - outside)),
+        not_ordered=tuple(_item(after[k]) for k in sorted(later_only & outside)),
     )

@@ -314,9 +314,21 @@ def order_diff(db: Database, order: Rectification) -> FindingDiff | None:
     if order.recheck_run_id is None:
         return None
     with db.session() as s:
-        return finding_diff(
-            _findings(s, order.run_id, order.findings), _findings(s, order.recheck_run_id)
-        )
+        return _order_diff(s, order.run_id, order.findings, order.recheck_run_id)
+
+
+def _order_diff(
+    s: Session, run_id: str, ordered: Sequence[str], recheck_run_id: str
+) -> FindingDiff:
+    """The ordered findings against the re-check run's; the original run's other findings
+    seen again are ``not_ordered`` (they were there before: not new)."""
+    named = set(ordered)
+    original = _findings(s, run_id)
+    return finding_diff(
+        [f for f in original if f.id in named],
+        _findings(s, recheck_run_id),
+        also_before=[f for f in original if f.id not in named],
+    )
 
 
 def record_recheck(
@@ -369,7 +381,7 @@ def record_recheck(
                 f"({row.ordered_at.isoformat()}): it cannot be its re-check"
             )
         rechecked_on = done.astimezone(_CHINA).date()
-        diff = finding_diff(_findings(s, row.run_id, row.findings), _findings(s, run.id))
+        diff = _order_diff(s, row.run_id, row.findings, run.id)
         row.feedback_due = calendar.add_working_days(rechecked_on, FEEDBACK_WORKING_DAYS)
         row.recheck_run_id = run.id
         row.state = (OrderState.UNRESOLVED if diff.still_present else OrderState.RESOLVED).value

@@ -250,6 +250,30 @@ def test_recheck_stores_the_diff_and_feedback_due_three_working_days_later(
         record_recheck(lab.rio.db, order_id, recheck_run_id="R-20260930-rc", calendar=calendar)
 
 
+def test_recheck_reports_the_original_runs_unordered_findings_apart_not_as_new(
+    lab: Lab, calendar: WorkingCalendar
+) -> None:
+    # The original run found TELNET and FTP; the order named TELNET only.
+    telnet = lab.findings[lab.run_id][0]
+    order_id = _order(lab, calendar, findings=[telnet], deadline=date(2026, 9, 30))
+    add_sealed_run(
+        lab,
+        "R-20260930-rc",
+        [("RIO-PORT-TELNET", 23), ("RIO-PORT-FTP", 21), ("RIO-PORT-RDP", 3389)],
+        recheck_of=order_id,
+        start=datetime(2026, 9, 30, 2, 0, tzinfo=UTC),
+    )
+    order, diff = record_recheck(
+        lab.rio.db, order_id, recheck_run_id="R-20260930-rc", calendar=calendar
+    )
+    assert [i.rule for i in diff.still_present] == ["RIO-PORT-TELNET"]
+    assert [i.rule for i in diff.not_ordered] == ["RIO-PORT-FTP"]  # seen before: not new
+    assert [i.rule for i in diff.new] == ["RIO-PORT-RDP"]
+    assert diff.fixed == ()
+    assert order_diff(lab.rio.db, order) == diff
+    assert [i["rule"] for i in diff.to_json()["not_ordered"]] == ["RIO-PORT-FTP"]
+
+
 def test_recheck_refused_when_the_recheck_run_is_not_sealed(
     lab: Lab, calendar: WorkingCalendar
 ) -> None:
