@@ -15,14 +15,14 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.access.evidence import access_log, read_evidence
+from orchestrator.access.evidence import read_evidence
 from orchestrator.access.findings import run_findings
-from orchestrator.access.roles import Action, authorize
 from orchestrator.audit import AuditReport
 from orchestrator.interfaces.api._auth import Actor, decode_sig
 from orchestrator.interfaces.api._context import ApiContext, context
 from orchestrator.interfaces.api._problems import Problem
 from orchestrator.record.dsse import Signature
+from orchestrator.services import access as access_service
 from orchestrator.services import audit as audit_service
 from orchestrator.services import notices as notice_service
 from orchestrator.services import records as record_service
@@ -326,9 +326,7 @@ def evidence(
 @router.get("/runs/{run_id}/access-log", response_model=list[AccessOut], tags=["findings"])
 def run_access_log(run_id: str, ctx: Ctx, person: Actor) -> list[AccessOut]:
     """Who read (or was refused) the run's evidence, when and why."""
-    with ctx.rio.db.session() as s:
-        authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=ctx.clock.now())
-        entries = access_log(s, run_id=run_id)
+    entries = access_service.run_access_log(ctx.rio, person, run_id, now=ctx.clock.now())
     return [
         AccessOut(
             at=e.at,

@@ -17,9 +17,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from orchestrator.errors import InputError
 from orchestrator.intake.registry import Person
 from orchestrator.interfaces.api._auth import PageActor
-from orchestrator.interfaces.api._context import ApiContext
+from orchestrator.interfaces.api._context import ApiContext, context
 from orchestrator.interfaces.api._public import limit_public
+from orchestrator.interfaces.api._resources import audit_out, record_out
+from orchestrator.services import audit as audit_service
 from orchestrator.services import public as public_service
+from orchestrator.services import records as record_service
+from orchestrator.services import runs as run_service
+from orchestrator.services.notices import list_notices
 
 __all__ = ["router"]
 
@@ -78,3 +83,51 @@ def verify_notice(request: Request, notice_id: str, ctx: Limited, person: PageAc
     """The public part of one notice (the letter and the User-Agent point here)."""
     notice = public_service.public_notice(ctx.rio, notice_id)
     return render(request, "verify.html", person, answer=None, notices=[notice])
+
+
+@router.get("/notices", response_class=HTMLResponse)
+def notices_page(request: Request, person: PageActor) -> Response:
+    if person is None:
+        return to_login(request)
+    ctx = context(request)
+    return render(request, "notices.html", person, notices=list_notices(ctx.rio, person))
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def runs_page(request: Request, person: PageActor) -> Response:
+    """The runs dashboard."""
+    if person is None:
+        return to_login(request)
+    ctx = context(request)
+    return render(request, "runs.html", person, runs=run_service.list_runs(ctx.rio, person))
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: str, person: PageActor) -> Response:
+    """A run with live progress (server-sent events) and its kill switch."""
+    if person is None:
+        return to_login(request)
+    ctx = context(request)
+    status = run_service.run_status(ctx.rio, person, run_id, now=ctx.clock.now())
+    return render(request, "run.html", person, run=status)
+
+
+@router.get("/runs/{run_id}/record", response_class=HTMLResponse)
+def record_page(request: Request, run_id: str, person: PageActor) -> Response:
+    """The record, who signed and who is missing, the Sign button (WebCrypto) and Close."""
+    if person is None:
+        return to_login(request)
+    ctx = context(request)
+    rec = record_out(record_service.view_record(ctx.rio, person, run_id, now=ctx.clock.now()))
+    return render(request, "record.html", person, rec=rec, st=rec.signoff)
+
+
+@router.get("/runs/{run_id}/audit", response_class=HTMLResponse)
+def audit_page(request: Request, run_id: str, person: PageActor) -> Response:
+    """Each verification check of the run's archive."""
+    if person is None:
+        return to_login(request)
+    ctx = context(request)
+    report = audit_service.verify_run_archive(ctx.rio, person, run_id, now=ctx.clock.now())
+    ctx.verify_results["pass" if report else "fail"] += 1
+    return render(request, "audit.html", person, report=audit_out(report))
