@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -239,6 +239,9 @@ class ProbeContext:
         cancelled: returns True once the kill switch fired.
         http_clients: the run's shared http clients (one per target class), ``None`` for a
             client per probe.
+        on_wire: called (no arguments, at once) each time the probe puts something on the
+            wire: a connection opened, a request written. The runner moves the probe's rate
+            budget units to that moment (``None``: nobody listens).
     """
 
     user_agent: str
@@ -248,6 +251,7 @@ class ProbeContext:
     dns_port: int = 53
     cancelled: Any = None
     http_clients: HttpClients | None = None
+    on_wire: Callable[[], None] | None = None
 
     def is_cancelled(self) -> bool:
         return bool(self.cancelled()) if callable(self.cancelled) else False

@@ -15,7 +15,7 @@ import ipaddress
 import math
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
@@ -241,6 +241,26 @@ class HttpClients:
             await client.aclose()
 
 
+_WIRE_EVENTS = frozenset(
+    {
+        "connection.connect_tcp.started",
+        "http11.send_request_headers.started",
+        "http2.send_request_headers.started",
+    }
+)
+"""httpcore trace events at which something leaves for the target: a SYN, a request"""
+
+
+def _wire_trace(on_wire: Callable[[], None]) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore ``trace`` extension that calls ``on_wire`` as a connection or request leaves."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event in _WIRE_EVENTS:
+            on_wire()
+
+    return trace
+
+
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -444,6 +464,8 @@ class HttpProbe:
             extensions: dict[str, Any] = {}
             if params.scheme == "https" and server_name:
                 extensions["sni_hostname"] = server_name
+            if ctx.on_wire is not None:
+                extensions["trace"] = _wire_trace(ctx.on_wire)
             request = client.build_request(
                 params.method,
                 url,

@@ -20,6 +20,12 @@ How a grant is made (the pacer):
   what happens between the stamp and the first packet (building the request, the loopback or
   network path, the target's own scheduling) varies by a few milliseconds. It costs
   ``_GUARD_MARGIN`` / 1 s of throughput (0.3 %).
+* A grant's units then follow the probe onto the wire: the runner calls :meth:`restamp` each
+  time the probe sends something and once more when its answer is in (the target received
+  everything before that), so the next grant of each slot is a window after the last thing the
+  target can have seen. And a slot's grants are spread at least ``1 s / (limit * _SPREAD)``
+  apart, so that the sends of one window never leave in one burst that the event loop and the
+  targets then serve late, one after another.
 * With ``memory://`` the local logs are the whole budget (one process). With Redis, the shared
   authoritative count is a moving-window log in :mod:`limits` so that several processes share
   one budget: a waiter whose turn came checks all four shared windows, then hits all four. Across
@@ -42,6 +48,7 @@ How a grant is made (the pacer):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import heapq
 import ipaddress
@@ -69,6 +76,17 @@ _GUARD_MARGIN = 0.003
 arriving at the target must stay below this for the target never to see N+1 in one second"""
 
 _MIN_SLEEP = 0.001
+
+_SPREAD = 4
+"""a slot's grants are at least ``1 s / (limit * _SPREAD)`` apart: a window's worth of units
+goes out over a quarter of a second, never in one burst. A burst of N sends to N targets
+reaches each one later than its grant by a varying part of the burst (the event loop, then the
+target's own queue, serve them one after another), so their next sends, a window later, would
+arrive closer together than a window; spread out, each send leaves and arrives at its grant"""
+
+_MIN_GAP = 0.0005
+"""seconds: spacing below this is not waited for (sleeping that short costs more than it
+spreads; at over 2000 grants a second the window check alone paces)"""
 
 _SWEEP_AT = 4096
 """local logs kept before empty ones are swept (bounds memory on long runs over many IPs)"""
@@ -170,6 +188,8 @@ class _Waiter:
     not_before: float = 0.0
     """earliest retry after the shared storage (another process) said no"""
     slots: tuple[_Slot, ...] = field(default=())
+    stamp: float = 0.0
+    """the grant's stamp in the local logs, once taken"""
 
 
 def _storage_uri(url: str) -> str:
@@ -250,6 +270,8 @@ class RateBudget:
             self._limiter = MovingWindowRateLimiter(self._storage)
         self._factors: dict[str, float] = {}
         self._local: dict[str, deque[float]] = {}
+        self._granted: dict[str, float] = {}
+        """per slot key: the loop time of its last grant (for the spacing)"""
         self._items: dict[int, _Item] = {}
         self._networks: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
         self._queues: dict[str, deque[_Waiter]] = {}
@@ -356,8 +378,8 @@ class RateBudget:
                     if waiter.done is not None and not waiter.done.done():
                         waiter.done.set_result(None)
                 if blocked is None:
-                    # Stamped by _take with no await since: this instant is the send time.
-                    stamp = loop.time()
+                    # Stamped by _take with no await since: that instant is the send time.
+                    stamp = waiter.stamp
                     return Grant(granted=True, waited=stamp - started, reason=None, at=stamp)
                 # Another process took the unit (Redis): wait for the storage's own reset.
                 now = loop.time()
@@ -387,6 +409,52 @@ class RateBudget:
             merged = sorted([*log, *stamps])
             log.clear()
             log.extend(merged)
+
+    def restamp(self, ip: str, notice_id: str, *, cost: int, old: float, new: float) -> float:
+        """Move a grant's units from their stamp ``old`` to ``new``, the probe's wire time.
+
+        A grant is stamped just before the probe starts, but its packets leave when the event
+        loop gets to them: in a burst of grants that is milliseconds later, and the target then
+        sees two sends closer than the stamps say. Each time the probe reports that something
+        went out (a connection opened, a request written), its units move to that moment, so
+        the next grant of every slot is a window after the *last* thing this grant sent.
+        Moving only ever goes later (never over); a grant whose wire time comes after the
+        next grant was made (the probe took over a second to start) is the one case this
+        cannot cover.
+
+        Args:
+            ip: the grant's target address.
+            notice_id: its notice.
+            cost: its units.
+            old: the stamp the units carry now (``Grant.at``, or the last ``restamp``).
+            new: the wire time on the loop's clock.
+
+        Returns:
+            The stamp the units carry after the move (``max(old, new)``).
+        """
+        if new <= old:
+            return old
+        address = _canonical_ip(ip)
+        for slot in self._slots(address, notice_id, cost):
+            log = self._local.get(slot.key)
+            if log is None:
+                continue
+            moved = 0
+            while moved < cost:
+                try:
+                    log.remove(old)
+                except ValueError:
+                    break  # swept: it left the window already
+                moved += 1
+            if not moved:
+                continue
+            if not log or log[-1] <= new:
+                log.extend([new] * moved)
+            else:
+                for _ in range(moved):
+                    bisect.insort(log, new)
+        # No wake: the dispatcher recomputes every budget's room before each grant.
+        return new
 
     async def close(self) -> None:
         """Stop the dispatcher and release the storage (Redis connections)."""
@@ -557,9 +625,11 @@ class RateBudget:
             blocked_shared, delay = await self._take_shared(slots, cost)
             if blocked_shared is not None:
                 return blocked_shared, delay
-        stamp = loop.time()
+        stamp = waiter.stamp = loop.time()
+        granted = self._granted
         for slot in slots:
             self._local.setdefault(slot.key, deque()).extend([stamp] * cost)
+            granted[slot.key] = stamp
         if len(self._local) > _SWEEP_AT:
             self._sweep(stamp)
         return None, 0.0
@@ -598,15 +668,21 @@ class RateBudget:
         while stamps and stamps[0] <= horizon:
             stamps.popleft()
         excess = len(stamps) + cost - slot.limit
+        # A slot's grants are spread at least this far apart (see _SPREAD); from the last
+        # grant, not from the last stamp (restamps follow the probes, grants must not).
+        spaced = self._granted.get(slot.key, now) + _WINDOW / (slot.limit * _SPREAD)
+        if spaced - now < _MIN_GAP:
+            spaced = now
         if excess <= 0:
-            return now
+            return spaced
         # The excess-th oldest stamp must leave the (longer) local window first.
-        return stamps[excess - 1] + _WINDOW + _GUARD_MARGIN
+        return max(spaced, stamps[excess - 1] + _WINDOW + _GUARD_MARGIN)
 
     def _sweep(self, now: float) -> None:
         horizon = now - (_WINDOW + _GUARD_MARGIN)
         for key in [k for k, v in self._local.items() if not v or v[-1] <= horizon]:
             del self._local[key]
+            self._granted.pop(key, None)
 
 
 def check_budget_store(storage_url: str, *, timeout: float = 3.0) -> str:

@@ -172,6 +172,10 @@ class Admission:
     check: str | None = None
     reason: str | None = None
     sentence: str = ""
+    stamp: float | None = None
+    """the same instant as the budget stamped it (the event loop's clock), when admitted"""
+    cost: int = 0
+    """the budget units granted"""
 
     def __bool__(self) -> bool:
         return self.check is None
@@ -697,7 +701,7 @@ class Gate:
                 return Admission(
                     at=None, check=verdict.check, reason=verdict.reason, sentence=verdict.detail
                 )
-        return Admission(at=now)
+        return Admission(at=now, stamp=grant.at, cost=cost)
 
     async def explain(self, req: ProbeRequest, *, at: datetime | None = None) -> list[CheckVerdict]:
         """Every check's verdict for a would-be probe, without spending budget or logging."""

@@ -58,6 +58,7 @@ from orchestrator.run.lease import RunLease, settle_crash
 from orchestrator.run.plan import Plan
 from orchestrator.run.runs import get_run, run_launcher, set_state
 from orchestrator.run.state import PauseReason, RunState
+from orchestrator.run.wire import WireMark
 from orchestrator.store.evidence import cipher_for
 from orchestrator.store.models import FindingRow
 from probes.base import Permit, ProbeContext, ProbeResult
@@ -578,10 +579,24 @@ class Runner:
         budget: RateBudget,
     ) -> None:
         """Send now (the gate just admitted it), then log the outcome and feed the breaker."""
+        mark = None
+        if admission.stamp is not None and admission.at is not None:
+            mark = WireMark(
+                budget,
+                ip=permit.ip,
+                notice_id=self.notice.id,
+                cost=admission.cost,
+                stamp=admission.stamp,
+                at=admission.at,
+            )
         try:
-            result = await self._send(permit)
+            result = await self._send(permit, mark)
         finally:
             self._sem.release()
+        if mark is not None and not result.connection_times:
+            # Its answer is in: the target received all of it before now (an nmap batch's
+            # traced sends are counted from its trace instead, below).
+            mark(end=True)
         if result.connection_times:
             # Traced on the wire (an nmap batch): those instants count in the budget too.
             offset = time.time() - asyncio.get_running_loop().time()
@@ -589,7 +604,8 @@ class Runner:
                 permit.ip, self.notice.id, [t - offset for t in result.connection_times]
             )
         findings = self._findings(permit, result) if result.outcome == "ok" else []
-        await self._outcome(log, permit, result, result.outcome, findings, sent_at=admission.at)
+        sent_at = mark.sent_at if mark is not None else admission.at
+        await self._outcome(log, permit, result, result.outcome, findings, sent_at=sent_at)
         change = health.observe(
             permit.ip,
             outcome=result.outcome,
@@ -621,8 +637,9 @@ class Runner:
             versions=self.versions,
         )
 
-    def _context(self) -> ProbeContext:
+    def _context(self, on_wire: WireMark | None = None) -> ProbeContext:
         return ProbeContext(
+            on_wire=on_wire,
             user_agent=self._user_agent,
             from_address=self._from,
             nmap_path=self.rio.settings.nmap_path,
@@ -631,9 +648,9 @@ class Runner:
             http_clients=self._http,
         )
 
-    async def _send(self, permit: Permit) -> ProbeResult:
+    async def _send(self, permit: Permit, mark: WireMark | None = None) -> ProbeResult:
         probe = probe_class(permit.probe)()
-        ctx = self._context()
+        ctx = self._context(mark)
         started = time.monotonic()
         try:
             if permit.probe == "port" and self._ports is not None:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.gate.budget import _GUARD_MARGIN, _WINDOW, BudgetLimits, RateBudget
+from orchestrator.gate.budget import _GUARD_MARGIN, _SPREAD, _WINDOW, BudgetLimits, RateBudget
 from tests.support.virtual_time import run_virtual
 
 IPS = ("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.2.1", "127.0.2.2")
@@ -94,7 +94,7 @@ def test_send_times_never_put_more_than_a_budget_into_one_second(
 
 @settings(max_examples=30, deadline=None, database=None)
 @given(per_ip=st.integers(1, 5), ips=st.integers(1, len(IPS)), rounds=st.integers(2, 6))
-def test_a_saturated_target_is_released_exactly_once_per_window_plus_guard(
+def test_a_saturated_target_is_released_spread_once_per_window_plus_guard(
     per_ip: int, ips: int, rounds: int
 ) -> None:
     # Only the per-IP budget binds; every IP has its whole demand queued from the start.
@@ -105,10 +105,12 @@ def test_a_saturated_target_is_released_exactly_once_per_window_plus_guard(
     for at, ip, _ in grants:
         by_ip[ip].append(at)
     gap = _WINDOW + _GUARD_MARGIN
+    spacing = _WINDOW / (per_ip * _SPREAD)
     for times in by_ip.values():
         times.sort()
-        # Each window's units go at once, the next window's exactly one window + guard later.
-        expected = [r * gap for r in range(rounds) for _ in range(per_ip)]
+        # A window's units go spread over a quarter of it, each one exactly one window + guard
+        # after the unit it replaces.
+        expected = [r * gap + j * spacing for r in range(rounds) for j in range(per_ip)]
         assert all(abs(a - b) < 1e-6 for a, b in zip(times, expected, strict=True)), times
 
 
@@ -120,5 +122,81 @@ def test_when_the_global_budget_binds_every_release_is_used(ips: int, rounds: in
     requests = [(i, 1, 0.0) for i in range(ips) for _ in range(rounds)]
     grants = run_virtual(_grants(limits, requests))
     last = max(at for at, _, _ in grants)
-    assert abs(last - (rounds - 1) * (_WINDOW + _GUARD_MARGIN)) < 1e-6
+    spread = (ips - 1) * _WINDOW / (ips * _SPREAD)
+    assert abs(last - (rounds - 1) * (_WINDOW + _GUARD_MARGIN) - spread) < 1e-6
     assert _overshoots(grants, limits) == []
+
+
+async def _wire_times(
+    limits: BudgetLimits, requests: list[Request], delays: list[float]
+) -> list[tuple[float, str, int]]:
+    """Each grant's probe reaches the wire ``delay`` after its grant and restamps its units."""
+    budget = RateBudget(limits)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    out: list[tuple[float, str, int]] = []
+
+    async def one(ip: str, cost: int, offset: float, delay: float) -> None:
+        await asyncio.sleep(offset)
+        grant = await budget.acquire(ip, "N-1", cost=cost, wait_until=loop.time() + FOREVER)
+        assert grant.at is not None
+        await asyncio.sleep(delay)
+        wire = loop.time()
+        assert budget.restamp(ip, "N-1", cost=cost, old=grant.at, new=wire) == wire
+        out.append((wire - start, ip, cost))
+
+    try:
+        await asyncio.gather(
+            *(
+                one(IPS[i], cost, offset, delay)
+                for (i, cost, offset), delay in zip(requests, delays, strict=False)
+            )
+        )
+    finally:
+        await budget.close()
+    return out
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    limits=limits_st,
+    requests=requests_st,
+    delays=st.lists(st.floats(0.0, 0.5), min_size=40, max_size=40),
+)
+def test_wire_times_never_put_more_than_a_budget_into_one_second(
+    limits: BudgetLimits, requests: list[Request], delays: list[float]
+) -> None:
+    # The sends leave later than their grants, each by its own delay (a burst the event loop
+    # serves one after another): counted where they went out, no budget is ever over.
+    sends = run_virtual(_wire_times(limits, requests, delays))
+    assert len(sends) == len(requests)
+    assert _overshoots(sends, limits) == []
+
+
+def test_without_the_restamp_late_sends_do_overshoot_at_the_target() -> None:
+    # The reason restamp exists: per-IP 1/s, the first send leaves 0.2 s after its grant, the
+    # second at once. Counted at their grants they are a window apart; on the wire they are not.
+    limits = BudgetLimits(per_ip=1, per_network=10, per_notice=10, global_=10)
+
+    async def scenario(restamp: bool) -> list[float]:
+        budget = RateBudget(limits)
+        loop = asyncio.get_running_loop()
+        sent: list[float] = []
+        try:
+            first = await budget.acquire(IPS[0], "N-1", wait_until=loop.time() + FOREVER)
+            assert first.at is not None
+            await asyncio.sleep(0.2)
+            sent.append(loop.time())
+            if restamp:
+                budget.restamp(IPS[0], "N-1", cost=1, old=first.at, new=loop.time())
+            second = await budget.acquire(IPS[0], "N-1", wait_until=loop.time() + FOREVER)
+            assert second.at is not None
+            sent.append(second.at)
+        finally:
+            await budget.close()
+        return sent
+
+    late = run_virtual(scenario(False))
+    assert late[1] - late[0] < _WINDOW
+    kept = run_virtual(scenario(True))
+    assert kept[1] - kept[0] >= _WINDOW + _GUARD_MARGIN - 1e-9

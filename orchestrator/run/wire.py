@@ -1,0 +1,69 @@
+"""What a probe actually sent, as it sends: its budget units follow it onto the wire.
+
+The gate stamps a grant immediately before the probe starts (:meth:`Gate.admit`), but the
+probe's packets leave when the event loop gets to them. In a burst of grants (every per-IP
+window opening at the same second) that is milliseconds later and varies, so two sends to one
+target can arrive closer together than their stamps. A :class:`WireMark` is handed to the
+probe as ``ProbeContext.on_wire``; each call moves the grant's units to that moment
+(:meth:`RateBudget.restamp`), and its first call is the send time the outcome leaf records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from orchestrator.gate.budget import RateBudget
+
+__all__ = ["WireMark"]
+
+
+class WireMark:
+    """The wire times of one admitted probe.
+
+    Args:
+        budget: the run's rate budget (the one that granted the units).
+        ip: the permit's address.
+        notice_id: the run's notice.
+        cost: the units granted.
+        stamp: the grant's stamp on the loop's clock (``Admission.stamp``).
+        at: the same instant on the gate's clock (``Admission.at``).
+    """
+
+    __slots__ = ("_at", "_budget", "_cost", "_grant", "_ip", "_loop", "_notice", "_stamp", "first")
+
+    def __init__(
+        self,
+        budget: RateBudget,
+        *,
+        ip: str,
+        notice_id: str,
+        cost: int,
+        stamp: float,
+        at: datetime,
+    ) -> None:
+        self._budget = budget
+        self._ip = ip
+        self._notice = notice_id
+        self._cost = cost
+        self._stamp = self._grant = stamp
+        self._at = at
+        self._loop = asyncio.get_running_loop()
+        self.first: float | None = None
+        """the loop time of the first thing sent, ``None`` until the probe reports one"""
+
+    def __call__(self, *, end: bool = False) -> None:
+        """Something went out now (``end``: the probe is over, its answers are in)."""
+        now = self._loop.time()
+        if self.first is None and not end:
+            self.first = now
+        self._stamp = self._budget.restamp(
+            self._ip, self._notice, cost=self._cost, old=self._stamp, new=now
+        )
+
+    @property
+    def sent_at(self) -> datetime:
+        """The send time on the gate's clock: the first wire event, else the grant."""
+        if self.first is None:
+            return self._at
+        return self._at + timedelta(seconds=max(0.0, self.first - self._grant))
