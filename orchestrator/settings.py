@@ -18,8 +18,9 @@ from orchestrator.errors import InputError
 
 __all__ = ["Settings", "load_settings"]
 
-# The distributed (Celery) executor is not built yet; refusing it is better than ignoring it.
-_EXECUTORS = ("local",)
+_EXECUTORS = ("local", "celery")
+# A permit key shorter than this is refused: it MACs every permit a worker acts on.
+_PERMIT_KEY_MIN = 32
 # A bare mailbox for the From header: no spaces, angle brackets or line breaks can ride along.
 _MAILBOX = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
@@ -34,7 +35,7 @@ class Settings:
         home: folder for the SQLite database, the orchestrator's own key and the master key.
         database_url: SQLAlchemy URL (``sqlite:///...`` or ``postgresql+psycopg://...``).
         budget_url: rate-budget storage, ``memory://`` or ``redis://host:port/db``.
-        executor: ``local`` (asyncio in this process); the only executor so far.
+        executor: ``local`` (asyncio in this process) or ``celery`` (``rio worker`` processes).
         timezone: default timezone for windows and dates.
         master_key_file: file holding the evidence master key.
         master_key_env: the master key given directly (base64), wins over the file.
@@ -47,6 +48,14 @@ class Settings:
             HTTP ``From`` header so a defender reading their logs can write back; ``None`` =
             no ``From`` header (the User-Agent still names who scans under which notice).
         versions_file: a versions file (``rio.versions/v1``) replacing the packaged one.
+        broker_url: the Celery broker (``redis://...`` or ``amqp://...``), ``RIO_BROKER_URL``.
+        state_url: Redis for the workers' claims, answers and kill broadcast (``RIO_STATE_URL``,
+            default: the broker when it is Redis).
+        celery_queue: the probe queue; also the namespace of the workers' Redis keys.
+        celery_visibility_seconds: Redis broker only: an unacknowledged task is delivered again
+            after this long.
+        permit_key: the key wire permits are MACed with (``RIO_PERMIT_KEY``, >= 32 characters),
+            shared by the orchestrator and its workers; required for ``celery``.
     """
 
     home: Path
@@ -63,6 +72,21 @@ class Settings:
     checkpoint_seconds: float = 10.0
     contact: str | None = None
     versions_file: Path | None = None
+    broker_url: str = ""
+    state_url: str = ""
+    celery_queue: str = "rio-probes"
+    celery_visibility_seconds: int = 300
+    permit_key: str | None = field(default=None, repr=False)
+
+    def require_permit_key(self) -> bytes:
+        """The permit key as bytes.
+
+        Raises:
+            InputError: ``RIO_PERMIT_KEY`` is not set.
+        """
+        if not self.permit_key:
+            raise InputError("RIO_PERMIT_KEY: not set; workers and the orchestrator must share it")
+        return self.permit_key.encode()
 
     @property
     def orchestrator_key_file(self) -> Path:
@@ -109,6 +133,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     contact = source.get("RIO_CONTACT") or None
     if contact is not None and not _MAILBOX.fullmatch(contact):
         raise InputError(f"RIO_CONTACT: {contact!r} is not a mail address like soc@vendor.example")
+    broker_url = source.get("RIO_BROKER_URL", "")
+    if broker_url and not broker_url.startswith(("redis://", "amqp://", "pyamqp://")):
+        raise InputError(f"RIO_BROKER_URL: {broker_url!r} is neither redis:// nor amqp://...")
+    state_url = source.get("RIO_STATE_URL") or (
+        broker_url if broker_url.startswith("redis://") else ""
+    )
+    if state_url and not state_url.startswith("redis://"):
+        raise InputError(f"RIO_STATE_URL: {state_url!r} is not redis://...")
+    permit_key = source.get("RIO_PERMIT_KEY") or None
+    if permit_key is not None and len(permit_key) < _PERMIT_KEY_MIN:
+        raise InputError(f"RIO_PERMIT_KEY: shorter than {_PERMIT_KEY_MIN} characters")
+    if executor == "celery":
+        if not broker_url:
+            raise InputError("RIO_EXECUTOR=celery needs RIO_BROKER_URL (redis:// or amqp://)")
+        if not state_url:
+            raise InputError(
+                "RIO_EXECUTOR=celery needs RIO_STATE_URL (redis://) with an amqp broker"
+            )
+        if permit_key is None:
+            raise InputError("RIO_EXECUTOR=celery needs RIO_PERMIT_KEY (shared with the workers)")
     return Settings(
         home=home,
         database_url=database_url,
@@ -126,6 +170,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         versions_file=Path(source["RIO_VERSIONS_FILE"])
         if source.get("RIO_VERSIONS_FILE")
         else None,
+        broker_url=broker_url,
+        state_url=state_url,
+        celery_queue=source.get("RIO_CELERY_QUEUE") or "rio-probes",
+        celery_visibility_seconds=_int(source, "RIO_CELERY_VISIBILITY", 300, 5, 86_400),
+        permit_key=permit_key,
     )
 
 

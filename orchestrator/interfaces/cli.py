@@ -108,6 +108,19 @@ def _doctor_checks() -> list[tuple[str, Any]]:
     def budget_store() -> str:
         return check_budget_store(settings.budget_url)
 
+    def broker() -> str:
+        from orchestrator.run.executors._broker import check_broker
+
+        return check_broker(settings)
+
+    def workers() -> str:
+        from orchestrator.run.executors._broker import ping_workers
+
+        names = ping_workers(settings)
+        if not names:
+            raise ToolError("no rio worker answered a ping within 2 s (start one: rio worker)")
+        return f"{len(names)} answered: {', '.join(names)}"
+
     def key_file(what: str, path: Path) -> Any:
         def check() -> str:
             if what == "master key" and settings.master_key_env:
@@ -124,7 +137,7 @@ def _doctor_checks() -> list[tuple[str, Any]]:
             raise ToolError("; ".join(problems) + " (rio init tightens them)")
         return f"{settings.home} private (0700, files 0600)"
 
-    return [
+    checks = [
         ("nmap", nmap),
         ("database", database),
         ("budget store", budget_store),
@@ -132,6 +145,9 @@ def _doctor_checks() -> list[tuple[str, Any]]:
         ("master key", key_file("master key", settings.master_key_file)),
         ("home", home),
     ]
+    if settings.executor == "celery":
+        checks += [("broker", broker), ("workers", workers)]
+    return checks
 
 
 @app.command()
@@ -458,6 +474,7 @@ _EXTENSIONS = (
     "orchestrator.interfaces.cli_audit",
     "orchestrator.interfaces.cli_access",
     "orchestrator.interfaces.cli_bench",
+    "orchestrator.interfaces.cli_worker",
 )
 
 

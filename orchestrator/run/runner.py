@@ -54,6 +54,7 @@ from orchestrator.ledger.leaves import format_instant
 from orchestrator.ledger.log import ProbeLog, read_leaves
 from orchestrator.run._identity import user_agent
 from orchestrator.run.batches import PortBatcher
+from orchestrator.run.executors import Executor, executor_for
 from orchestrator.run.lease import RunLease, settle_crash
 from orchestrator.run.plan import Plan
 from orchestrator.run.runs import get_run, run_launcher, set_state
@@ -74,7 +75,6 @@ from probes.findings import (
     transport_of,
 )
 from probes.http import HttpClients
-from probes.registry import probe_class
 
 __all__ = ["Progress", "Runner"]
 
@@ -181,6 +181,7 @@ class Runner:
         catalogue: Catalogue | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         poll_seconds: float = 0.25,
+        executor: Executor | None = None,
     ) -> None:
         self.rio = rio
         self.run_id = run_id
@@ -195,6 +196,8 @@ class Runner:
         self.on_progress = on_progress
         self.poll_seconds = poll_seconds
         self.progress = Progress()
+        #: where permitted probes are sent from (``RIO_EXECUTOR``); port batches stay here
+        self.executor: Executor = executor or executor_for(settings)
         self._view = _RunView(run_id)
         self._inflight: set[asyncio.Task[None]] = set()
         self._sem = asyncio.Semaphore(1)
@@ -323,6 +326,7 @@ class Runner:
                 await watcher
             await self._ports.close()
             await self._http.aclose()
+            await self.executor.aclose()
             await budget.close()
             await log.close()
 
@@ -590,7 +594,7 @@ class Runner:
                 at=admission.at,
             )
         try:
-            result = await self._send(permit, mark)
+            result = await self._send(permit, admission, mark)
         finally:
             self._sem.release()
         if mark is not None and not result.connection_times:
@@ -648,8 +652,9 @@ class Runner:
             http_clients=self._http,
         )
 
-    async def _send(self, permit: Permit, mark: WireMark | None = None) -> ProbeResult:
-        probe = probe_class(permit.probe)()
+    async def _send(
+        self, permit: Permit, admission: Admission, mark: WireMark | None = None
+    ) -> ProbeResult:
         ctx = self._context(mark)
         started = time.monotonic()
         try:
@@ -661,7 +666,8 @@ class Runner:
             # nmap killed. Nothing of this run is in flight after its window.
             # asyncio.timeout, not wait_for: no new task, the probe starts connecting at once.
             async with asyncio.timeout(max(0.0, permit.seconds_left())):
-                return await probe.run(permit, ctx)
+                granted = admission.at or self.clock.now()
+                return await self.executor.execute(permit, ctx, granted_at=granted)
         except TimeoutError:
             outcome, error = "timeout", "stopped at the permit's deadline"
         except asyncio.CancelledError:

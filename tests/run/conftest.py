@@ -31,6 +31,7 @@ from orchestrator.gate.resolve import Resolver
 from orchestrator.intake import registry
 from orchestrator.intake.notices import Notice, announce
 from orchestrator.ledger.leaves import Leaf, parse_leaf
+from orchestrator.run.executors import Executor
 from orchestrator.run.runner import Progress, Runner
 from orchestrator.run.runs import create_run
 from orchestrator.settings import Settings, load_settings
@@ -196,6 +197,7 @@ def make_runner(
     clock: Clock | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     poll_seconds: float = 0.05,
+    executor: Executor | None = None,
 ) -> Runner:
     rio = home.rio if isinstance(home, Home) else home
     # Scopes here name addresses only, so nothing is resolved; the resolver still points at
@@ -208,6 +210,7 @@ def make_runner(
         dns_port=9,
         on_progress=on_progress,
         poll_seconds=poll_seconds,
+        executor=executor,
     )
 
 

@@ -27,7 +27,14 @@ def test_postgresql_url_gets_the_psycopg_driver() -> None:
     ("env", "message"),
     [
         ({"RIO_BUDGET_URL": "mongodb://x"}, "RIO_BUDGET_URL"),
-        ({"RIO_EXECUTOR": "celery"}, "RIO_EXECUTOR: 'celery' is not one of local"),
+        ({"RIO_EXECUTOR": "dask"}, "RIO_EXECUTOR: 'dask' is not one of local, celery"),
+        ({"RIO_EXECUTOR": "celery"}, "RIO_EXECUTOR=celery needs RIO_BROKER_URL"),
+        (
+            {"RIO_EXECUTOR": "celery", "RIO_BROKER_URL": "redis://127.0.0.1:6379/11"},
+            "RIO_EXECUTOR=celery needs RIO_PERMIT_KEY",
+        ),
+        ({"RIO_PERMIT_KEY": "short"}, "RIO_PERMIT_KEY: shorter than 32"),
+        ({"RIO_BROKER_URL": "kafka://x"}, "RIO_BROKER_URL"),
         ({"RIO_TIMEZONE": "Mars/Base"}, "RIO_TIMEZONE: 'Mars/Base' is not a known timezone"),
         ({"RIO_DNS_PORT": "70000"}, "RIO_DNS_PORT: 70000 is outside 1..65535"),
         ({"RIO_CHECKPOINT_EVERY": "often"}, "RIO_CHECKPOINT_EVERY: 'often' is not a whole number"),

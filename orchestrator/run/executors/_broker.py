@@ -1,0 +1,93 @@
+"""What the orchestrator and its workers share about the broker: the task, the answer lists,
+the kill channel, and the Celery app with rio's delivery rules.
+
+Late acknowledgement (``task_acks_late``), one message prefetched per worker thread, and a lost
+worker's task rejected back to the queue: a worker killed mid-task has its task delivered again to
+another worker, whose claim store then decides whether anything may be sent. The answer goes back
+on a Redis list the orchestrator's executor waits on (``BLPOP``), not through a polled result
+backend.
+"""
+
+from __future__ import annotations
+
+import json
+
+import redis
+from celery import Celery
+
+from orchestrator.settings import Settings
+
+__all__ = ["PROBE_TASK", "answer_list", "celery_app", "kill_channel", "publish_kill"]
+
+PROBE_TASK = "rio.probe"
+
+
+def answer_list(namespace: str, task_id: str) -> str:
+    """The Redis list a worker pushes its answer to for the delivery ``task_id``."""
+    return f"{namespace}:answer:{task_id}"
+
+
+def kill_channel(namespace: str) -> str:
+    """The pub/sub channel every worker of ``namespace`` listens on for kills."""
+    return f"{namespace}:kill"
+
+
+def publish_kill(client: redis.Redis, namespace: str, *, run: str, key: str | None = None) -> int:
+    """Tell every worker to stop ``run`` (or only the permit ``key``); returns listeners reached."""
+    body = json.dumps({"run": run, "key": key})
+    reached: int = client.publish(kill_channel(namespace), body)  # type: ignore[assignment]
+    return reached
+
+
+def celery_app(settings: Settings) -> Celery:
+    """The Celery app over ``RIO_BROKER_URL``, with rio's delivery rules."""
+    app = Celery("rio", broker=settings.broker_url, backend=settings.state_url)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=False,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_default_queue=settings.celery_queue,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        # Redis broker: an unacknowledged task is delivered again after this (RabbitMQ: at once,
+        # when the dead worker's connection closes).
+        broker_transport_options={"visibility_timeout": settings.celery_visibility_seconds},
+    )
+    return app
+
+
+def check_broker(settings: Settings, *, timeout: float = 3.0) -> str:
+    """Connect to the broker and the state store; what ``rio doctor`` reports.
+
+    Raises:
+        ToolError: either cannot be reached.
+    """
+    from orchestrator.errors import ToolError
+
+    app = celery_app(settings)
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+        redis.Redis.from_url(settings.state_url, socket_timeout=timeout).ping()
+    except Exception as exc:  # kombu and redis raise many kinds; all mean "not reachable"
+        raise ToolError(f"broker {_safe(settings.broker_url)}: {exc}") from exc
+    return f"{_safe(settings.broker_url)}, state {_safe(settings.state_url)}"
+
+
+def ping_workers(settings: Settings, *, timeout: float = 2.0) -> list[str]:
+    """The names of the workers that answered a broadcast ping within ``timeout``."""
+    replies = celery_app(settings).control.ping(timeout=timeout) or []
+    return sorted(name for reply in replies for name in reply)
+
+
+def _safe(url: str) -> str:
+    """A URL without its password."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"

@@ -1,0 +1,46 @@
+"""The worker side of ``rio.probe``: bind the task to this process's dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import redis
+from celery import Celery
+
+from orchestrator.run.executors._broker import PROBE_TASK, answer_list
+from orchestrator.settings import Settings
+from orchestrator.workers._claims import ClaimStore
+from orchestrator.workers._handle import WorkerDeps, handle_permit
+from orchestrator.workers._kill import KillListener
+
+__all__ = ["register_probe_task", "worker_deps"]
+
+
+def worker_deps(settings: Settings, *, name: str) -> WorkerDeps:
+    client = redis.Redis.from_url(settings.state_url)
+    kills = KillListener(
+        client=redis.Redis.from_url(settings.state_url), namespace=settings.celery_queue
+    )
+    return WorkerDeps(
+        permit_key=settings.require_permit_key(),
+        claims=ClaimStore(client, namespace=settings.celery_queue),
+        kills=kills,
+        nmap_path=settings.nmap_path,
+        name=name,
+    )
+
+
+def register_probe_task(app: Celery, deps: WorkerDeps, settings: Settings) -> None:
+    """Bind ``rio.probe`` in this worker process to its dependencies."""
+    answers = redis.Redis.from_url(settings.state_url)
+    namespace = settings.celery_queue
+
+    @app.task(name=PROBE_TASK, bind=True)  # type: ignore[untyped-decorator]
+    def probe(self: Any, doc: dict[str, Any]) -> None:
+        task_id = str(self.request.id)
+        answer = asyncio.run(handle_permit(doc, task_id, deps))
+        name = answer_list(namespace, task_id)
+        answers.rpush(name, json.dumps(answer))
+        answers.expire(name, 3600)

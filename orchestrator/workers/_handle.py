@@ -1,0 +1,114 @@
+"""What a worker does with one delivered permit: verify, claim, send once, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.run.executors._base import Executor
+from orchestrator.run.executors._local import LocalExecutor
+from orchestrator.run.executors._results import result_to_json
+from orchestrator.run.executors._wire import PermitWireError, open_permit
+from orchestrator.workers._claims import ClaimStore, Seen
+from orchestrator.workers._kill import KillListener
+from probes.base import ProbeResult
+from probes.errors import ProbeError
+
+__all__ = ["WorkerDeps", "handle_permit"]
+
+log = logging.getLogger("rio.worker")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerDeps:
+    """What one worker process holds: the permit key, the claim store, the kill listener, and
+    the executor that finally sends (the in-process one; a fake in tests)."""
+
+    permit_key: bytes
+    claims: ClaimStore
+    kills: KillListener
+    nmap_path: str | None = None
+    name: str = "worker"
+    executor: Executor = field(default_factory=LocalExecutor)
+
+
+def _answer(body: Any, outcome: str, error: str) -> dict[str, Any]:
+    permit = body.get("permit", {}) if isinstance(body, dict) else {}
+    probe = str(permit.get("probe", "?")) if isinstance(permit, dict) else "?"
+    ip = str(permit.get("ip", "?")) if isinstance(permit, dict) else "?"
+    return result_to_json(ProbeResult(probe=probe, ip=ip, outcome=outcome, error=error))
+
+
+def _refuse(deps: WorkerDeps, doc: Any, task_id: str, why: str) -> dict[str, Any]:
+    body = doc.get("body") if isinstance(doc, dict) else None
+    permit = body.get("permit", {}) if isinstance(body, dict) else {}
+    entry = {
+        "at": datetime.now(UTC).isoformat(),
+        "worker": deps.name,
+        "task": task_id,
+        "run": permit.get("run") if isinstance(permit, dict) else None,
+        "intent": permit.get("decision") if isinstance(permit, dict) else None,
+        "why": why,
+    }
+    log.warning("refused a permit: %s", entry)
+    deps.claims.note_refusal(entry)
+    # The runner writes this into the run's outcome leaf: the refusal is in the ledger.
+    return _answer(body, "error", f"worker {deps.name} {why}")
+
+
+async def handle_permit(doc: Any, task_id: str, deps: WorkerDeps) -> dict[str, Any]:
+    """Act on one delivery of a wire permit; the answer is a probe result as JSON.
+
+    Nothing is sent unless the tag and deadline verify, this delivery owns the permit's claim,
+    and no kill for its run (or for the permit) was broadcast.
+    """
+    try:
+        wp = open_permit(doc, key=deps.permit_key, now=datetime.now(UTC), nmap_path=deps.nmap_path)
+    except PermitWireError as exc:
+        return _refuse(deps, doc, task_id, str(exc))
+    permit = wp.permit
+    claim = deps.claims.claim(wp.key, task_id)
+    if claim.seen is Seen.REPLAY:
+        return _refuse(deps, doc, task_id, "permit refused: replayed (another delivery owns it)")
+    if claim.seen is Seen.DONE and claim.result is not None:
+        log.info("redelivered %s: answered from its stored outcome, not sent again", wp.key)
+        return claim.result
+    if claim.seen is Seen.IN_DOUBT:
+        log.info("redelivered %s after its worker began sending: not sent again", wp.key)
+        return _answer(doc["body"], "unknown", "worker lost while sending; not sent again")
+    if deps.kills.killed(permit.run_id, wp.key):
+        result = result_to_json(
+            ProbeResult(probe=permit.probe, ip=permit.ip, outcome="killed", error="kill switch")
+        )
+        deps.claims.done(wp.key, result)
+        return result
+    started = time.monotonic()
+    deps.claims.sending(wp.key)
+    probe_result: ProbeResult | None = None
+    outcome, error = "error", "no result"
+    try:
+        with deps.kills.flight(permit.run_id, wp.key):
+            async with asyncio.timeout(max(0.0, permit.seconds_left())):
+                probe_result = await deps.executor.execute(permit, wp.ctx, granted_at=wp.granted_at)
+    except TimeoutError:
+        outcome, error = "timeout", "stopped at the permit's deadline"
+    except asyncio.CancelledError:
+        outcome, error = "killed", "kill switch (broadcast)"
+    except ProbeError as exc:
+        outcome, error = exc.outcome, str(exc)
+    if probe_result is None:
+        probe_result = ProbeResult(
+            probe=permit.probe,
+            ip=permit.ip,
+            outcome=outcome,
+            error=error,
+            started=started,
+            elapsed=time.monotonic() - started,
+        )
+    answer = result_to_json(probe_result)
+    deps.claims.done(wp.key, answer)
+    return answer
