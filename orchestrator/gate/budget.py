@@ -50,12 +50,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import functools
 import heapq
 import ipaddress
 import itertools
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +169,8 @@ class _Slot:
     """effective limit now (per-IP factor applied)"""
     check: _Item
     hit: _Item
+    key_ip: str = ""
+    """the canonical address text (per-IP slots), to look its factor up without parsing"""
 
 
 @dataclass(eq=False, kw_only=True)
@@ -212,15 +216,17 @@ def _longest(waits: dict[str, float]) -> tuple[str, float]:
     return name, waits[name]
 
 
-def _canonical_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+@functools.lru_cache(maxsize=_SWEEP_AT)
+def _canonical_ip(ip: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, str]:
+    """The address and its text, canonical (cached: every grant asks several times)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         raise InputError(f"rate budget: ip: {ip!r} is not an IP address") from None
     # One host, one budget: ::ffff:a.b.c.d is the IPv4 host a.b.c.d.
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+        address = address.ipv4_mapped
+    return address, str(address)
 
 
 class RateBudget:
@@ -271,6 +277,10 @@ class RateBudget:
         self._factors: dict[str, float] = {}
         self._local: dict[str, deque[float]] = {}
         self._granted: dict[str, float] = {}
+        self._slot_cache: dict[
+            tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, str, int],
+            tuple[float, tuple[_Slot, ...]],
+        ] = {}
         """per slot key: the loop time of its last grant (for the spacing)"""
         self._items: dict[int, _Item] = {}
         self._networks: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
@@ -295,7 +305,7 @@ class RateBudget:
         Raises:
             InputError: ``ip`` is not an address or ``factor`` is out of range.
         """
-        key = str(_canonical_ip(ip))
+        _, key = _canonical_ip(ip)
         if not isinstance(factor, int | float) or not 0.0 < factor <= 1.0:
             raise InputError(f"rate budget: factor for {key}: {factor!r} is not in (0, 1]")
         if factor == 1.0:
@@ -309,7 +319,7 @@ class RateBudget:
 
     def per_ip_limit(self, ip: str) -> int:
         """The per-IP limit in force for ``ip`` now (the factor applied)."""
-        key = str(_canonical_ip(ip))
+        _, key = _canonical_ip(ip)
         factor = self._factors.get(key, 1.0)
         return max(1, math.floor(self._limits.per_ip * factor))
 
@@ -341,7 +351,7 @@ class RateBudget:
             raise InputError(f"rate budget: cost: {cost!r} is not a positive integer")
         if not notice_id:
             raise InputError("rate budget: notice_id: empty")
-        address = _canonical_ip(ip)
+        address, key = _canonical_ip(ip)
         lim = self._limits
         for name, limit in (
             ("per_ip", lim.per_ip),
@@ -353,7 +363,7 @@ class RateBudget:
                 # Can never fit in a one-second window: waiting would be pointless.
                 return Grant(granted=False, waited=loop.time() - started, reason=f"rate:{name}")
         waiter = _Waiter(
-            key=str(address),
+            key=key,
             address=address,
             notice_id=notice_id,
             cost=cost,
@@ -396,65 +406,62 @@ class RateBudget:
                 waiter.done.set_result(None)
             self._leave(waiter)
 
-    def note_sends(self, ip: str, notice_id: str, stamps: list[float]) -> None:
-        """Count sends a tool made later than their grant (an nmap batch), one unit each.
-
-        The units were granted already; counting them again at their wire times (on the
-        loop's clock) keeps this process's next grants a window away from them: never over,
-        at the price of counting them twice for a second.
-        """
-        address = _canonical_ip(ip)
-        for slot in self._slots(address, notice_id, 1):
-            log = self._local.setdefault(slot.key, deque())
-            merged = sorted([*log, *stamps])
-            log.clear()
-            log.extend(merged)
-
-    def restamp(self, ip: str, notice_id: str, *, cost: int, old: float, new: float) -> float:
-        """Move a grant's units from their stamp ``old`` to ``new``, the probe's wire time.
+    def restamp(
+        self, ip: str, notice_id: str, *, cost: int, old: float, new: float | Sequence[float]
+    ) -> float:
+        """Move a grant's units from their stamp ``old`` to when the probe really sent.
 
         A grant is stamped just before the probe starts, but its packets leave when the event
-        loop gets to them: in a burst of grants that is milliseconds later, and the target then
-        sees two sends closer than the stamps say. Each time the probe reports that something
-        went out (a connection opened, a request written), its units move to that moment, so
-        the next grant of every slot is a window after the *last* thing this grant sent.
-        Moving only ever goes later (never over); a grant whose wire time comes after the
-        next grant was made (the probe took over a second to start) is the one case this
-        cannot cover.
+        loop (or a batch's nmap) gets to them: in a burst of grants that is milliseconds later,
+        and the target then sees two sends closer than the stamps say. Each time the probe
+        reports that something went out (a connection opened, a request written, its answer
+        in), its units move to that moment, so the next grant of every slot is a window after
+        the *last* thing this grant sent. Units only ever move later (never over). A grant
+        whose wire time comes after the next grant was made (the probe took over a second to
+        start) is the one case this cannot cover.
 
         Args:
             ip: the grant's target address.
             notice_id: its notice.
             cost: its units.
             old: the stamp the units carry now (``Grant.at``, or the last ``restamp``).
-            new: the wire time on the loop's clock.
+            new: the wire time on the loop's clock: one instant for all the units, or one per
+                send as a tool traced them (an nmap batch; sends beyond ``cost`` count too,
+                units beyond the sends go with the last of them).
 
         Returns:
-            The stamp the units carry after the move (``max(old, new)``).
+            The latest stamp the units carry after the move.
         """
-        if new <= old:
+        if isinstance(new, int | float):
+            if new <= old:
+                return old
+            times = [float(new)] * cost
+        else:
+            times = sorted(max(old, t) for t in new)
+            if not times:
+                return old
+            times.extend([times[-1]] * (cost - len(times)))
+        latest = times[-1]
+        if latest <= old:
             return old
-        address = _canonical_ip(ip)
+        address, _ = _canonical_ip(ip)
         for slot in self._slots(address, notice_id, cost):
             log = self._local.get(slot.key)
             if log is None:
-                continue
-            moved = 0
-            while moved < cost:
-                try:
-                    log.remove(old)
-                except ValueError:
-                    break  # swept: it left the window already
-                moved += 1
-            if not moved:
-                continue
-            if not log or log[-1] <= new:
-                log.extend([new] * moved)
+                log = self._local[slot.key] = deque()
+            # The log is sorted: the grant's units sit together at ``old`` (unless swept).
+            at = bisect.bisect_left(log, old)
+            for _ in range(cost):
+                if at >= len(log) or log[at] != old:
+                    break
+                del log[at]
+            if not log or log[-1] <= times[0]:
+                log.extend(times)
             else:
-                for _ in range(moved):
-                    bisect.insort(log, new)
+                for t in times:
+                    bisect.insort(log, t)
         # No wake: the dispatcher recomputes every budget's room before each grant.
-        return new
+        return latest
 
     async def close(self) -> None:
         """Stop the dispatcher and release the storage (Redis connections)."""
@@ -586,6 +593,11 @@ class RateBudget:
         self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, notice_id: str, cost: int
     ) -> tuple[_Slot, ...]:
         lim = self._limits
+        cached = self._slot_cache.get((address, notice_id, cost))
+        text = str(address) if cached is None else cached[1][0].key_ip
+        factor = self._factors.get(text, 1.0)
+        if cached is not None and cached[0] == factor:
+            return cached[1]
         network = self._networks.get(address)
         if network is None:
             prefix = lim.network_prefix_v4 if address.version == 4 else lim.network_prefix_v6
@@ -595,19 +607,24 @@ class RateBudget:
             self._networks[address] = network
         ns = self._namespace
         # A probe larger than the backed-off limit waits for an empty window (never refused).
-        per_ip = max(self.per_ip_limit(str(address)), cost)
-        return (
+        per_ip = max(max(1, math.floor(lim.per_ip * factor)), cost)
+        slots = (
             _Slot(
                 name="per_ip",
-                key=f"{ns}:ip:{address}",
+                key=f"{ns}:ip:{text}",
                 limit=per_ip,
                 check=self._item(per_ip),
                 hit=self._item(lim.per_ip),
+                key_ip=text,
             ),
             self._plain_slot("per_network", f"{ns}:net:{network}", lim.per_network),
             self._plain_slot("per_notice", f"{ns}:notice:{notice_id}", lim.per_notice),
             self._plain_slot("global", f"{ns}:global", lim.global_),
         )
+        if len(self._slot_cache) > _SWEEP_AT:
+            self._slot_cache.clear()
+        self._slot_cache[(address, notice_id, cost)] = (factor, slots)
+        return slots
 
     def _plain_slot(self, name: str, key: str, limit: int) -> _Slot:
         item = self._item(limit)

@@ -597,16 +597,13 @@ class Runner:
             result = await self._send(permit, admission, mark)
         finally:
             self._sem.release()
-        if mark is not None and not result.connection_times:
-            # Its answer is in: the target received all of it before now (an nmap batch's
-            # traced sends are counted from its trace instead, below).
-            mark(end=True)
-        if result.connection_times:
-            # Traced on the wire (an nmap batch): those instants count in the budget too.
-            offset = time.time() - asyncio.get_running_loop().time()
-            budget.note_sends(
-                permit.ip, self.notice.id, [t - offset for t in result.connection_times]
-            )
+        if mark is not None:
+            if result.connection_times:
+                # Traced on the wire (an nmap batch): the units move to those instants.
+                mark.traced(result.connection_times)
+            else:
+                # Its answer is in: the target received all of it before now.
+                mark(end=True)
         findings = self._findings(permit, result) if result.outcome == "ok" else []
         sent_at = mark.sent_at if mark is not None else admission.at
         await self._outcome(log, permit, result, result.outcome, findings, sent_at=sent_at)

@@ -11,6 +11,8 @@ probe as ``ProbeContext.on_wire``; each call moves the grant's units to that mom
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from orchestrator.gate.budget import RateBudget
@@ -57,8 +59,20 @@ class WireMark:
         now = self._loop.time()
         if self.first is None and not end:
             self.first = now
+        if now > self._stamp:
+            self._stamp = self._budget.restamp(
+                self._ip, self._notice, cost=self._cost, old=self._stamp, new=now
+            )
+
+    def traced(self, times: Sequence[float]) -> None:
+        """The probe's sends as its tool traced them (epoch seconds): the units move there."""
+        offset = time.time() - self._loop.time()
         self._stamp = self._budget.restamp(
-            self._ip, self._notice, cost=self._cost, old=self._stamp, new=now
+            self._ip,
+            self._notice,
+            cost=self._cost,
+            old=self._stamp,
+            new=[t - offset for t in times],
         )
 
     @property

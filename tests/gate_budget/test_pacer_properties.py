@@ -128,9 +128,10 @@ def test_when_the_global_budget_binds_every_release_is_used(ips: int, rounds: in
 
 
 async def _wire_times(
-    limits: BudgetLimits, requests: list[Request], delays: list[float]
+    limits: BudgetLimits, requests: list[Request], delays: list[float], *, traced: bool = False
 ) -> list[tuple[float, str, int]]:
-    """Each grant's probe reaches the wire ``delay`` after its grant and restamps its units."""
+    """Each grant's probe reaches the wire ``delay`` after its grant and restamps its units
+    (``traced``: one send per unit, ``delay`` apart, reported together as a tool traced them)."""
     budget = RateBudget(limits)
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -140,6 +141,14 @@ async def _wire_times(
         await asyncio.sleep(offset)
         grant = await budget.acquire(ip, "N-1", cost=cost, wait_until=loop.time() + FOREVER)
         assert grant.at is not None
+        if traced:
+            sends = []
+            for _ in range(cost):
+                await asyncio.sleep(delay)
+                sends.append(loop.time())
+            assert budget.restamp(ip, "N-1", cost=cost, old=grant.at, new=sends) == sends[-1]
+            out.extend((t - start, ip, 1) for t in sends)
+            return
         await asyncio.sleep(delay)
         wire = loop.time()
         assert budget.restamp(ip, "N-1", cost=cost, old=grant.at, new=wire) == wire
@@ -170,6 +179,21 @@ def test_wire_times_never_put_more_than_a_budget_into_one_second(
     # serves one after another): counted where they went out, no budget is ever over.
     sends = run_virtual(_wire_times(limits, requests, delays))
     assert len(sends) == len(requests)
+    assert _overshoots(sends, limits) == []
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    limits=limits_st,
+    requests=requests_st,
+    delays=st.lists(st.floats(0.0, 0.4), min_size=40, max_size=40),
+)
+def test_traced_sends_never_put_more_than_a_budget_into_one_second(
+    limits: BudgetLimits, requests: list[Request], delays: list[float]
+) -> None:
+    # As an nmap batch reports them: each unit its own send, the grant's units moved to them.
+    sends = run_virtual(_wire_times(limits, requests, delays, traced=True))
+    assert sum(cost for _, _, cost in sends) == sum(cost for _, cost, _ in requests)
     assert _overshoots(sends, limits) == []
 
 
