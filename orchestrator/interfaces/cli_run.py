@@ -583,11 +583,28 @@ def gate_explain(
 
 def demo(
     quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then serve the pages; print the record page's URL.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="--serve: the port on 127.0.0.1.")] = 8080,
 ) -> None:
     """A full announced inspection against loopback services started here."""
     from orchestrator.demo.walkthrough import run_demo
 
-    run_demo(quiet=quiet)
+    run_id = run_demo(quiet=quiet)
+    if not serve:
+        return
+    import uvicorn
+
+    from orchestrator.interfaces.api import create_app
+
+    with open_rio() as rio:
+        base = f"http://127.0.0.1:{port}"
+        keys = rio.settings.home / "demo-keys"
+        console.print(f"log in at {base}/login with a key from {keys}", markup=False)
+        console.print(f"public check: {base}/verify", markup=False)
+        console.print(f"record page: {base}/runs/{run_id}/record", markup=False)
+        uvicorn.run(create_app(rio), host="127.0.0.1", port=port, log_level="warning")
 
 
 def register(app: typer.Typer) -> None:
