@@ -1,14 +1,21 @@
-"""Notices as operations: the notices a person may see, one notice."""
+"""Notices as operations: announce, list the notices a person may see, show one, its letter."""
 
 from __future__ import annotations
 
-from orchestrator.access.roles import visible_notices
-from orchestrator.context import Rio
-from orchestrator.errors import AccessDeniedError
-from orchestrator.intake.notices import Notice, get_notice
-from orchestrator.intake.registry import Person
+from collections.abc import Sequence
+from datetime import datetime
 
-__all__ = ["list_notices", "show_notice"]
+from orchestrator.access.roles import Action, authorize, visible_notices
+from orchestrator.context import Rio
+from orchestrator.documents import letter as _letter
+from orchestrator.documents._render import Format
+from orchestrator.errors import AccessDeniedError
+from orchestrator.intake.notices import Notice, announce, get_notice
+from orchestrator.intake.policy import parse_policy
+from orchestrator.intake.registry import Person
+from orchestrator.intake.scope import parse_scope
+
+__all__ = ["announce_notice", "list_notices", "notice_letter", "show_notice"]
 
 
 def list_notices(rio: Rio, person: Person) -> list[Notice]:
@@ -32,3 +39,44 @@ def show_notice(rio: Rio, person: Person, notice_id: str) -> Notice:
             f"{person.name} ({person.role}) may not view notice {notice_id}: not one of theirs"
         )
     return notice
+
+
+def announce_notice(
+    rio: Rio,
+    person: Person,
+    *,
+    scope_bytes: bytes,
+    scope_name: str,
+    policy_bytes: bytes,
+    policy_name: str,
+    vendor: str | None,
+    co_inspecting: Sequence[str],
+    now: datetime,
+) -> Notice:
+    """Announce an inspection (an officer): the scope and policy are stored as given.
+
+    Raises:
+        AccessDeniedError: The person is not an officer.
+        ScopeFileError, PolicyFileError: A document is malformed (the error names the field).
+        NotFoundError: The vendor is not registered.
+    """
+    parse_scope(scope_bytes, scope_name)
+    parse_policy(policy_bytes, policy_name)
+    with rio.db.session() as s:
+        authorize(s, person, Action.ANNOUNCE_NOTICE, now=now)
+        return announce(
+            s,
+            scope_bytes=scope_bytes,
+            scope_name=scope_name,
+            policy_bytes=policy_bytes,
+            policy_name=policy_name,
+            vendor=vendor,
+            announced_by=person.id,
+            co_inspecting=co_inspecting,
+            now=now,
+        )
+
+
+def notice_letter(rio: Rio, person: Person, notice_id: str, fmt: Format) -> bytes:
+    """The Art. 16 notice letter (HTML or PDF) of a notice the person may see."""
+    return _letter.notice_letter(rio, person, notice_id, fmt)

@@ -199,3 +199,40 @@ async def test_record_sign_and_close_on_postgresql(pg_api: Api) -> None:
         f"/api/v1/runs/{RUN}/record/close", headers=await pg_api.headers("officer-b")
     )
     assert closed.json()["ok"] is True
+
+
+async def test_an_officer_announces_a_notice_and_a_technician_may_not(api: Api) -> None:
+    from tests.record.conftest import POLICY, SCOPE
+
+    body = {
+        "scope_name": "scopes/demo-loopback.yaml",
+        "scope": SCOPE.read_text(),
+        "policy_name": "policies/demo.yaml",
+        "policy": POLICY.read_text(),
+        "vendor": "acme-sec",
+    }
+    refused = await api.client.post(
+        "/api/v1/notices", headers=await api.headers("tech-t"), json=body
+    )
+    assert refused.status_code == 403
+    made = await api.client.post(
+        "/api/v1/notices", headers=await api.headers("officer-a"), json=body
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["organ"] == "PSB" and made.json()["vendor"] == "acme-sec"
+    broken = await api.client.post(
+        "/api/v1/notices",
+        headers=await api.headers("officer-a"),
+        json={**body, "scope": "format: rio.scope/v1\nbogus: 1\n"},
+    )
+    assert broken.status_code == 422
+    assert "scopes/demo-loopback.yaml" in broken.json()["detail"]
+
+
+async def test_notice_letter_for_those_who_may_see_the_notice(api: Api) -> None:
+    url = f"/api/v1/notices/{api.lab.notice_id}/letter"
+    letter = await api.client.get(url, headers=await api.headers("tech-t"))
+    assert letter.status_code == 200
+    assert letter.headers["content-type"].startswith("text/html")
+    assert api.lab.notice_id in letter.text
+    assert (await api.client.get(url, headers=await api.headers("tech-other"))).status_code == 403

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator.access.evidence import read_evidence
 from orchestrator.access.findings import run_findings
 from orchestrator.audit import AuditReport
+from orchestrator.documents._render import Format
 from orchestrator.interfaces.api._auth import Actor, decode_sig
 from orchestrator.interfaces.api._context import ApiContext, context
 from orchestrator.interfaces.api._problems import Problem
@@ -226,6 +227,52 @@ def notice(notice_id: str, ctx: Ctx, person: Actor) -> dict[str, Any]:
     data["targets"] = [t.label() for t in n.scope.targets]
     data["excludes"] = [t.label() for t in n.scope.excludes]
     return data
+
+
+class AnnounceIn(BaseModel):
+    scope_name: str = Field(min_length=1, max_length=200, description="e.g. scopes/acme.yaml")
+    scope: str = Field(min_length=1, max_length=1_000_000, description="The scope file (YAML).")
+    policy_name: str = Field(min_length=1, max_length=200)
+    policy: str = Field(min_length=1, max_length=1_000_000, description="The policy file (YAML).")
+    vendor: str | None = Field(default=None, max_length=100)
+    co_inspecting: list[str] = Field(default_factory=list, max_length=20)
+
+
+@router.post("/notices", response_model=dict[str, Any], status_code=201, tags=["notices"])
+def announce(body: AnnounceIn, ctx: Ctx, person: Actor) -> dict[str, Any]:
+    """Announce an inspection (officers): the scope and policy are stored as sent."""
+    n = notice_service.announce_notice(
+        ctx.rio,
+        person,
+        scope_bytes=body.scope.encode("utf-8"),
+        scope_name=body.scope_name,
+        policy_bytes=body.policy.encode("utf-8"),
+        policy_name=body.policy_name,
+        vendor=body.vendor,
+        co_inspecting=body.co_inspecting,
+        now=ctx.clock.now(),
+    )
+    data: dict[str, Any] = n.to_json()
+    data["lead_time_met_at"] = n.lead_time_met_at().isoformat()
+    return data
+
+
+@router.get(
+    "/notices/{notice_id}/letter",
+    tags=["notices"],
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}},
+)
+def letter(
+    notice_id: str,
+    ctx: Ctx,
+    person: Actor,
+    format: Annotated[Format, Query(description="html or pdf")] = Format.HTML,
+) -> Response:
+    """The Art. 16 notice letter for the inspected object."""
+    data = notice_service.notice_letter(ctx.rio, person, notice_id, format)
+    media = "application/pdf" if format is Format.PDF else "text/html; charset=utf-8"
+    return Response(data, media_type=media)
 
 
 @router.get("/runs", response_model=list[RunOut], tags=["runs"])
