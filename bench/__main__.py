@@ -13,6 +13,7 @@ from rich.table import Table
 
 from bench._common import HEADERS, Figure, Settings, now_utc, rows, write_results
 from bench.ledger import ledger_figures
+from bench.nginx import nginx_figures
 from bench.plan import plan_figures
 from bench.runs import run_figures
 from bench.whole import whole_figures
@@ -22,6 +23,7 @@ __all__ = ["GROUPS", "main"]
 #: Figure groups in the order they run; the audit verify figure comes with the ledger, last.
 GROUPS: dict[str, Callable[[Settings], list[Figure]]] = {
     "runs": run_figures,
+    "nginx": nginx_figures,
     "whole": whole_figures,
     "plan": plan_figures,
     "ledger": ledger_figures,
