@@ -34,3 +34,24 @@ async def test_unknown_route_is_a_404_problem(api: Api) -> None:
     response = await api.client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_bug_is_a_500_problem_without_trace_or_message(api: Api) -> None:
+    app = api.client._transport.app  # type: ignore[attr-defined]
+
+    @app.get("/api/v1/test-bug")
+    def bug() -> None:
+        raise RuntimeError("SECRET-evidence-bytes in an exception message")
+
+    response = await api.client.get("/api/v1/test-bug")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/internal"
+    assert "SECRET" not in response.text and "Traceback" not in response.text
+
+
+async def test_a_page_error_is_a_readable_page(api: Api) -> None:
+    page = await api.client.get("/verify/N-none", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "N-none" in page.text and "is not known" in page.text
