@@ -47,6 +47,9 @@ class Plan:
         self.policy = policy
         self._addresses: AddressScope = address_scope(scope)
         self._chunk = policy.port_chunk
+        # One source for what a probe costs: the policy's own (it also refuses, at load, a
+        # probe that can never fit one second of its tightest budget from the same numbers).
+        self._costs = {probe: cost for probe, cost, _ in policy.probes.costs()}
 
     # -- units -------------------------------------------------------------------------------
 
@@ -83,7 +86,7 @@ class Plan:
         base: dict[str, Any] = {"target": u.target, "ip": u.ip, "host": u.host, "item": 0}
         if u.domain is not None:
             if p.dns is not None:
-                cost = p.dns.connections()
+                cost = self._costs["dns"]
                 params = {
                     "record_types": list(p.dns.record_types),
                     "recursion_check": p.dns.recursion_check,
@@ -151,7 +154,7 @@ class Plan:
                     }
                     out.append(
                         ProbeRequest(
-                            probe="http", port=port, params=params, cost=len(p.http.paths), **base
+                            probe="http", port=port, params=params, cost=self._costs["http"], **base
                         )
                     )
         if p.tls is not None:
@@ -172,7 +175,7 @@ class Plan:
                             probe="http-content",
                             port=port,
                             params=params,
-                            cost=len(pc.paths),
+                            cost=self._costs["http-content"],
                             **base,
                         )
                     )
@@ -182,7 +185,7 @@ class Plan:
                 continue
             switches = service.switches()
             params = {"timeout": _seconds(service.timeout), **switches}
-            cost = service.connections()
+            cost = self._costs[name]
             for port in service.ports:
                 out.append(ProbeRequest(probe=name, port=port, params=params, cost=cost, **base))
         return out
@@ -200,7 +203,7 @@ class Plan:
             params["inspect"] = True
             if tls.ca_bundle is not None:
                 params["ca_bundle"] = tls.ca_bundle
-        return ProbeRequest(probe="tls", port=port, params=params, cost=tls.connections(), **base)
+        return ProbeRequest(probe="tls", port=port, params=params, cost=self._costs["tls"], **base)
 
     # -- the stream --------------------------------------------------------------------------
 
