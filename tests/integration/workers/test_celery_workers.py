@@ -1,0 +1,185 @@
+"""Scale-out on real workers: two ``rio worker`` processes, a real broker, nginx on loopback.
+
+What the issue asks, measured at the target (nginx's access log: arrival = logged instant minus
+request time): budgets hold across workers; a worker killed mid-run loses nothing and sends
+nothing twice; a kill reaches every worker and stops what they have in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import pytest
+import yaml
+
+from orchestrator.intake.notices import Notice
+from orchestrator.ledger.verify import verify_run
+from orchestrator.run.runner import Runner
+from orchestrator.run.runs import request_kill
+from orchestrator.run.state import RunState
+from tests.run.conftest import (
+    Home,
+    announce_notice,
+    around,
+    leaves_of,
+    make_runner,
+    new_run,
+    now_utc,
+    policy_bytes,
+    scope_bytes,
+)
+
+from .conftest import CeleryHome, Nginx
+
+pytestmark = pytest.mark.slow
+
+
+def _notice(home: CeleryHome, nginx: Nginx, paths: list[str], rates: tuple[int, ...]) -> Notice:
+    doc = yaml.safe_load(policy_bytes(None, http_port=80, rates=rates))  # type: ignore[arg-type]
+    doc["probes"]["http"]["paths"] = paths
+    doc["probe_timeout"] = "20s"
+    doc["probes"]["http"]["timeout"] = "10s"
+    now = now_utc()
+    network = f"{nginx.block.prefix}.0/29"
+    as_home = Home(settings=home.settings, rio=home.rio, path=home.settings.home)
+    return announce_notice(
+        as_home,
+        scope_bytes(network, [around(now)]),
+        yaml.safe_dump(doc).encode(),
+        at=now - timedelta(minutes=1),
+    )
+
+
+def _runner(home: CeleryHome, notice: Notice) -> Runner:
+    as_home = Home(settings=home.settings, rio=home.rio, path=home.settings.home)
+    return make_runner(as_home, new_run(as_home, notice))
+
+
+def _max_in_a_second(times: list[float]) -> int:
+    times = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - 1.0:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+async def test_two_workers_keep_every_budget_at_the_target(
+    redis_celery: CeleryHome, nginx: Nginx
+) -> None:
+    # One http probe per address, four paths each (cost 4): the global budget sets the pace.
+    per_ip, global_ = 4, 8
+    notice = _notice(redis_celery, nginx, ["/", "/a", "/b", "/c"], (per_ip, 60, 60, global_))
+    redis_celery.workers.start("w1")
+    redis_celery.workers.start("w2")
+    redis_celery.workers.wait_ready(["w1", "w2"])
+    runner = _runner(redis_celery, notice)
+
+    state = await asyncio.wait_for(runner.execute(), 120)
+
+    assert state is RunState.SEALED
+    assert verify_run(redis_celery.rio, runner.run_id)
+    arrivals = nginx.arrivals()
+    assert len(arrivals) == 6 * 4, arrivals
+    assert nginx.statuses() == {"200": 24}
+    by_ip: dict[str, list[float]] = defaultdict(list)
+    for at, _done, ip, _uri in arrivals:
+        by_ip[ip].append(at)
+    worst_ip = max(_max_in_a_second(t) for t in by_ip.values())
+    worst_all = _max_in_a_second([a[0] for a in arrivals])
+    print(f"at the target: worst 1 s per IP {worst_ip} (budget {per_ip}), "
+          f"global {worst_all} (budget {global_})")  # fmt: skip
+    assert worst_ip <= per_ip
+    assert worst_all <= global_
+    # Both workers sent: the run really was spread over processes.
+    assert redis_celery.workers.received("w1") > 0
+    assert redis_celery.workers.received("w2") > 0
+    outcomes = Counter(
+        leaf.data["outcome"] for leaf in leaves_of(redis_celery.rio, runner.run_id)
+        if leaf.kind == "outcome"
+    )  # fmt: skip
+    assert outcomes == {"ok": 6}
+
+
+async def test_a_worker_killed_mid_run_loses_nothing_and_sends_nothing_twice(
+    amqp_celery: CeleryHome, nginx: Nginx
+) -> None:
+    paths = ["/slow", "/a"]
+    notice = _notice(amqp_celery, nginx, paths, (4, 60, 60, 12))
+    w1 = amqp_celery.workers.start("w1", concurrency=3)
+    amqp_celery.workers.start("w2", concurrency=3)
+    amqp_celery.workers.wait_ready(["w1", "w2"])
+    runner = _runner(amqp_celery, notice)
+    run = asyncio.create_task(runner.execute())
+    # Wait until w1 holds probes on the wire (slow page: about 3 s each), then kill -9 it.
+    end = time.monotonic() + 60
+    while amqp_celery.workers.received("w1") < 2 and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    w1.send_signal(signal.SIGKILL)
+    w1.wait(10)
+
+    state = await asyncio.wait_for(run, 180)
+
+    assert state is RunState.SEALED
+    assert verify_run(amqp_celery.rio, runner.run_id)
+    leaves = leaves_of(amqp_celery.rio, runner.run_id)
+    intents = {leaf.seq: leaf for leaf in leaves if leaf.kind == "intent"}
+    outcomes = [leaf for leaf in leaves if leaf.kind == "outcome"]
+    # Nothing lost: every intent has exactly one outcome.
+    assert sorted(int(o.data["intent"]) for o in outcomes) == sorted(intents)
+    # Nothing sent twice: at most one arrival per (address, path) per intent for it.
+    planned = Counter((str(i.data["ip"]), p) for i in intents.values() for p in paths)
+    arrived = Counter((ip, uri) for _at, _done, ip, uri in nginx.arrivals())
+    assert all(arrived[k] <= planned[k] for k in arrived), (arrived, planned)
+    kinds = Counter(str(o.data["outcome"]) for o in outcomes)
+    print(f"after kill -9 of w1: outcomes {dict(kinds)}; w2 received "
+          f"{amqp_celery.workers.received('w2')}")  # fmt: skip
+    # The killed worker's in-flight permits came back to w2, which did not send them again.
+    assert "redelivered" in amqp_celery.workers.log("w2") or kinds.get("unknown", 0) > 0
+
+
+async def test_a_kill_reaches_every_worker_and_stops_probes_in_flight(
+    redis_celery: CeleryHome, nginx: Nginx
+) -> None:
+    notice = _notice(redis_celery, nginx, ["/slow"], (4, 60, 60, 12))
+    redis_celery.workers.start("w1", concurrency=3)
+    redis_celery.workers.start("w2", concurrency=3)
+    redis_celery.workers.wait_ready(["w1", "w2"])
+    runner = _runner(redis_celery, notice)
+    run = asyncio.create_task(runner.execute())
+    end = time.monotonic() + 60
+    while (
+        redis_celery.workers.received("w1") < 1 or redis_celery.workers.received("w2") < 1
+    ) and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    killed_at = time.time()
+    with redis_celery.rio.db.session() as s:
+        request_kill(s, runner.run_id, "tech-run-test", "test: stop now")
+
+    state = await asyncio.wait_for(run, 60)
+    await asyncio.sleep(1.0)  # let nginx write its last lines
+
+    assert state is RunState.SEALED  # a killed run is sealed with its kill leaf
+    arrivals = nginx.arrivals()
+    assert arrivals, "nothing reached the target before the kill"
+    last_arrival = max(a[0] for a in arrivals)
+    last_done = max(a[1] for a in arrivals)
+    print(f"kill -> last arrival {last_arrival - killed_at:+.3f} s, "
+          f"-> last connection closed {last_done - killed_at:+.3f} s")  # fmt: skip
+    assert last_arrival <= killed_at + 0.3
+    assert last_done - killed_at <= 1.0
+    outcomes = Counter(
+        str(leaf.data["outcome"]) for leaf in leaves_of(redis_celery.rio, runner.run_id)
+        if leaf.kind == "outcome"
+    )  # fmt: skip
+    assert outcomes.get("killed", 0) >= 2, (outcomes, arrivals, killed_at)
+    kinds = [leaf.kind for leaf in leaves_of(redis_celery.rio, runner.run_id)]
+    assert "kill" in kinds
+    assert verify_run(redis_celery.rio, runner.run_id)
