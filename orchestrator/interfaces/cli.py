@@ -26,6 +26,7 @@ from orchestrator.intake.policy import load_policy, policy_json_schema
 from orchestrator.intake.scope import load_scope, scope_json_schema
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator, registry_operator
 from orchestrator.interfaces._common import console, err_console, open_rio, print_json, print_row
+from orchestrator.record.workdays import calendar_json_schema
 from orchestrator.settings import load_settings
 
 __all__ = ["app", "main"]
@@ -173,14 +174,16 @@ def doctor(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def schema(kind: Annotated[str, typer.Argument(help="scope or policy")]) -> None:
-    """Print the JSON Schema of scope or policy files, for editors."""
+def schema(kind: Annotated[str, typer.Argument(help="scope, policy or calendar")]) -> None:
+    """Print the JSON Schema of scope, policy or calendar files, for editors."""
     if kind == "scope":
         sys.stdout.write(scope_json_schema() + "\n")
     elif kind == "policy":
         sys.stdout.write(policy_json_schema() + "\n")
+    elif kind == "calendar":
+        sys.stdout.write(calendar_json_schema())
     else:
-        raise typer.BadParameter("expected 'scope' or 'policy'", param_hint="KIND")
+        raise typer.BadParameter("expected 'scope', 'policy' or 'calendar'", param_hint="KIND")
 
 
 @scope_app.command("check")
@@ -475,6 +478,7 @@ _EXTENSIONS = (
     "orchestrator.interfaces.cli_access",
     "orchestrator.interfaces.cli_bench",
     "orchestrator.interfaces.cli_worker",
+    "orchestrator.interfaces.cli_calendar",
 )
 
 

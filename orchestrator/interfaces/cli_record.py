@@ -7,7 +7,6 @@ closure exits 3, a closed record touched again exits 5).
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ from orchestrator.interfaces._common import (
     print_json,
     print_row,
 )
+from orchestrator.interfaces.cli_calendar import cli_calendar
 from orchestrator.record import archive as archive_mod
 from orchestrator.record import rectify as rectify_mod
 from orchestrator.record import signoff as signoff_mod
@@ -47,7 +47,6 @@ rectify_app = typer.Typer(
 archive_app = typer.Typer(help="Archives of closed runs (Art. 20).", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-CALENDAR_ENV = "RIO_CALENDAR_FILE"
 CHINA = ZoneInfo("Asia/Shanghai")
 
 
@@ -59,10 +58,18 @@ def register(app: typer.Typer) -> None:
 
 
 def _calendar() -> WorkingCalendar:
-    # Read when a command runs, not at import: the operator's calendar file for a year the
-    # holidays package has not transcribed yet.
-    extra = os.environ.get(CALENDAR_ENV) or None
-    return WorkingCalendar(extra_file=Path(extra) if extra else None)
+    # Read when a command runs, not at import: the years added with `rio calendar add` and
+    # the operator's calendar file for a year the holidays package has not transcribed yet.
+    return cli_calendar()
+
+
+def _provisional_note(order: rectify_mod.Rectification) -> str:
+    if not order.provisional:
+        return ""
+    return (
+        " (provisional: counted in a year without a State Council notice; recomputed when "
+        "it is added with rio calendar add FILE)"
+    )
 
 
 def _date(text: str, option: str) -> date:
@@ -347,6 +354,8 @@ def _order_json(order: rectify_mod.Rectification, today: date) -> dict[str, Any]
         ),
         "state": order.state.value,
         "overdue": list(order.overdue(today)),
+        "working_days": order.working_days,
+        "provisional": order.provisional,
     }
 
 
@@ -375,7 +384,7 @@ def rectify_order(
         return
     console.print(
         f"order {order.id}: run {run}, deadline {order.deadline.isoformat()}, re-check due "
-        f"{order.recheck_due.isoformat()}",
+        f"{order.recheck_due.isoformat()}{_provisional_note(order)}",
         markup=False,
     )
 
@@ -557,7 +566,7 @@ def rectify_status(
         console.print(
             f"{o.id}\t{o.run_id}\t{o.state.value}\tdeadline {o.deadline}\tre-check due "
             f"{o.recheck_due}\tfeedback due {o.feedback_due or '-'}"
-            f"{_feedback_text(o)}{mark}",
+            f"{_feedback_text(o)}{' PROVISIONAL' if o.provisional else ''}{mark}",
             markup=False,
         )
 

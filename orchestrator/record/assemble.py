@@ -365,6 +365,8 @@ def _document(
                 "findings": list(o.findings),
                 "ordered_at": ns_timestamp(o.ordered_at),
                 "deadline": o.deadline.isoformat(),
+                # Only when it is: records of authoritative deadlines keep their old bytes.
+                **({"deadline_provisional": True} if o.provisional else {}),
             }
             for o in orders
         ],

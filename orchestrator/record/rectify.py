@@ -55,6 +55,7 @@ __all__ = [
     "order_diff",
     "order_rectification",
     "recheck_plan",
+    "recompute_provisional",
     "record_recheck",
 ]
 
@@ -100,6 +101,11 @@ class Rectification:
     """The name of the feedback document."""
     feedback_sha256: str | None = None
     """SHA-256 of the feedback document as sent."""
+    working_days: int | None = None
+    """The deadline as ordered in working days (None: a date was given)."""
+    provisional: bool = False
+    """A date was counted in a year without a State Council notice (rule-based days);
+    :func:`recompute_provisional` recomputes it once that year's notice is added."""
 
     def overdue(self, today: date) -> tuple[str, ...]:
         """What is overdue on ``today``: the re-check (no re-check run linked after its due
@@ -137,6 +143,8 @@ def _order(row: RectificationRow) -> Rectification:
         feedback_by=row.feedback_by,
         feedback_document=row.feedback_document,
         feedback_sha256=row.feedback_sha256,
+        working_days=row.working_days,
+        provisional=bool(row.provisional),
     )
 
 
@@ -230,6 +238,7 @@ def order_rectification(
     # Asking the calendar about the deadline refuses a year it does not cover, with its error.
     calendar.is_working_day(deadline)
     recheck_due = calendar.add_working_days(deadline, RECHECK_WORKING_DAYS)
+    provisional = bool(calendar.provisional_between(today, recheck_due))
     # Assemble first: a run whose record cannot be assembled (no final checkpoint, say) gets
     # no order that its record would not show.
     assemble_record(db, run_id, now=when)
@@ -252,6 +261,8 @@ def order_rectification(
             recheck_run_id=None,
             feedback_due=None,
             state=OrderState.ORDERED.value,
+            working_days=working_days,
+            provisional=provisional,
         )
         s.add(row)
         s.flush()
@@ -300,6 +311,7 @@ def apply_early(
                 f"deadline {row.deadline.isoformat()}; the re-check is due after the deadline"
             )
         row.recheck_due = calendar.add_working_days(on, RECHECK_WORKING_DAYS)
+        row.provisional = bool(calendar.provisional_between(ordered_on, row.recheck_due))
         row.applied_on = on
         row.state = OrderState.APPLIED.value
         return _order(row)
@@ -383,6 +395,8 @@ def record_recheck(
         rechecked_on = done.astimezone(_CHINA).date()
         diff = _order_diff(s, row.run_id, row.findings, run.id)
         row.feedback_due = calendar.add_working_days(rechecked_on, FEEDBACK_WORKING_DAYS)
+        ordered_on = row.ordered_at.astimezone(_CHINA).date()
+        row.provisional = bool(calendar.provisional_between(ordered_on, row.feedback_due))
         row.recheck_run_id = run.id
         row.state = (OrderState.UNRESOLVED if diff.still_present else OrderState.RESOLVED).value
         return _order(row), diff
@@ -550,3 +564,69 @@ def record_feedback(
         row.feedback_document = document_name.strip()[:300]
         row.feedback_sha256 = hashlib.sha256(document).hexdigest()
         return _order(row)
+
+
+def recompute_provisional(
+    db: Database, *, calendar: WorkingCalendar, now: datetime | None = None
+) -> list[tuple[Rectification, Rectification]]:
+    """Recompute the dates of provisional orders with the calendar as it is now.
+
+    Called when an operator adds a year's notice (``rio calendar add``). An order's deadline is
+    recounted when it was ordered in working days; its re-check and feedback due dates always
+    are. An order whose record is still open re-assembles the record when its deadline moved
+    (a new version: signatures over the provisional deadline no longer count). A closed
+    record keeps the deadline it was signed with, marked provisional; the archive's
+    ``rectification.json`` carries the recomputed dates.
+
+    Args:
+        db: The database.
+        calendar: The calendar with the new year in it.
+        now: When (default: now), for a re-assembled record.
+
+    Returns:
+        ``(before, after)`` for every provisional order, in id order.
+    """
+    when = now or datetime.now(UTC)
+    changed: list[tuple[Rectification, Rectification]] = []
+    reassemble: set[str] = set()
+    with db.session() as s:
+        rows = s.scalars(
+            select(RectificationRow)
+            .where(RectificationRow.provisional.is_(True))
+            .order_by(RectificationRow.id)
+        )
+        for row in rows:
+            before = _order(row)
+            ordered_on = row.ordered_at.astimezone(_CHINA).date()
+            last = ordered_on
+            if row.working_days is not None:
+                row.deadline = calendar.add_working_days(ordered_on, row.working_days)
+            base = row.applied_on if row.applied_on is not None else row.deadline
+            row.recheck_due = calendar.add_working_days(base, RECHECK_WORKING_DAYS)
+            last = max(row.deadline, row.recheck_due)
+            if row.recheck_run_id is not None and row.feedback_due is not None:
+                run = s.get(RunRow, row.recheck_run_id)
+                assert run is not None
+                done = run.ended_at or run.started_at or run.created_at
+                rechecked_on = done.astimezone(_CHINA).date()
+                row.feedback_due = calendar.add_working_days(rechecked_on, FEEDBACK_WORKING_DAYS)
+                last = max(last, row.feedback_due)
+            row.provisional = bool(calendar.provisional_between(ordered_on, last))
+            after = _order(row)
+            changed.append((before, after))
+            if after.deadline != before.deadline or after.provisional != before.provisional:
+                reassemble.add(row.run_id)
+    for run_id in sorted(reassemble):
+        with db.session() as s:
+            closed = _is_closed(s, run_id)
+        if not closed:
+            assemble_record(db, run_id, now=when)
+    return changed
+
+
+def _is_closed(s: Session, run_id: str) -> bool:
+    try:
+        require_open(s, run_id, "recompute")
+    except StateError:
+        return True
+    return False

@@ -14,7 +14,14 @@ Two sources cover years:
 * an operator calendar file (YAML, ``format: rio.calendar/v1``) for one year, typed in from that
   year's notice. It replaces the package's view of its year, so it can also correct it.
 
-A date in any other year raises :class:`~orchestrator.errors.CalendarRangeError`.
+Years after the last covered one are **provisional**: the package's rule-based days off (fixed
+holidays, no make-up working days), for up to :data:`PROVISIONAL_YEARS` years. An officer can
+still order rectification into such a year; :meth:`WorkingCalendar.is_provisional` says that a
+date was computed from them, the order and the record say "provisional", and
+:func:`~orchestrator.record.rectify.recompute_provisional` recomputes the dates once the
+operator adds that year's notice (``rio calendar add FILE``, stored in ``RIO_HOME/calendars/``).
+A date before the first covered year, or past the provisional years, raises
+:class:`~orchestrator.errors.CalendarRangeError`.
 
 Operator file::
 
@@ -25,12 +32,15 @@ Operator file::
     workdays: [2027-02-14, ...]               # Saturdays/Sundays that are working days
 
 A ``workdays`` entry may fall in the last December of the previous year, since a notice can
-move New Year's Day with a make-up day in late December.
+move New Year's Day with a make-up day in late December. The file's JSON Schema is
+:func:`calendar_json_schema` (``rio schema calendar``); ``calendars/example-2026.yaml`` in the
+package is an example.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, date, datetime, timedelta
 from importlib.metadata import PackageNotFoundError
@@ -39,16 +49,28 @@ from pathlib import Path
 from typing import Any
 
 import holidays
+import jsonschema
 import yaml
 
 from orchestrator.errors import CalendarFileError, CalendarRangeError
 
 __all__ = [
     "CALENDAR_FORMAT",
+    "PROVISIONAL_YEARS",
     "OperatorCalendar",
     "WorkingCalendar",
+    "add_calendar_file",
+    "calendar_files",
+    "calendar_json_schema",
+    "example_calendar_file",
     "load_operator_calendar",
 ]
+
+#: How many years after the last covered one the calendar answers provisionally.
+PROVISIONAL_YEARS = 5
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_SCHEMA_FILE = _PACKAGE_DIR / "calendar.schema.json"
 
 #: The ``format`` value an operator calendar file must carry.
 CALENDAR_FORMAT = "rio.calendar/v1"
@@ -90,25 +112,29 @@ class WorkingCalendar:
 
     covered_years: frozenset[int]
 
-    def __init__(self, *, extra_file: Path | None = None) -> None:
-        """Build the calendar from the ``holidays`` package and an optional operator file.
+    def __init__(self, *, extra_file: Path | None = None, extra_files: Sequence[Path] = ()) -> None:
+        """Build the calendar from the ``holidays`` package and operator files.
 
         Args:
             extra_file: An operator calendar file (``rio.calendar/v1``) for one year; it
                 covers a year the package lacks, or replaces the package's view of its year.
+            extra_files: More such files (``RIO_HOME/calendars/``); ``extra_file`` wins
+                over one of them for the same year.
 
         Raises:
-            CalendarFileError: The operator file is missing or malformed.
+            CalendarFileError: An operator file is missing or malformed.
         """
-        operator = load_operator_calendar(extra_file) if extra_file is not None else None
+        operators: dict[int, OperatorCalendar] = {}
+        for file in [*extra_files, *([extra_file] if extra_file is not None else [])]:
+            loaded = load_operator_calendar(file)
+            operators[loaded.year] = loaded
 
         china = holidays.country_holidays("CN", years=())
         # Each State Council notice moves days off and names make-up working days; the package
         # records them per year in this table, so its keys are the years it has a notice for.
         announced: Mapping[int, Any] = getattr(china, "special_public_holidays", None) or {}
-        package_years = {year for year in announced if isinstance(year, int)}
-        if operator is not None:
-            package_years.discard(operator.year)
+        announced_years = {year for year in announced if isinstance(year, int)}
+        package_years = announced_years - operators.keys()
         if package_years:
             china = holidays.country_holidays("CN", years=sorted(package_years))
 
@@ -118,17 +144,49 @@ class WorkingCalendar:
             package_years,
             f"holidays {_package_version('holidays')} China calendar (State Council notices)",
         )
-        if operator is not None:
+        for operator in operators.values():
             days_off |= operator.holidays
             # The operator's notice is the authority for its make-up days wherever they fall.
             workdays -= {day for day in workdays if day.year == operator.year}
             workdays |= operator.workdays
             sources[operator.year] = f"{operator.file}: {operator.source}"
 
+        self.covered_years = frozenset(sources)
+        # The years after the last covered one, up to PROVISIONAL_YEARS, that nobody has typed
+        # in yet: the package's fixed-rule days off, no make-up days (the notice decides those).
+        # From the package's last notice on (gaps before an operator's later year included)
+        # up to PROVISIONAL_YEARS after the last covered year; the package computes no year
+        # past its own end (2100 today).
+        last = max(self.covered_years, default=date.today().year - 1)
+        first = max(announced_years, default=last) + 1
+        end = int(getattr(china, "end_year", MAXYEAR))
+        self.provisional_years = frozenset(
+            year
+            for year in range(first, min(last + PROVISIONAL_YEARS, end) + 1)
+            if year not in self.covered_years
+        )
+        if self.provisional_years:
+            guessed = holidays.country_holidays("CN", years=sorted(self.provisional_years))
+            days_off |= {day for day in guessed if day.year in self.provisional_years}
+            for year in self.provisional_years:
+                sources[year] = (
+                    f"provisional: holidays {_package_version('holidays')} fixed-rule days off, "
+                    f"no State Council notice for {year} (add one with rio calendar add FILE)"
+                )
+
         self._days_off = frozenset(days_off)
         self._workdays = frozenset(workdays)
         self._sources = sources
-        self.covered_years = frozenset(sources)
+
+    def is_provisional(self, day: date) -> bool:
+        """Tell whether ``day`` lies in a provisional year (rule-based, no notice yet)."""
+        _require_date(day)
+        return day.year in self.provisional_years
+
+    def provisional_between(self, start: date, end: date) -> tuple[int, ...]:
+        """The provisional years a count from ``start`` to ``end`` passes through."""
+        low, high = sorted((start, end))
+        return tuple(y for y in range(low.year, high.year + 1) if y in self.provisional_years)
 
     def source_for(self, year: int) -> str:
         """Say where the calendar of ``year`` comes from (for a record's provenance).
@@ -140,7 +198,7 @@ class WorkingCalendar:
             The package and version, or the operator file and its stated source.
 
         Raises:
-            CalendarRangeError: The year is not covered.
+            CalendarRangeError: The year is neither covered nor provisional.
         """
         if year not in self._sources:
             raise CalendarRangeError(
@@ -226,7 +284,7 @@ class WorkingCalendar:
 
     def _require_covered(self, day: date) -> None:
         _require_date(day)
-        if day.year not in self.covered_years:
+        if day.year not in self.covered_years and day.year not in self.provisional_years:
             raise CalendarRangeError(
                 f"{day.isoformat()} is outside the working-day calendar, which covers "
                 f"{_describe_years(self.covered_years)}; working days of {day.year} are "
@@ -235,7 +293,59 @@ class WorkingCalendar:
             )
 
     def __repr__(self) -> str:
-        return f"WorkingCalendar(covered_years={_describe_years(self.covered_years)})"
+        return (
+            f"WorkingCalendar(covered_years={_describe_years(self.covered_years)}, "
+            f"provisional_years={_describe_years(self.provisional_years)})"
+        )
+
+    def describe(self) -> str:
+        """One line: the authoritative years and the provisional ones."""
+        return (
+            f"authoritative {_describe_years(self.covered_years)}; provisional "
+            f"{_describe_years(self.provisional_years)}"
+        )
+
+
+def calendar_json_schema() -> str:
+    """The JSON Schema of operator calendar files (``rio.calendar/v1``), as text."""
+    return _SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+def example_calendar_file() -> Path:
+    """The shipped example calendar file (a template to type a notice into)."""
+    return _PACKAGE_DIR / "calendars" / "example-2026.yaml"
+
+
+def calendar_files(home: Path) -> list[Path]:
+    """The operator calendar files ``rio calendar add`` stored in a home, by year."""
+    folder = home / "calendars"
+    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def add_calendar_file(home: Path, file: Path) -> OperatorCalendar:
+    """Check an operator calendar file and store it in the home as ``calendars/YEAR.yaml``.
+
+    A file already stored for that year is replaced (the newer notice wins).
+
+    Args:
+        home: ``RIO_HOME``.
+        file: The calendar file to add.
+
+    Returns:
+        The calendar as read (its ``file`` is the stored copy).
+
+    Raises:
+        CalendarFileError: The file is missing or malformed; nothing is stored.
+    """
+    loaded = load_operator_calendar(file)
+    folder = home / "calendars"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = folder / f"{loaded.year}.yaml"
+    partial = folder / f".{loaded.year}.yaml.partial"
+    partial.write_bytes(file.read_bytes())
+    partial.chmod(0o600)
+    partial.replace(target)
+    return load_operator_calendar(target)
 
 
 def load_operator_calendar(path: Path) -> OperatorCalendar:
@@ -310,6 +420,8 @@ def load_operator_calendar(path: Path) -> OperatorCalendar:
         if day in holiday_set:
             raise CalendarFileError(file, f"workdays[{i}]", f"{day} is also listed in holidays")
 
+    # The checks above give the precise words; the published schema must agree with them.
+    _check_schema(data, file)
     return OperatorCalendar(
         year=year,
         source=source.strip(),
@@ -317,6 +429,27 @@ def load_operator_calendar(path: Path) -> OperatorCalendar:
         workdays=frozenset(workdays),
         file=file,
     )
+
+
+def _check_schema(data: dict[Any, Any], file: str) -> None:
+    """Validate against the published JSON Schema; the error names the first bad field."""
+    schema = json.loads(calendar_json_schema())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return
+    error = errors[0]
+    path = list(error.absolute_path)
+    where = str(path[0]) if path else ""
+    for part in path[1:]:
+        where += f"[{part}]" if isinstance(part, int) else f".{part}"
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(data) - set(schema["properties"]), key=str)
+        raise CalendarFileError(file, str(unknown[0]) if unknown else where, "unknown field")
+    if error.validator == "required":
+        missing = sorted(set(schema["required"]) - set(data), key=str)
+        raise CalendarFileError(file, str(missing[0]) if missing else where, "missing")
+    raise CalendarFileError(file, where, error.message)
 
 
 def _dates(value: Any, name: str, file: str) -> list[date]:

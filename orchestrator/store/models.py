@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -290,6 +291,10 @@ class RectificationRow(Base):
     feedback_document: Mapped[str | None] = mapped_column(String(300), nullable=True)
     feedback_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     state: Mapped[str] = mapped_column(String(20))
+    working_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The deadline as ordered in working days (None: a date was given)."""
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A date of the order was counted in a year without a State Council notice."""
 
 
 class EvidenceGrant(Base):

@@ -6,13 +6,22 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import jsonschema
+import pytest
+import yaml
 from typer.testing import CliRunner
 
-from orchestrator.errors import RioError
+from orchestrator.errors import CalendarFileError, RioError
 from orchestrator.interfaces.cli import app
+from orchestrator.record.workdays import (
+    WorkingCalendar,
+    add_calendar_file,
+    calendar_files,
+    load_operator_calendar,
+)
 
 from .conftest import REPO, Lab, add_sealed_run
 
@@ -182,3 +191,64 @@ def test_cli_rectify_schedule_plans_the_recheck_in_the_covering_window(lab: Lab)
     with lab.rio.db.session() as s:
         row = s.get(RunRow, run_id)
         assert row is not None and row.recheck_of == int(order_id) and row.state == "scheduled"
+
+
+def test_cli_rectify_order_into_next_year_works_today_and_says_provisional(lab: Lab) -> None:
+    # #19: 18 working days from early December 2026 (the re-check even more so) reach 2027,
+    # which has no State Council notice in the holidays package; the order is still given.
+    telnet = lab.findings[lab.run_id][0]
+    code, out = _rio(
+        lab, "rectify", "order", lab.run_id, "--finding", telnet, "--working-days", "18", "--json"
+    )
+    assert code == 0, out
+    order = json.loads(out)
+    assert order["working_days"] == 18
+    calendar = WorkingCalendar()
+    assert order["provisional"] == bool(
+        calendar.provisional_between(date.today(), date.fromisoformat(order["recheck_due"]))
+    )
+    code, out = _rio(lab, "rectify", "status")
+    assert code == 0
+    assert ("PROVISIONAL" in out) == order["provisional"]
+
+
+def test_cli_calendar_status_schema_and_the_shipped_example(lab: Lab) -> None:
+    code, out = _rio(lab, "calendar", "status", "--json")
+    assert code == 0, out
+    status = json.loads(out)
+    assert 2026 in status["authoritative"]
+    assert status["provisional"][0] == max(status["authoritative"]) + 1
+    assert "provisional" in status["sources"][str(status["provisional"][0])]
+    code, out = _rio(lab, "schema", "calendar")
+    assert code == 0
+    schema = json.loads(out)
+    example = yaml.load(
+        Path(status["example_file"]).read_text(encoding="utf-8"), Loader=yaml.BaseLoader
+    )
+    jsonschema.validate(example, schema | {"properties": {**schema["properties"], "year": {}}})
+    assert load_operator_calendar(Path(status["example_file"])).year == 2026
+    # Adding a calendar is an administrator's act; an officer is refused before anything.
+    code, message = _rio(lab, "calendar", "add", status["example_file"])
+    assert code == 3, message
+    assert not (lab.home / "calendars").exists()
+
+
+def test_calendar_file_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    bad = tmp_path / "cn-2027.yaml"
+    bad.write_text(
+        "format: rio.calendar/v1\nyear: 2027\nsource: x\nholidays: [2027-13-01]\nworkdays: []\n"
+    )
+    with pytest.raises(CalendarFileError) as caught:
+        add_calendar_file(home, bad)
+    assert str(bad) in str(caught.value) and "holidays[0]" in str(caught.value)
+    assert calendar_files(home) == []
+    good = tmp_path / "ok.yaml"
+    good.write_text(
+        "format: rio.calendar/v1\nyear: 2027\nsource: x\nholidays: [2027-01-01]\nworkdays: []\n"
+    )
+    stored = add_calendar_file(home, good)
+    assert calendar_files(home) == [home / "calendars" / "2027.yaml"]
+    assert stored.file == str(home / "calendars" / "2027.yaml")
+    assert (home / "calendars" / "2027.yaml").stat().st_mode & 0o777 == 0o600
+    assert 2027 in WorkingCalendar(extra_files=calendar_files(home)).covered_years

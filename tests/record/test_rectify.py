@@ -28,6 +28,7 @@ from orchestrator.record.rectify import (
     order_diff,
     order_rectification,
     recheck_plan,
+    recompute_provisional,
     record_feedback,
     record_recheck,
 )
@@ -112,14 +113,54 @@ def test_deadline_in_an_uncovered_year_is_refused_with_the_calendars_error(
     with pytest.raises(CalendarRangeError, match="2099-03-02 is outside the working-day"):
         _order(lab, WorkingCalendar(), deadline=date(2099, 3, 2))
     # Covered deadline, but the re-check would fall in the next, uncovered year.
-    file = tmp_path / "cn-2099.yaml"
+    # (2100 is the last year the holidays package computes: nothing after it is provisional.)
+    file = tmp_path / "cn-2100.yaml"
     file.write_text(
-        "format: rio.calendar/v1\nyear: 2099\nsource: test notice\n"
-        "holidays: [2099-01-01]\nworkdays: []\n"
+        "format: rio.calendar/v1\nyear: 2100\nsource: test notice\n"
+        "holidays: [2100-01-01]\nworkdays: []\n"
     )
-    with pytest.raises(CalendarRangeError, match="2100-01-01 is outside"):
-        _order(lab, WorkingCalendar(extra_file=file), deadline=date(2099, 12, 30))
+    with pytest.raises(CalendarRangeError, match="2101-01-01 is outside"):
+        _order(lab, WorkingCalendar(extra_file=file), deadline=date(2100, 12, 30))
     assert list_orders(lab.rio.db) == []
+
+
+def test_order_into_a_year_without_a_notice_is_provisional_until_the_notice_is_added(
+    lab: Lab, tmp_path: Path
+) -> None:
+    calendar = WorkingCalendar()
+    last = max(calendar.covered_years)
+    # 18 working days from mid-December run into the next year, which has no notice yet.
+    order = order_rectification(
+        lab.rio.db,
+        lab.run_id,
+        lab.findings[lab.run_id][:1],
+        calendar=calendar,
+        working_days=18,
+        now=datetime(last, 12, 14, 2, 0, tzinfo=UTC),
+    )
+    assert order.provisional and order.working_days == 18
+    assert order.deadline.year == last + 1
+    record = current_record(lab.rio.db, lab.run_id)
+    assert record.document()["rectifications"][0]["deadline_provisional"] is True
+    # The operator types in the next year's notice: one more day off in early January.
+    extra = date(last + 1, 1, 4) if date(last + 1, 1, 4).weekday() < 5 else date(last + 1, 1, 6)
+    file = tmp_path / "next.yaml"
+    file.write_text(
+        f"format: rio.calendar/v1\nyear: {last + 1}\nsource: test notice\n"
+        f"holidays: [{last + 1}-01-01, {extra.isoformat()}]\nworkdays: []\n"
+    )
+    covered = WorkingCalendar(extra_file=file)
+    [(before, after)] = recompute_provisional(lab.rio.db, calendar=covered)
+    assert before == order
+    assert not after.provisional
+    assert after.deadline == covered.add_working_days(date(last, 12, 14), 18)
+    assert after.deadline > order.deadline
+    assert get_order(lab.rio.db, order.id) == after
+    record = current_record(lab.rio.db, lab.run_id)
+    entry = record.document()["rectifications"][0]
+    assert entry["deadline"] == after.deadline.isoformat()
+    assert "deadline_provisional" not in entry
+    assert recompute_provisional(lab.rio.db, calendar=covered) == []
 
 
 def test_recheck_refused_when_the_run_ended_before_the_order(

@@ -10,7 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import CalendarFileError, CalendarRangeError
-from orchestrator.record.workdays import WorkingCalendar, load_operator_calendar
+from orchestrator.record.workdays import (
+    PROVISIONAL_YEARS,
+    WorkingCalendar,
+    load_operator_calendar,
+)
 
 # A made-up 2031 notice: National Day Oct 1-7 off, Sunday Sep 28 and Saturday Oct 11 worked.
 CALENDAR_2031 = """\
@@ -132,29 +136,45 @@ def _shared_calendar() -> WorkingCalendar:
 def test_date_in_uncovered_year_is_refused_naming_date_and_years(
     calendar: WorkingCalendar,
 ) -> None:
-    assert 2031 not in calendar.covered_years
+    assert 2040 not in calendar.covered_years | calendar.provisional_years
     with pytest.raises(CalendarRangeError) as caught:
-        calendar.is_working_day(date(2031, 10, 8))
+        calendar.is_working_day(date(2040, 10, 8))
     message = str(caught.value)
-    assert "2031-10-08" in message
+    assert "2040-10-08" in message
     assert f"2001-{max(calendar.covered_years)}" in message
 
 
-def test_year_after_last_announced_notice_is_refused_not_guessed(
+def test_years_after_the_last_announced_notice_are_provisional_not_authoritative(
     calendar: WorkingCalendar,
 ) -> None:
-    # The holidays package would happily compute this year from rules; rio must not.
+    # The holidays package computes these years from fixed rules: usable, but marked.
     first_unannounced = max(calendar.covered_years) + 1
-    with pytest.raises(CalendarRangeError):
-        calendar.is_working_day(date(first_unannounced, 1, 5))
+    new_year = date(first_unannounced, 1, 1)
+    assert first_unannounced in calendar.provisional_years
+    assert calendar.is_provisional(new_year)
+    assert not calendar.is_provisional(date(first_unannounced - 1, 12, 31))
+    assert not calendar.is_working_day(new_year)  # the fixed-rule New Year's Day
+    assert "provisional" in calendar.source_for(first_unannounced)
+    assert "provisional" in calendar.describe()
+    assert len(calendar.provisional_years) == PROVISIONAL_YEARS
 
 
-def test_deadline_running_past_the_last_announced_year_is_refused(
+def test_deadline_running_into_a_provisional_year_says_which(
     calendar: WorkingCalendar,
 ) -> None:
     last = max(calendar.covered_years)
-    with pytest.raises(CalendarRangeError, match=f"{last + 1}-01-"):
-        calendar.add_working_days(date(last, 12, 28), 10)
+    end = calendar.add_working_days(date(last, 12, 28), 10)
+    assert end.year == last + 1
+    assert calendar.provisional_between(date(last, 12, 28), end) == (last + 1,)
+    assert calendar.provisional_between(date(last, 1, 5), date(last, 3, 5)) == ()
+
+
+def test_deadline_running_past_the_provisional_years_is_refused(
+    calendar: WorkingCalendar,
+) -> None:
+    beyond = max(calendar.provisional_years)
+    with pytest.raises(CalendarRangeError, match=f"{beyond + 1}-01-"):
+        calendar.add_working_days(date(beyond, 12, 28), 10)
 
 
 def test_datetime_is_refused_as_ambiguous_calendar_day(calendar: WorkingCalendar) -> None:
@@ -173,9 +193,10 @@ def test_operator_file_covers_an_unannounced_year(tmp_path: Path) -> None:
     assert not calendar.is_working_day(date(2031, 10, 12))  # ordinary Sunday
     # Wed 09-30 + 3: Wed 10-08, Thu 10-09, Fri 10-10.
     assert calendar.add_working_days(date(2031, 9, 30), 3) == date(2031, 10, 10)
-    # Years in between stay uncovered.
-    with pytest.raises(CalendarRangeError):
-        calendar.is_working_day(date(2030, 6, 3))
+    # Years in between are provisional, not authoritative.
+    assert calendar.is_provisional(date(2030, 6, 3))
+    assert calendar.is_working_day(date(2030, 6, 3))
+    assert not calendar.is_provisional(date(2031, 6, 3))
 
 
 def test_operator_file_replaces_the_package_view_of_its_year(tmp_path: Path) -> None:

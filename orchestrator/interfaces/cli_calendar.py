@@ -1,0 +1,129 @@
+"""``rio calendar``: the working-day calendar's years, and adding a year's notice."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.access.roles import Action
+from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
+from orchestrator.interfaces._common import console, open_rio, print_json
+from orchestrator.record import rectify as rectify_mod
+from orchestrator.record.workdays import (
+    WorkingCalendar,
+    add_calendar_file,
+    calendar_files,
+    example_calendar_file,
+)
+from orchestrator.settings import load_settings
+
+__all__ = ["CALENDAR_ENV", "calendar_app", "cli_calendar", "register"]
+
+CALENDAR_ENV = "RIO_CALENDAR_FILE"
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+calendar_app = typer.Typer(
+    help="The working-day calendar (Art. 19 deadlines): status, add a year's notice.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``calendar`` command group to ``app``."""
+    app.add_typer(calendar_app, name="calendar")
+
+
+def cli_calendar(home: Path | None = None) -> WorkingCalendar:
+    """The calendar a command uses: the package, the home's added years, ``RIO_CALENDAR_FILE``.
+
+    Read when a command runs, not at import.
+    """
+    folder = home if home is not None else load_settings().home
+    extra = os.environ.get(CALENDAR_ENV) or None
+    return WorkingCalendar(
+        extra_file=Path(extra) if extra else None, extra_files=calendar_files(folder)
+    )
+
+
+def _order_line(order: rectify_mod.Rectification) -> str:
+    mark = " (provisional)" if order.provisional else ""
+    return (
+        f"order {order.id}: deadline {order.deadline.isoformat()}, re-check due "
+        f"{order.recheck_due.isoformat()}{mark}"
+    )
+
+
+@calendar_app.command("status")
+def calendar_status(as_json: JsonOpt = False) -> None:
+    """Say which years are authoritative (a State Council notice) and which provisional."""
+    settings = load_settings()
+    calendar = cli_calendar(settings.home)
+    years = sorted(calendar.covered_years | calendar.provisional_years)
+    data: dict[str, Any] = {
+        "authoritative": sorted(calendar.covered_years),
+        "provisional": sorted(calendar.provisional_years),
+        "sources": {str(y): calendar.source_for(y) for y in years},
+        "added_files": [str(f) for f in calendar_files(settings.home)],
+        "example_file": str(example_calendar_file()),
+    }
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"working-day calendar: {calendar.describe()}", markup=False)
+    for year in sorted(calendar.provisional_years):
+        console.print(f"  {year}: {calendar.source_for(year)}", markup=False)
+    for file in data["added_files"]:
+        console.print(f"  added: {file}", markup=False)
+    if not data["added_files"]:
+        console.print("  no years added (rio calendar add FILE)", markup=False)
+    console.print(f"  example file: {data['example_file']}", markup=False)
+
+
+@calendar_app.command("add")
+def calendar_add(
+    file: Path,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a year's calendar file (rio.calendar/v1) and store it; recompute provisional dates.
+
+    An administrator adds it (it is reference data, like the registries). Orders whose dates
+    were provisional are recomputed; a still-open record with a moved deadline gets a new
+    version.
+    """
+    with open_rio() as rio:
+        operator(rio, key, claimed, Action.MANAGE_REGISTRY)
+        added = add_calendar_file(rio.settings.home, file)
+        calendar = cli_calendar(rio.settings.home)
+        changed = rectify_mod.recompute_provisional(rio.db, calendar=calendar)
+    if as_json:
+        print_json(
+            {
+                "year": added.year,
+                "source": added.source,
+                "stored": added.file,
+                "recomputed": [
+                    {
+                        "id": after.id,
+                        "deadline": {"before": before.deadline, "after": after.deadline},
+                        "recheck_due": {"before": before.recheck_due, "after": after.recheck_due},
+                        "provisional": after.provisional,
+                    }
+                    for before, after in changed
+                ],
+            }
+        )
+        return
+    console.print(
+        f"calendar {added.year} added from {file} ({added.source}); stored as {added.file}",
+        markup=False,
+    )
+    if not changed:
+        console.print("no provisional rectification orders to recompute", markup=False)
+    for before, after in changed:
+        console.print(f"{_order_line(after)} (was {_order_line(before)})", markup=False)
