@@ -28,6 +28,7 @@ probes and never the reverse; it counts as a failure::
     |   +-- DecryptionError         wrong key, tampered or moved ciphertext
     |   +-- ResolutionError         a DNS name could not be resolved
     +-- StateError                  a call out of order (e.g. sign a record that is closed)
+    |   +-- TransitionError         a run or order asked for a move its state machine forbids
     +-- VerificationError           a proof, checkpoint or signature does not verify
 
     probes.errors.ProbeError        (failure branch of the probes package)
@@ -63,6 +64,7 @@ __all__ = [
     "StateError",
     "StoreError",
     "ToolError",
+    "TransitionError",
     "VerificationError",
 ]
 
@@ -174,6 +176,10 @@ class StateError(RioError):
     """A call out of order for the object's current state."""
 
     exit_code = 5
+
+
+class TransitionError(StateError):
+    """A run (or rectification order) asked to move where its transition table does not go."""
 
 
 class VerificationError(RioError):

@@ -34,9 +34,10 @@ from orchestrator.interfaces._common import (
 )
 from orchestrator.interfaces._progress import progress_table
 from orchestrator.run.lease import RunLease, recover_crashed
+from orchestrator.run.lifecycle import abort_idle
 from orchestrator.run.runner import Progress, Runner
-from orchestrator.run.runs import create_run, get_run, list_runs, request_kill, set_state
-from orchestrator.run.state import FINAL, PauseReason, RunState
+from orchestrator.run.runs import create_run, get_run, list_runs, request_kill
+from orchestrator.run.state import FINAL, PauseReason, RunState, describe_state
 from orchestrator.store.models import RunRow
 
 __all__ = ["register"]
@@ -378,6 +379,7 @@ def run_list(
                     "id": r.id,
                     "notice": r.notice_id,
                     "state": r.state,
+                    "pause_reason": r.pause_reason,
                     "planned": r.planned,
                     "decided": r.done,
                     "refused": r.refused,
@@ -399,7 +401,8 @@ def run_list(
     print_row("run\tnotice\tstate\tdecided/planned\tcreated")
     for r in rows:
         print_row(
-            f"{r['id']}\t{r['notice']}\t{r['state']}\t{r['decided']}/{r['planned']}\t"
+            f"{r['id']}\t{r['notice']}\t{describe_state(r['state'], r['pause_reason'])}\t"
+            f"{r['decided']}/{r['planned']}\t"
             f"{iso(r['created_at'])}"
         )
 
@@ -429,11 +432,7 @@ def _finalise_idle_kill(rio: Rio, run_id: str) -> None:
     if not lease.try_acquire():
         return  # a runner took it up meanwhile: it sees the kill request and stops
     try:
-        asyncio.run(_log_idle_kill(rio, run_id))
-        with rio.db.session() as s:
-            row = get_run(s, run_id)
-            set_state(s, row, RunState.ABORTED)
-            set_state(s, row, RunState.SEALED)
+        asyncio.run(abort_idle(rio, run_id, datetime.now(UTC)))
     finally:
         lease.release()
     # A killed run never starts: its waiting job goes too (the scheduler would only skip it).
@@ -442,19 +441,6 @@ def _finalise_idle_kill(rio: Rio, run_id: str) -> None:
     with RioScheduler(rio) as scheduler:
         for job in scheduler.unschedule(run_id):
             console.print(f"removed job {job}", markup=False)
-
-
-async def _log_idle_kill(rio: Rio, run_id: str) -> None:
-    from orchestrator.ledger.log import ProbeLog
-
-    log = ProbeLog(rio.db, run_id, rio.signing_key)
-    with rio.db.session() as s:
-        row = get_run(s, run_id)
-        by, why = row.killed_by or "", row.kill_reason or ""
-    await log.append("kill", {"by": by, "reason": why})
-    await log.append("state", {"state": "aborted", "reason": "killed"})
-    await log.append("state", {"state": "sealed", "reason": None})
-    await log.close()
 
 
 def kill_all(

@@ -17,13 +17,14 @@ import contextlib
 import heapq
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Table, func, select
+from sqlalchemy.orm import Session
 
 from orchestrator.errors import StateError, StoreError
 from orchestrator.ledger.checkpoint import Checkpoint, run_origin, sign_checkpoint
@@ -115,6 +116,11 @@ class ProbeLog:
         self._next_seq = 0
         self._durable_seq = -1
         self._pending: list[dict[str, Any]] = []
+        self._with: dict[int, tuple[Callable[[Session], None], bool]] = {}
+        """per queued seq: a change committed in the leaf's transaction, and whether the
+        transaction also writes a checkpoint covering the leaf"""
+        self._tied: set[int] = set()
+        """queued seqs that must be committed in one transaction with the next one"""
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -198,6 +204,30 @@ class ProbeLog:
         wake.set()
         return seq
 
+    async def append_with(
+        self,
+        leaves: Sequence[tuple[str, dict[str, Any]]],
+        at: datetime,
+        change: Callable[[Session], None],
+        *,
+        checkpoint: bool = False,
+    ) -> int:
+        """Append leaves and commit them with ``change(session)`` in one transaction; wait.
+
+        The run lifecycle's seam: a state leaf and the run row it describes are never apart.
+        With ``checkpoint``, the transaction also writes a checkpoint covering the leaves (a
+        sealed run always has its final checkpoint). If ``change`` raises, nothing of the
+        group is committed and the log fails. Returns the last leaf's sequence number.
+        """
+        if not leaves:
+            raise ValueError("append_with needs at least one leaf")
+        seqs = [await self.append(kind, data, at) for kind, data in leaves]
+        # No await since the first append: the flusher has not taken any of them yet.
+        self._tied.update(seqs[:-1])
+        self._with[seqs[-1]] = (change, checkpoint)
+        await self.durable(seqs[-1])
+        return seqs[-1]
+
     async def log_decision(self, kind: str, body: dict[str, Any], at: datetime) -> int:
         """The gate's :class:`~orchestrator.gate.decide.DecisionSink`."""
         return await self.append(kind, body, at)
@@ -245,8 +275,12 @@ class ProbeLog:
                     await wake.wait()
                 if not self._pending and self._closed:
                     return
-                batch = self._pending[: self._max_batch]
-                del self._pending[: len(batch)]
+                size = min(self._max_batch, len(self._pending))
+                while size < len(self._pending) and self._pending[size - 1]["seq"] in self._tied:
+                    size += 1  # never split the leaves of one append_with
+                batch = self._pending[:size]
+                del self._pending[:size]
+                self._tied.difference_update(row["seq"] for row in batch)
                 if len(batch) <= _INLINE_BATCH:
                     # Every producer is waiting on this commit anyway; a hop to a worker
                     # thread and back costs more than the commit of a small group itself.
@@ -263,6 +297,10 @@ class ProbeLog:
             raise
 
     def _commit(self, batch: list[dict[str, Any]]) -> None:
+        changes = [self._with.pop(row["seq"]) for row in batch if row["seq"] in self._with]
+        if changes:
+            self._commit_with(batch, changes)
+            return
         if self.db.dialect == "postgresql":
             self._copy(batch)
         else:
@@ -271,6 +309,25 @@ class ProbeLog:
         with self._tree_lock:
             for row in batch:
                 self._tree.append(row["leaf_hash"])
+
+    def _commit_with(
+        self, batch: list[dict[str, Any]], changes: list[tuple[Callable[[Session], None], bool]]
+    ) -> None:
+        with self._tree_lock:
+            before = self._tree.state()
+            try:
+                with self.db.session() as s:
+                    s.execute(_LEAVES.insert(), batch)
+                    for change, _ in changes:
+                        change(s)
+                    for row in batch:
+                        self._tree.append(row["leaf_hash"])
+                    if any(cp for _, cp in changes):
+                        self._write_checkpoint_locked(s)
+            except BaseException:
+                # Nothing was committed: the tree holds committed leaves only.
+                self._tree = MerkleAccumulator.from_state(before)
+                raise
 
     def _copy(self, batch: list[dict[str, Any]]) -> None:
         """PostgreSQL: COPY the group in one round trip (executemany costs a Python-level step
@@ -299,9 +356,10 @@ class ProbeLog:
         with self._tree_lock:
             return self._write_checkpoint_locked()
 
-    def _write_checkpoint_locked(self) -> str | None:
+    def _write_checkpoint_locked(self, session: Session | None = None) -> str | None:
         # The tree holds committed leaves only (appended after their commit), possibly a batch
-        # more than ``self.size`` says yet: size and root are both taken from it.
+        # more than ``self.size`` says yet: size and root are both taken from it. Given a
+        # session, the checkpoint joins that transaction (whose leaves the tree already holds).
         size = self._tree.size
         if size == self._last_cp_size and size != 0:
             return None
@@ -311,7 +369,8 @@ class ProbeLog:
             self._key,
             CHECKPOINT_KEY_NAME,
         )
-        with self.db.session() as s:
+        with contextlib.ExitStack() as stack:
+            s = session if session is not None else stack.enter_context(self.db.session())
             exists = s.get(CheckpointRow, (self.run_id, size))
             if exists is None:
                 s.add(

@@ -35,9 +35,11 @@ from sqlalchemy import select
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
 from orchestrator.errors import StateError
+from orchestrator.ledger.bodies import unknown_outcome
 from orchestrator.ledger.log import ProbeLog, read_leaves
+from orchestrator.run.lifecycle import RunLifecycle, adopt_logged_end
 from orchestrator.run.locks import SchedulerLock, _AdvisoryLock, _FileLock
-from orchestrator.run.runs import get_run, set_state
+from orchestrator.run.runs import get_run
 from orchestrator.run.state import PauseReason, RunState
 from orchestrator.store.models import RunRow
 
@@ -127,18 +129,7 @@ async def settle_crash(
     without an outcome is never sent again). Returns whether the run had crashed.
     """
     for seq in orphans:
-        await log.append(
-            "outcome",
-            {
-                "intent": seq,
-                "outcome": "unknown",
-                "elapsed_us": None,
-                "connections": None,
-                "evidence_digest": None,
-                "findings": [],
-            },
-            now,
-        )
+        await log.append("outcome", unknown_outcome(seq), now)
     with rio.db.session() as s:
         if RunState(get_run(s, run_id).state) is not RunState.RUNNING:
             return False
@@ -146,15 +137,9 @@ async def settle_crash(
     if ended is not None:
         # It died after logging its end but before the database said so: the log decides.
         with rio.db.session() as s:
-            row = get_run(s, run_id)
-            set_state(s, row, ended, now=now)
-            set_state(s, row, RunState.SEALED, now=now)
+            adopt_logged_end(s, get_run(s, run_id), ended, now)
         return False
-    # The leaves first, the state after (a new session: no read snapshot held across the flush).
-    await log.append("state", {"state": "paused", "reason": PauseReason.CRASH.value}, now)
-    await log.checkpoint()
-    with rio.db.session() as s:
-        set_state(s, get_run(s, run_id), RunState.PAUSED, reason=PauseReason.CRASH.value, now=now)
+    await RunLifecycle(rio.db, log).pause(PauseReason.CRASH, why=PauseReason.CRASH.value, at=now)
     return True
 
 

@@ -56,8 +56,9 @@ from orchestrator.run._identity import user_agent
 from orchestrator.run.batches import PortBatcher
 from orchestrator.run.executors import Executor, executor_for
 from orchestrator.run.lease import RunLease, settle_crash
+from orchestrator.run.lifecycle import RunLifecycle
 from orchestrator.run.plan import Plan
-from orchestrator.run.runs import get_run, run_launcher, set_state
+from orchestrator.run.runs import get_run, run_launcher
 from orchestrator.run.state import PauseReason, RunState
 from orchestrator.run.wire import WireMark
 from orchestrator.store.evidence import cipher_for
@@ -339,13 +340,15 @@ class Runner:
         await settle_crash(
             self.rio, self.run_id, log, [seq for seq, _ in orphans], self.clock.now()
         )
-        with self.rio.db.session() as s:
-            row = get_run(s, self.run_id)
-            crashed = row.pause_reason == PauseReason.CRASH.value
-            set_state(s, row, RunState.RUNNING, now=self.clock.now())
-            reason = "resumed after crash" if crashed else "resumed" if decided else "started"
-            await log.append("state", {"state": "running", "reason": reason}, self.clock.now())
-            row.planned = self.progress.planned
+        crashed = await asyncio.to_thread(self._paused_by_crash)
+        reason = "resumed after crash" if crashed else "resumed" if decided else "started"
+        planned = self.progress.planned
+
+        def count_planned(row: Any) -> None:
+            row.planned = planned
+
+        now = self.clock.now()
+        await RunLifecycle(self.rio.db, log).start(reason=reason, at=now, also=count_planned)
         self.progress.decided = len(decided)
         await self._check_kill(log)
 
@@ -455,20 +458,15 @@ class Runner:
 
     async def _finish(self, log: ProbeLog) -> RunState:
         now = self.clock.now()
+        life = RunLifecycle(self.rio.db, log)
         if self._view.killed:
-            final = RunState.ABORTED
-            await log.append("state", {"state": "aborted", "reason": "killed"}, now)
+            await life.abort(at=now, also=self._save_counts)
         elif self._stop is None and self._not_done:
             # Not every planned probe has an outcome: the run is not sealed, and says why.
             why = "; ".join(f"{n} {reason}" for reason, n in sorted(self._not_done.items()))
             missing = self.progress.planned - self.progress.decided
             text = f"{missing} of {self.progress.planned} planned probes not done: {why}"
-            await log.append("state", {"state": "paused", "reason": text}, now)
-            await log.checkpoint()
-            with self.rio.db.session() as s:
-                row = get_run(s, self.run_id)
-                set_state(s, row, RunState.PAUSED, reason=PauseReason.HEALTH.value, now=now)
-                self._save_counts(row)
+            await life.pause(PauseReason.HEALTH, why=text, at=now, also=self._save_counts)
             return RunState.PAUSED
         elif self._stop is not None:
             reason = {
@@ -476,24 +474,15 @@ class Runner:
                 "notice": PauseReason.WINDOW,
                 "store": PauseReason.STORE,
             }.get(self._stop, PauseReason.OPERATOR)
-            await log.append("state", {"state": "paused", "reason": self._stop}, now)
-            await log.checkpoint()
-            with self.rio.db.session() as s:
-                row = get_run(s, self.run_id)
-                set_state(s, row, RunState.PAUSED, reason=reason.value, now=now)
-                self._save_counts(row)
+            await life.pause(reason, why=self._stop, at=now, also=self._save_counts)
             return RunState.PAUSED
         else:
-            final = RunState.COMPLETED
-            await log.append("state", {"state": "completed", "reason": None}, now)
-        await log.append("state", {"state": "sealed", "reason": None}, now)
-        await log.checkpoint()
-        with self.rio.db.session() as s:
-            row = get_run(s, self.run_id)
-            set_state(s, row, final, now=now)
-            set_state(s, row, RunState.SEALED, now=now)
-            self._save_counts(row)
+            await life.complete(at=now, also=self._save_counts)
         return RunState.SEALED
+
+    def _paused_by_crash(self) -> bool:
+        with self.rio.db.session() as s:
+            return get_run(s, self.run_id).pause_reason == PauseReason.CRASH.value
 
     def _save_counts(self, row: Any) -> None:
         row.done = self.progress.decided

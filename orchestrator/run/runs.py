@@ -1,4 +1,4 @@
-"""Runs in the database: create, look up, move through the state machine, request a kill."""
+"""Runs in the database: create, look up, request a kill (their state moves in lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from orchestrator.errors import NotFoundError, StateError
 from orchestrator.intake.notices import get_notice
 from orchestrator.intake.registry import Person, Role, get_person, person_by_id
-from orchestrator.run.state import FINAL, RunState, check_transition
+from orchestrator.run.state import FINAL, RunState
 from orchestrator.store.models import RunRow
 
 __all__ = [
@@ -20,7 +20,6 @@ __all__ = [
     "list_runs",
     "request_kill",
     "run_launcher",
-    "set_state",
 ]
 
 
@@ -94,28 +93,6 @@ def list_runs(s: Session, notice_id: str | None = None) -> list[RunRow]:
 
 def run_launcher(s: Session, row: RunRow) -> Person:
     return person_by_id(s, row.technician_id)
-
-
-def set_state(
-    s: Session,
-    row: RunRow,
-    target: RunState,
-    *,
-    reason: str | None = None,
-    now: datetime | None = None,
-) -> None:
-    """Move a run to ``target`` (StateError if the machine forbids it)."""
-    current = RunState(row.state)
-    if current is target:
-        return
-    check_transition(row.id, current, target)
-    when = now or datetime.now(UTC)
-    row.state = target.value
-    row.pause_reason = reason if target in (RunState.PAUSED, RunState.WAITING) else None
-    if target is RunState.RUNNING and row.started_at is None:
-        row.started_at = when
-    if target in FINAL and row.ended_at is None:
-        row.ended_at = when
 
 
 def request_kill(s: Session, run_id: str, by: str, reason: str) -> RunRow:

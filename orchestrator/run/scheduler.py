@@ -52,9 +52,10 @@ from orchestrator.errors import InputError, RioError, StateError, StoreError
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.ledger.log import ProbeLog
 from orchestrator.run.lease import recover_crashed
+from orchestrator.run.lifecycle import RunLifecycle
 from orchestrator.run.locks import SchedulerLock, scheduler_lock
 from orchestrator.run.runner import Runner
-from orchestrator.run.runs import create_run, get_run, set_state
+from orchestrator.run.runs import create_run, get_run
 from orchestrator.run.state import FINAL, PauseReason, RunState
 from orchestrator.run.windows import Opening, next_opening, opening_at
 
@@ -475,35 +476,36 @@ class RioScheduler:
         with self.rio.db.session() as s:
             row = get_run(s, run_id)
             state = RunState(row.state)
-            if nxt is not None:
-                if state is not RunState.PAUSED:
-                    set_state(s, row, RunState.WAITING, reason=PauseReason.WINDOW.value, now=now)
-                row.scheduled_for = nxt.start
-            else:
-                set_state(s, row, RunState.MISSED, now=now)
-            target = RunState(row.state)
+            if nxt is not None and state in (RunState.PAUSED, RunState.WAITING):
+                row.scheduled_for = nxt.start  # no move (paused says why): only its start moves
+        if nxt is not None:
+            target = RunState.PAUSED if state is RunState.PAUSED else RunState.WAITING
+            detail = f"{why}; next opening {nxt.start.isoformat()}"
+        else:
+            target = RunState.MISSED
+            detail = f"{why}; no opening left in notice {notice.id}'s windows"
+        if target is not state:
+            asyncio.run(self._log_state(run_id, target, detail, now, nxt))
         if nxt is not None:
             self.add_run_job(run_id, nxt.start)
-            detail = f"{why}; next opening {nxt.start.isoformat()}"
             self._say(f"run {run_id}: {target.value}: {detail}")
         else:
-            detail = f"{why}; no opening left in notice {notice.id}'s windows"
             self._say(f"run {run_id}: missed: {detail}")
-        if target is not state:
-            self._log_state(run_id, target, detail, now)
         return target
 
-    def _log_state(self, run_id: str, state: RunState, reason: str, now: datetime) -> None:
-        """Put the state change in the run's probe log (and, for MISSED, its final checkpoint)."""
-
-        async def go() -> None:
-            log = ProbeLog(self.rio.db, run_id, self.rio.signing_key)
-            try:
-                await log.append("state", {"state": state.value, "reason": reason}, now)
-            finally:
-                await log.close()
-
-        asyncio.run(go())
+    async def _log_state(
+        self, run_id: str, state: RunState, why: str, now: datetime, nxt: Opening | None
+    ) -> None:
+        """Move the run to WAITING or MISSED: its row and state leaf (and a checkpoint) at once."""
+        log = ProbeLog(self.rio.db, run_id, self.rio.signing_key)
+        try:
+            life = RunLifecycle(self.rio.db, log)
+            if nxt is not None:
+                await life.wait(why=why, at=now, next_start=nxt.start)
+            else:
+                await life.miss(why=why, at=now)
+        finally:
+            await log.close()
 
     def fire_series(
         self,

@@ -9,17 +9,26 @@
         |            |          |            |
         +------------+----------+------------+--> aborted --> sealed
 
-A call that does not fit the current state raises :class:`~orchestrator.errors.StateError`
-naming the run, its state and what was asked; nothing is changed.
+A call that does not fit the current state raises :class:`~orchestrator.errors.TransitionError`
+(a :class:`~orchestrator.errors.StateError`) naming the run, its state and what was asked;
+nothing is changed. :mod:`orchestrator.run.lifecycle` is the only code that moves a run.
 """
 
 from __future__ import annotations
 
 import enum
 
-from orchestrator.errors import StateError
+from orchestrator.errors import TransitionError
 
-__all__ = ["PauseReason", "RunState", "check_transition"]
+__all__ = [
+    "ACTIVE",
+    "ALLOWED",
+    "FINAL",
+    "PauseReason",
+    "RunState",
+    "check_transition",
+    "describe_state",
+]
 
 
 class RunState(enum.StrEnum):
@@ -54,7 +63,7 @@ class PauseReason(enum.StrEnum):
     """the rate-budget store (Redis) failed: no probe could be granted; resume when it is back"""
 
 
-_ALLOWED: dict[RunState, frozenset[RunState]] = {
+ALLOWED: dict[RunState, frozenset[RunState]] = {
     RunState.SCHEDULED: frozenset(
         {RunState.WAITING, RunState.RUNNING, RunState.ABORTED, RunState.MISSED}
     ),
@@ -74,9 +83,16 @@ FINAL = frozenset({RunState.COMPLETED, RunState.ABORTED, RunState.MISSED, RunSta
 
 
 def check_transition(run_id: str, current: RunState, target: RunState) -> None:
-    """Raise StateError unless ``current -> target`` is a transition of the machine."""
-    if target not in _ALLOWED[current]:
-        allowed = ", ".join(sorted(s.value for s in _ALLOWED[current])) or "nothing (final)"
-        raise StateError(
+    """Raise TransitionError unless ``current -> target`` is a transition of the machine."""
+    if target not in ALLOWED[current]:
+        allowed = ", ".join(sorted(s.value for s in ALLOWED[current])) or "nothing (final)"
+        raise TransitionError(
             f"run {run_id} is {current.value}: cannot become {target.value} (allowed: {allowed})"
         )
+
+
+def describe_state(state: str, pause_reason: str | None) -> str:
+    """A run's state in words: ``paused (crash)`` when a crash paused it, else the state."""
+    if state == RunState.PAUSED.value and pause_reason == PauseReason.CRASH.value:
+        return f"{state} ({pause_reason})"
+    return state

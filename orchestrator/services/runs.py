@@ -10,7 +10,8 @@ from orchestrator.access.roles import Action, authorize, visible_runs
 from orchestrator.context import Rio
 from orchestrator.intake.registry import Person
 from orchestrator.run.lease import RunLease
-from orchestrator.run.runs import get_run, request_kill, set_state
+from orchestrator.run.lifecycle import abort_idle
+from orchestrator.run.runs import get_run, request_kill
 from orchestrator.run.state import FINAL, RunState
 from orchestrator.store.models import RunRow
 
@@ -89,38 +90,21 @@ def kill_run(rio: Rio, person: Person, run_id: str, *, reason: str, now: datetim
         authorize(s, person, Action.KILL_RUN, run_id=run_id, now=now)
         state = RunState(request_kill(s, run_id, person.name, reason).state)
     if state is not RunState.RUNNING:
-        _finalise_idle_kill(rio, run_id)
+        _finalise_idle_kill(rio, run_id, now)
     with rio.db.session() as s:
         return _status(get_run(s, run_id))
 
 
-def _finalise_idle_kill(rio: Rio, run_id: str) -> None:
+def _finalise_idle_kill(rio: Rio, run_id: str, now: datetime) -> None:
     # The same steps as `rio run kill` for a run no process is running (holding its lease).
     lease = RunLease(rio, run_id)
     if not lease.try_acquire():
         return  # a runner took it up meanwhile: it sees the kill request and stops
     try:
-        asyncio.run(_log_idle_kill(rio, run_id))
-        with rio.db.session() as s:
-            row = get_run(s, run_id)
-            set_state(s, row, RunState.ABORTED)
-            set_state(s, row, RunState.SEALED)
+        asyncio.run(abort_idle(rio, run_id, now))
     finally:
         lease.release()
     from orchestrator.run.scheduler import RioScheduler
 
     with RioScheduler(rio) as scheduler:
         scheduler.unschedule(run_id)
-
-
-async def _log_idle_kill(rio: Rio, run_id: str) -> None:
-    from orchestrator.ledger.log import ProbeLog
-
-    log = ProbeLog(rio.db, run_id, rio.signing_key)
-    with rio.db.session() as s:
-        row = get_run(s, run_id)
-        by, why = row.killed_by or "", row.kill_reason or ""
-    await log.append("kill", {"by": by, "reason": why})
-    await log.append("state", {"state": "aborted", "reason": "killed"})
-    await log.append("state", {"state": "sealed", "reason": None})
-    await log.close()

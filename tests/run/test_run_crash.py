@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,8 @@ from orchestrator.ledger.leaves import parse_leaf
 from orchestrator.ledger.log import ProbeLog
 from orchestrator.ledger.verify import verify_run
 from orchestrator.run.lease import RunLease, open_intents, recover_crashed, runner_alive
-from orchestrator.run.runs import get_run, set_state
+from orchestrator.run.lifecycle import move
+from orchestrator.run.runs import get_run
 from orchestrator.run.scheduler import RioScheduler
 from orchestrator.run.state import RunState
 from orchestrator.settings import load_settings
@@ -226,8 +227,8 @@ def test_postgres_run_lease_admits_one_holder(tmp_path: Path) -> None:
 def test_run_schedule_of_a_crashed_run_marks_it_paused_crash_and_places_it(home: Home) -> None:
     now = now_utc()
     run_id = _idle_run(home, now)
-    with home.rio.db.session() as s:
-        set_state(s, get_run(s, run_id), RunState.RUNNING)  # its runner is gone: nobody holds it
+    with home.rio.db.session() as s:  # its runner is gone: nobody holds it
+        move(get_run(s, run_id), RunState.RUNNING, now=datetime.now(UTC))
     with RioScheduler(home.rio) as scheduler:
         start = scheduler.resume_run(run_id)
         jobs = [job.id for job in scheduler.jobs()]
@@ -246,7 +247,7 @@ async def test_runner_that_died_after_logging_the_seal_leaves_a_sealed_run(home:
     now = now_utc()
     run_id = _idle_run(home, now)
     with home.rio.db.session() as s:
-        set_state(s, get_run(s, run_id), RunState.RUNNING)
+        move(get_run(s, run_id), RunState.RUNNING, now=datetime.now(UTC))
     log = ProbeLog(home.rio.db, run_id, home.rio.signing_key)
     for state in ("running", "completed", "sealed"):
         await log.append("state", {"state": state, "reason": None})
