@@ -2,9 +2,10 @@
 
 The farm (figures 1a-1c) is rio's own Python server; this one is the server an inspected
 object runs. nginx listens on port 80 of a few loopback addresses and logs every request with
-``$server_addr`` (the address it was asked on) and ``$msec`` (the moment it logged it, after sending the answer: milliseconds). rio runs its http
-probe over them with a per-IP budget, and the largest one-second window of each address's
-log lines is compared with that budget (11a), beside the fill (11b).
+``$server_addr`` (the address it was asked on) and ``$msec`` (the moment it logged it, after
+sending the answer: milliseconds). rio runs its http probe over them with a per-IP budget, and
+the largest one-second window of each address's log lines is compared with that budget (11a),
+beside the fill (11b).
 
 Skipped where nginx is not installed or port 80 cannot be bound (not root).
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.audit._archive import Archive
-from orchestrator.audit._rates import SlidingWindow
+from orchestrator.audit._rates import WINDOW_NS
 from orchestrator.errors import RecordFileError
 from orchestrator.ledger.leaves import Leaf, parse_leaf
 from orchestrator.record.canonical import parse_ns_timestamp
@@ -95,7 +95,8 @@ class TargetSummary:
         probes: Intents (probes sent).
         refusals: Refused requests.
         pauses: Times the health breaker paused it.
-        peak_rate: Most budget units used in any one-second sliding window.
+        peak_rate: Most budget units used in any one-second sliding window, at the probes' send
+            times (outcomes' ``sent_at`` and traced ``sends_us``, as the offline audit replays).
     """
 
     target: str
@@ -116,15 +117,44 @@ class TargetSummary:
 
 
 class _Tracker:
-    __slots__ = ("pauses", "peak", "probes", "refusals", "window")
+    __slots__ = ("pauses", "probes", "refusals", "sends")
 
     def __init__(self) -> None:
         self.probes = 0
         self.refusals = 0
         self.pauses = 0
-        self.peak = 0
-        # A limit of -1 makes every window "over", so add() reports every window's units.
-        self.window = SlidingWindow(-1)
+        self.sends: list[tuple[int, int]] = []
+        """(send time in ns, units): outcomes' ``sent_at`` (+ ``sends_us``), else intents' ``at``"""
+
+    def peak(self) -> int:
+        """Most units in any one-second sliding window ``(s - 1 s, s]`` of the sends."""
+        ordered = sorted(self.sends)
+        best = total = start = 0
+        for at, units in ordered:
+            total += units
+            while ordered[start][0] <= at - WINDOW_NS:
+                total -= ordered[start][1]
+                start += 1
+            best = max(best, total)
+        return best
+
+
+def _sends(leaf: Leaf, at: int, units: int) -> list[tuple[int, int]]:
+    """When an outcome's probe used its units on the wire (as the offline audit replays them)."""
+    if "sent_at" not in leaf.data:
+        return [(at, units)]  # written before send times were logged: the intent's time
+    sent = leaf.data["sent_at"]
+    if not isinstance(sent, str):
+        # Never sent (killed, unsent) uses no budget; anything else counts at its intent.
+        return [] if leaf.data.get("outcome") in ("killed", "unsent") else [(at, units)]
+    try:
+        first = parse_ns_timestamp(sent)
+    except RecordFileError:
+        return [(at, units)]
+    traced = leaf.data.get("sends_us")
+    if isinstance(traced, list) and traced and all(isinstance(us, int) for us in traced):
+        return [(first + us * 1000, 1) for us in traced]
+    return [(first, units)]
 
 
 def _describe(
@@ -183,6 +213,8 @@ class LogReview:
         self.filter = flt or LogFilter()
         self._targets: dict[str, _Tracker] = {}
         self._open: dict[int, tuple[str | None, str | None]] = {}
+        self._unsent: dict[int, tuple[_Tracker, int, int]] = {}
+        """intents counted but without outcome yet: (tracker, intent time ns, units)"""
 
     def entries(self, leaves: Iterable[Leaf]) -> Iterator[LogEntry]:
         """Yield the leaves that pass the filter, described; update the summary."""
@@ -208,6 +240,9 @@ class LogReview:
             )
 
     def _count(self, leaf: Leaf, target: str | None) -> None:
+        if leaf.kind == "outcome":
+            self._sent(leaf)
+            return
         if target is None or leaf.kind not in ("intent", "refusal", "health"):
             return
         tracker = self._targets.get(target)
@@ -221,20 +256,29 @@ class LogReview:
             tracker.probes += 1
             cost = leaf.data.get("cost")
             units = cost if isinstance(cost, int) and not isinstance(cost, bool) else 1
-            at = parse_ns_timestamp(leaf.at)
-            if not tracker.window.too_late(at):
-                units_in_window = tracker.window.add(at, units) or 0
-                tracker.peak = max(tracker.peak, units_in_window)
+            self._unsent[leaf.seq] = (tracker, parse_ns_timestamp(leaf.at), units)
+
+    def _sent(self, leaf: Leaf) -> None:
+        """An outcome: its intent's units go to the tracker at the probe's send times."""
+        intent = leaf.data.get("intent")
+        entry = self._unsent.pop(intent, None) if isinstance(intent, int) else None
+        if entry is not None:
+            tracker, at, units = entry
+            tracker.sends.extend(_sends(leaf, at, units))
 
     def summaries(self) -> list[TargetSummary]:
         """The per-target summary of the leaves reviewed so far, by target."""
+        # Intents without an outcome (a crash) count at their intent's time, as in the audit.
+        for tracker, at, units in self._unsent.values():
+            tracker.sends.append((at, units))
+        self._unsent.clear()
         return [
             TargetSummary(
                 target=target,
                 probes=t.probes,
                 refusals=t.refusals,
                 pauses=t.pauses,
-                peak_rate=t.peak,
+                peak_rate=t.peak(),
             )
             for target, t in sorted(self._targets.items())
         ]

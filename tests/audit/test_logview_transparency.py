@@ -16,6 +16,7 @@ from orchestrator.audit.transparency import (
     write_transparency_report,
 )
 from orchestrator.errors import InputError, NotFoundError, VerificationError
+from orchestrator.ledger.leaves import format_instant
 from tests.audit import archive_builder as ab
 
 
@@ -138,3 +139,26 @@ def test_transparency_html_escapes_values(archive: Path, tmp_path: Path) -> None
 def test_log_review_shows_each_outcome_duration_from_elapsed_us(archive: Path) -> None:
     outcomes = [e for e in LogReview().entries(iter_archive_leaves(archive)) if e.kind == "outcome"]
     assert outcomes and all("0.010 s" in str(e) and "None s" not in str(e) for e in outcomes)
+
+
+def test_log_review_peak_rate_counts_probes_at_their_send_times(tmp_path: Path) -> None:
+    # Two probes decided in the same instant, sent 1.5 s apart (the budget made the second
+    # wait), and a batch probe whose two traced connections went 0.2 s apart: the peak is what
+    # went out in one second, not what was decided in it.
+    t = ab.WINDOW_START + timedelta(hours=1)
+    ip = "127.0.10.5"
+    late = dict(ab.outcome(1), sent_at=format_instant(t + timedelta(seconds=1.5)))
+    traced = dict(
+        ab.outcome(2), sent_at=format_instant(t + timedelta(seconds=4)), sends_us=[0, 200_000]
+    )
+    leaves = [
+        ("intent", t, ab.intent(0, t, ip, probe="http")),
+        ("intent", t, ab.intent(1, t, ip, probe="http")),
+        ("intent", t, ab.intent(2, t, ip, cost=2)),
+        ("outcome", t, dict(ab.outcome(0), sent_at=format_instant(t))),
+        ("outcome", t + timedelta(seconds=2), late),
+        ("outcome", t + timedelta(seconds=5), traced),
+    ]
+    review = LogReview()
+    list(review.entries(iter_archive_leaves(ab.build_archive(tmp_path / "s.tar", leaves))))
+    assert review.summaries()[0].peak_rate == 2  # the batch's two, not the three decided at t
