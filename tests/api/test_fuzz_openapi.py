@@ -7,14 +7,15 @@ a signed challenge), so the fuzzer reaches past the login into every route.
 from __future__ import annotations
 
 import asyncio
-import atexit
-import shutil
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
 from orchestrator.context import Rio
+from orchestrator.interfaces.api import create_app
 from orchestrator.settings import load_settings
 from tests.api.conftest import ShiftedClock, config, login
 from tests.record.conftest import build_lab
@@ -23,37 +24,37 @@ schemathesis = pytest.importorskip("schemathesis")
 
 pytestmark = pytest.mark.slow
 
-_HOME = Path(__import__("tempfile").mkdtemp(prefix="rio-fuzz-")) / "home"
-_LAB = build_lab(_HOME)
-_LAB.rio.close()
-atexit.register(shutil.rmtree, _HOME.parent, ignore_errors=True)
 
-
-def _app() -> object:
-    import httpx
-
-    from orchestrator.interfaces.api import create_app
-
+@pytest.fixture(scope="module")
+def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    home: Path = tmp_path_factory.mktemp("fuzz") / "home"
+    lab = build_lab(home)
+    lab.rio.close()
     app = create_app(
-        Rio(load_settings({"RIO_HOME": str(_HOME)})), clock=ShiftedClock(), config=config()
+        Rio(load_settings({"RIO_HOME": str(home)})), clock=ShiftedClock(), config=config()
     )
 
     async def token() -> str:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://rio.test") as client:
-            return await login(client, _LAB.key_files["officer-a"][0])
+            return await login(client, lab.key_files["officer-a"][0])
 
     app.state.fuzz_token = asyncio.run(token())
-    return app
+    yield app
+    app.state.ctx.rio.close()
 
 
-APP = _app()
-schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", APP)
+@pytest.fixture(scope="module")
+def api_schema(fuzzed_app: Any) -> Any:
+    return schemathesis.openapi.from_asgi("/api/v1/openapi.json", fuzzed_app)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_operation_answers_with_a_server_error(case: object) -> None:
-    headers = {"Authorization": f"Bearer {APP.state.fuzz_token}"}  # type: ignore[attr-defined]
-    response = case.call(headers=headers)  # type: ignore[attr-defined]
+def test_no_operation_answers_with_a_server_error(case: Any, fuzzed_app: Any) -> None:
+    headers = {"Authorization": f"Bearer {fuzzed_app.state.fuzz_token}"}
+    response = case.call(headers=headers)
     assert response.status_code < 500, (case, response.status_code, response.text[:500])
