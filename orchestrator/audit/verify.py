@@ -9,6 +9,7 @@ that cannot run (its input does not parse) fails, because nothing unverified may
 from __future__ import annotations
 
 import itertools
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -67,7 +68,7 @@ from orchestrator.ledger.checkpoint import Checkpoint, parse_checkpoint_note
 from orchestrator.ledger.leaves import Leaf, parse_leaf
 from orchestrator.ledger.merkle import leaf_hash, verify_consistency
 
-__all__ = ["load_trusted_keys", "verify_archive"]
+__all__ = ["load_trusted_keys", "require_archive", "verify_archive"]
 
 T = TypeVar("T")
 
@@ -83,6 +84,68 @@ def _attempt(parse: Callable[[bytes], T], read: Callable[[], bytes]) -> tuple[T 
         return parse(read()), None
     except InputError as exc:
         return None, str(exc)
+
+
+_EXPECTED = (
+    "expected a rio archive: the uncompressed tar that `rio archive export RUN --out FILE.tar` "
+    "writes, with manifest.json first"
+)
+
+
+def require_archive(path: Path | str) -> Path:
+    """Refuse, with one clear error, what is not an archive at all.
+
+    A directory, a log, a key or any other file that is no tar holding ``manifest.json`` is
+    not something to run fifteen checks on: it was the wrong path. A tar with a manifest is
+    left to :func:`verify_archive`, which says what is wrong inside it.
+
+    Args:
+        path: What was given as the archive.
+
+    Returns:
+        The path.
+
+    Raises:
+        InputError: It does not exist, is not a regular file, not a tar, or has no manifest;
+            the message names the path and what was expected.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; {_EXPECTED}")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; {_EXPECTED}")
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            first = tar.next()
+            names = {first.name} if first is not None else set()
+            if first is not None and first.name != MANIFEST:
+                names = set(tar.getnames())
+    except (tarfile.TarError, OSError) as exc:
+        kind = _kind_of(path)
+        raise InputError(f"{path}: {kind}, not a tar archive; {_EXPECTED}") from exc
+    if MANIFEST not in names:
+        raise InputError(f"{path}: a tar archive without {MANIFEST}; {_EXPECTED}")
+    return path
+
+
+def _kind_of(path: Path) -> str:
+    """A word for what the file looks like (the usual wrong guesses), for the error."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return "unreadable"
+    if not head:
+        return "an empty file"
+    if head.startswith(b"-----BEGIN") and b"PUBLIC KEY" in head:
+        return "a public key (PEM)"
+    if head.startswith(b"-----BEGIN"):
+        return "a PEM file"
+    if head[:2] == b"\x1f\x8b":
+        return "a gzip file (rio archives are not compressed)"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "a JSON file"
+    return "a file"
 
 
 def _unreadable(path: Path, why: str) -> AuditReport:

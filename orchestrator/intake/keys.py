@@ -138,13 +138,23 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
         raise KeyFileError(f"{path}: cannot read private key file: {exc.strerror}") from exc
     if not stat.S_ISREG(mode):
         raise KeyFileError(f"{path}: private key path is not a regular file")
+    # A public key (NAME.pub) given where the private key belongs is the likelier mistake
+    # than a private key left readable: say that first, not "chmod 600" on a public key.
+    peek = _read_key_file(path, "private")
+    if b"PRIVATE KEY" not in peek and b"PUBLIC KEY" in peek:
+        beside = path.with_suffix(".key")
+        hint = f" ({beside}, if it is yours)" if beside != path and beside.is_file() else ""
+        raise KeyFileError(
+            f"{path}: holds a public key; --key and RIO_KEY_FILE take your private key, the "
+            f"NAME.key that rio keys generate wrote beside NAME.pub{hint}"
+        )
     if mode & _NOT_OWNER_BITS:
         raise KeyFileError(
             f"{path}: private key file is accessible by group or others "
             f"(mode {stat.S_IMODE(mode):04o}); refusing to use it. Run: chmod 600 {path}"
         )
 
-    data = _read_key_file(path, "private")
+    data = peek
     if b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data:
         raise KeyFileError(
             f"{path}: private key is encrypted; rio needs an unencrypted PKCS#8 key "

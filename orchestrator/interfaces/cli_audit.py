@@ -17,6 +17,7 @@ from orchestrator.audit.transparency import (
     build_transparency_report,
     write_transparency_report,
 )
+from orchestrator.audit.verify import require_archive
 from orchestrator.errors import NotFoundError, RecordFileError, VerificationError
 from orchestrator.interfaces._auth import KeyOpt
 from orchestrator.interfaces._common import console, print_json
@@ -173,9 +174,10 @@ def register(app: typer.Typer) -> None:
         this home's own key), else its probe log alone is verified.
         """
         path = Path(archive)
-        if not path.is_file():
+        if not path.exists() and "/" not in archive and not archive.endswith(".tar"):
             _verify_run(archive, key, as_json)
             return
+        require_archive(path)
         trusted = load_trusted_keys(trust) if trust is not None else None
         report = verify_archive(path, trusted_key_id=key_id, trusted_keys=trusted)
         _print_report(report, as_json)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
 
+from orchestrator.errors import InputError
 from orchestrator.interfaces.cli_audit import register
 from tests.audit import archive_builder as ab
 
@@ -136,3 +138,29 @@ def test_verify_accepts_the_16_digit_key_id_rio_prints_and_refuses_a_shorter_one
     short = ab.orchestrator_key_id()[:8]
     result = CliRunner().invoke(app(), ["audit", "verify", str(clean), "--key-id", short])
     assert result.exit_code == 6
+
+
+def test_verify_of_what_is_not_an_archive_is_one_error_naming_the_path(tmp_path: Path) -> None:
+    # #19: a directory, a log, a key, a tar of something else: one clear error, not 13 FAILs.
+    log = tmp_path / "serve.log"
+    log.write_text("2026-12-04T01:00:00+08:00 INFO rio serve started\n")
+    pub = tmp_path / "li.pub"
+    pub.write_text("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n")
+    other_tar = tmp_path / "other.tar"
+    with tarfile.open(other_tar, "w") as tar:
+        tar.add(log, arcname="serve.log")
+    cases = {
+        tmp_path: "is a directory",
+        log: "a file, not a tar archive",
+        pub: "a public key (PEM), not a tar archive",
+        other_tar: "a tar archive without manifest.json",
+        tmp_path / "missing.tar": "no such file",
+    }
+    for path, words in cases.items():
+        result = CliRunner().invoke(app(), ["audit", "verify", str(path)])
+        assert isinstance(result.exception, InputError), (path, result.output)
+        message = str(result.exception)
+        assert message.startswith(f"{path}: {words}; expected a rio archive"), message
+        assert "rio archive export" in message
+        assert "FAIL" not in result.output and "run None" not in result.output
+        assert InputError.exit_code != 0

@@ -212,7 +212,7 @@ def test_private_key_given_where_public_key_expected_is_refused(tmp_path: Path) 
 def test_public_key_given_where_private_key_expected_is_refused(tmp_path: Path) -> None:
     _, public_path, _ = _pair(tmp_path)
     public_path.chmod(0o600)
-    with pytest.raises(KeyFileError, match="does not hold a private key"):
+    with pytest.raises(KeyFileError, match="holds a public key"):
         load_private_key(public_path)
 
 
@@ -225,3 +225,18 @@ def test_loaded_keys_are_ed25519(tmp_path: Path) -> None:
     private_path, public_path, _ = _pair(tmp_path)
     assert isinstance(load_private_key(private_path), Ed25519PrivateKey)
     assert isinstance(load_public_key(public_path), Ed25519PublicKey)
+
+
+def test_public_key_given_as_the_private_key_is_named_so_without_chmod_advice(
+    tmp_path: Path,
+) -> None:
+    # #19: `--key keys/li.pub` got "chmod 600" advice, which would not have helped.
+    private_path, public_path, _ = _pair(tmp_path)
+    public_path.chmod(0o644)
+    with pytest.raises(KeyFileError) as caught:
+        load_private_key(public_path)
+    message = str(caught.value)
+    assert message.startswith(f"{public_path}: holds a public key")
+    assert "private key" in message
+    assert "chmod" not in message
+    assert str(private_path) in message  # the private half beside it is named
