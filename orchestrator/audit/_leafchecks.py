@@ -20,6 +20,7 @@ from orchestrator.gate.addresses import AddressScope
 from orchestrator.gate.decide import excluded_name
 from orchestrator.intake.policy import Policy
 from orchestrator.intake.scope import Scope
+from orchestrator.ledger.bodies import Outcome
 from orchestrator.ledger.leaves import Leaf
 from orchestrator.record.canonical import parse_ns_timestamp
 from probes.registry import UnknownProbeError, probe_class
@@ -35,11 +36,9 @@ __all__ = [
     "WindowsCheck",
 ]
 
-OUTCOMES = frozenset(
-    {"ok", "timeout", "unreachable", "error", "refused", "killed", "unknown", "unsent"}
-)
+OUTCOMES = frozenset(o.value for o in Outcome)
 
-_NEVER_SENT = frozenset({"killed", "unsent"})
+_NEVER_SENT = frozenset({Outcome.KILLED.value, Outcome.UNSENT.value})
 """outcome classes that, with ``sent_at: null``, say the probe was never sent"""
 
 

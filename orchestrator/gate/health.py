@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import InputError
+from orchestrator.ledger.bodies import Outcome
 
 __all__ = ["HealthBreaker", "HealthChange", "HealthThresholds"]
 
-_FAILURE_OUTCOMES = frozenset({"timeout", "unreachable"})
+_FAILURE_OUTCOMES = frozenset({Outcome.TIMEOUT.value, Outcome.UNREACHABLE.value})
 _DISTRESS_STATUSES = frozenset({429, 503})
 
 

@@ -35,7 +35,7 @@ from sqlalchemy import select
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
 from orchestrator.errors import StateError
-from orchestrator.ledger.bodies import unknown_outcome
+from orchestrator.ledger.bodies import StateBody, unknown_outcome
 from orchestrator.ledger.log import ProbeLog, read_leaves
 from orchestrator.run.lifecycle import RunLifecycle, adopt_logged_end
 from orchestrator.run.locks import SchedulerLock, _AdvisoryLock, _FileLock
@@ -149,7 +149,7 @@ def _logged_end(rio: Rio, run_id: str) -> RunState | None:
     sealed = False
     for leaf in read_leaves(rio.db, run_id):
         if leaf.kind == "state":
-            state = leaf.data.get("state")
+            state = StateBody.from_json(leaf.data).state
             if state in (RunState.COMPLETED.value, RunState.ABORTED.value):
                 end = RunState(state)
             sealed = state == RunState.SEALED.value

@@ -50,6 +50,7 @@ from orchestrator.gate.health import HealthBreaker, HealthThresholds
 from orchestrator.gate.resolve import Resolver
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.intake.registry import Person
+from orchestrator.ledger.bodies import KillBody
 from orchestrator.ledger.leaves import format_instant
 from orchestrator.ledger.log import ProbeLog, read_leaves
 from orchestrator.run._identity import user_agent
@@ -812,7 +813,7 @@ class Runner:
         # Flag first, leaf next, with no await in between: no intent can follow the kill leaf.
         self._view.killed = True
         self._stop = "run"
-        await log.append("kill", {"by": by, "reason": reason}, self.clock.now())
+        await log.append("kill", KillBody(by=by, reason=reason).to_json(), self.clock.now())
         for task in list(self._inflight):
             task.cancel()
 
