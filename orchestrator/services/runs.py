@@ -96,7 +96,8 @@ def kill_run(rio: Rio, person: Person, run_id: str, *, reason: str, now: datetim
 
 
 def _finalise_idle_kill(rio: Rio, run_id: str, now: datetime) -> None:
-    # The same steps as `rio run kill` for a run no process is running (holding its lease).
+    # As `rio run kill` does for a run no process is running: the lifecycle logs the kill and
+    # seals the run while this process holds the run's lease.
     lease = RunLease(rio, run_id)
     if not lease.try_acquire():
         return  # a runner took it up meanwhile: it sees the kill request and stops

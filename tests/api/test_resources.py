@@ -236,3 +236,23 @@ async def test_notice_letter_for_those_who_may_see_the_notice(api: Api) -> None:
     assert letter.headers["content-type"].startswith("text/html")
     assert api.lab.notice_id in letter.text
     assert (await api.client.get(url, headers=await api.headers("tech-other"))).status_code == 403
+
+
+async def test_killing_an_idle_run_logs_the_kill_and_seals_it(api: Api) -> None:
+    from orchestrator.run.runs import create_run
+
+    with api.lab.rio.db.session() as s:
+        run_id = create_run(s, api.lab.notice_id, "tech-t").id
+    response = await api.client.post(
+        f"/api/v1/runs/{run_id}/kill",
+        headers=await api.headers("tech-t"),
+        json={"reason": "wrong day"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["state"], body["killed_by"], body["kill_reason"]) == (
+        "sealed",
+        "tech-t",
+        "wrong day",
+    )
+    assert body["finished"] is True
