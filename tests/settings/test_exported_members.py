@@ -49,6 +49,7 @@ def test_the_probe_registry_is_an_explicit_tuple() -> None:
         "memcached",
         "port",
         "redis",
+        "smtp",
         "ssh",
         "tls",
     ]
