@@ -119,7 +119,8 @@ def nginx_figures(settings: Settings) -> list[Figure]:
     urls = settings.pick(8, 16)
     samples = [] if why else [nginx_run(per_ip=per_ip, urls=urls) for _ in range(settings.repeats)]
     where = (
-        f"Debian nginx on {_NET}.1-{_TARGETS}:80, access log $msec; per-IP {per_ip}/s, "
+        f"Debian nginx on {_NET}.1-{_TARGETS}:80, access log $server_addr $msec; per-IP "
+        f"{per_ip}/s, "
         f"{urls + 1} requests per address"
     )
     logged = samples[-1][2] if samples else 0

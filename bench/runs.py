@@ -389,7 +389,7 @@ def run_figures(settings: Settings) -> list[Figure]:
             samples=tuple(s.log_per_ip_fill for s in samples),
             op=">=",
             goal=0.99,
-            detail="outcome leaves' sent_at (the budget grant, immediately before connecting)",
+            detail="outcome leaves' sent_at (the probe's first wire event, its grant if none)",
         ),
         Figure(
             key="1b",
@@ -407,8 +407,8 @@ def run_figures(settings: Settings) -> list[Figure]:
             samples=tuple(s.max_window_ratio for s in samples),
             op="<=",
             goal=1.0,
-            detail="farm arrival times, half-open windows [t, t+1); the worse of per-IP and "
-            f"global; worst run {max(s.max_window_ratio for s in samples):.3f}",
+            detail="farm arrival times (not the log), half-open windows [t, t+1); the worse of "
+            f"per-IP and global; worst run {max(s.max_window_ratio for s in samples):.3f}",
         ),
         Figure(
             key="1c-log",
