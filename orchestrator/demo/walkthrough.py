@@ -31,6 +31,7 @@ from orchestrator.intake.scope import load_scope
 from orchestrator.interfaces._common import console
 from orchestrator.run.runs import create_run
 from orchestrator.settings import load_settings
+from orchestrator.shipped import shipped_file
 from orchestrator.store.models import FindingRow
 
 __all__ = ["DEMO_OFFICERS", "DEMO_TECHNICIAN", "DEMO_VENDOR", "demo_files", "run_demo"]
@@ -42,12 +43,12 @@ DEMO_ORGAN = "Demo City PSB Cyber Security Detachment"
 
 
 def demo_files() -> tuple[Path, Path]:
-    """The demo scope and policy files (in the source tree, beside the package)."""
-    root = Path(__file__).resolve().parents[2]
-    scope, policy = root / "scopes" / "demo-loopback.yaml", root / "policies" / "demo.yaml"
+    """The demo scope and policy files (package data, :mod:`orchestrator.shipped`)."""
+    scope = shipped_file("scopes", "demo-loopback.yaml")
+    policy = shipped_file("policies", "demo.yaml")
     for f in (scope, policy):
         if not f.is_file():
-            raise InputError(f"{f}: demo file not found (run rio demo from a checkout of rio)")
+            raise InputError(f"{f}: demo file not found (the rio package is incomplete)")
     return scope, policy
 
 

@@ -7,6 +7,7 @@ a traceback means a bug in rio.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator import __version__
+from orchestrator.access.identity import KEY_FILE_ENV
 from orchestrator.access.roles import Action
 from orchestrator.context import Rio, init_home, privacy_problems
 from orchestrator.documents._render import Format
@@ -138,6 +140,10 @@ def _doctor_checks() -> list[tuple[str, Any]]:
             raise ToolError("; ".join(problems) + " (rio init tightens them)")
         return f"{settings.home} private (0700, files 0600)"
 
+    def your_key() -> str:
+        path = Path(os.environ[KEY_FILE_ENV])
+        return key_file_access_problem(path) or f"{path} (yours, 0600, readable)"
+
     checks = [
         ("nmap", nmap),
         ("database", database),
@@ -146,9 +152,34 @@ def _doctor_checks() -> list[tuple[str, Any]]:
         ("master key", key_file("master key", settings.master_key_file)),
         ("home", home),
     ]
+    if os.environ.get(KEY_FILE_ENV):
+        checks.append(("your key", your_key))
     if settings.executor == "celery":
         checks += [("broker", broker), ("workers", workers)]
     return checks
+
+
+def key_file_access_problem(path: Path) -> str | None:
+    """Raise ToolError when this process cannot use the private key file at ``path``.
+
+    In the container rio runs as uid 10001; a key mounted root-owned with mode 0600 cannot be
+    read there, and a key readable by others is refused anyway: say which, with the fix.
+    """
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ToolError(f"{path}: {exc.strerror} (RIO_KEY_FILE)") from exc
+    uid = os.getuid()
+    if st.st_uid != uid:
+        raise ToolError(
+            f"{path} is owned by uid {st.st_uid}, this process runs as uid {uid}: a 0600 key "
+            f"must be its user's (chown {uid} {path}; the Docker image's rio user is uid 10001)"
+        )
+    if st.st_mode & 0o077:
+        raise ToolError(f"{path} is mode {st.st_mode & 0o777:04o}: chmod 600 {path}")
+    if not os.access(path, os.R_OK):
+        raise ToolError(f"{path} is not readable by uid {uid}: chmod 600 {path}")
+    return None
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -75,3 +76,26 @@ def test_killed_run_exits_non_zero_saying_who_and_why(rio: Rio, tmp_path: Path) 
     assert "killed by li" in shown and "object asked us to stop" in shown
     jobs = rio("run", "jobs", "--json", "--key", str(tmp_path / "li.key")).stdout
     assert run_id not in jobs
+
+
+def test_doctor_checks_that_the_key_file_is_this_users_and_private(
+    rio: Rio, tmp_path: Path
+) -> None:
+    # #19: in the container (uid 10001) a root-owned 0600 key cannot be read; say so and how.
+    rio("init")
+    rio("keys", "generate", "li", "--out", str(tmp_path / "keys"))
+    key = tmp_path / "keys" / "li.key"
+    ok = rio("doctor", "--json", check=False, extra_env={"RIO_KEY_FILE": str(key)})
+    [mine] = [c for c in json.loads(ok.stdout) if c["check"] == "your key"]
+    assert mine["ok"], mine
+    key.chmod(0o644)
+    loose = rio("doctor", check=False, extra_env={"RIO_KEY_FILE": str(key)})
+    assert loose.returncode == 4 and f"chmod 600 {key}" in loose.stderr
+    key.chmod(0o600)
+    if os.getuid() != 0:
+        return  # giving a file away needs root
+    os.chown(key, 10001, 10001)
+    foreign = rio("doctor", check=False, extra_env={"RIO_KEY_FILE": str(key)})
+    assert foreign.returncode == 4
+    assert "owned by uid 10001, this process runs as uid 0" in foreign.stderr
+    assert f"chown 0 {key}" in foreign.stderr
