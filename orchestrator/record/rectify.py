@@ -31,7 +31,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import ConflictError, InputError, NotFoundError, StateError
+from orchestrator.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StateError,
+    TransitionError,
+)
 from orchestrator.intake.notices import Notice, get_notice, list_notices
 from orchestrator.intake.registry import Person
 from orchestrator.record.assemble import assemble_record, require_open
@@ -43,6 +49,7 @@ from orchestrator.store.models import FindingRow, RectificationRow, RunRow
 
 __all__ = [
     "FEEDBACK_WORKING_DAYS",
+    "ORDER_TRANSITIONS",
     "RECHECK_WORKING_DAYS",
     "FindingDiff",
     "OrderState",
@@ -77,6 +84,28 @@ class OrderState(enum.StrEnum):
     """the re-check found none of the ordered findings"""
     UNRESOLVED = "unresolved"
     """the re-check still found some of the ordered findings"""
+
+
+ORDER_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
+    OrderState.ORDERED: frozenset({OrderState.APPLIED, OrderState.RESOLVED, OrderState.UNRESOLVED}),
+    OrderState.APPLIED: frozenset({OrderState.RESOLVED, OrderState.UNRESOLVED}),
+    OrderState.RESOLVED: frozenset(),
+    OrderState.UNRESOLVED: frozenset(),
+}
+"""An order's life: ordered -> (applied for an early re-check ->) resolved | unresolved; a
+re-check is recorded once, and a new order follows an unresolved one."""
+
+
+def _move_order(row: RectificationRow, target: OrderState) -> None:
+    """Move an order along :data:`ORDER_TRANSITIONS`, in the caller's (one) transaction."""
+    current = OrderState(row.state)
+    if target not in ORDER_TRANSITIONS[current]:
+        allowed = ", ".join(sorted(ORDER_TRANSITIONS[current])) or "nothing (final)"
+        raise TransitionError(
+            f"rectification order {row.id} is {current.value}: cannot become {target.value} "
+            f"(allowed: {allowed})"
+        )
+    row.state = target.value
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -313,7 +342,7 @@ def apply_early(
         row.recheck_due = calendar.add_working_days(on, RECHECK_WORKING_DAYS)
         row.provisional = bool(calendar.provisional_between(ordered_on, row.recheck_due))
         row.applied_on = on
-        row.state = OrderState.APPLIED.value
+        _move_order(row, OrderState.APPLIED)
         return _order(row)
 
 
@@ -398,7 +427,7 @@ def record_recheck(
         ordered_on = row.ordered_at.astimezone(_CHINA).date()
         row.provisional = bool(calendar.provisional_between(ordered_on, row.feedback_due))
         row.recheck_run_id = run.id
-        row.state = (OrderState.UNRESOLVED if diff.still_present else OrderState.RESOLVED).value
+        _move_order(row, OrderState.UNRESOLVED if diff.still_present else OrderState.RESOLVED)
         return _order(row), diff
 
 

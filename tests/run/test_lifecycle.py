@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from orchestrator.errors import StateError, StoreError, TransitionError
 from orchestrator.ledger.log import ProbeLog, read_checkpoints
+from orchestrator.record.rectify import ORDER_TRANSITIONS, OrderState, _move_order
 from orchestrator.run.lifecycle import RunLifecycle, abort_idle, move
 from orchestrator.run.runs import get_run, request_kill
 from orchestrator.run.state import ALLOWED, FINAL, PauseReason, RunState, describe_state
-from orchestrator.store.models import LeafRow, RunRow
+from orchestrator.store.models import LeafRow, RectificationRow, RunRow
 
 from .conftest import (
     Home,
@@ -175,3 +176,20 @@ async def test_an_idle_kill_logs_who_and_seals_in_one_go(home: Home) -> None:
     with home.rio.db.session() as s:
         assert get_run(s, run_id).state == "sealed"
     assert read_checkpoints(home.rio.db, run_id)[-1].size == 3
+
+
+@given(st.lists(st.sampled_from(list(OrderState)), max_size=6))
+def test_an_order_moves_only_along_its_table(targets: list[OrderState]) -> None:
+    row = RectificationRow(id=1, state=OrderState.ORDERED.value)
+    for target in targets:
+        current = OrderState(row.state)
+        if target in ORDER_TRANSITIONS[current]:
+            _move_order(row, target)
+            assert row.state == target.value
+        else:
+            with pytest.raises(TransitionError, match=f"order 1 is {current.value}"):
+                _move_order(row, target)
+            assert row.state == current.value
+    assert (
+        not ORDER_TRANSITIONS[OrderState.RESOLVED] and not ORDER_TRANSITIONS[OrderState.UNRESOLVED]
+    )
