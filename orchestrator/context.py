@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from orchestrator.clock import Clock, SystemClock
 from orchestrator.intake.keys import generate_keypair, key_id, load_private_key
 from orchestrator.settings import Settings
 from orchestrator.store.crypto import MasterKey, create_master_key_file, load_master_key
@@ -24,9 +25,13 @@ __all__ = ["Rio", "init_home", "privacy_problems", "private_files"]
 
 @dataclass
 class Rio:
-    """An opened rio home: settings, database, keys."""
+    """An opened rio home: settings, database, keys, and the clock every service reads.
+
+    Built by :func:`orchestrator.app.build_app` (the composition root).
+    """
 
     settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
     db: Database = field(init=False)
 
     def __post_init__(self) -> None:

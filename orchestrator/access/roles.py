@@ -13,12 +13,21 @@ The matrix (``own`` = a run or notice whose notice entrusts the technician's ven
     KILL_RUN          all       own           -              -
     SIGN_RECORD       all       own (co-sign) -              -
     CLOSE_RECORD      all       -             -              -
+    ORDER_RECTIFICATION all     -             -              -
     READ_EVIDENCE     all       own (policy)  with a grant   -
     GRANT_EVIDENCE    all       -             -              -
     MANAGE_REGISTRY   -         -             -              yes
     READ_LEDGER       all       own           all            -
     PURGE             yes       -             -              -
     ANNOUNCE_NOTICE   yes       -             -              -
+    VIEW_NOTICE       all       own           all            -
+    EXPLAIN_GATE      all       own           all            -
+    VIEW_REGISTRY     yes       yes           yes            yes
+    ROTATE_MASTER_KEY -         -             -              yes
+
+:data:`COMMANDS` maps every ``rio`` command to the action it needs, or to :class:`Public`
+with the reason it needs no identity; a test walks the command line and fails on any command
+missing from it.
 
 ``own (policy)``: the notice's policy says when (``evidence.technician``: ``never``,
 ``while-open`` - until the run's record is closed, the default - or ``always``); every read,
@@ -54,10 +63,13 @@ from orchestrator.store.models import (
 )
 
 __all__ = [
+    "COMMANDS",
     "Action",
+    "Public",
     "Verdict",
     "authorize",
     "decide",
+    "roles_for",
     "visible_notices",
     "visible_runs",
 ]
@@ -75,7 +87,9 @@ class Action(enum.StrEnum):
     SIGN_RECORD = "sign_record"
     """sign (or co-sign) a run's remote inspection record"""
     CLOSE_RECORD = "close_record"
-    """close a run's record (and order rectification)"""
+    """close a run's record"""
+    ORDER_RECTIFICATION = "order_rectification"
+    """order rectification of a run's findings, re-check it and feed the result back"""
     READ_EVIDENCE = "read_evidence"
     """decrypt a finding's evidence"""
     GRANT_EVIDENCE = "grant_evidence"
@@ -88,6 +102,14 @@ class Action(enum.StrEnum):
     """crypto-shred the evidence of closed, archived runs"""
     ANNOUNCE_NOTICE = "announce_notice"
     """announce an inspection"""
+    VIEW_NOTICE = "view_notice"
+    """see a notice: its scope, policy, windows and letter"""
+    EXPLAIN_GATE = "explain_gate"
+    """ask the gate whether a probe of a notice would be allowed"""
+    VIEW_REGISTRY = "view_registry"
+    """list the registered people, their keys and the vendors"""
+    ROTATE_MASTER_KEY = "rotate_master_key"
+    """re-wrap every run's data key under a new evidence master key"""
 
 
 # How each action reads in a sentence: "<person> (<role>) may not <verb> <object>: <why>".
@@ -97,12 +119,17 @@ _VERBS: dict[Action, str] = {
     Action.KILL_RUN: "kill",
     Action.SIGN_RECORD: "sign the record of",
     Action.CLOSE_RECORD: "close the record of",
+    Action.ORDER_RECTIFICATION: "order rectification of",
     Action.READ_EVIDENCE: "read the evidence of",
     Action.GRANT_EVIDENCE: "grant access to the evidence of",
     Action.MANAGE_REGISTRY: "manage",
     Action.READ_LEDGER: "read the ledger of",
     Action.PURGE: "purge",
     Action.ANNOUNCE_NOTICE: "announce",
+    Action.VIEW_NOTICE: "view",
+    Action.EXPLAIN_GATE: "ask the gate about",
+    Action.VIEW_REGISTRY: "list",
+    Action.ROTATE_MASTER_KEY: "rotate",
 }
 
 _RUN_ACTIONS = frozenset(
@@ -111,6 +138,7 @@ _RUN_ACTIONS = frozenset(
         Action.KILL_RUN,
         Action.SIGN_RECORD,
         Action.CLOSE_RECORD,
+        Action.ORDER_RECTIFICATION,
         Action.READ_EVIDENCE,
         Action.GRANT_EVIDENCE,
     }
@@ -123,20 +151,133 @@ _ROLES: dict[Action, frozenset[Role]] = {
     Action.KILL_RUN: frozenset({Role.OFFICER, Role.TECHNICIAN}),
     Action.SIGN_RECORD: frozenset({Role.OFFICER, Role.TECHNICIAN}),
     Action.CLOSE_RECORD: frozenset({Role.OFFICER}),
+    Action.ORDER_RECTIFICATION: frozenset({Role.OFFICER}),
     Action.READ_EVIDENCE: frozenset({Role.OFFICER, Role.TECHNICIAN, Role.AUDITOR}),
     Action.GRANT_EVIDENCE: frozenset({Role.OFFICER}),
     Action.MANAGE_REGISTRY: frozenset({Role.ADMIN}),
     Action.READ_LEDGER: frozenset({Role.OFFICER, Role.TECHNICIAN, Role.AUDITOR}),
     Action.PURGE: frozenset({Role.OFFICER}),
     Action.ANNOUNCE_NOTICE: frozenset({Role.OFFICER}),
+    Action.VIEW_NOTICE: frozenset({Role.OFFICER, Role.TECHNICIAN, Role.AUDITOR}),
+    Action.EXPLAIN_GATE: frozenset({Role.OFFICER, Role.TECHNICIAN, Role.AUDITOR}),
+    Action.VIEW_REGISTRY: frozenset({Role.OFFICER, Role.TECHNICIAN, Role.AUDITOR, Role.ADMIN}),
+    Action.ROTATE_MASTER_KEY: frozenset({Role.ADMIN}),
 }
 
-_WHY_NOT_ROLE: dict[Role, str] = {
-    Role.OFFICER: "officers do not manage registries; an administrator does",
-    Role.TECHNICIAN: "a technician acts only on the runs and notices of their own vendor",
-    Role.AUDITOR: "auditors read ledgers, records and verification results, and evidence "
-    "only with an officer's grant",
-    Role.ADMIN: "administrators manage registries; they never sign, launch or read evidence",
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Public:
+    """A command that needs no identity, and why that is safe."""
+
+    why: str
+
+
+# Every ``rio`` command (by its words): the action it authorises, or why it is public.
+# A command that lists or shows maps to the action its rows are filtered by.
+COMMANDS: dict[str, Action | Public] = {
+    "version": Public(why="prints rio's version"),
+    "init": Public(why="creates the home of whoever runs it, on their own disk"),
+    "doctor": Public(why="checks this machine's setup; reads no case data"),
+    "schema": Public(why="prints the JSON Schema of scope and policy files"),
+    "scope check": Public(why="validates a file the caller holds; stores nothing"),
+    "policy check": Public(why="validates a file the caller holds; stores nothing"),
+    "keys generate": Public(why="writes a new key pair for the caller; touches no home"),
+    "keys export-trust": Public(
+        why="writes public keys only, which auditors need and anyone may hold"
+    ),
+    "keys rotate-master": Action.ROTATE_MASTER_KEY,
+    "demo": Public(why="runs in a temporary home of its own against loopback services"),
+    "serve": Public(
+        why="the home's scheduler daemon: it starts only runs their technicians launched, "
+        "as those technicians, and its operator is whoever runs the home"
+    ),
+    "worker": Public(
+        why="a probe worker sends only probes on permits the orchestrator signed "
+        "(RIO_PERMIT_KEY); it decides nothing and reads no case data"
+    ),
+    "calendar status": Public(
+        why="which years of the working-day calendar are authoritative: reference data"
+    ),
+    "calendar add": Action.MANAGE_REGISTRY,
+    "kill": Action.KILL_RUN,
+    "purge": Action.PURGE,
+    "person add": Action.MANAGE_REGISTRY,
+    "person key": Action.MANAGE_REGISTRY,
+    "person revoke": Action.MANAGE_REGISTRY,
+    "person list": Action.VIEW_REGISTRY,
+    "vendor add": Action.MANAGE_REGISTRY,
+    "vendor list": Action.VIEW_REGISTRY,
+    "notice announce": Action.ANNOUNCE_NOTICE,
+    "notice show": Action.VIEW_NOTICE,
+    "notice letter": Action.VIEW_NOTICE,
+    "notice list": Action.VIEW_NOTICE,
+    "run start": Action.LAUNCH_RUN,
+    "run resume": Action.LAUNCH_RUN,
+    "run schedule": Action.LAUNCH_RUN,
+    "run unschedule": Action.KILL_RUN,
+    "run status": Action.VIEW_RUN,
+    "run list": Action.VIEW_RUN,
+    "run jobs": Action.VIEW_RUN,
+    "run kill": Action.KILL_RUN,
+    "gate explain": Action.EXPLAIN_GATE,
+    "record print": Action.READ_LEDGER,
+    "record show": Action.READ_LEDGER,
+    "record findings": Action.READ_LEDGER,
+    "record status": Action.READ_LEDGER,
+    "record assemble": Action.CLOSE_RECORD,
+    "record sign": Action.SIGN_RECORD,
+    "record close": Action.CLOSE_RECORD,
+    "rectify order": Action.ORDER_RECTIFICATION,
+    "rectify apply": Action.ORDER_RECTIFICATION,
+    "rectify recheck": Action.ORDER_RECTIFICATION,
+    "rectify schedule": Action.ORDER_RECTIFICATION,
+    "rectify feedback": Action.ORDER_RECTIFICATION,
+    "rectify plan": Action.READ_LEDGER,
+    "rectify status": Action.READ_LEDGER,
+    "archive export": Action.READ_LEDGER,
+    "findings list": Action.READ_LEDGER,
+    "findings diff": Action.READ_LEDGER,
+    "findings export": Action.READ_LEDGER,
+    "audit verify": Public(
+        why="an archive file verifies offline from what it holds (a run id needs the key)"
+    ),
+    "audit log": Public(why="an archive file is read offline (a run id needs the key)"),
+    "report transparency": Public(
+        why="reads only the archive file the caller already holds, never the home"
+    ),
+    "access log": Action.READ_LEDGER,
+    "evidence show": Action.READ_EVIDENCE,
+    "evidence grant": Action.GRANT_EVIDENCE,
+    "evidence revoke": Action.GRANT_EVIDENCE,
+}
+
+
+def roles_for(action: Action) -> frozenset[Role]:
+    """The roles that may ever do ``action`` (run- and notice-bound checks come on top)."""
+    return _ROLES[action]
+
+
+_PLURAL: dict[Role, str] = {
+    Role.OFFICER: "officers",
+    Role.TECHNICIAN: "technicians",
+    Role.AUDITOR: "auditors",
+    Role.ADMIN: "administrators",
+}
+
+
+def _why_not_role(action: Action, role: Role) -> str:
+    """The refusal for a role the action never allows: the roles it needs, and this one's."""
+    needed = [_PLURAL[r] for r in Role if r in _ROLES[action]]
+    who = needed[0] if len(needed) == 1 else ", ".join(needed[:-1]) + " and " + needed[-1]
+    noun = _ROLE_NOUN[role]
+    return f"only {who} may do this, not {'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+_ROLE_NOUN: dict[Role, str] = {
+    Role.OFFICER: "officer",
+    Role.TECHNICIAN: "technician",
+    Role.AUDITOR: "auditor",
+    Role.ADMIN: "administrator",
 }
 
 
@@ -162,6 +303,9 @@ def _object(action: Action, run_id: str | None, notice_id: str | None) -> str:
         Action.PURGE: "evidence",
         Action.ANNOUNCE_NOTICE: "a notice",
         Action.LAUNCH_RUN: "an unnamed notice",
+        Action.EXPLAIN_GATE: "an unnamed notice",
+        Action.VIEW_REGISTRY: "the registries",
+        Action.ROTATE_MASTER_KEY: "the evidence master key",
     }.get(action, "all runs")
 
 
@@ -207,7 +351,7 @@ def decide(
     if row.revoked_at is not None and row.revoked_at <= when:
         return no(f"the person was revoked at {row.revoked_at.isoformat()}")
     if role not in _ROLES[action]:
-        return no(_WHY_NOT_ROLE[role])
+        return no(_why_not_role(action, role))
     if action in _RUN_ACTIONS and run_id is None:
         return no("no run was named")
     if action is Action.LAUNCH_RUN and notice_id is None:
@@ -229,7 +373,7 @@ def decide(
     if role is Role.OFFICER and notice is not None and not _same_organisation(s, notice, row):
         return no("it was announced by another organisation")
 
-    if role is Role.TECHNICIAN:
+    if role is Role.TECHNICIAN and action is not Action.VIEW_REGISTRY:
         if run_id is None and notice_id is None:
             return no("a technician acts only on a named run or notice of their own vendor")
         if row.vendor_id is None or notice_vendor != row.vendor_id:

@@ -279,12 +279,18 @@ def keys_export_trust(
 @keys_app.command("rotate-master")
 def keys_rotate_master(
     new_key_file: Annotated[Path, typer.Option("--new", help="File for the new master key.")],
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
 ) -> None:
-    """Re-wrap every run's data key under a new master key (evidence is not re-encrypted)."""
-    from orchestrator.store.evidence import rotate_master
+    """Re-wrap every run's data key under a new master key (an administrator, by their key).
+
+    Evidence is not re-encrypted.
+    """
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.directory import rotate_master_key
 
     with open_rio() as rio:
-        count = rotate_master(rio, new_key_file)
+        count = rotate_master_key(rio, authenticate(rio, key, claimed=claimed), new_key_file)
     console.print(f"re-wrapped {count} data keys; set RIO_MASTER_KEY_FILE={new_key_file}")
 
 
@@ -304,21 +310,18 @@ def vendor_add(
 
 
 @vendor_app.command("list")
-def vendor_list(as_json: JsonOpt = False) -> None:
-    """List vendors."""
-    from sqlalchemy import select
+def vendor_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """List vendors (any registered person, by their key)."""
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.directory import list_vendors
 
-    from orchestrator.store.models import VendorRow
-
-    with open_rio() as rio, rio.db.session() as s:
-        rows = [
-            {"name": v.name, "organisation": v.organisation} for v in s.scalars(select(VendorRow))
-        ]
+    with open_rio() as rio:
+        vendors = list_vendors(rio, authenticate(rio, key, claimed=claimed))
     if as_json:
-        print_json(rows)
+        print_json([v.to_json() for v in vendors])
     else:
-        for r in rows:
-            print_row(f"{r['name']}\t{r['organisation']}")
+        for v in vendors:
+            print_row(f"{v.name}\t{v.organisation}")
 
 
 @person_app.command("add")
@@ -365,26 +368,19 @@ def person_revoke(name: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
 
 
 @person_app.command("list")
-def person_list(as_json: JsonOpt = False) -> None:
-    """List people."""
-    with open_rio() as rio, rio.db.session() as s:
-        people: list[dict[str, Any]] = [
-            {
-                "name": p.name,
-                "role": str(p.role),
-                "organisation": p.organisation,
-                "vendor": p.vendor,
-                "revoked_at": p.revoked_at,
-                "keys": [k.key_id for k in registry.person_keys(s, p.name)],
-            }
-            for p in registry.list_people(s)
-        ]
+def person_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """List people (any registered person, by their key)."""
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.directory import list_people
+
+    with open_rio() as rio:
+        people = list_people(rio, authenticate(rio, key, claimed=claimed))
     if as_json:
-        print_json(people)
+        print_json([p.to_json() for p in people])
         return
     for p in people:
-        state = f" (revoked {p['revoked_at']})" if p["revoked_at"] else ""
-        print_row(f"{p['name']}\t{p['role']}\t{p['organisation']}\t{len(p['keys'])} key(s){state}")
+        state = f" (revoked {p.revoked_at})" if p.revoked_at else ""
+        print_row(f"{p.name}\t{p.role}\t{p.organisation}\t{len(p.keys)} key(s){state}")
 
 
 @notice_app.command("announce")
@@ -500,34 +496,34 @@ def notice_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = Fa
         print_row(f"{n['id']}\t{n['object']}\t{n['announced_at']}\t{n['vendor'] or '-'}")
 
 
-_EXTENSIONS = (
-    "orchestrator.interfaces.cli_run",
-    "orchestrator.interfaces.cli_schedule",
-    "orchestrator.interfaces.cli_record",
-    "orchestrator.interfaces.cli_findings",
-    "orchestrator.interfaces.cli_audit",
-    "orchestrator.interfaces.cli_access",
-    "orchestrator.interfaces.cli_bench",
-    "orchestrator.interfaces.cli_worker",
-    "orchestrator.interfaces.cli_calendar",
-)
+def _register_groups() -> None:
+    """The sub-command groups that live in their own modules, each named here (a missing one
+    is an ImportError, not a silently smaller command line)."""
+    from orchestrator.interfaces import (
+        cli_access,
+        cli_audit,
+        cli_calendar,
+        cli_findings,
+        cli_record,
+        cli_run,
+        cli_schedule,
+        cli_worker,
+    )
+
+    for module in (
+        cli_run,
+        cli_schedule,
+        cli_record,
+        cli_findings,
+        cli_audit,
+        cli_access,
+        cli_worker,
+        cli_calendar,
+    ):
+        module.register(app)
 
 
-def _register_extensions() -> None:
-    """Sub-command groups that live in their own modules."""
-    from importlib import import_module
-
-    for module in _EXTENSIONS:
-        try:
-            mod = import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.register(app)
-
-
-_register_extensions()
+_register_groups()
 
 
 def main() -> None:

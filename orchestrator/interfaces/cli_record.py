@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from orchestrator.access.identity import resolve_key_file
+from orchestrator.access.identity import authenticate, resolve_key_file
 from orchestrator.access.roles import Action
 from orchestrator.documents._render import Format
 from orchestrator.errors import InputError
@@ -328,7 +328,7 @@ def _order_operator(rio: Any, order: int, key: Path | None, claimed: str | None)
         run_id = row.run_id if row is not None else None
     if run_id is None:
         raise InputError(f"rectification order {order} is not known (rio rectify status)")
-    operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run_id)
+    operator(rio, key, claimed, Action.ORDER_RECTIFICATION, run_id=run_id)
 
 
 def _order_json(order: rectify_mod.Rectification, today: date) -> dict[str, Any]:
@@ -375,7 +375,7 @@ def rectify_order(
     day = _date(deadline, "--deadline") if deadline is not None else None
     calendar = _calendar()
     with open_rio() as rio:
-        operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
+        operator(rio, key, claimed, Action.ORDER_RECTIFICATION, run_id=run)
         order = rectify_mod.order_rectification(
             rio.db, run, finding, calendar=calendar, deadline=day, working_days=working_days
         )
@@ -439,10 +439,14 @@ def rectify_recheck(
 
 
 @rectify_app.command("plan")
-def rectify_plan(order: int, as_json: JsonOpt = False) -> None:
+def rectify_plan(
+    order: int, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
+) -> None:
     """Say which announced window the re-check can use, or what must be announced by when."""
+    from orchestrator.services.rectify import recheck_plan
+
     with open_rio() as rio:
-        plan = rectify_mod.recheck_plan(rio.db, order)
+        plan = recheck_plan(rio, authenticate(rio, key, claimed=claimed), order)
     if as_json:
         print_json(
             {
@@ -549,12 +553,16 @@ def rectify_feedback(
 @rectify_app.command("status")
 def rectify_status(
     run: Annotated[str | None, typer.Option(help="Only this run's orders.")] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List rectification orders; overdue ones are marked OVERDUE."""
+    """List the rectification orders of the runs you may see; overdue ones are marked OVERDUE."""
+    from orchestrator.services.rectify import list_orders
+
     today = datetime.now(CHINA).date()  # deadlines are China calendar days
     with open_rio() as rio:
-        orders = rectify_mod.list_orders(rio.db, run)
+        orders = list_orders(rio, authenticate(rio, key, claimed=claimed), run)
     if as_json:
         print_json([_order_json(o, today) for o in orders])
         return

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.live import Live
 
 from orchestrator.access.identity import authenticate
-from orchestrator.access.roles import Action, authorize, visible_runs
+from orchestrator.access.roles import Action, visible_runs
 from orchestrator.context import Rio
 from orchestrator.errors import (
     BudgetStoreError,
@@ -20,8 +20,6 @@ from orchestrator.errors import (
     RunKilledError,
     StateError,
 )
-from orchestrator.intake.notices import get_notice
-from orchestrator.intake.registry import get_person
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
 from orchestrator.interfaces._common import (
     QuietOpt,
@@ -33,11 +31,10 @@ from orchestrator.interfaces._common import (
     print_row,
 )
 from orchestrator.interfaces._progress import progress_table
-from orchestrator.run.lease import RunLease, recover_crashed
-from orchestrator.run.lifecycle import abort_idle
+from orchestrator.run.lease import recover_crashed
 from orchestrator.run.runner import Progress, Runner
-from orchestrator.run.runs import create_run, get_run, list_runs, request_kill
-from orchestrator.run.state import FINAL, PauseReason, RunState, describe_state
+from orchestrator.run.runs import create_run, get_run, list_runs
+from orchestrator.run.state import PauseReason, RunState, describe_state
 from orchestrator.store.models import RunRow
 
 __all__ = ["register"]
@@ -95,21 +92,9 @@ def raise_if_killed(rio: Rio, run_id: str) -> None:
 
 
 def _preflight(rio: Rio, notice_id: str) -> None:
-    """Refuse early, with the reason, when no probe could be allowed now."""
-    with rio.db.session() as s:
-        notice = get_notice(s, notice_id)
-    now = datetime.now(UTC)
-    ready = notice.lead_time_met_at()
-    if now < ready:
-        raise StateError(
-            f"notice {notice.id}: the lead time of {notice.policy.min_notice_lead} is met only at "
-            f"{ready.isoformat()}; use `rio run schedule` to run it then"
-        )
-    if notice.scope.window_at(now) is None or notice.policy.window_at(now) is None:
-        raise StateError(
-            f"notice {notice.id}: {now.isoformat()} is outside its announced or policy windows; "
-            "use `rio run schedule` to run it in the next window"
-        )
+    from orchestrator.services.runs import preflight
+
+    preflight(rio, notice_id)
 
 
 @run_app.command("start")
@@ -250,81 +235,6 @@ def _print_reasons(reasons: dict[str, int]) -> None:
         console.print(f"  refused {count:>6}  {reason}", markup=False)
 
 
-def _status(rio: Rio, run_id: str) -> dict[str, Any]:
-    from collections import Counter
-
-    from sqlalchemy import func, select
-
-    from orchestrator.ledger.log import read_checkpoints, read_leaves
-    from orchestrator.ledger.tally import RefusalTally
-    from orchestrator.store.models import FindingRow
-
-    with rio.db.session() as s:
-        row = get_run(s, run_id)
-        # A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.
-        severities: dict[str, int] = {
-            severity: count
-            for severity, count in s.execute(
-                select(FindingRow.severity, func.count())
-                .where(FindingRow.run_id == run_id)
-                .group_by(FindingRow.severity)
-            ).tuples()
-        }
-        data: dict[str, Any] = {
-            "id": row.id,
-            "notice": row.notice_id,
-            "state": row.state,
-            "pause_reason": row.pause_reason,
-            "technician": get_person_name(s, row.technician_id),
-            "created_at": row.created_at,
-            "started_at": row.started_at,
-            "ended_at": row.ended_at,
-            "planned": row.planned,
-            "decided": row.done,
-            "refused": row.refused,
-            "kill_requested_at": row.kill_requested_at,
-            "killed_by": row.killed_by,
-            "kill_reason": row.kill_reason,
-            "findings": severities,
-        }
-    outcomes: Counter[str] = Counter()
-    per_second: Counter[str] = Counter()
-    costs: dict[int, int] = {}
-    last_state: dict[str, Any] = {}
-    refusals = RefusalTally()
-    for leaf in read_leaves(rio.db, run_id):
-        refusals.add(leaf)
-        if leaf.kind == "outcome":
-            outcomes[str(leaf.data["outcome"])] += 1
-            cost = costs.pop(int(leaf.data["intent"]), 1)
-            sent = leaf.data.get("sent_at")
-            if isinstance(sent, str):  # connections per second as sent, not as decided
-                per_second[sent[:19]] += cost
-        elif leaf.kind == "intent":
-            costs[leaf.seq] = int(leaf.data.get("cost", 1))
-        elif leaf.kind == "state":
-            last_state = leaf.data
-    # Gate refusals and probes' own refusals, by reason (the runner's count has only the gate's).
-    data["refused_by_reason"] = refusals.counts()
-    data["refused"] = sum(data["refused_by_reason"].values())
-    data["outcomes"] = dict(outcomes)
-    # What was not done, and why (a run is sealed only when every planned probe has an outcome).
-    data["not_done"] = {
-        "count": max(0, (row.planned or 0) - (row.done or 0)),
-        "why": last_state.get("reason") if last_state.get("state") == "paused" else None,
-    }
-    data["peak_connections_per_second"] = max(per_second.values(), default=0)
-    cps = read_checkpoints(rio.db, run_id)
-    data["checkpoint"] = {"size": cps[-1].size, "note": cps[-1].note} if cps else None
-    return data
-
-
-def get_person_name(s: Any, person_id: int) -> str:
-    from orchestrator.intake.registry import person_by_id
-
-    return person_by_id(s, person_id).name
-
-
 def _pairs(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
 
@@ -334,10 +244,10 @@ def run_status(
     run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Show a run's figures: decided / planned, refusals, outcomes, findings, checkpoint."""
+    from orchestrator.services.runs import run_figures
+
     with open_rio() as rio:
-        operator(rio, key, claimed, Action.VIEW_RUN, run_id=run)
-        recover_crashed(rio, [run])
-        data = _status(rio, run)
+        data = run_figures(rio, authenticate(rio, key, claimed=claimed), run).to_json()
     if as_json:
         print_json(data)
         return
@@ -415,32 +325,13 @@ def run_kill(
     reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch",
 ) -> None:
     """Stop a run now: no new permits, in-flight probes (nmap included) cancelled; logged."""
+    from orchestrator.services.runs import kill_runs
+
     with open_rio() as rio:
-        by = operator(rio, key, claimed, Action.KILL_RUN, run_id=run).name
-        recover_crashed(rio, [run])  # a crashed run is killed here, not by its dead runner
-        with rio.db.session() as s:
-            row = request_kill(s, run, by, reason)
-            state = RunState(row.state)
-        if state is not RunState.RUNNING:
-            _finalise_idle_kill(rio, run)
+        result = kill_runs(rio, authenticate(rio, key, claimed=claimed), [run], reason=reason)
+    for job in result.removed_jobs:
+        console.print(f"removed job {job}", markup=False)
     console.print(f"kill requested for run {run}")
-
-
-def _finalise_idle_kill(rio: Rio, run_id: str) -> None:
-    """A run that no process is running: log the kill and seal it here (holding its lease)."""
-    lease = RunLease(rio, run_id)
-    if not lease.try_acquire():
-        return  # a runner took it up meanwhile: it sees the kill request and stops
-    try:
-        asyncio.run(abort_idle(rio, run_id, datetime.now(UTC)))
-    finally:
-        lease.release()
-    # A killed run never starts: its waiting job goes too (the scheduler would only skip it).
-    from orchestrator.run.scheduler import RioScheduler
-
-    with RioScheduler(rio) as scheduler:
-        for job in scheduler.unschedule(run_id):
-            console.print(f"removed job {job}", markup=False)
 
 
 def kill_all(
@@ -454,24 +345,13 @@ def kill_all(
     """Stop every unfinished run you may stop, now."""
     if not all_runs:
         raise InputError("rio kill needs --all (or use `rio run kill RUN`)")
+    from orchestrator.services.runs import kill_all as kill_every_run
+
     with open_rio() as rio:
-        person = authenticate(rio, key, claimed=claimed)
-        with rio.db.session() as s:
-            running = [r.id for r in list_runs(s) if r.state == RunState.RUNNING.value]
-        recover_crashed(rio, running)
-        with rio.db.session() as s:
-            targets = [
-                (r.id, RunState(r.state)) for r in list_runs(s) if RunState(r.state) not in FINAL
-            ]
-            # All or nothing: refuse before stopping anything if one run is not theirs to stop.
-            for run_id, _ in targets:
-                authorize(s, person, Action.KILL_RUN, run_id=run_id)
-            for run_id, _ in targets:
-                request_kill(s, run_id, person.name, reason)
-        for run_id, state in targets:
-            if state is not RunState.RUNNING:
-                _finalise_idle_kill(rio, run_id)
-    console.print(f"kill requested for {len(targets)} run(s)")
+        result = kill_every_run(rio, authenticate(rio, key, claimed=claimed), reason)
+    for job in result.removed_jobs:
+        console.print(f"removed job {job}", markup=False)
+    console.print(f"kill requested for {len(result.runs)} run(s)")
 
 
 @gate_app.command("explain")
@@ -481,89 +361,48 @@ def gate_explain(
     probe: Annotated[str, typer.Option()] = "port",
     port: Annotated[int | None, typer.Option()] = None,
     at: Annotated[str | None, typer.Option(help="ISO time to ask about (default now).")] = None,
-    technician: Annotated[str | None, typer.Option()] = None,
+    technician: Annotated[
+        str | None, typer.Option(help="The technician whose launch to assume.")
+    ] = None,
+    key: KeyOpt = None,
+    claimed: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Would this probe be allowed? Print every check's verdict; exit 0 only for a permit."""
-    from orchestrator.gate.addresses import parse_ip
-    from orchestrator.gate.budget import BudgetLimits, RateBudget
-    from orchestrator.gate.decide import Gate, ProbeRequest
-    from orchestrator.gate.health import HealthBreaker
-    from orchestrator.gate.resolve import Resolver
+    """Would this probe be allowed? Print every check's verdict; exit 0 only for a permit.
+
+    Asks the gate the runner uses; officers of the notice's organ, technicians of its vendor
+    (assumed as the launcher unless --technician names another) and auditors may ask.
+    """
+    from orchestrator.services.gate import explain_probe
 
     try:
-        when = datetime.fromisoformat(at) if at else datetime.now(UTC)
+        when = datetime.fromisoformat(at) if at else None
     except ValueError:
         raise InputError(
             f"--at {at!r}: not an ISO time; give one with its timezone, "
             "e.g. 2026-12-07T01:00:00+08:00"
         ) from None
-    if when.tzinfo is None:
+    if when is not None and when.tzinfo is None:
         raise InputError(f"--at {at!r}: give a timezone, e.g. 2026-12-07T01:00:00+08:00")
     with open_rio() as rio:
-        with rio.db.session() as s:
-            n = get_notice(s, notice)
-            person = get_person(s, technician) if technician else None
-        try:
-            ip: str | None = str(parse_ip(target))
-            host = None
-        except ValueError:
-            ip, host = None, target
-        r = n.policy.rates
-        budget = RateBudget(
-            BudgetLimits(
-                per_ip=r.per_ip,
-                per_network=r.per_network,
-                per_notice=r.per_notice,
-                global_=r.global_,
-            )
-        )
-        settings = rio.settings
-        gate = Gate(
-            notice=n,
-            run=None,
-            launcher=lambda: person,
-            budget=budget,
-            health=HealthBreaker(),
-            resolver=Resolver(list(settings.dns_nameservers) or None, port=settings.dns_port),
-            sink=None,
-        )
-        # A port sweep covers the policy's ports (or the one asked about); other probes one port.
-        sweep: tuple[int, ...] = ()
-        if probe == "port":
-            policy_ports = n.policy.probes.port.ports if n.policy.probes.port else ()
-            sweep = (port,) if port is not None else tuple(policy_ports)
-        req = ProbeRequest(
-            item=0,
+        result = explain_probe(
+            rio,
+            authenticate(rio, key, claimed=claimed),
+            notice,
+            target,
             probe=probe,
-            target=target,
-            ip=ip,
-            host=host,
-            port=None if probe == "port" else port,
-            ports=sweep,
-            cost=max(1, len(sweep)),
+            port=port,
+            at=when,
+            technician=technician,
         )
-        verdicts = asyncio.run(gate.explain(req, at=when))
-    # Without a run, the run check cannot pass; it is shown but not counted.
-    counted = [v for v in verdicts if v.check != "run"]
-    allowed = all(counted)
     if as_json:
-        print_json(
-            {
-                "allowed": allowed,
-                "at": when.isoformat(),
-                "checks": [
-                    {"check": v.check, "ok": v.ok, "reason": v.reason, "detail": v.detail}
-                    for v in verdicts
-                ],
-            }
-        )
+        print_json(result.to_json())
     else:
-        for v in verdicts:
+        for v in result.checks:
             mark = "n/a " if v.check == "run" else ("ok  " if v.ok else "NO  ")
             console.print(f"{mark}{v.check:10} {v.reason:26} {v.detail}", markup=False)
-        console.print("PERMIT (if a run were active)" if allowed else "REFUSED")
-    if not allowed:
+        console.print("PERMIT (if a run were active)" if result else "REFUSED")
+    if not result:
         raise typer.Exit(GateRefusalError.exit_code)
 
 

@@ -577,7 +577,7 @@ def record_feedback(
         raise InputError(f"rectification order {order_id}: the feedback document is empty")
     with db.session() as s:
         row = _order_row(s, order_id)
-        authorize(s, actor, Action.CLOSE_RECORD, run_id=row.run_id)
+        authorize(s, actor, Action.ORDER_RECTIFICATION, run_id=row.run_id)
         if row.recheck_run_id is None or row.feedback_due is None:
             raise StateError(
                 f"rectification order {order_id} has no re-check yet (rio rectify recheck): "

@@ -41,12 +41,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from orchestrator.clock import Clock, SystemClock
+from orchestrator.app import breaker_for, budget_for, gate_for, resolver_for
+from orchestrator.clock import Clock
 from orchestrator.context import Rio
 from orchestrator.errors import BudgetStoreError, InputError
-from orchestrator.gate.budget import BudgetLimits, RateBudget
+from orchestrator.gate.budget import RateBudget
 from orchestrator.gate.decide import Admission, Gate, ProbeRequest, Refusal
-from orchestrator.gate.health import HealthBreaker, HealthThresholds
+from orchestrator.gate.health import HealthBreaker
 from orchestrator.gate.resolve import Resolver
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.intake.registry import Person
@@ -187,11 +188,9 @@ class Runner:
     ) -> None:
         self.rio = rio
         self.run_id = run_id
-        self.clock = clock or SystemClock()
+        self.clock = clock or rio.clock
         settings = rio.settings
-        self.resolver = resolver or Resolver(
-            list(settings.dns_nameservers) or None, port=settings.dns_port
-        )
+        self.resolver = resolver or resolver_for(rio)
         self.dns_port = dns_port if dns_port is not None else settings.dns_port
         self.catalogue = catalogue or load_catalogue()
         self.versions = _versions(settings.versions_file)
@@ -224,28 +223,10 @@ class Runner:
     # -- setup -------------------------------------------------------------------------------
 
     def _budget(self) -> RateBudget:
-        r = self.policy.rates
-        limits = BudgetLimits(
-            per_ip=r.per_ip,
-            per_network=r.per_network,
-            per_notice=r.per_notice,
-            global_=r.global_,
-            network_prefix_v4=r.network_prefix_v4,
-            network_prefix_v6=r.network_prefix_v6,
-        )
-        return RateBudget(limits, storage_url=self.rio.settings.budget_url)
+        return budget_for(self.rio, self.notice)
 
     def _breaker(self) -> HealthBreaker:
-        h = self.policy.health
-        return HealthBreaker(
-            HealthThresholds(
-                consecutive_failures=h.consecutive_failures,
-                latency_factor=h.latency_factor,
-                baseline_samples=h.baseline_samples,
-                cooldown=h.cooldown.total_seconds(),
-                backoff=h.backoff,
-            )
-        )
+        return breaker_for(self.notice)
 
     def _recover(self, log: ProbeLog) -> tuple[set[int], list[tuple[int, dict[str, Any]]]]:
         """Items already done, and intents that never got an outcome.
@@ -292,14 +273,15 @@ class Runner:
         )
         budget = self._budget()
         health = self._breaker()
-        gate = Gate(
-            notice=self.notice,
-            run=self._view,
+        gate = gate_for(
+            self.rio,
+            self.notice,
+            self._view,
             launcher=lambda: self._person,
+            sink=log,
             budget=budget,
             health=health,
             resolver=self.resolver,
-            sink=log,
             clock=self.clock,
         )
         plan = Plan(self.notice.scope, self.policy)

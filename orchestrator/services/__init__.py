@@ -1,1 +1,21 @@
-"""One function per operation; every front end (CLI, HTTP API, pages) calls these."""
+"""One function per operation; every front end (CLI, HTTP API, pages, workers) calls these.
+
+The conventions each service keeps:
+
+- It takes the application (:func:`orchestrator.app.build_app`) and the acting
+  :class:`~orchestrator.intake.registry.Person` (authenticated by the front end from their key)
+  and authorises itself against the role matrix (:mod:`orchestrator.access.roles`) before it
+  reads or changes anything; a front end never decides who may do what.
+- One operation is one unit of work: the service opens the database session (one transaction)
+  it needs and commits or rolls back as a whole. Read paths never write.
+- It returns frozen result types (``to_json()`` for machine output), never ORM rows: nothing
+  from :mod:`orchestrator.store.models` leaves a service.
+- Errors are :mod:`orchestrator.errors` subclasses whose message a front end prints as is.
+
+Modules: :mod:`.access` (evidence), :mod:`.audit`, :mod:`.directory` (people, vendors, the
+master key), :mod:`.gate` (explain), :mod:`.metrics`, :mod:`.notices`, :mod:`.public` (the
+object's public check), :mod:`.records`, :mod:`.rectify`, :mod:`.runs` (start checks, status,
+kill).
+"""
+
+from __future__ import annotations

@@ -1,21 +1,63 @@
-"""Runs as operations: list the runs a person may see, a run's status, kill a run."""
+"""Runs as operations: the start check, list, status and figures, kill one run or all."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from orchestrator.access.roles import Action, authorize, visible_runs
 from orchestrator.context import Rio
+from orchestrator.errors import StateError
 from orchestrator.intake.registry import Person
-from orchestrator.run.lease import RunLease
+from orchestrator.run.lease import RunLease, recover_crashed
 from orchestrator.run.lifecycle import abort_idle
 from orchestrator.run.runs import get_run, request_kill
+from orchestrator.run.runs import list_runs as all_runs
 from orchestrator.run.state import FINAL, RunState
 from orchestrator.store.models import RunRow
 
-__all__ = ["RunStatus", "kill_run", "list_runs", "run_status"]
+__all__ = [
+    "KillResult",
+    "RunFigures",
+    "RunStatus",
+    "kill_all",
+    "kill_run",
+    "list_runs",
+    "preflight",
+    "run_figures",
+    "run_status",
+]
+
+
+def preflight(app: Rio, notice_id: str) -> None:
+    """Refuse early, with the gate's own reason, when no probe of the notice could be allowed now.
+
+    The lead-time and window checks are the gate's (:meth:`Gate.check_notice`,
+    :meth:`Gate.check_window`), so ``run start`` says what the gate would say.
+
+    Raises:
+        StateError: the lead time is not met yet, or now lies outside the notice's or the
+            policy's windows; the message is the gate's, with what to do instead.
+    """
+    from orchestrator.app import gate_for
+    from orchestrator.intake.notices import get_notice
+
+    with app.db.session() as s:
+        notice = get_notice(s, notice_id)
+    gate = gate_for(app, notice, None, launcher=lambda: None)
+    now = app.clock.now()
+    lead = gate.check_notice(now)
+    if not lead:
+        raise StateError(f"{lead.detail}; use `rio run schedule` to run it then")
+    window = gate.check_window(now, now + notice.policy.probe_timeout)
+    if not window:
+        raise StateError(
+            f"notice {notice.id}: {window.detail}; "
+            "use `rio run schedule` to run it in the next window"
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,26 +128,165 @@ def kill_run(rio: Rio, person: Person, run_id: str, *, reason: str, now: datetim
         AccessDeniedError: The person may not kill the run.
         StateError: The run is already final.
     """
-    with rio.db.session() as s:
-        authorize(s, person, Action.KILL_RUN, run_id=run_id, now=now)
-        state = RunState(request_kill(s, run_id, person.name, reason).state)
-    if state is not RunState.RUNNING:
-        _finalise_idle_kill(rio, run_id, now)
+    kill_runs(rio, person, [run_id], reason=reason, now=now)
     with rio.db.session() as s:
         return _status(get_run(s, run_id))
 
 
-def _finalise_idle_kill(rio: Rio, run_id: str, now: datetime) -> None:
-    # As `rio run kill` does for a run no process is running: the lifecycle logs the kill and
-    # seals the run while this process holds the run's lease.
-    lease = RunLease(rio, run_id)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunFigures:
+    """A run's figures, as ``rio run status`` shows them. ``to_json()`` is the ``--json`` output."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
+    """The run's state, counts, refusals by reason, outcomes, findings and last checkpoint.
+
+    A ``running`` run whose runner died is recorded as crashed first (what status shows is
+    then true). Otherwise this only reads.
+
+    Raises:
+        AccessDeniedError: ``actor`` may not view the run.
+        NotFoundError: no such run.
+    """
+    from sqlalchemy import func, select
+
+    from orchestrator.intake.registry import person_by_id
+    from orchestrator.ledger.log import read_checkpoints, read_leaves
+    from orchestrator.ledger.tally import RefusalTally
+    from orchestrator.store.models import FindingRow
+
+    with app.db.session() as s:
+        authorize(s, actor, Action.VIEW_RUN, run_id=run_id, now=app.clock.now())
+    recover_crashed(app, [run_id])
+    with app.db.session() as s:
+        row = get_run(s, run_id)
+        # A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.
+        severities: dict[str, int] = {
+            severity: count
+            for severity, count in s.execute(
+                select(FindingRow.severity, func.count())
+                .where(FindingRow.run_id == run_id)
+                .group_by(FindingRow.severity)
+            ).tuples()
+        }
+        data: dict[str, Any] = {
+            "id": row.id,
+            "notice": row.notice_id,
+            "state": row.state,
+            "pause_reason": row.pause_reason,
+            "technician": person_by_id(s, row.technician_id).name,
+            "created_at": row.created_at,
+            "started_at": row.started_at,
+            "ended_at": row.ended_at,
+            "planned": row.planned,
+            "decided": row.done,
+            "refused": row.refused,
+            "kill_requested_at": row.kill_requested_at,
+            "killed_by": row.killed_by,
+            "kill_reason": row.kill_reason,
+            "findings": severities,
+        }
+        planned, done = row.planned or 0, row.done or 0
+    outcomes: Counter[str] = Counter()
+    per_second: Counter[str] = Counter()
+    costs: dict[int, int] = {}
+    last_state: dict[str, Any] = {}
+    refusals = RefusalTally()
+    for leaf in read_leaves(app.db, run_id):
+        refusals.add(leaf)
+        if leaf.kind == "outcome":
+            outcomes[str(leaf.data["outcome"])] += 1
+            cost = costs.pop(int(leaf.data["intent"]), 1)
+            sent = leaf.data.get("sent_at")
+            if isinstance(sent, str):  # connections per second as sent, not as decided
+                per_second[sent[:19]] += cost
+        elif leaf.kind == "intent":
+            costs[leaf.seq] = int(leaf.data.get("cost", 1))
+        elif leaf.kind == "state":
+            last_state = leaf.data
+    # Gate refusals and probes' own refusals, by reason (the runner's count has only the gate's).
+    data["refused_by_reason"] = refusals.counts()
+    data["refused"] = sum(data["refused_by_reason"].values())
+    data["outcomes"] = dict(outcomes)
+    # What was not done, and why (a run is sealed only when every planned probe has an outcome).
+    data["not_done"] = {
+        "count": max(0, planned - done),
+        "why": last_state.get("reason") if last_state.get("state") == "paused" else None,
+    }
+    data["peak_connections_per_second"] = max(per_second.values(), default=0)
+    cps = read_checkpoints(app.db, run_id)
+    data["checkpoint"] = {"size": cps[-1].size, "note": cps[-1].note} if cps else None
+    return RunFigures(data=data)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KillResult:
+    """What a kill did: the runs asked to stop, and the scheduled jobs removed."""
+
+    runs: tuple[str, ...]
+    removed_jobs: tuple[str, ...]
+    at: datetime
+
+
+def kill_runs(
+    app: Rio, actor: Person, run_ids: list[str], *, reason: str, now: datetime | None = None
+) -> KillResult:
+    """Pull the kill switch of the named runs; all or nothing.
+
+    A crashed run is recorded as crashed first (it is killed here, not by its dead runner); a
+    run no process is running is sealed here (its kill and state leaves logged) and its
+    scheduled job removed.
+
+    Raises:
+        AccessDeniedError: one of the runs is not ``actor``'s to kill (then none is stopped).
+        StateError: a run is already final.
+    """
+    when = now or app.clock.now()
+    with app.db.session() as s:
+        for run_id in run_ids:
+            authorize(s, actor, Action.KILL_RUN, run_id=run_id, now=when)
+    recover_crashed(app, run_ids)
+    with app.db.session() as s:
+        states = [(r, RunState(request_kill(s, r, actor.name, reason).state)) for r in run_ids]
+    removed: list[str] = []
+    for run_id, state in states:
+        if state is not RunState.RUNNING:
+            removed.extend(_finalise_idle_kill(app, run_id))
+    return KillResult(runs=tuple(run_ids), removed_jobs=tuple(removed), at=when)
+
+
+def kill_all(app: Rio, actor: Person, reason: str) -> KillResult:
+    """Pull the kill switch of every unfinished run; all or nothing.
+
+    Raises:
+        AccessDeniedError: one of the unfinished runs is not ``actor``'s to kill (then no run
+            is stopped).
+    """
+    with app.db.session() as s:
+        running = [r.id for r in all_runs(s) if r.state == RunState.RUNNING.value]
+    recover_crashed(app, running)  # a run whose runner died is not left unkilled as "running"
+    with app.db.session() as s:
+        targets = [r.id for r in all_runs(s) if RunState(r.state) not in FINAL]
+    return kill_runs(app, actor, targets, reason=reason)
+
+
+def _finalise_idle_kill(app: Rio, run_id: str) -> tuple[str, ...]:
+    """A run that no process is running: log the kill and seal it here (holding its lease);
+    returns the scheduled jobs removed."""
+    lease = RunLease(app, run_id)
     if not lease.try_acquire():
-        return  # a runner took it up meanwhile: it sees the kill request and stops
+        return ()  # a runner took it up meanwhile: it sees the kill request and stops
     try:
-        asyncio.run(abort_idle(rio, run_id, now))
+        asyncio.run(abort_idle(app, run_id, app.clock.now()))
     finally:
         lease.release()
+    # A killed run never starts: its waiting job goes too (the scheduler would only skip it).
     from orchestrator.run.scheduler import RioScheduler
 
-    with RioScheduler(rio) as scheduler:
-        scheduler.unschedule(run_id)
+    with RioScheduler(app) as scheduler:
+        return tuple(scheduler.unschedule(run_id))

@@ -82,7 +82,8 @@ def test_administrator_may_not_sign_launch_or_read_evidence(lab: Lab) -> None:
     with lab.rio.db.session() as s:
         with pytest.raises(
             AccessDeniedError,
-            match=r"^admin-m \(admin\) may not sign the record of run .*: administrators",
+            match=r"^admin-m \(admin\) may not sign the record of run .*: only officers and "
+            r"technicians may do this, not an administrator$",
         ):
             authorize(s, admin, Action.SIGN_RECORD, run_id=lab.run_a)
         authorize(s, admin, Action.MANAGE_REGISTRY)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.cli.conftest import ROOT, Rio
 
@@ -206,7 +207,7 @@ def test_registry_needs_an_administrator_once_one_exists(rio: Rio, tmp_path: Pat
     refused = rio("vendor", "add", "acme", "--organisation", "Acme", check=False)
     assert refused.returncode == 2 and "RIO_KEY_FILE" in refused.stderr
     rio("vendor", "add", "acme", "--organisation", "Acme", "--key", str(tmp_path / "root.key"))
-    assert "acme" in rio("vendor", "list").stdout
+    assert "acme" in rio("vendor", "list", "--key", str(tmp_path / "root.key")).stdout
 
 
 def test_gate_explain_says_why_and_exits_non_zero_for_a_refusal(rio: Rio, tmp_path: Path) -> None:
@@ -214,8 +215,12 @@ def test_gate_explain_says_why_and_exits_non_zero_for_a_refusal(rio: Rio, tmp_pa
 
     _setup(rio, tmp_path)
     notice_id = _announce(rio, tmp_path)
+
+    def as_li(*args: str, check: bool = True) -> Any:
+        return rio(*args, check=check, extra_env={"RIO_KEY_FILE": str(tmp_path / "li.key")})
+
     later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
-    allowed = rio(
+    allowed = as_li(
         "gate",
         "explain",
         notice_id,
@@ -242,7 +247,7 @@ def test_gate_explain_says_why_and_exits_non_zero_for_a_refusal(rio: Rio, tmp_pa
         "health",
         "rate",
     ]
-    excluded = rio(
+    excluded = as_li(
         "gate",
         "explain",
         notice_id,
@@ -256,7 +261,7 @@ def test_gate_explain_says_why_and_exits_non_zero_for_a_refusal(rio: Rio, tmp_pa
     assert (
         excluded.returncode == 3 and "excluded" in excluded.stdout and "REFUSED" in excluded.stdout
     )
-    outside = rio(
+    outside = as_li(
         "gate",
         "explain",
         notice_id,
@@ -268,7 +273,7 @@ def test_gate_explain_says_why_and_exits_non_zero_for_a_refusal(rio: Rio, tmp_pa
         check=False,
     )
     assert outside.returncode == 3 and "out-of-scope" in outside.stdout
-    too_early = rio(
+    too_early = as_li(
         "gate",
         "explain",
         notice_id,
@@ -309,8 +314,12 @@ def test_gate_explain_a_port_sweep_and_a_port_outside_the_policy(rio: Rio, tmp_p
 
     _setup(rio, tmp_path)
     notice_id = _announce(rio, tmp_path)
+
+    def as_li(*args: str, check: bool = True) -> Any:
+        return rio(*args, check=check, extra_env={"RIO_KEY_FILE": str(tmp_path / "li.key")})
+
     later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
-    sweep = rio(
+    sweep = as_li(
         "gate",
         "explain",
         notice_id,
@@ -323,7 +332,7 @@ def test_gate_explain_a_port_sweep_and_a_port_outside_the_policy(rio: Rio, tmp_p
         later,
     )
     assert "PERMIT" in sweep.stdout
-    odd = rio(
+    odd = as_li(
         "gate",
         "explain",
         notice_id,

@@ -39,6 +39,7 @@ def test_gate_explain_example_permits_when_the_technician_is_named(
     ).stdout.strip()  # fmt: skip
     # The README's command, with its own date moved as the scope's window was.
     args = ["gate", "explain", notice, "192.0.2.5", "--probe", "http", "--port", "443"]
+    args += ["--key", str(tmp_path / "li.key")]
     without = rio(*args, "--at", at, check=False)
     assert without.returncode == 3 and "no-technician" in without.stdout
     named = rio(*args, "--technician", "zhang", "--at", at, check=False)
