@@ -16,8 +16,7 @@ def test_a_technician_announcing_is_told_only_officers_may(lab: Lab) -> None:
     with lab.rio.db.session() as s, pytest.raises(AccessDeniedError) as refused:
         authorize(s, lab.person("tech-a"), Action.ANNOUNCE_NOTICE)
     assert str(refused.value) == (
-        "tech-a (technician) may not announce a notice: only officers may do this, "
-        "not a technician"
+        "tech-a (technician) may not announce a notice: only officers may do this, not a technician"
     )
 
 
