@@ -20,7 +20,7 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 IN_CI = os.environ.get("HYPOTHESIS_PROFILE") == "ci"
-_SERVICE_WORDS = ("postgres", "redis")
+_SERVICE_WORDS = ("postgres", "redis", "rabbitmq")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -41,7 +41,7 @@ def amqp_or_skip() -> None:
         with socket.create_connection(("127.0.0.1", 5672), timeout=1.0):
             return
     except OSError as exc:
-        # Not one of .ci/run's required services (Redis is the default broker): skip, loudly.
+        # .ci/run starts RabbitMQ; elsewhere skip, loudly (Redis is the default broker).
         pytest.skip(
             f"RabbitMQ not reachable at 127.0.0.1:5672 (apt install rabbitmq-server): {exc}"
         )
