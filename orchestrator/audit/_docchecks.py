@@ -499,24 +499,29 @@ def check_record(
         if len(officers) < need_officers:
             tally.offend(
                 "member record.dsse.json",
-                f"{len(officers)} distinct officers of {organs} signed validly; the policy "
+                f"{_n(len(officers), 'distinct officer')} of {organs} signed validly; the policy "
                 f"requires {need_officers}" + _ignored_note(ignored),
             )
         need_technicians = policy.signoff.technicians if notice.vendor is not None else 0
         if len(technicians) < need_technicians:
             tally.offend(
                 "member record.dsse.json",
-                f"{len(technicians)} technicians of {notice.vendor} signed validly; the policy "
-                f"requires {need_technicians}" + _ignored_note(ignored),
+                f"{_n(len(technicians), 'technician')} of {notice.vendor} signed validly; "
+                f"the policy requires {need_technicians}" + _ignored_note(ignored),
             )
     return (
         tally.result(
-            f"version {record.get('version')} signed by {len(officers)} officers of {organs} "
-            f"and {len(technicians)} technicians; names the final checkpoint"
+            f"version {record.get('version')} signed by {_n(len(officers), 'officer')} of {organs} "
+            f"and {_n(len(technicians), 'technician')}; names the final checkpoint"
             + _ignored_note(ignored)
         ),
         record,
     )
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 officer``, ``2 officers``: a count a reader sees, never ``1 officers``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _ignored_note(ignored: list[str]) -> str:

@@ -168,7 +168,7 @@ def test_dropped_officer_signature_fails_record(archive: Path, tmp_path: Path) -
         {"record.dsse.json": fewer.dumps(), "record.signatures.json": ab._cb(times)},
     )
     assert {"manifest", "record"} <= failed(forged)
-    assert "1 distinct officers" in verify(forged).check("record").detail
+    assert "1 distinct officer" in verify(forged).check("record").detail
 
 
 def test_officer_signing_twice_counts_once(tmp_path: Path) -> None:
@@ -402,7 +402,7 @@ def test_officer_of_an_organ_the_notice_does_not_name_is_ignored_by_the_audit(
     report = verify(path)
     assert {c.name for c in report.failed} == {"record"}
     detail = report.check("record").detail
-    assert "1 distinct officers of PSB" in detail
+    assert "1 distinct officer of PSB" in detail
     assert "ignored: officer-wang (an officer of Other PSB, not of the organ(s)" in detail
 
 
