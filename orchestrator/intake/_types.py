@@ -19,6 +19,7 @@ __all__ = [
     "NetworkLiteral",
     "Slug",
     "TimezoneName",
+    "format_duration",
     "parse_duration",
     "strict_ip",
     "strict_network",
@@ -51,6 +52,18 @@ def parse_duration(value: Any) -> timedelta:
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError(f"a duration of at most {MAX_DURATION.days} days is expected")
     return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The duration as a policy file writes it (``"3d"``, ``"90m"``, ``"500ms"``), never
+    ``3 days, 0:00:00``: the largest unit that states it exactly, so it parses back the same.
+    Sub-millisecond parts (which no file can write) are rounded to the millisecond."""
+    millis = round(value.total_seconds() * 1000)
+    for unit in ("d", "h", "m", "s"):
+        size = round(_UNITS[unit] * 1000)
+        if millis % size == 0 and millis:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms" if millis else "0s"
 
 
 def strict_ip(value: Any) -> str:

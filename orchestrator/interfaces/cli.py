@@ -7,6 +7,7 @@ a traceback means a bug in rio.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from orchestrator.gate.budget import check_budget_store
 from orchestrator.intake import keys as keyfiles
 from orchestrator.intake import notices as notice_store
 from orchestrator.intake import registry
+from orchestrator.intake._types import format_duration
 from orchestrator.intake.policy import load_policy, policy_json_schema
 from orchestrator.intake.scope import load_scope, scope_json_schema
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator, registry_operator
@@ -218,23 +220,54 @@ def schema(kind: Annotated[str, typer.Argument(help="scope, policy or calendar")
 
 
 @scope_app.command("check")
-def scope_check(file: Path) -> None:
+def scope_check(file: Path, as_json: JsonOpt = False) -> None:
     """Validate a scope file."""
-    scope, _ = load_scope(file)
+    scope, data = load_scope(file)
+    counts = {"targets": len(scope.targets), "excludes": len(scope.excludes)}
+    counts["windows"] = len(scope.windows)
+    if as_json:
+        print_json(
+            {"file": str(file), "ok": True, "object": scope.object.id, "sha256": _sha256(data)}
+            | counts
+        )
+        return
     console.print(
-        f"{file}: ok - object {scope.object.id}, {len(scope.targets)} targets, "
-        f"{len(scope.excludes)} excludes, {len(scope.windows)} windows"
+        f"{file}: ok - object {scope.object.id}, "
+        + ", ".join(_counted(n, noun) for noun, n in counts.items())
     )
 
 
 @policy_app.command("check")
-def policy_check(file: Path) -> None:
+def policy_check(file: Path, as_json: JsonOpt = False) -> None:
     """Validate a policy file."""
-    policy, _ = load_policy(file)
+    policy, data = load_policy(file)
+    lead = format_duration(policy.min_notice_lead)
+    if as_json:
+        print_json(
+            {
+                "file": str(file),
+                "ok": True,
+                "policy": policy.name,
+                "sha256": _sha256(data),
+                "min_notice_lead": lead,
+                "probes": list(policy.probes.allowed()),
+                "rates": policy.rates.model_dump(by_alias=True),
+            }
+        )
+        return
     console.print(
-        f"{file}: ok - policy {policy.name}, lead {policy.min_notice_lead}, "
+        f"{file}: ok - policy {policy.name}, lead {lead}, "
         f"probes {', '.join(policy.probes.allowed())}, per-IP {policy.rates.per_ip}/s"
     )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _counted(count: int, noun: str) -> str:
+    """``1 window``, ``3 targets`` (nouns here are plurals ending in s)."""
+    return f"{count} {noun[:-1]}" if count == 1 else f"{count} {noun}"
 
 
 @keys_app.command("generate")

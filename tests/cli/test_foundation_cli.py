@@ -164,7 +164,26 @@ def test_schema_commands_print_json_schema(rio: Rio) -> None:
 
 def test_policy_check_accepts_every_shipped_policy(rio: Rio) -> None:
     for path in sorted((ROOT / "policies").glob("*.yaml")):
-        assert "ok" in rio("policy", "check", str(path)).stdout
+        out = rio("policy", "check", str(path)).stdout
+        assert "ok" in out
+        assert "day," not in out and ":00:00" not in out, f"a timedelta repr in: {out}"
+
+
+def test_scope_and_policy_check_answer_in_json_with_the_announced_bytes_digest(rio: Rio) -> None:
+    import hashlib
+
+    policy_path = ROOT / "policies" / "default.yaml"
+    policy = json.loads(rio("policy", "check", str(policy_path), "--json").stdout)
+    assert policy["ok"] is True and policy["policy"] == "default"
+    assert policy["min_notice_lead"] == "3d" and "port" in policy["probes"]
+    assert policy["rates"]["per_ip"] >= 1 and "global" in policy["rates"]
+    assert policy["sha256"] == hashlib.sha256(policy_path.read_bytes()).hexdigest()
+    scope_path = ROOT / "scopes" / "loopback.yaml"
+    scope = json.loads(rio("scope", "check", str(scope_path), "--json").stdout)
+    assert scope["ok"] is True and scope["object"] == "loopback-lab"
+    assert (scope["targets"], scope["windows"]) == (1, 1)
+    assert scope["sha256"] == hashlib.sha256(scope_path.read_bytes()).hexdigest()
+    assert "1 target, 0 excludes, 1 window" in rio("scope", "check", str(scope_path)).stdout
 
 
 def test_announcing_needs_an_officers_key(rio: Rio, tmp_path: Path) -> None:

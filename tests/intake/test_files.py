@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orchestrator.errors import PolicyFileError, ScopeFileError
+from orchestrator.intake._types import MAX_DURATION, format_duration, parse_duration
 from orchestrator.intake.policy import load_policy, parse_policy
 from orchestrator.intake.scope import load_scope, parse_scope
 
@@ -245,3 +249,19 @@ def test_policy_whose_dns_probe_never_fits_one_second_is_refused_naming_the_prob
         PolicyFileError, match=r"x\.yaml: probes\.dns: one dns probe costs 12 .*rates\.per_ip 4"
     ):
         parse_policy(text.encode(), "x.yaml")
+
+
+@given(millis=st.integers(min_value=0, max_value=int(MAX_DURATION.total_seconds()) * 1000))
+def test_a_formatted_duration_parses_back_to_itself(millis: int) -> None:
+    value = timedelta(milliseconds=millis)
+    text = format_duration(value)
+    assert parse_duration(text) == value
+    assert "," not in text and ":" not in text
+
+
+def test_durations_format_in_the_largest_exact_unit() -> None:
+    assert format_duration(timedelta(days=3)) == "3d"
+    assert format_duration(timedelta(hours=36)) == "36h"
+    assert format_duration(timedelta(seconds=90)) == "90s"
+    assert format_duration(timedelta(milliseconds=1500)) == "1500ms"
+    assert format_duration(timedelta(0)) == "0s"
