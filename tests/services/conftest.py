@@ -1,26 +1,8 @@
-"""The access lab (people of every role, notices of two vendors, two runs) for service tests."""
+"""The access lab (people of every role, notices of two vendors, two runs) for service tests:
+the same fixtures as tests/access, imported rather than written again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from tests.access.conftest import lab, template
 
-import pytest
-
-from tests.access.test_lab import Lab, build_lab, copy_lab
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Lab:
-    built = build_lab(tmp_path_factory.mktemp("template"))
-    built.rio.close()
-    return built
-
-
-@pytest.fixture
-def lab(template: Lab, tmp_path: Path) -> Iterator[Lab]:
-    built = copy_lab(template, tmp_path)
-    try:
-        yield built
-    finally:
-        built.rio.close()
+__all__ = ["lab", "template"]
