@@ -1,11 +1,12 @@
-"""Runs as operations: the start check, list, status and figures, kill one run or all."""
+"""Runs as operations: start now or schedule, the start check, list, status and figures, kill
+one run or all."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.access.roles import Action, authorize, visible_runs
@@ -21,6 +22,7 @@ from orchestrator.store.models import RunRow
 
 __all__ = [
     "KillResult",
+    "LaunchedRun",
     "RunFigures",
     "RunStatus",
     "kill_all",
@@ -29,6 +31,8 @@ __all__ = [
     "preflight",
     "run_figures",
     "run_status",
+    "schedule_run",
+    "start_run",
 ]
 
 
@@ -58,6 +62,77 @@ def preflight(app: Rio, notice_id: str) -> None:
             f"notice {notice.id}: {window.detail}; "
             "use `rio run schedule` to run it in the next window"
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LaunchedRun:
+    """A run handed to the scheduler: when it starts and, for a recurring check, what follows."""
+
+    run_id: str
+    notice_id: str
+    start: datetime
+    series: str | None = None
+    next_period: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "notice_id": self.notice_id,
+            "start": self.start.isoformat(),
+            "series": self.series,
+            "next_period": self.next_period.isoformat() if self.next_period else None,
+        }
+
+
+def start_run(app: Rio, actor: Person, notice_id: str) -> LaunchedRun:
+    """Start a run of the notice now, by the scheduler (``rio serve``) rather than in the
+    caller's process: the run is created and given a job due now, which the serving scheduler
+    fires at its next look (``--poll``, 5 s by default) under the run's lease.
+
+    Raises:
+        AccessDeniedError: ``actor`` may not launch runs of the notice.
+        StateError: the gate would allow no probe now (lead time, windows); the message says
+            what it would say.
+        NotFoundError: no such notice.
+    """
+    from orchestrator.run.runs import create_run
+    from orchestrator.run.scheduler import RioScheduler
+
+    now = app.clock.now()
+    with app.db.session() as s:
+        authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=now)
+    preflight(app, notice_id)
+    with app.db.session() as s:
+        run_id = create_run(s, notice_id, actor.name, scheduled_for=now, now=now).id
+    with RioScheduler(app, clock=app.clock) as scheduler:
+        scheduler.add_run_job(run_id, now)
+    return LaunchedRun(run_id=run_id, notice_id=notice_id, start=now)
+
+
+def schedule_run(
+    app: Rio, actor: Person, notice_id: str, *, every: timedelta | None = None
+) -> LaunchedRun:
+    """Plan a run at the notice's next opening (a recurring check with ``every``).
+
+    Raises:
+        AccessDeniedError: ``actor`` may not launch runs of the notice.
+        StateError: no opening is left in the notice's windows.
+        InputError: ``every`` is shorter than a minute.
+        NotFoundError: no such notice.
+    """
+    from orchestrator.run.scheduler import RioScheduler
+
+    with app.db.session() as s:
+        authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
+    with RioScheduler(app, clock=app.clock) as scheduler:
+        planned = scheduler.schedule_run(notice_id, actor.name, every=every)
+    return LaunchedRun(
+        run_id=planned.run_id,
+        notice_id=notice_id,
+        start=planned.start,
+        series=planned.series,
+        next_period=planned.next_period,
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

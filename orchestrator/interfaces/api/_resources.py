@@ -8,7 +8,7 @@ import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
@@ -19,6 +19,8 @@ from orchestrator.access.evidence import read_evidence
 from orchestrator.access.findings import run_findings
 from orchestrator.audit import AuditReport
 from orchestrator.documents._render import Format
+from orchestrator.errors import InputError
+from orchestrator.intake._types import parse_duration
 from orchestrator.interfaces.api._auth import Actor, decode_sig
 from orchestrator.interfaces.api._context import ApiContext, context
 from orchestrator.interfaces.api._problems import Problem
@@ -273,6 +275,57 @@ def letter(
     data = notice_service.notice_letter(ctx.rio, person, notice_id, format)
     media = "application/pdf" if format is Format.PDF else "text/html; charset=utf-8"
     return Response(data, media_type=media)
+
+
+class LaunchIn(BaseModel):
+    when: Literal["now", "next-opening"] = Field(
+        default="now",
+        description="now: the serving scheduler starts it at once (refused when the gate "
+        "would allow no probe now); next-opening: at the notice's next announced opening.",
+    )
+    every: str | None = Field(
+        default=None,
+        max_length=20,
+        description="With next-opening: a recurring check, a new run each period (e.g. 7d).",
+    )
+
+
+class LaunchedOut(BaseModel):
+    run_id: str
+    notice_id: str
+    start: datetime
+    series: str | None
+    next_period: datetime | None
+    run: RunOut
+
+
+@router.post(
+    "/notices/{notice_id}/runs", response_model=LaunchedOut, status_code=201, tags=["runs"]
+)
+def launch(notice_id: str, body: LaunchIn, ctx: Ctx, person: Actor) -> LaunchedOut:
+    """Start a run of the notice now or schedule it (a technician of the entrusted vendor; an
+    officer when no vendor is entrusted). ``rio serve`` runs it: the API only hands it over."""
+    if body.when == "now":
+        if body.every is not None:
+            raise InputError("every: a recurring check starts at the next opening, not now")
+        launched = run_service.start_run(ctx.rio, person, notice_id)
+    else:
+        every = None
+        if body.every is not None:
+            try:
+                every = parse_duration(body.every)
+            except ValueError as exc:
+                raise InputError(f"every: {body.every!r}: {exc}") from exc
+        launched = run_service.schedule_run(ctx.rio, person, notice_id, every=every)
+    status = run_service.run_status(ctx.rio, person, launched.run_id, now=ctx.clock.now())
+    return LaunchedOut(
+        run_id=launched.run_id,
+        notice_id=launched.notice_id,
+        start=launched.start,
+        series=launched.series,
+        next_period=launched.next_period,
+        run=run_out(status),
+    )
 
 
 @router.get("/runs", response_model=list[RunOut], tags=["runs"])
