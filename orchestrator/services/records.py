@@ -1,4 +1,5 @@
-"""The remote inspection record as operations: view, submit a signature made elsewhere, close.
+"""The remote inspection record as operations: view, what changed since the previous version,
+print, submit a signature made elsewhere, close.
 
 Each takes the acting person, authorises itself against :mod:`orchestrator.access.roles` and
 returns frozen results; the record code (:mod:`orchestrator.record.signoff`) keeps the rules.
@@ -12,13 +13,22 @@ from typing import Any
 
 from orchestrator.access.roles import Action, authorize
 from orchestrator.context import Rio
+from orchestrator.documents._render import Format
 from orchestrator.intake.registry import Person
 from orchestrator.record import signoff as _signoff
-from orchestrator.record.assemble import ensure_record
+from orchestrator.record.assemble import current_record, ensure_record, get_record
+from orchestrator.record.diff import RecordDiff, diff_documents
 from orchestrator.record.dsse import PAYLOAD_TYPE, Signature
 from orchestrator.record.signoff import SignatureInfo, SignoffResult
 
-__all__ = ["RecordView", "close_record", "submit_signature", "view_record"]
+__all__ = [
+    "RecordView",
+    "close_record",
+    "print_record",
+    "record_diff",
+    "submit_signature",
+    "view_record",
+]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,3 +107,42 @@ def close_record(rio: Rio, person: Person, run_id: str, *, now: datetime) -> Sig
         authorize(s, person, Action.CLOSE_RECORD, run_id=run_id, now=now)
     ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
     return _signoff.close(rio.db, run_id, now=now)
+
+
+def record_diff(
+    rio: Rio, person: Person, run_id: str, *, version: int | None = None, now: datetime
+) -> RecordDiff:
+    """What version ``version`` (default: the current one) changed since the version before it.
+
+    Raises:
+        AccessDeniedError: The person may not read the run's ledger.
+        NotFoundError: No such run, no record yet, or no such version.
+    """
+    with rio.db.session() as s:
+        authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=now)
+    newer = (
+        current_record(rio.db, run_id) if version is None else get_record(rio.db, run_id, version)
+    )
+    if newer.version == 1:
+        return RecordDiff(run_id=run_id, version=1, since=None, changes=())
+    older = get_record(rio.db, run_id, newer.version - 1)
+    return RecordDiff(
+        run_id=run_id,
+        version=newer.version,
+        since=older.version,
+        changes=diff_documents(older.document(), newer.document()),
+    )
+
+
+def print_record(rio: Rio, person: Person, run_id: str, fmt: Format) -> bytes:
+    """The record as a document to sign and file (Art. 18), HTML or PDF: its fields, findings,
+    orders, who signed which version, and the digest the signatures cover.
+
+    Raises:
+        AccessDeniedError: The person may not read the run's record.
+        NotFoundError: No such run, or no record yet.
+        ToolError: PDF was asked for and cannot be laid out here.
+    """
+    from orchestrator.documents.record_print import print_record as _print
+
+    return _print(rio, person, run_id, fmt)

@@ -446,6 +446,50 @@ def record(run_id: str, ctx: Ctx, person: Actor) -> RecordOut:
     return record_out(record_service.view_record(ctx.rio, person, run_id, now=ctx.clock.now()))
 
 
+class ChangeOut(BaseModel):
+    path: str = Field(description="Dotted path; [KEY=VALUE] names a list element.")
+    kind: Literal["added", "removed", "changed"]
+    before: Any = None
+    after: Any = None
+
+
+class RecordDiffOut(BaseModel):
+    run_id: str
+    version: int
+    since: int | None = Field(description="The version compared with; null for version 1.")
+    changes: list[ChangeOut]
+
+
+@router.get("/runs/{run_id}/record/diff", response_model=RecordDiffOut, tags=["records"])
+def record_diff(
+    run_id: str,
+    ctx: Ctx,
+    person: Actor,
+    version: Annotated[int | None, Query(ge=1, description="Default: the current one.")] = None,
+) -> RecordDiffOut:
+    """What a version changed since the version before it (signatures on it are void)."""
+    diff = record_service.record_diff(ctx.rio, person, run_id, version=version, now=ctx.clock.now())
+    return RecordDiffOut.model_validate(diff.to_json())
+
+
+@router.get(
+    "/runs/{run_id}/record/print",
+    tags=["records"],
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}},
+)
+def record_print(
+    run_id: str,
+    ctx: Ctx,
+    person: Actor,
+    format: Annotated[Format, Query(description="html or pdf")] = Format.HTML,
+) -> Response:
+    """The record as a document to sign and file (Art. 18), with the digest signatures cover."""
+    data = record_service.print_record(ctx.rio, person, run_id, format)
+    media = "application/pdf" if format is Format.PDF else "text/html; charset=utf-8"
+    return Response(data, media_type=media, headers={"Cache-Control": "no-store"})
+
+
 @router.post(
     "/runs/{run_id}/record/signatures",
     response_model=SignatureOut,

@@ -7,6 +7,7 @@ from the page's JavaScript to the API with the bearer token, so the pages need n
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -119,7 +120,22 @@ def record_page(request: Request, run_id: str, person: PageActor) -> Response:
         return to_login(request)
     ctx = context(request)
     rec = record_out(record_service.view_record(ctx.rio, person, run_id, now=ctx.clock.now()))
-    return render(request, "record.html", person, rec=rec, st=rec.signoff)
+    diff = record_service.record_diff(ctx.rio, person, run_id, now=ctx.clock.now())
+    changes = [
+        {"path": c.path, "kind": c.kind.value, "before": _shown(c.before), "after": _shown(c.after)}
+        for c in diff.changes
+    ]
+    return render(
+        request, "record.html", person, rec=rec, st=rec.signoff, since=diff.since, changes=changes
+    )
+
+
+def _shown(value: Any, limit: int = 300) -> str:
+    """A changed value as compact JSON, cut to ``limit`` characters."""
+    if value is None:
+        return "-"
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @router.get("/runs/{run_id}/audit", response_class=HTMLResponse)
