@@ -56,6 +56,10 @@ class Settings:
             after this long.
         permit_key: the key wire permits are MACed with (``RIO_PERMIT_KEY``, >= 32 characters),
             shared by the orchestrator and its workers; required for ``celery``.
+        public_base_url: where the public notice check (``rio serve --api``) is reached from
+            outside, e.g. ``https://rio.psb.example`` (``RIO_PUBLIC_BASE_URL``); the notice
+            letter and every HTTP probe's User-Agent then point to ``BASE/verify/NOTICE``.
+            ``None``: they name the notice only.
     """
 
     home: Path
@@ -77,6 +81,13 @@ class Settings:
     celery_queue: str = "rio-probes"
     celery_visibility_seconds: int = 300
     permit_key: str | None = field(default=None, repr=False)
+    public_base_url: str | None = None
+
+    def verify_url(self, notice_id: str) -> str | None:
+        """The public check of one notice (``BASE/verify/NOTICE``), if a base URL is set."""
+        if self.public_base_url is None:
+            return None
+        return f"{self.public_base_url}/verify/{notice_id}"
 
     def require_permit_key(self) -> bytes:
         """The permit key as bytes.
@@ -175,7 +186,36 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         celery_queue=source.get("RIO_CELERY_QUEUE") or "rio-probes",
         celery_visibility_seconds=_int(source, "RIO_CELERY_VISIBILITY", 300, 5, 86_400),
         permit_key=permit_key,
+        public_base_url=_public_base_url(source.get("RIO_PUBLIC_BASE_URL") or None),
     )
+
+
+# What a base URL may hold: it is written into a User-Agent comment, where parentheses,
+# backslashes, ';' and spaces would end or split the comment.
+_URL_CHARS = re.compile(r"[A-Za-z0-9._~:/%-]+")
+
+
+def _public_base_url(raw: str | None) -> str | None:
+    """``RIO_PUBLIC_BASE_URL`` checked: http(s), a host, no query or fragment; no trailing /."""
+    if raw is None:
+        return None
+    from urllib.parse import urlsplit
+
+    url = raw.rstrip("/")
+    parts = urlsplit(url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or not _URL_CHARS.fullmatch(url)
+    ):
+        raise InputError(
+            f"RIO_PUBLIC_BASE_URL: {raw!r} is not a base URL like https://rio.psb.example "
+            "(http or https, a host, an optional path; no query, fragment, user or spaces)"
+        )
+    return url
 
 
 def _int(source: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -3,8 +3,10 @@
 The letter says who inspects (the announcing organ, any co-inspecting organs, the entrusted
 vendor), when (the announced windows in the object's own timezone), what (targets, excludes,
 the probe catalogue and rate limits in plain words, Chinese and English), from where (the
-scanner source addresses and the User-Agent its HTTP requests carry), whom to contact with an
-objection, and the digests by which the record and the archive name this notice.
+scanner source addresses and the User-Agent its HTTP requests carry), where the object's staff
+check, without an account, that traffic belongs to it (``RIO_PUBLIC_BASE_URL/verify/NOTICE``,
+when that is set), whom to contact with an objection, and the digests by which the record and
+the archive name this notice.
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ def notice_letter(rio: Rio, actor: Person, notice_id: str, fmt: Format) -> bytes
             vendor_org = s.scalar(
                 select(VendorRow.organisation).where(VendorRow.name == notice.vendor)
             )
-        agent = user_agent(s, notice)
+        verify_url = rio.settings.verify_url(notice.id)
+        agent = user_agent(s, notice, verify_url=verify_url)
     scope, policy = notice.scope, notice.policy
     zone = ZoneInfo(scope.windows[0].timezone)
     fmt_zone = {w.timezone for w in scope.windows}
@@ -134,6 +137,7 @@ def notice_letter(rio: Rio, actor: Person, notice_id: str, fmt: Format) -> bytes
         "concurrency": policy.concurrency,
         "probe_timeout": int(policy.probe_timeout.total_seconds()),
         "user_agent": agent,
+        "verify_url": verify_url,
         "contact_name": scope.contact.name,
         "contact_email": scope.contact.email,
         "contact_phone": scope.contact.phone,

@@ -213,7 +213,9 @@ class Runner:
             self.notice: Notice = get_notice(s, row.notice_id)
             self._person = run_launcher(s, row)
             # Who scans under which notice, for the defender's logs (never the object's contact).
-            self._user_agent = user_agent(s, self.notice)
+            self._user_agent = user_agent(
+                s, self.notice, verify_url=rio.settings.verify_url(self.notice.id)
+            )
         self._from = rio.settings.contact
         self.policy = self.notice.policy
         self.cipher = cipher_for(rio)

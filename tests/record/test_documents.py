@@ -62,6 +62,25 @@ def test_notice_letter_html_says_who_when_what_and_from_where(lab: Lab) -> None:
         assert text in page, text
 
 
+def test_notice_letter_points_to_the_public_check_when_a_base_url_is_set(lab: Lab) -> None:
+    from orchestrator.context import Rio
+    from orchestrator.settings import load_settings
+
+    officer = _person(lab, "officer-a")
+    plain = notice_letter(lab.rio, officer, lab.notice_id, Format.HTML).decode()
+    assert "/verify/" not in plain
+    served = Rio(
+        load_settings({"RIO_HOME": str(lab.home), "RIO_PUBLIC_BASE_URL": "https://rio.psb.example"})
+    )
+    try:
+        page = notice_letter(served, officer, lab.notice_id, Format.HTML).decode()
+    finally:
+        served.close()
+    url = f"https://rio.psb.example/verify/{lab.notice_id}"
+    assert f'href="{url}"' in page  # the line the object's staff follow
+    assert f"; +{url})</code>" in page  # and the User-Agent their logs show
+
+
 def test_notice_letter_pdf_renders_chinese_and_the_digest(lab: Lab) -> None:
     data = notice_letter(lab.rio, _person(lab, "officer-a"), lab.notice_id, Format.PDF)
     text = _pdf_text(data)

@@ -40,6 +40,16 @@ def test_postgresql_url_gets_the_psycopg_driver() -> None:
         ({"RIO_CHECKPOINT_EVERY": "often"}, "RIO_CHECKPOINT_EVERY: 'often' is not a whole number"),
         ({"RIO_CONTACT": "soc@x.example\r\nX-Evil: 1"}, "RIO_CONTACT: "),
         ({"RIO_CONTACT": "Acme SOC <soc@x.example>"}, "RIO_CONTACT: "),
+        ({"RIO_PUBLIC_BASE_URL": "rio.psb.example"}, "RIO_PUBLIC_BASE_URL: "),
+        ({"RIO_PUBLIC_BASE_URL": "ftp://rio.psb.example"}, "RIO_PUBLIC_BASE_URL: "),
+        ({"RIO_PUBLIC_BASE_URL": "https://rio.psb.example/?q=1"}, "RIO_PUBLIC_BASE_URL: "),
+        ({"RIO_PUBLIC_BASE_URL": "https://rio.psb.example/#top"}, "RIO_PUBLIC_BASE_URL: "),
+        ({"RIO_PUBLIC_BASE_URL": "https://user@rio.psb.example"}, "RIO_PUBLIC_BASE_URL: "),
+        # would end or split the User-Agent comment the URL is written into
+        ({"RIO_PUBLIC_BASE_URL": "https://rio.psb.example/a)b"}, "RIO_PUBLIC_BASE_URL: "),
+        ({"RIO_PUBLIC_BASE_URL": "https://rio.psb.example/a;b"}, "RIO_PUBLIC_BASE_URL: "),
+        ({"RIO_PUBLIC_BASE_URL": "https://rio.psb.example/a b"}, "RIO_PUBLIC_BASE_URL: "),
+        ({"RIO_PUBLIC_BASE_URL": "https://rio.psb.example/\r\n"}, "RIO_PUBLIC_BASE_URL: "),
     ],
 )
 def test_impossible_settings_are_refused_naming_the_variable(
@@ -63,6 +73,13 @@ def test_settings_are_frozen() -> None:
 def test_contact_is_a_bare_mailbox_for_the_from_header() -> None:
     assert load_settings({"RIO_CONTACT": "soc@acme.example"}).contact == "soc@acme.example"
     assert load_settings({}).contact is None
+
+
+def test_public_base_url_gives_each_notice_its_public_check() -> None:
+    s = load_settings({"RIO_PUBLIC_BASE_URL": "https://rio.psb.example:8443/rio/"})
+    assert s.public_base_url == "https://rio.psb.example:8443/rio"
+    assert s.verify_url("N-20261204-1") == "https://rio.psb.example:8443/rio/verify/N-20261204-1"
+    assert load_settings({}).verify_url("N-20261204-1") is None
 
 
 def test_postgres_scheme_is_refused_naming_the_scheme_and_the_fix() -> None:
