@@ -13,7 +13,9 @@ How a grant is made (the pacer):
   until the per-notice and global windows have room), and gives that waiter its turn; the
   waiter takes the units and returns with no await in between. So a grant is released at the
   exact moment the window allows it, to a request that was already waiting for it, and
-  waiters for one IP never wake together to race for one unit.
+  waiters for one IP never wake together to race for one unit. A request that finds nobody
+  ahead of it (no waiter of its IP, no head due, no turn being taken) and room in every
+  window is granted in ``acquire`` itself, as the dispatcher would have granted it at once.
 * Every budget keeps a local log of this process's grant stamps (``loop.time()``, the
   monotonic clock of the running event loop) with a window of ``1 s + _GUARD_MARGIN``. The
   margin keeps two sends to one target more than a second apart *as the target sees them*:
@@ -289,6 +291,8 @@ class RateBudget:
         self._seq = itertools.count()
         self._wake: asyncio.Event | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._granting = False
+        """the dispatcher gave a head its turn and waits for its attempt"""
 
     # -- public -------------------------------------------------------------------------------
 
@@ -362,6 +366,17 @@ class RateBudget:
             if cost > limit:
                 # Can never fit in a one-second window: waiting would be pointless.
                 return Grant(granted=False, waited=loop.time() - started, reason=f"rate:{name}")
+        queue = self._queues.get(key)
+        if self._limiter is None and not queue and not self._granting:
+            # Nobody ahead: no request of this IP queued, no turn being taken, and no IP's
+            # head due yet. If every window has room now, the dispatcher would grant this one
+            # at once: take the units here, without the hops through it.
+            now = loop.time()
+            if not self._heap or self._heap[0][0] > now:
+                slots = self._slots(address, notice_id, cost)
+                if self._ready_at(slots, cost, now, now)[0] <= now:
+                    stamp = self._stamp(slots, cost)
+                    return Grant(granted=True, waited=stamp - started, reason=None, at=stamp)
         waiter = _Waiter(
             key=key,
             address=address,
@@ -371,7 +386,8 @@ class RateBudget:
             seq=next(self._seq),
             turn=loop.create_future(),
         )
-        queue = self._queues.setdefault(waiter.key, deque())
+        if queue is None:
+            queue = self._queues[key] = deque()
         queue.append(waiter)
         if len(queue) == 1:
             self._push(waiter, 0.0)
@@ -568,15 +584,25 @@ class RateBudget:
             heapq.heappop(self._heap)
             head.done = loop.create_future()
             head.turn.set_result(None)
-            # Wait for its attempt: the next decision needs the stamp it makes.
-            await asyncio.shield(head.done)
+            # Wait for its attempt: the next decision needs the stamp it makes (and no
+            # acquire takes the fast path past it meanwhile).
+            self._granting = True
+            try:
+                await asyncio.shield(head.done)
+            finally:
+                self._granting = False
 
     def _ready(self, waiter: _Waiter, now: float) -> tuple[float, str]:
         """When every budget has room for the waiter, and the one that frees last."""
         waiter.slots = self._slots(waiter.address, waiter.notice_id, waiter.cost)
-        ready, blocked = max(waiter.not_before, now), "per_ip"
-        for slot in waiter.slots:
-            at = self._local_ready(slot, waiter.cost, now)
+        return self._ready_at(waiter.slots, waiter.cost, max(waiter.not_before, now), now)
+
+    def _ready_at(
+        self, slots: tuple[_Slot, ...], cost: int, earliest: float, now: float
+    ) -> tuple[float, str]:
+        ready, blocked = earliest, "per_ip"
+        for slot in slots:
+            at = self._local_ready(slot, cost, now)
             if at > ready:
                 ready, blocked = at, slot.name
         return ready, blocked
@@ -642,14 +668,19 @@ class RateBudget:
             blocked_shared, delay = await self._take_shared(slots, cost)
             if blocked_shared is not None:
                 return blocked_shared, delay
-        stamp = waiter.stamp = loop.time()
+        waiter.stamp = self._stamp(slots, cost)
+        return None, 0.0
+
+    def _stamp(self, slots: tuple[_Slot, ...], cost: int) -> float:
+        """Take the units in the local logs, stamped now (nothing awaited since the check)."""
+        stamp = asyncio.get_running_loop().time()
         granted = self._granted
         for slot in slots:
             self._local.setdefault(slot.key, deque()).extend([stamp] * cost)
             granted[slot.key] = stamp
         if len(self._local) > _SWEEP_AT:
             self._sweep(stamp)
-        return None, 0.0
+        return stamp
 
     async def _take_shared(self, slots: tuple[_Slot, ...], cost: int) -> tuple[str | None, float]:
         """Check all four shared windows, then hit all four (Redis)."""

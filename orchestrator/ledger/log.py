@@ -46,6 +46,11 @@ CHECKPOINT_KEY_NAME = "rio-orchestrator"
 _LEAVES = Table("ledger_leaves", LeafRow.metadata, extend_existing=True)
 """Core insert: half the cost of the ORM's bulk insert for the same rows"""
 _COPY_LEAVES = "COPY ledger_leaves (run_id, seq, kind, body, leaf_hash) FROM STDIN"
+_INSERT_LEAVES = (
+    "INSERT INTO ledger_leaves (run_id, seq, kind, body, leaf_hash) VALUES (?, ?, ?, ?, ?)"
+)
+"""SQLite: the same insert on the log's own DBAPI connection (a session per group cost
+~0.9 ms of checkout, ping, ORM bookkeeping and commit, against ~0.1 ms for the rows)"""
 _INLINE_BATCH = 128
 """groups up to this size are committed on the event loop itself"""
 
@@ -131,6 +136,8 @@ class ProbeLog:
         # The flusher's checkpoints and checkpoint()/close() run in worker threads: one lock
         # keeps a checkpoint's size and root from the same tree and writes each size once.
         self._tree_lock = threading.Lock()
+        self._raw: Any = None
+        """SQLite: the pooled connection the flusher inserts plain groups on (held until close)"""
         self._load()
 
     # -- opening -----------------------------------------------------------------------------
@@ -295,6 +302,8 @@ class ProbeLog:
             self._failure = exc
             self._release()
             raise
+        finally:
+            self._release_raw()
 
     def _commit(self, batch: list[dict[str, Any]]) -> None:
         changes = [self._with.pop(row["seq"]) for row in batch if row["seq"] in self._with]
@@ -303,6 +312,8 @@ class ProbeLog:
             return
         if self.db.dialect == "postgresql":
             self._copy(batch)
+        elif self.db.dialect == "sqlite":
+            self._insert_sqlite(batch)
         else:
             with self.db.session() as s:
                 s.execute(_LEAVES.insert(), batch)
@@ -345,6 +356,31 @@ class ProbeLog:
             raise StoreError(
                 f"run {self.run_id}: writing {len(batch)} leaves failed: {exc}"
             ) from exc
+
+    def _insert_sqlite(self, batch: list[dict[str, Any]]) -> None:
+        """SQLite: one transaction on the log's own connection (its pragmas set at connect)."""
+        try:
+            if self._raw is None:
+                self._raw = self.db.engine.raw_connection()
+            raw = self._raw.driver_connection
+            with raw:  # commits, or rolls back on any error
+                raw.executemany(
+                    _INSERT_LEAVES,
+                    [
+                        (row["run_id"], row["seq"], row["kind"], row["body"], row["leaf_hash"])
+                        for row in batch
+                    ],
+                )
+        except Exception as exc:
+            raise StoreError(
+                f"run {self.run_id}: writing {len(batch)} leaves failed: {exc}"
+            ) from exc
+
+    def _release_raw(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                raw.close()  # back to the pool
 
     def _checkpoint_due(self) -> bool:
         grown = self.size - self._last_cp_size

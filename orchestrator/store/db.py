@@ -52,7 +52,10 @@ class Database:
             if str(path) not in ("", ":memory:"):
                 self.sqlite_file = path
         try:
-            self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
+            # A ping per checkout finds a server that dropped the connection; a SQLite file
+            # has no server to drop it, and the ping was a query before every transaction.
+            ping = not url.startswith("sqlite")
+            self.engine: Engine = create_engine(url, future=True, pool_pre_ping=ping)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(f"database {self.safe_url}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
