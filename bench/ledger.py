@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, insert, select, text
 
 from bench._common import Figure, Settings
 from bench._home import BenchHome
+from orchestrator.ledger.bodies import IntentBody, Outcome, OutcomeBody
 from orchestrator.ledger.leaves import parse_leaf, parse_leaf_exact
 from orchestrator.ledger.log import ProbeLog, read_checkpoints
 from orchestrator.ledger.merkle import root_from_leaves
@@ -46,19 +47,19 @@ _BATCH = 1024
 def _intent(n: int) -> dict[str, Any]:
     """A body shaped like the gate's intent leaves."""
     ip = f"127.0.30.{n % 62 + 1}"
-    return {
-        "item": n,
-        "probe": "http",
-        "target": f"url:http://{ip}:8080/u{n}",
-        "ip": ip,
-        "port": 8080,
-        "ports": [],
-        "server_name": None,
-        "cost": 1,
-        "deadline": "2026-11-30T02:00:20.000000+00:00",
-        "max_rate": 1,
-        "resolution": None,
-    }
+    return IntentBody(
+        item=n,
+        probe="http",
+        target=f"url:http://{ip}:8080/u{n}",
+        ip=ip,
+        port=8080,
+        ports=(),
+        server_name=None,
+        cost=1,
+        deadline="2026-11-30T02:00:20.000000+00:00",
+        max_rate=1,
+        resolution=None,
+    ).to_json()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -71,14 +72,14 @@ class LedgerSample:
 
 
 def _outcome(intent: int) -> dict[str, Any]:
-    return {
-        "intent": intent,
-        "outcome": "ok",
-        "elapsed_us": 1200,
-        "connections": 1,
-        "evidence_digest": None,
-        "findings": [],
-    }
+    return OutcomeBody(
+        intent=intent,
+        outcome=Outcome.OK,
+        elapsed_us=1200,
+        connections=1,
+        evidence_digest=None,
+        findings=(),
+    ).to_json()
 
 
 async def _produce(log: ProbeLog, leaves: int) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 from orchestrator.audit._archive import Archive
 from orchestrator.audit._rates import WINDOW_NS
 from orchestrator.errors import RecordFileError
+from orchestrator.ledger.bodies import Outcome
 from orchestrator.ledger.leaves import Leaf, parse_leaf
 from orchestrator.record.canonical import parse_ns_timestamp
 
@@ -146,7 +147,8 @@ def _sends(leaf: Leaf, at: int, units: int) -> list[tuple[int, int]]:
     sent = leaf.data["sent_at"]
     if not isinstance(sent, str):
         # Never sent (killed, unsent) uses no budget; anything else counts at its intent.
-        return [] if leaf.data.get("outcome") in ("killed", "unsent") else [(at, units)]
+        never = leaf.data.get("outcome") in (Outcome.KILLED, Outcome.UNSENT)
+        return [] if never else [(at, units)]
     try:
         first = parse_ns_timestamp(sent)
     except RecordFileError:

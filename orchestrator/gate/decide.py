@@ -53,6 +53,7 @@ from orchestrator.intake.hostnames import normalise_host
 from orchestrator.intake.notices import Notice
 from orchestrator.intake.registry import Person, Role
 from orchestrator.intake.scope import Scope
+from orchestrator.ledger.bodies import Check, IntentBody, RefusalBody
 from probes.base import Disruption, Permit, _seal_permit
 from probes.registry import probe_class
 
@@ -69,7 +70,8 @@ __all__ = [
     "excluded_name",
 ]
 
-CHECKS = ("request", "run", "notice", "entrusted", "window", "probe", "scope", "health", "rate")
+CHECKS = tuple(c.value for c in Check)
+"""the check names in the order they run (:class:`~orchestrator.ledger.bodies.Check` values)"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,7 +120,7 @@ class ProbeRequest:
 class CheckVerdict:
     """One check's answer; true when it passed."""
 
-    check: str
+    check: Check
     ok: bool
     reason: str
     detail: str
@@ -132,7 +134,7 @@ class Refusal:
     """The gate's no: which check failed, a machine reason and a sentence for people."""
 
     request: ProbeRequest
-    check: str
+    check: Check
     reason: str
     sentence: str
     at: datetime
@@ -146,14 +148,15 @@ class Refusal:
         return f"refused ({self.check}: {self.reason}): {self.sentence}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "request": self.request.to_json(),
-            "check": self.check,
-            "reason": self.reason,
-            "sentence": self.sentence,
-            "at": self.at.isoformat(),
-            "resolution": self.resolution.to_json() if self.resolution else None,
-        }
+        """The refusal leaf's ``data``."""
+        return RefusalBody(
+            request=self.request.to_json(),
+            check=self.check,
+            reason=self.reason,
+            sentence=self.sentence,
+            at=self.at.isoformat(),
+            resolution=self.resolution.to_json() if self.resolution else None,
+        ).to_json()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -169,7 +172,7 @@ class Admission:
     """
 
     at: datetime | None
-    check: str | None = None
+    check: Check | None = None
     reason: str | None = None
     sentence: str = ""
     stamp: float | None = None
@@ -334,21 +337,23 @@ class Gate:
 
     def check_run(self) -> CheckVerdict:
         if self.run is None:
-            return CheckVerdict(check="run", ok=False, reason="no-run", detail="no run is active")
+            return CheckVerdict(
+                check=Check.RUN, ok=False, reason="no-run", detail="no run is active"
+            )
         ok, why = self.run.active()
         if not ok:
             return CheckVerdict(
-                check="run", ok=False, reason=why, detail=f"run {self.run.run_id} is {why}"
+                check=Check.RUN, ok=False, reason=why, detail=f"run {self.run.run_id} is {why}"
             )
         return CheckVerdict(
-            check="run", ok=True, reason="active", detail=f"run {self.run.run_id} active"
+            check=Check.RUN, ok=True, reason="active", detail=f"run {self.run.run_id} active"
         )
 
     def check_notice(self, now: datetime) -> CheckVerdict:
         ready = self.notice.lead_time_met_at()
         if now < ready:
             return CheckVerdict(
-                check="notice",
+                check=Check.NOTICE,
                 ok=False,
                 reason="lead-time",
                 detail=(
@@ -359,7 +364,7 @@ class Gate:
                 ),
             )
         return CheckVerdict(
-            check="notice",
+            check=Check.NOTICE,
             ok=True,
             reason="lead-time-met",
             detail=f"lead time met since {ready.isoformat()}",
@@ -369,11 +374,14 @@ class Gate:
         person = self._launcher()
         if person is None:
             return CheckVerdict(
-                check="entrusted", ok=False, reason="no-technician", detail="no technician named"
+                check=Check.ENTRUSTED,
+                ok=False,
+                reason="no-technician",
+                detail="no technician named",
             )
         if not person.active_at(now):
             return CheckVerdict(
-                check="entrusted",
+                check=Check.ENTRUSTED,
                 ok=False,
                 reason="revoked",
                 detail=f"{person.name} was revoked at {person.revoked_at}",
@@ -382,17 +390,17 @@ class Gate:
         if vendor is None:
             if person.role is not Role.OFFICER:
                 return CheckVerdict(
-                    check="entrusted",
+                    check=Check.ENTRUSTED,
                     ok=False,
                     reason="not-entrusted",
                     detail=f"notice {self.notice.id} entrusts no vendor; only officers may run it",
                 )
             return CheckVerdict(
-                check="entrusted", ok=True, reason="officer", detail=f"officer {person.name}"
+                check=Check.ENTRUSTED, ok=True, reason="officer", detail=f"officer {person.name}"
             )
         if person.role is not Role.TECHNICIAN or person.vendor != vendor:
             return CheckVerdict(
-                check="entrusted",
+                check=Check.ENTRUSTED,
                 ok=False,
                 reason="not-entrusted",
                 detail=(
@@ -401,7 +409,7 @@ class Gate:
                 ),
             )
         return CheckVerdict(
-            check="entrusted", ok=True, reason="technician", detail=f"{person.name} of {vendor}"
+            check=Check.ENTRUSTED, ok=True, reason="technician", detail=f"{person.name} of {vendor}"
         )
 
     def window_end(self, now: datetime) -> datetime | None:
@@ -416,14 +424,14 @@ class Gate:
     def check_window(self, now: datetime, deadline: datetime) -> CheckVerdict:
         if self.scope.window_at(now) is None:
             return CheckVerdict(
-                check="window",
+                check=Check.WINDOW,
                 ok=False,
                 reason="outside-announced-window",
                 detail=f"{now.isoformat()} is outside every announced window",
             )
         if self.policy.window_at(now) is None:
             return CheckVerdict(
-                check="window",
+                check=Check.WINDOW,
                 ok=False,
                 reason="outside-policy-window",
                 detail=f"{now.astimezone(self.policy.tz).isoformat()} is outside policy windows",
@@ -431,7 +439,7 @@ class Gate:
         blackout = self.policy.blackout_on(now)
         if blackout is not None:
             return CheckVerdict(
-                check="window",
+                check=Check.WINDOW,
                 ok=False,
                 reason="blackout",
                 detail=f"{now.astimezone(self.policy.tz).date()} is a blackout date "
@@ -441,7 +449,7 @@ class Gate:
         assert end is not None
         if deadline > end:
             return CheckVerdict(
-                check="window",
+                check=Check.WINDOW,
                 ok=False,
                 reason="window-closing",
                 detail=(
@@ -450,7 +458,7 @@ class Gate:
                 ),
             )
         return CheckVerdict(
-            check="window",
+            check=Check.WINDOW,
             ok=True,
             reason="inside",
             detail=f"inside windows until {end.isoformat()}",
@@ -459,7 +467,7 @@ class Gate:
     def check_probe(self, probe: str, req: ProbeRequest | None = None) -> CheckVerdict:
         if probe not in self.policy.probes.allowed():
             return CheckVerdict(
-                check="probe",
+                check=Check.PROBE,
                 ok=False,
                 reason="probe-not-allowed",
                 detail=f"policy {self.policy.name} does not allow the {probe} probe",
@@ -468,12 +476,15 @@ class Gate:
             cls = probe_class(probe)
         except KeyError:
             return CheckVerdict(
-                check="probe", ok=False, reason="unknown-probe", detail=f"no probe named {probe!r}"
+                check=Check.PROBE,
+                ok=False,
+                reason="unknown-probe",
+                detail=f"no probe named {probe!r}",
             )
         level: Disruption = cls.disruption
         if level > self.policy.max_disruption:
             return CheckVerdict(
-                check="probe",
+                check=Check.PROBE,
                 ok=False,
                 reason="too-disruptive",
                 detail=(
@@ -488,13 +499,13 @@ class Gate:
             )  # fmt: skip
             if problem is not None:
                 return CheckVerdict(
-                    check="probe",
+                    check=Check.PROBE,
                     ok=False,
                     reason="params-not-allowed",
                     detail=f"{probe}: {problem}",
                 )
         return CheckVerdict(
-            check="probe",
+            check=Check.PROBE,
             ok=True,
             reason="allowed",
             detail=f"{probe} ({level.name.lower()}) allowed",
@@ -509,7 +520,7 @@ class Gate:
             if excluded_name(self.scope, req.host):
                 return (
                     CheckVerdict(
-                        check="scope",
+                        check=Check.SCOPE,
                         ok=False,
                         reason="excluded",
                         detail=f"{req.host} is excluded by the scope",
@@ -521,7 +532,9 @@ class Gate:
                 resolution = await self.resolver.resolve(req.host)
             except ResolutionError as exc:
                 return (
-                    CheckVerdict(check="scope", ok=False, reason="dns-failure", detail=str(exc)),
+                    CheckVerdict(
+                        check=Check.SCOPE, ok=False, reason="dns-failure", detail=str(exc)
+                    ),
                     None,
                     None,
                 )
@@ -531,7 +544,7 @@ class Gate:
                 chain = " -> ".join((req.host, *resolution.cname_chain))
                 return (
                     CheckVerdict(
-                        check="scope",
+                        check=Check.SCOPE,
                         ok=False,
                         reason="excluded",
                         detail=f"{req.host} resolves through {via} ({chain}), which the scope "
@@ -546,7 +559,7 @@ class Gate:
         else:
             return (
                 CheckVerdict(
-                    check="scope",
+                    check=Check.SCOPE,
                     ok=False,
                     reason="no-address",
                     detail="the request names no address",
@@ -560,7 +573,7 @@ class Gate:
                 via = f" ({req.host} resolves to {', '.join(addresses)})" if req.host else ""
                 return (
                     CheckVerdict(
-                        check="scope",
+                        check=Check.SCOPE,
                         ok=False,
                         reason=verdict.reason,
                         detail=f"{address}: {verdict.sentence}{via}",
@@ -570,7 +583,7 @@ class Gate:
                 )
         pinned = addresses[0]
         return (
-            CheckVerdict(check="scope", ok=True, reason="in-scope", detail=f"pinned {pinned}"),
+            CheckVerdict(check=Check.SCOPE, ok=True, reason="in-scope", detail=f"pinned {pinned}"),
             pinned,
             resolution,
         )
@@ -579,9 +592,9 @@ class Gate:
         healthy, why = self.health.verdict(ip)
         if not healthy:
             return CheckVerdict(
-                check="health", ok=False, reason="target-paused", detail=f"{ip}: {why}"
+                check=Check.HEALTH, ok=False, reason="target-paused", detail=f"{ip}: {why}"
             )
-        return CheckVerdict(check="health", ok=True, reason="healthy", detail=f"{ip}: {why}")
+        return CheckVerdict(check=Check.HEALTH, ok=True, reason="healthy", detail=f"{ip}: {why}")
 
     # ---- the decision ----------------------------------------------------------------------
 
@@ -600,7 +613,9 @@ class Gate:
             req = normalise_request(req)
             judged = await self._judge(req, now)
         except (ValueError, TypeError, InputError) as exc:
-            verdict = CheckVerdict(check="request", ok=False, reason="malformed", detail=str(exc))
+            verdict = CheckVerdict(
+                check=Check.REQUEST, ok=False, reason="malformed", detail=str(exc)
+            )
             return await self._refuse(_loggable(req), verdict, now, None)
         if isinstance(judged, Refusal):
             return judged
@@ -648,13 +663,13 @@ class Gate:
         ):
             if cost > limit:
                 return CheckVerdict(
-                    check="rate",
+                    check=Check.RATE,
                     ok=False,
                     reason=f"rate:{name}",
                     detail=f"{ip}: cost {cost} exceeds the {name} budget of {limit}/s",
                 )
         return CheckVerdict(
-            check="rate",
+            check=Check.RATE,
             ok=True,
             reason="fits",
             detail=f"cost {cost} within per-IP {self.budget.per_ip_limit(ip)}/s",
@@ -686,7 +701,7 @@ class Gate:
         if not grant:
             return Admission(
                 at=None,
-                check="rate",
+                check=Check.RATE,
                 reason=grant.reason or "rate",
                 sentence=f"{permit.ip}: no budget ({grant.reason}) while the permit had time; "
                 "the probe is decided again",
@@ -709,7 +724,9 @@ class Gate:
         try:
             req = normalise_request(req)
         except (ValueError, TypeError) as exc:
-            return [CheckVerdict(check="request", ok=False, reason="malformed", detail=str(exc))]
+            return [
+                CheckVerdict(check=Check.REQUEST, ok=False, reason="malformed", detail=str(exc))
+            ]
         deadline = now + self.policy.probe_timeout
         verdicts = [
             self.check_run(),
@@ -771,18 +788,18 @@ class Gate:
             "deadline": deadline,
             "max_rate": float(self.budget.per_ip_limit(pinned)),
         }
-        body = {
-            "item": req.item,
-            "probe": req.probe,
-            "target": req.target,
-            "ip": pinned,
-            "port": req.port,
-            "ports": list(req.ports),
-            "server_name": fields["server_name"],
-            "cost": req.cost,
-            "deadline": deadline.isoformat(),
-            "max_rate": self.budget.per_ip_limit(pinned),
-            "resolution": resolution.to_json() if resolution else None,
-        }
-        seq = await self.sink.log_decision("intent", body, now)
+        body = IntentBody(
+            item=req.item,
+            probe=req.probe,
+            target=req.target,
+            ip=pinned,
+            port=req.port,
+            ports=tuple(req.ports),
+            server_name=fields["server_name"],
+            cost=req.cost,
+            deadline=deadline.isoformat(),
+            max_rate=self.budget.per_ip_limit(pinned),
+            resolution=resolution.to_json() if resolution else None,
+        )
+        seq = await self.sink.log_decision("intent", body.to_json(), now)
         return _seal_permit(decision=seq, **fields)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import InputError
-from orchestrator.ledger.bodies import Outcome
+from orchestrator.ledger.bodies import HealthBody, Outcome
 
 __all__ = ["HealthBreaker", "HealthChange", "HealthThresholds"]
 
@@ -96,13 +96,9 @@ class HealthChange:
 
     def to_json(self) -> dict[str, Any]:
         """The change as a JSON-able mapping for the probe log."""
-        return {
-            "ip": self.ip,
-            "state": self.state,
-            "factor": self.factor,
-            "until": self.until,
-            "reason": self.reason,
-        }
+        return HealthBody(
+            ip=self.ip, state=self.state, factor=self.factor, until=self.until, reason=self.reason
+        ).to_json()
 
 
 @dataclass(kw_only=True, slots=True)

@@ -10,16 +10,35 @@ from typing import TYPE_CHECKING
 from orchestrator._facade import lazy_exports
 
 if TYPE_CHECKING:
-    from orchestrator.ledger.bodies import KillBody, Outcome, StateBody, unknown_outcome
+    from orchestrator.ledger.bodies import (
+        BodyError,
+        Check,
+        HealthBody,
+        IntentBody,
+        KillBody,
+        NotSent,
+        Outcome,
+        OutcomeBody,
+        RefusalBody,
+        StateBody,
+        unknown_outcome,
+    )
     from orchestrator.ledger.leaves import LEAF_KINDS, Leaf, canonical_json, make_leaf, parse_leaf
     from orchestrator.ledger.log import ProbeLog, StoredCheckpoint, read_checkpoints, read_leaves
 
 __all__ = [
     "LEAF_KINDS",
+    "BodyError",
+    "Check",
+    "HealthBody",
+    "IntentBody",
     "KillBody",
     "Leaf",
+    "NotSent",
     "Outcome",
+    "OutcomeBody",
     "ProbeLog",
+    "RefusalBody",
     "StateBody",
     "StoredCheckpoint",
     "canonical_json",
@@ -36,7 +55,14 @@ _EXPORTS = {
     "canonical_json": "orchestrator.ledger.leaves",
     "make_leaf": "orchestrator.ledger.leaves",
     "parse_leaf": "orchestrator.ledger.leaves",
+    "BodyError": "orchestrator.ledger.bodies",
+    "Check": "orchestrator.ledger.bodies",
+    "HealthBody": "orchestrator.ledger.bodies",
+    "IntentBody": "orchestrator.ledger.bodies",
     "KillBody": "orchestrator.ledger.bodies",
+    "NotSent": "orchestrator.ledger.bodies",
+    "OutcomeBody": "orchestrator.ledger.bodies",
+    "RefusalBody": "orchestrator.ledger.bodies",
     "Outcome": "orchestrator.ledger.bodies",
     "StateBody": "orchestrator.ledger.bodies",
     "unknown_outcome": "orchestrator.ledger.bodies",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from orchestrator.ledger.bodies import Outcome, OutcomeBody, RefusalBody
 from orchestrator.ledger.leaves import Leaf
 
 __all__ = ["NO_REASON", "RefusalTally", "refusal_reasons"]
@@ -28,9 +29,12 @@ class RefusalTally:
 
     def add(self, leaf: Leaf) -> None:
         if leaf.kind == "refusal":
-            self._counts[f"gate {leaf.data.get('check')}: {leaf.data.get('reason')}"] += 1
-        elif leaf.kind == "outcome" and leaf.data.get("outcome") == "refused":
-            self._counts[str(leaf.data.get("error") or NO_REASON)] += 1
+            refusal = RefusalBody.from_json(leaf.data)
+            self._counts[f"gate {refusal.check.value}: {refusal.reason}"] += 1
+        elif leaf.kind == "outcome":
+            outcome = OutcomeBody.from_json(leaf.data)
+            if outcome.outcome is Outcome.REFUSED:
+                self._counts[outcome.error or NO_REASON] += 1
 
     def counts(self) -> dict[str, int]:
         """``{reason: count}``, sorted by reason."""

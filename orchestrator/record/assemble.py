@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.errors import NotFoundError, StateError, VerificationError
 from orchestrator.intake.notices import get_notice
+from orchestrator.ledger.bodies import IntentBody, OutcomeBody
 from orchestrator.ledger.checkpoint import run_origin, verify_checkpoint
 from orchestrator.ledger.log import CHECKPOINT_KEY_NAME, read_checkpoints, read_leaves
 from orchestrator.ledger.merkle import MerkleAccumulator, leaf_hash
@@ -199,9 +200,9 @@ def _ledger_facts(db: Database, run_id: str) -> _LedgerFacts:
         first_at = first_at or leaf.at
         last_at = leaf.at
         if leaf.kind == "intent":
-            probes[str(leaf.data.get("probe"))] += 1
+            probes[IntentBody.from_json(leaf.data).probe] += 1
         elif leaf.kind == "outcome":
-            outcomes[str(leaf.data.get("outcome"))] += 1
+            outcomes[OutcomeBody.from_json(leaf.data).outcome.value] += 1
     counts: dict[str, Any] = {
         "leaves": tree.size,
         "intents": kinds["intent"],

@@ -35,7 +35,7 @@ from sqlalchemy import select
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
 from orchestrator.errors import StateError
-from orchestrator.ledger.bodies import StateBody, unknown_outcome
+from orchestrator.ledger.bodies import OutcomeBody, StateBody, unknown_outcome
 from orchestrator.ledger.log import ProbeLog, read_leaves
 from orchestrator.run.lifecycle import RunLifecycle, adopt_logged_end
 from orchestrator.run.locks import SchedulerLock, _AdvisoryLock, _FileLock
@@ -116,7 +116,7 @@ def open_intents(rio: Rio, run_id: str) -> list[int]:
         if leaf.kind == "intent":
             waiting[leaf.seq] = None
         elif leaf.kind == "outcome":
-            waiting.pop(int(leaf.data["intent"]), None)
+            waiting.pop(OutcomeBody.from_json(leaf.data).intent, None)
     return list(waiting)
 
 

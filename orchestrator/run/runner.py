@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from msgspec import UNSET, UnsetType
 from sqlalchemy import select
 
 from orchestrator.app import breaker_for, budget_for, gate_for, resolver_for
@@ -51,7 +52,15 @@ from orchestrator.gate.health import HealthBreaker
 from orchestrator.gate.resolve import Resolver
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.intake.registry import Person
-from orchestrator.ledger.bodies import KillBody
+from orchestrator.ledger.bodies import (
+    Check,
+    IntentBody,
+    KillBody,
+    NotSent,
+    Outcome,
+    OutcomeBody,
+    RefusalBody,
+)
 from orchestrator.ledger.leaves import format_instant
 from orchestrator.ledger.log import ProbeLog, read_leaves
 from orchestrator.run._identity import user_agent
@@ -82,10 +91,7 @@ from probes.http import HttpClients
 __all__ = ["Progress", "Runner"]
 
 # Refusals that stop the whole run for now (it resumes later) rather than just one item.
-_STOPPING = {"run", "notice", "window", "entrusted"}
-
-# Outcomes of a permit that was never used: the plan item is still to be done.
-_UNSENT = "unsent"
+_STOPPING = {Check.RUN, Check.NOTICE, Check.WINDOW, Check.ENTRUSTED}
 
 
 @dataclass
@@ -230,29 +236,29 @@ class Runner:
     def _breaker(self) -> HealthBreaker:
         return breaker_for(self.notice)
 
-    def _recover(self, log: ProbeLog) -> tuple[set[int], list[tuple[int, dict[str, Any]]]]:
-        """Items already done, and intents that never got an outcome.
+    def _recover(self, log: ProbeLog) -> tuple[set[int], list[int]]:
+        """Items already done, and intents that never got an outcome (their seqs, in order).
 
         An item is done when a permit for it got a real outcome (not ``unsent``) or the gate
         refused it for good (not for the window, the run, the lead time, health or budget).
         """
         decided: set[int] = set()
-        intents: dict[int, dict[str, Any]] = {}
+        intents: dict[int, IntentBody] = {}
         for leaf in read_leaves(self.rio.db, self.run_id):
             if leaf.kind == "intent":
-                intents[leaf.seq] = leaf.data
-            elif leaf.kind == "refusal" and leaf.data["check"] not in _STOPPING | {
-                "health",
-                "rate",
-            }:
-                decided.add(int(leaf.data["request"]["item"]))
+                intents[leaf.seq] = IntentBody.from_json(leaf.data)
+            elif leaf.kind == "refusal":
+                refusal = RefusalBody.from_json(leaf.data)
+                if refusal.check not in _STOPPING | {Check.HEALTH, Check.RATE}:
+                    decided.add(int(refusal.request["item"]))
             elif leaf.kind == "outcome":
-                intent = intents.pop(int(leaf.data["intent"]), None)
-                if intent is not None and leaf.data["outcome"] != _UNSENT:
-                    decided.add(int(intent["item"]))
+                outcome = OutcomeBody.from_json(leaf.data)
+                intent = intents.pop(outcome.intent, None)
+                if intent is not None and outcome.outcome is not Outcome.UNSENT:
+                    decided.add(intent.item)
         # Crashed in flight: never sent again (they get an ``unknown`` outcome).
-        decided.update(int(data["item"]) for data in intents.values())
-        return decided, sorted(intents.items())
+        decided.update(body.item for body in intents.values())
+        return decided, sorted(intents)
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -322,9 +328,7 @@ class Runner:
         decided, orphans = self._recover(log)
         # We hold the lease: a `running` state left behind is a crash (lease.py); its intents
         # without an outcome become `unknown` and are never sent again.
-        await settle_crash(
-            self.rio, self.run_id, log, [seq for seq, _ in orphans], self.clock.now()
-        )
+        await settle_crash(self.rio, self.run_id, log, orphans, self.clock.now())
         crashed = await asyncio.to_thread(self._paused_by_crash)
         reason = "resumed after crash" if crashed else "resumed" if decided else "started"
         planned = self.progress.planned
@@ -520,7 +524,7 @@ class Runner:
             # one starts, and the run pauses (resumable) instead of being sealed as decided.
             if held:
                 self._sem.release()
-            await self._outcome(log, permit, None, _UNSENT, [])
+            await self._outcome(log, permit, None, Outcome.UNSENT, [])
             self.progress.decided += 1
             if self.failure is None:
                 self.failure = exc
@@ -536,7 +540,7 @@ class Runner:
             return None
         if not admission:
             self._sem.release()
-            await self._outcome(log, permit, None, _UNSENT, [], reason=admission)
+            await self._outcome(log, permit, None, Outcome.UNSENT, [], reason=admission)
             if admission.check == "rate":
                 return "again"
             if admission.check == "health":
@@ -681,31 +685,31 @@ class Runner:
             ).encode()
             salt = self.cipher.derive(self.run_id, "evidence-digest")
             digest = hmac.new(salt, evidence, hashlib.sha256).hexdigest()
-        data: dict[str, Any] = {
-            "intent": permit.decision,
-            "outcome": outcome,
-            "elapsed_us": round(result.elapsed * 1_000_000) if result else None,
-            "connections": result.connections if result else 0,
-            "evidence_digest": digest,
-            "findings": [f.digest() for f in findings],
-            # The send time: the budget grant immediately before connecting (Gate.admit).
-            "sent_at": format_instant(sent_at) if sent_at is not None else None,
-            # Why it was not ok, in the probe's words (a probe's own refusal included).
-            "error": _bounded(result.error) if result is not None else None,
-        }
+        # The send time: the budget grant immediately before connecting (Gate.admit).
+        sent: str | None = format_instant(sent_at) if sent_at is not None else None
+        sends: tuple[int, ...] | UnsetType = UNSET
         if result is not None and result.connection_times:
             # What went out, as the tool traced it: the first connection and the others'
             # offsets from it (microseconds), so an audit replays the budgets from the wire.
             first = result.connection_times[0]
-            data["sent_at"] = format_instant(datetime.fromtimestamp(first, UTC))
-            data["sends_us"] = [round((t - first) * 1_000_000) for t in result.connection_times]
-        if reason is not None:
-            data["not_sent"] = {
-                "check": reason.check,
-                "reason": reason.reason,
-                "sentence": reason.sentence,
-            }
-        seq = await log.append("outcome", data, self.clock.now())
+            sent = format_instant(datetime.fromtimestamp(first, UTC))
+            sends = tuple(round((t - first) * 1_000_000) for t in result.connection_times)
+        body = OutcomeBody(
+            intent=permit.decision,
+            outcome=Outcome(outcome),
+            elapsed_us=round(result.elapsed * 1_000_000) if result else None,
+            connections=result.connections if result else 0,
+            evidence_digest=digest,
+            findings=tuple(f.digest() for f in findings),
+            sent_at=sent,
+            # Why it was not ok, in the probe's words (a probe's own refusal included).
+            error=_bounded(result.error) if result is not None else None,
+            sends_us=sends,
+            not_sent=UNSET
+            if reason is None
+            else NotSent(check=reason.check, reason=reason.reason, sentence=reason.sentence),
+        )
+        seq = await log.append("outcome", body.to_json(), self.clock.now())
         if findings:
             self._store_findings(seq, findings)
 

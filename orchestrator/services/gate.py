@@ -113,7 +113,8 @@ def explain_probe(
     )
     verdicts = asyncio.run(gate.explain(req, at=when))
     checks = tuple(
-        CheckResult(check=v.check, ok=v.ok, reason=v.reason, detail=v.detail) for v in verdicts
+        CheckResult(check=v.check.value, ok=v.ok, reason=v.reason, detail=v.detail)
+        for v in verdicts
     )
     # Without a run, the run check cannot pass; it is shown but not counted.
     allowed = all(c.ok for c in checks if c.check != "run")

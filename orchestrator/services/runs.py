@@ -231,6 +231,7 @@ def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
     from sqlalchemy import func, select
 
     from orchestrator.intake.registry import person_by_id
+    from orchestrator.ledger.bodies import IntentBody, OutcomeBody, StateBody
     from orchestrator.ledger.log import read_checkpoints, read_leaves
     from orchestrator.ledger.tally import RefusalTally
     from orchestrator.store.models import FindingRow
@@ -270,20 +271,20 @@ def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
     outcomes: Counter[str] = Counter()
     per_second: Counter[str] = Counter()
     costs: dict[int, int] = {}
-    last_state: dict[str, Any] = {}
+    last_state: StateBody | None = None
     refusals = RefusalTally()
     for leaf in read_leaves(app.db, run_id):
         refusals.add(leaf)
         if leaf.kind == "outcome":
-            outcomes[str(leaf.data["outcome"])] += 1
-            cost = costs.pop(int(leaf.data["intent"]), 1)
-            sent = leaf.data.get("sent_at")
-            if isinstance(sent, str):  # connections per second as sent, not as decided
-                per_second[sent[:19]] += cost
+            outcome = OutcomeBody.from_json(leaf.data)
+            outcomes[outcome.outcome.value] += 1
+            cost = costs.pop(outcome.intent, 1)
+            if isinstance(outcome.sent_at, str):  # connections per second as sent, not decided
+                per_second[outcome.sent_at[:19]] += cost
         elif leaf.kind == "intent":
-            costs[leaf.seq] = int(leaf.data.get("cost", 1))
+            costs[leaf.seq] = IntentBody.from_json(leaf.data).cost
         elif leaf.kind == "state":
-            last_state = leaf.data
+            last_state = StateBody.from_json(leaf.data)
     # Gate refusals and probes' own refusals, by reason (the runner's count has only the gate's).
     data["refused_by_reason"] = refusals.counts()
     data["refused"] = sum(data["refused_by_reason"].values())
@@ -291,7 +292,7 @@ def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
     # What was not done, and why (a run is sealed only when every planned probe has an outcome).
     data["not_done"] = {
         "count": max(0, planned - done),
-        "why": last_state.get("reason") if last_state.get("state") == "paused" else None,
+        "why": last_state.reason if last_state and last_state.state == "paused" else None,
     }
     data["peak_connections_per_second"] = max(per_second.values(), default=0)
     cps = read_checkpoints(app.db, run_id)
