@@ -48,7 +48,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None) -> Rio:
 def budget_for(app: Rio, notice: Notice, *, storage_url: str | None = None) -> RateBudget:
     """The rate budget of the notice's policy (per IP, per network with its prefixes, per notice,
     global) on the settings' budget store, or on ``storage_url`` when given."""
-    from orchestrator.gate.budget import BudgetLimits, RateBudget
+    from orchestrator.gate.budget import BudgetLimits
 
     r = notice.policy.rates
     limits = BudgetLimits(
@@ -59,7 +59,14 @@ def budget_for(app: Rio, notice: Notice, *, storage_url: str | None = None) -> R
         network_prefix_v4=r.network_prefix_v4,
         network_prefix_v6=r.network_prefix_v6,
     )
-    return RateBudget(limits, storage_url=storage_url or app.settings.budget_url)
+    from orchestrator.gate.metered import MeteredBudget
+
+    # Metered: /metrics shows the probes waiting for budget and how long they waited.
+    return MeteredBudget(
+        limits,
+        waits=app.telemetry.budget_waits,
+        storage_url=storage_url or app.settings.budget_url,
+    )
 
 
 def breaker_for(notice: Notice) -> HealthBreaker:

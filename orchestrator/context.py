@@ -19,13 +19,15 @@ from orchestrator.intake.keys import generate_keypair, key_id, load_private_key
 from orchestrator.settings import Settings
 from orchestrator.store.crypto import MasterKey, create_master_key_file, load_master_key
 from orchestrator.store.db import Database, upgrade
+from orchestrator.telemetry import Telemetry
 
 __all__ = ["Rio", "init_home", "privacy_problems", "private_files"]
 
 
 @dataclass
 class Rio:
-    """An opened rio home: settings, database, keys, and the clock every service reads.
+    """An opened rio home: settings, database, keys, the clock every service reads, and what
+    this process measures (:class:`~orchestrator.telemetry.Telemetry`).
 
     Built by :func:`orchestrator.app.build_app` (the composition root).
     """
@@ -33,6 +35,7 @@ class Rio:
     settings: Settings
     clock: Clock = field(default_factory=SystemClock)
     db: Database = field(init=False)
+    telemetry: Telemetry = field(default_factory=Telemetry, init=False)
 
     def __post_init__(self) -> None:
         self.db = Database(self.settings.database_url)

@@ -1,24 +1,89 @@
 """What ``/metrics`` and ``/healthz`` report, read from the database (no acting person).
 
 Prometheus derives rates itself: ``rate(rio_probes_sent_total[1m])`` is probes per second.
-Figures are totals over every run in the database, computed per scrape.
+Figures are totals over every run in the database. The ledger's are kept by a
+:class:`LedgerCounts` that reads each leaf once: a scrape reads only the leaves appended since
+the one before (one index lookup per run that is not sealed, a range read where it grew), so
+its cost follows the new leaves, not the size of the ledger. The budget-wait figures are this
+process's own (:mod:`orchestrator.telemetry`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Mapping
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from orchestrator.context import Rio
 from orchestrator.errors import StoreError
 from orchestrator.ledger.leaves import parse_leaf
 from orchestrator.ledger.tally import RefusalTally
+from orchestrator.run.state import RunState
 from orchestrator.store.models import LeafRow, RunRow
 
-__all__ = ["database_health", "prometheus_text"]
+__all__ = ["LedgerCounts", "database_health", "prometheus_text"]
+
+_TALLIED = ("refusal", "outcome")
+"""The kinds whose bodies say why a probe was not sent (:class:`RefusalTally`)."""
+
+
+class LedgerCounts:
+    """Leaves by kind and refusals by reason over every run, brought up to date incrementally.
+
+    Leaves are append-only and each run's are committed in sequence order by its one writer
+    (the run's lease), so "every leaf after the last one read" is exactly what is new. A sealed
+    run gets no more leaves (its final state leaf is committed with the row's state), so once
+    read after it was seen sealed it is not looked at again. Safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, int] = {}
+        self._done: set[str] = set()
+        self._kinds: Counter[str] = Counter()
+        self._tally = RefusalTally()
+        self.read = 0
+        """Leaves read so far (what the scrapes cost)."""
+
+    def update(self, s: Session) -> None:
+        """Read the leaves appended since the last update."""
+        with self._lock:
+            runs = s.execute(select(RunRow.id, RunRow.state)).all()
+            for run_id, state in runs:
+                if run_id in self._done:
+                    continue
+                last = self._last.get(run_id, -1)
+                top = s.scalar(select(func.max(LeafRow.seq)).where(LeafRow.run_id == run_id))
+                if top is not None and top > last:
+                    self._read(s, run_id, last, top)
+                    self._last[run_id] = top
+                if state == RunState.SEALED.value:
+                    self._done.add(run_id)
+
+    def _read(self, s: Session, run_id: str, after: int, upto: int) -> None:
+        window = (LeafRow.run_id == run_id, LeafRow.seq > after, LeafRow.seq <= upto)
+        for kind, count in s.execute(
+            select(LeafRow.kind, func.count()).where(*window).group_by(LeafRow.kind)
+        ).tuples():
+            self._kinds[str(kind)] += int(count)
+            self.read += int(count)
+        rows = s.execute(
+            select(LeafRow.seq, LeafRow.body).where(*window, LeafRow.kind.in_(_TALLIED))
+        )
+        for seq, body in rows:
+            self._tally.add(parse_leaf(bytes(body), source=f"run {run_id} leaf {seq}"))
+
+    def kinds(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._kinds)
+
+    def refusals(self) -> dict[str, int]:
+        with self._lock:
+            return self._tally.counts()
 
 
 def database_health(rio: Rio) -> str:
@@ -52,13 +117,20 @@ def _family(
     return lines
 
 
-def prometheus_text(rio: Rio, *, verify_results: Mapping[str, int] | None = None) -> str:
+def prometheus_text(
+    rio: Rio,
+    *,
+    verify_results: Mapping[str, int] | None = None,
+    ledger: LedgerCounts | None = None,
+) -> str:
     """The metrics in the Prometheus text exposition format.
 
     Args:
         rio: The opened home.
         verify_results: Audit verifications this process answered, by result (pass/fail).
+        ledger: The counts kept between scrapes (a fresh one reads every leaf).
     """
+    ledger = ledger if ledger is not None else LedgerCounts()
     with rio.db.session() as s:
         states = {
             str(k): int(v)
@@ -72,18 +144,9 @@ def prometheus_text(rio: Rio, *, verify_results: Mapping[str, int] | None = None
                 .group_by(RunRow.pause_reason)
             )
         }
-        kinds = {
-            str(k): int(v)
-            for k, v in s.execute(select(LeafRow.kind, func.count()).group_by(LeafRow.kind))
-        }
-        tally = RefusalTally()
-        rows = s.execute(
-            select(LeafRow.run_id, LeafRow.seq, LeafRow.body).where(
-                LeafRow.kind.in_(("refusal", "outcome"))
-            )
-        )
-        for run_id, seq, body in rows:
-            tally.add(parse_leaf(bytes(body), source=f"run {run_id} leaf {seq}"))
+        ledger.update(s)
+    kinds = ledger.kinds()
+    waits = rio.telemetry.budget_waits.read()
     lines: list[str] = []
     lines += _family("rio_runs", "gauge", "Runs by state.", states, "state")
     lines += _family(
@@ -110,7 +173,7 @@ def prometheus_text(rio: Rio, *, verify_results: Mapping[str, int] | None = None
         "rio_refusals_total",
         "counter",
         "Refusals by reason (the gate's and the probes' own).",
-        tally.counts(),
+        ledger.refusals(),
         "reason",
     )
     lines += _family(
@@ -118,6 +181,25 @@ def prometheus_text(rio: Rio, *, verify_results: Mapping[str, int] | None = None
         "counter",
         "Target health events (distress back-off and pauses) logged.",
         int(kinds.get("health", 0)),
+    )
+    lines += _family(
+        "rio_budget_waiting",
+        "gauge",
+        "Probes of this process's runs waiting for rate budget now.",
+        waits.waiting,
+    )
+    lines += [
+        "# HELP rio_budget_wait_seconds Time probes of this process's runs waited for rate "
+        "budget (every acquisition, granted or not).",
+        "# TYPE rio_budget_wait_seconds summary",
+        f"rio_budget_wait_seconds_sum {waits.seconds:.6f}",
+        f"rio_budget_wait_seconds_count {waits.acquisitions}",
+    ]
+    lines += _family(
+        "rio_budget_waits_total",
+        "counter",
+        "Budget acquisitions of this process's runs that had to wait.",
+        waits.waited,
     )
     lines += _family(
         "rio_audit_verifications_total",

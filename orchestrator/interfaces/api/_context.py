@@ -18,6 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
 from orchestrator.errors import InputError
+from orchestrator.services.metrics import LedgerCounts
 
 __all__ = ["ApiConfig", "ApiContext", "context"]
 
@@ -58,6 +59,8 @@ class ApiContext:
     public_limit: RateLimitItem = field(init=False)
     verify_results: Counter[str] = field(default_factory=Counter)
     """Audit verifications this process answered, by result (for /metrics)."""
+    ledger_counts: LedgerCounts = field(default_factory=LedgerCounts)
+    """The ledger's counts, kept between scrapes of /metrics (each leaf is read once)."""
 
     def __post_init__(self) -> None:
         url = self.config.rate_storage

@@ -26,6 +26,8 @@ def healthz(ctx: Ctx) -> dict[str, str]:
 def metrics(ctx: Ctx) -> PlainTextResponse:
     """Counters and gauges in the Prometheus text exposition format (version 0.0.4)."""
     return PlainTextResponse(
-        metrics_service.prometheus_text(ctx.rio, verify_results=ctx.verify_results),
+        metrics_service.prometheus_text(
+            ctx.rio, verify_results=ctx.verify_results, ledger=ctx.ledger_counts
+        ),
         media_type="text/plain; version=0.0.4; charset=utf-8",
     )
