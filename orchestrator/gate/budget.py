@@ -29,15 +29,14 @@ How a grant is made (the pacer):
   apart, so that the sends of one window never leave in one burst that the event loop and the
   targets then serve late, one after another.
 * With ``memory://`` the local logs are the whole budget (one process). With Redis, the shared
-  authoritative count is a moving-window log in :mod:`limits` so that several processes share
-  one budget: a waiter whose turn came checks all four shared windows, then hits all four. Across
-  processes the check and the hits are not one transaction: another process may take the last
-  unit between them, and a hit on one budget may then succeed while a later one fails. The
-  successful hits are then *wasted* (they count although no probe was sent): that lowers
-  throughput but never lets a budget go over, because every unit that is granted was accepted by
-  every budget's atomic ``acquire_entry`` script. Across processes the guarantee holds in the
-  storage's wall-clock time (hosts must keep NTP-synchronised clocks); the local guard covers
-  only the grants of its own process.
+  authoritative count is a moving-window log per budget (a list of stamps, newest first, in the
+  layout of :mod:`limits`) so that several processes share one budget: a waiter whose turn came
+  runs one Lua script that checks all four shared windows and, only if every one has room,
+  pushes its units onto all four. The script is atomic in Redis, so no process can take the
+  last unit between another's check and its hit, and no unit is ever counted in one budget
+  for a probe another budget refused. Across processes the guarantee holds in wall-clock time
+  (each grant's stamp is its process's ``time.time()``: hosts must keep NTP-synchronised
+  clocks); the local guard covers only the grants of its own process.
 * A per-IP factor (from the health breaker) lowers the per-IP limit. A probe whose cost is above
   the lowered limit (but within the configured one) waits until its IP's window is empty: it is
   never refused for a back-off that will pass. The hit on Redis is made against the configured
@@ -64,9 +63,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from limits import RateLimitItemPerSecond
-from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
+from redis.exceptions import RedisError
 
 from orchestrator.errors import BudgetStoreError, InputError
 
@@ -96,6 +95,36 @@ _SWEEP_AT = 4096
 """local logs kept before empty ones are swept (bounds memory on long runs over many IPs)"""
 
 _BUDGET_NAMES = ("per_ip", "per_network", "per_notice", "global")
+
+_PREFIX = "LIMITS"
+"""the prefix :mod:`limits` gives its Redis keys (its moving-window lists are the shared log)"""
+
+_TAKE_ALL = """
+-- KEYS: the budgets' moving-window lists (newest stamp first, as limits keeps them).
+-- ARGV: now, window (s), cost, then per key: its limit now, the length its list is kept at.
+-- Returns {0, 0} when cost units were pushed onto every list; else {i, s}: list i has no
+-- room for cost units for s more seconds, and nothing was pushed anywhere.
+local now, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local blocked, wait = 0, 0
+for i, key in ipairs(KEYS) do
+    local limit = tonumber(ARGV[2 + 2 * i])
+    if limit < cost then return {i, tostring(window)} end
+    local entry = redis.call('lindex', key, limit - cost)
+    if entry and tonumber(entry) >= now - window then
+        local free = tonumber(entry) + window - now
+        if free > wait then blocked, wait = i, free end
+    end
+end
+if blocked > 0 then return {blocked, tostring(wait)} end
+local stamps = {}
+for j = 1, cost do stamps[j] = ARGV[1] end
+for i, key in ipairs(KEYS) do
+    redis.call('lpush', key, unpack(stamps))
+    redis.call('ltrim', key, 0, tonumber(ARGV[3 + 2 * i]) - 1)
+    redis.call('expire', key, window)
+end
+return {0, '0'}
+"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -258,7 +287,7 @@ class RateBudget:
         self._storage_url = storage_url
         uri = _storage_uri(storage_url)
         self._pool: Any = None
-        self._limiter: MovingWindowRateLimiter | None = None
+        self._take_script: Any = None
         self._storage: Any = None
         if not uri.startswith("async+memory"):
             try:
@@ -275,7 +304,9 @@ class RateBudget:
                 )
             except (ConfigurationError, ValueError) as exc:
                 raise InputError(f"rate budget: storage_url: {storage_url!r}: {exc}") from exc
-            self._limiter = MovingWindowRateLimiter(self._storage)
+            self._take_script = aioredis.Redis(connection_pool=self._pool).register_script(
+                _TAKE_ALL
+            )
         self._factors: dict[str, float] = {}
         self._local: dict[str, deque[float]] = {}
         self._granted: dict[str, float] = {}
@@ -367,7 +398,7 @@ class RateBudget:
                 # Can never fit in a one-second window: waiting would be pointless.
                 return Grant(granted=False, waited=loop.time() - started, reason=f"rate:{name}")
         queue = self._queues.get(key)
-        if self._limiter is None and not queue and not self._granting:
+        if self._take_script is None and not queue and not self._granting:
             # Nobody ahead: no request of this IP queued, no turn being taken, and no IP's
             # head due yet. If every window has room now, the dispatcher would grant this one
             # at once: take the units here, without the hops through it.
@@ -664,7 +695,7 @@ class RateBudget:
         if ready > now:
             return blocked, ready - now
         slots, cost = waiter.slots, waiter.cost
-        if self._limiter is not None:
+        if self._take_script is not None:
             blocked_shared, delay = await self._take_shared(slots, cost)
             if blocked_shared is not None:
                 return blocked_shared, delay
@@ -683,29 +714,28 @@ class RateBudget:
         return stamp
 
     async def _take_shared(self, slots: tuple[_Slot, ...], cost: int) -> tuple[str | None, float]:
-        """Check all four shared windows, then hit all four (Redis)."""
-        assert self._limiter is not None
-        waits: dict[str, float] = {}
+        """Take ``cost`` units from all four shared windows or from none: one Redis script.
+
+        One round trip per grant (checking and then hitting each window was eight, and the
+        pacer makes one grant at a time), and atomic across processes: no unit is hit in one
+        window while another refuses (nothing is wasted), and no process can take the last
+        unit between another's check and its hit.
+        """
+        assert self._take_script is not None
+        args: list[float | int] = [time.time(), int(_WINDOW), cost]
+        for slot in slots:
+            args += [slot.limit, slot.hit.amount]
         try:
-            for slot in slots:
-                stats = await self._limiter.get_window_stats(slot.check, slot.key)
-                waits[slot.name] = (
-                    0.0
-                    if stats.remaining >= cost
-                    else max(_MIN_SLEEP, stats.reset_time - time.time())
-                )
-            if any(wait > 0 for wait in waits.values()):
-                return _longest(waits)
-            # Only another process can make one of these fail now.
-            for slot in slots:
-                if not await self._limiter.hit(slot.hit, slot.key, cost=cost):
-                    stats = await self._limiter.get_window_stats(slot.check, slot.key)
-                    return slot.name, stats.reset_time - time.time()
-        except StorageError as exc:
+            blocked, wait = await self._take_script(
+                keys=[f"{_PREFIX}:{slot.key}" for slot in slots], args=args
+            )
+        except (RedisError, StorageError) as exc:
             raise BudgetStoreError(
                 f"rate budget {self._namespace!r}: storage {self._storage_url!r} failed: {exc}"
             ) from exc
-        return None, 0.0
+        if int(blocked) == 0:
+            return None, 0.0
+        return slots[int(blocked) - 1].name, max(_MIN_SLEEP, float(wait))
 
     def _local_ready(self, slot: _Slot, cost: int, now: float) -> float:
         """When this process's own grants leave room for ``cost`` more units in the slot."""

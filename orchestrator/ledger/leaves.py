@@ -22,6 +22,9 @@ import msgspec
 import rfc8785
 
 from orchestrator.errors import RecordFileError
+from probes.canonical import FloatSeenError as _FloatSeenError
+from probes.canonical import canonical_json
+from probes.canonical import reject_float as _no_float
 
 __all__ = [
     "LEAF_KINDS",
@@ -89,28 +92,6 @@ def make_leaf(run: str, seq: int, kind: str, at: datetime, data: dict[str, Any])
     return canonical_json(doc)
 
 
-def canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical JSON, with a fast path for values without floats (probe-log leaves).
-
-    For JSON without float literals, without integers of 16 or more digits and without
-    characters beyond the Basic Multilingual Plane, RFC 8785 and ``json.dumps(sort_keys=True,
-    separators=(",", ":"), ensure_ascii=False)`` give the same bytes: key order by UTF-16 code
-    units equals code point order within the BMP, and strings are escaped alike; only numbers
-    are formatted differently (ES6), so anything with a float takes the exact, slower path.
-    Both encoder and the float check are the C implementations of ``json``.
-    """
-    text = _ENCODER.encode(value)
-    if text.isascii() or max(text) <= "\uffff":
-        try:
-            _CHECKER.decode(text)
-        except _FloatSeenError:
-            pass
-        else:
-            return text.encode()
-    encoded: bytes = rfc8785.dumps(value)
-    return encoded
-
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
@@ -120,30 +101,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-class _FloatSeenError(ValueError):
-    """A float literal: RFC 8785 formats numbers unlike Python, so take the exact path."""
-
-
-def _no_float(text: str) -> float:
-    raise _FloatSeenError(text)
-
-
-def _safe_int(text: str) -> int:
-    # Integers beyond 2**53 are not exact in RFC 8785 (IEEE doubles): take the exact path.
-    if len(text) > 15:
-        raise _FloatSeenError(text)
-    return int(text)
-
-
 def _int_or_double(text: str) -> int | float:
     return int(text) if len(text) <= 15 else float(text)
 
 
 _DECODER = json.JSONDecoder(parse_float=_no_float)
 """reads leaves: any float sends the canonical check down the exact RFC 8785 path"""
-_CHECKER = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_int)
-"""checks what we encode: floats and long integers take the exact path"""
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _ENCODER_UNSORTED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 

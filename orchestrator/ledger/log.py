@@ -177,6 +177,11 @@ class ProbeLog:
         """Leaves committed so far."""
         return self._durable_seq + 1
 
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next :meth:`append` assigns."""
+        return self._next_seq
+
     def root(self) -> bytes:
         return self._tree.root()
 
@@ -188,8 +193,21 @@ class ProbeLog:
             self._flusher = asyncio.create_task(self._flush_loop(), name=f"ledger-{self.run_id}")
         return self._wake
 
-    async def append(self, kind: str, data: dict[str, Any], at: datetime | None = None) -> int:
-        """Queue a leaf; returns its sequence number at once (not yet durable)."""
+    async def append(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        at: datetime | None = None,
+        *,
+        change: Callable[[Session], None] | None = None,
+    ) -> int:
+        """Queue a leaf; returns its sequence number at once (not yet durable).
+
+        ``change(session)``, if given, is committed in the transaction that commits the leaf
+        (with the rest of its group): rows that belong to the leaf, such as an outcome's
+        findings, are never apart from it. If it raises, the group is not committed and the
+        log fails.
+        """
         if self._closed:
             raise StateError(f"run {self.run_id}: the probe log is closed")
         if self._failure is not None:
@@ -208,6 +226,8 @@ class ProbeLog:
                 "leaf_hash": leaf_hash(raw),
             }
         )
+        if change is not None:
+            self._with[seq] = (change, False)
         wake.set()
         return seq
 

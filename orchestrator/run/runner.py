@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from msgspec import UNSET, UnsetType
-from sqlalchemy import select
 
 from orchestrator.app import breaker_for, budget_for, gate_for, resolver_for
 from orchestrator.clock import Clock
@@ -63,6 +62,7 @@ from orchestrator.ledger.bodies import (
 )
 from orchestrator.ledger.leaves import format_instant
 from orchestrator.ledger.log import ProbeLog, read_leaves
+from orchestrator.run._findings import FindingsBook, Keyed
 from orchestrator.run._identity import user_agent
 from orchestrator.run.batches import PortBatcher
 from orchestrator.run.executors import Executor, executor_for
@@ -73,7 +73,6 @@ from orchestrator.run.runs import get_run, run_launcher
 from orchestrator.run.state import PauseReason, RunState
 from orchestrator.run.wire import WireMark
 from orchestrator.store.evidence import cipher_for
-from orchestrator.store.models import FindingRow
 from probes.base import Permit, ProbeContext, ProbeResult
 from probes.errors import ProbeError
 from probes.findings import (
@@ -225,6 +224,8 @@ class Runner:
         self._from = rio.settings.contact
         self.policy = self.notice.policy
         self.cipher = cipher_for(rio)
+        self._salt: bytes | None = None
+        self._book: FindingsBook | None = None
         self._http: HttpClients | None = None
         self._ports: PortBatcher | None = None
 
@@ -326,6 +327,7 @@ class Runner:
         self, log: ProbeLog, gate: Gate, plan: Plan, health: HealthBreaker, budget: RateBudget
     ) -> RunState:
         decided, orphans = self._recover(log)
+        self._book = await asyncio.to_thread(FindingsBook, self.rio.db, self.run_id, self.cipher)
         # We hold the lease: a `running` state left behind is a crash (lease.py); its intents
         # without an outcome become `unknown` and are never sent again.
         await settle_crash(self.rio, self.run_id, log, orphans, self.clock.now())
@@ -675,6 +677,7 @@ class Runner:
         reason: Admission | None = None,
     ) -> None:
         self.progress.outcomes[outcome] = self.progress.outcomes.get(outcome, 0) + 1
+        keyed = [Keyed.of(f) for f in findings]
         digest = None
         if result is not None and result.observations:
             # A salted digest: auditors can check evidence they were granted, nobody can guess it.
@@ -683,7 +686,9 @@ class Runner:
                 sort_keys=True,
                 default=str,
             ).encode()
-            salt = self.cipher.derive(self.run_id, "evidence-digest")
+            if self._salt is None:
+                self._salt = self.cipher.derive(self.run_id, "evidence-digest")
+            salt = self._salt
             digest = hmac.new(salt, evidence, hashlib.sha256).hexdigest()
         # The send time: the budget grant immediately before connecting (Gate.admit).
         sent: str | None = format_instant(sent_at) if sent_at is not None else None
@@ -700,7 +705,7 @@ class Runner:
             elapsed_us=round(result.elapsed * 1_000_000) if result else None,
             connections=result.connections if result else 0,
             evidence_digest=digest,
-            findings=tuple(f.digest() for f in findings),
+            findings=tuple(k.digest for k in keyed),
             sent_at=sent,
             # Why it was not ok, in the probe's words (a probe's own refusal included).
             error=_bounded(result.error) if result is not None else None,
@@ -709,78 +714,16 @@ class Runner:
             if reason is None
             else NotSent(check=reason.check, reason=reason.reason, sentence=reason.sentence),
         )
-        seq = await log.append("outcome", body.to_json(), self.clock.now())
-        if findings:
-            self._store_findings(seq, findings)
-
-    def _store_findings(self, seq: int, findings: list[Finding]) -> None:
-        """Store new findings; a key the run already has gains a sighting instead (no duplicate).
-
-        Keys are unique per run (a database constraint), so a finding seen by two outcomes -
-        one service reached as ``ip:`` and as ``host:``, one open resolver asked about two
-        domains - is one row naming both. The first sighting's evidence is kept.
-        """
-        added = 0
-        with self.rio.db.session() as s:
-            known = {
-                row.key: row
-                for row in s.scalars(
-                    select(FindingRow).where(
-                        FindingRow.run_id == self.run_id,
-                        FindingRow.key.in_([f.key for f in findings]),
-                    )
-                )
-            }
-            for n, f in enumerate(findings):
-                sighting = {
-                    "leaf_seq": seq,
-                    "target": f.target,
-                    "server_name": f.server_name,
-                    "digest": f.digest(),
-                }
-                row = known.get(f.key)
-                if row is not None:
-                    if sighting not in row.sightings:
-                        row.sightings = [*row.sightings, sighting]
-                    continue
-                fid = f"{self.run_id}/F{seq}.{n}"
-                evidence = (
-                    self.cipher.seal(
-                        self.run_id,
-                        f.evidence.encode(),
-                        table="findings",
-                        row=fid,
-                        column="evidence",
-                    )
-                    if f.evidence is not None
-                    else None
-                )
-                row = FindingRow(
-                    id=fid,
-                    key=f.key,
-                    run_id=self.run_id,
-                    leaf_seq=seq,
-                    rule=f.rule,
-                    title=f.title,
-                    severity=f.severity,
-                    kind=f.kind,
-                    probe=f.probe,
-                    target=f.target,
-                    ip=f.ip,
-                    port=f.port,
-                    transport=f.transport,
-                    scheme=f.scheme,
-                    server_name=f.server_name,
-                    path=f.path,
-                    digest=f.digest(),
-                    remediation=f.remediation,
-                    refs=[dict(r) for r in f.refs],
-                    sightings=[sighting],
-                    evidence=evidence,
-                )
-                s.add(row)
-                known[f.key] = row
-                added += 1
+        if not keyed:
+            await log.append("outcome", body.to_json(), self.clock.now())
+            return
+        # The findings are committed with their outcome leaf, in its group (no query here).
+        book = self._book
+        assert book is not None
+        seq = log.next_seq
+        write, added = book.change(seq, keyed)
+        got = await log.append("outcome", body.to_json(), self.clock.now(), change=write)
+        assert got == seq  # no await between: the sequence was this leaf's
         self.progress.findings += added
 
     # -- kill switch and progress ------------------------------------------------------------

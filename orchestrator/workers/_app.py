@@ -38,9 +38,14 @@ def register_probe_task(app: Celery, deps: WorkerDeps, settings: Settings) -> No
     namespace = settings.celery_queue
 
     @app.task(name=PROBE_TASK, bind=True)  # type: ignore[untyped-decorator]
-    def probe(self: Any, doc: dict[str, Any]) -> None:
+    def probe(self: Any, doc: dict[str, Any], reply: str | None = None) -> None:
         task_id = str(self.request.id)
         answer = asyncio.run(handle_permit(doc, task_id, deps))
+        if reply is not None and reply.startswith(f"{namespace}:reply:"):
+            # The orchestrator's one reply list: it knows the delivery by its task id.
+            answers.rpush(reply, json.dumps({"task": task_id, "answer": answer}))
+            answers.expire(reply, 3600)
+            return
         name = answer_list(namespace, task_id)
         answers.rpush(name, json.dumps(answer))
         answers.expire(name, 3600)

@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import rfc8785
-
 from probes.base import Observation, ProbeResult
+from probes.canonical import canonical_json
 from probes.findings.catalogue import SEVERITIES, Catalogue
 from probes.findings.versions import VersionTable, announced_versions
 
@@ -377,14 +376,14 @@ def finding_key(
     subject: Mapping[str, Any],
 ) -> str:
     """The stable key ``RULE:HEX`` (see the module docstring)."""
-    subject_digest = hashlib.sha256(rfc8785.dumps(dict(subject))).hexdigest()
+    subject_digest = hashlib.sha256(canonical_json(dict(subject))).hexdigest()
     material: dict[str, Any] = {
         "rule": rule,
         "object": object_id,
         "endpoint": dict(endpoint),
         "subject": subject_digest,
     }
-    return f"{rule}:{hashlib.sha256(rfc8785.dumps(material)).hexdigest()[:24]}"
+    return f"{rule}:{hashlib.sha256(canonical_json(material)).hexdigest()[:24]}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -464,7 +463,7 @@ class Finding:
 
     def digest(self) -> str:
         """SHA-256 (hex) of the RFC 8785 canonical JSON of :meth:`to_json`."""
-        canonical: bytes = rfc8785.dumps(self.to_json())
+        canonical: bytes = canonical_json(self.to_json())
         return hashlib.sha256(canonical).hexdigest()
 
 

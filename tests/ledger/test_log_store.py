@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
 
 from orchestrator.errors import StoreError
 from orchestrator.ledger.checkpoint import run_origin, verify_checkpoint
@@ -208,3 +209,47 @@ async def test_checkpoints_cut_while_appending_state_their_true_root(db: Databas
     assert stored[-1].size == len(bodies) == 150
     for cp in stored:
         assert cp.root == root_from_leaves(bodies[: cp.size])[1], f"checkpoint {cp.size}"
+
+
+async def test_rows_given_with_leaves_are_committed_with_them_in_one_group(db: Database) -> None:
+    # What the runner does with an outcome's findings: rows that belong to a leaf ride in the
+    # leaf's group commit, not in a transaction of their own per leaf.
+    with db.session() as s:
+        s.execute(text("CREATE TABLE scratch_rows (seq integer)"))
+    commits = 0
+
+    def count(_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(db.engine, "commit", count)
+    log = ProbeLog(db, RUN, KEY, checkpoint_every=10_000, checkpoint_seconds=3600)
+
+    def row_for(seq: int) -> Callable[[Session], None]:
+        return lambda s: s.execute(text("INSERT INTO scratch_rows VALUES (:n)"), {"n": seq})
+
+    seqs = [
+        await log.append("outcome", {"intent": i}, T0, change=row_for(log.next_seq))
+        for i in range(40)
+    ]
+    await log.durable(seqs[-1])
+    await log.close()
+    with db.session() as s:
+        rows = sorted(s.scalars(text("SELECT seq FROM scratch_rows")))
+    assert rows == seqs == list(range(40))
+    assert commits < 10, commits  # 40 leaves and 40 rows in a handful of group commits
+
+
+async def test_a_failing_row_keeps_its_leaf_out_and_fails_the_log(db: Database) -> None:
+    log = ProbeLog(db, RUN, KEY, checkpoint_every=10_000, checkpoint_seconds=3600)
+    await log.append_durable("state", {"state": "running"}, T0)
+
+    def broken(s: Session) -> None:
+        s.execute(text("INSERT INTO no_such_table VALUES (1)"))
+
+    seq = await log.append("outcome", {"intent": 0}, T0, change=broken)
+    with pytest.raises(StoreError):
+        await log.durable(seq)
+    with pytest.raises(StoreError):
+        await log.close()
+    assert len(_bodies(db)) == 1

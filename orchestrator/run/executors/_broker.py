@@ -17,14 +17,26 @@ from celery import Celery
 
 from orchestrator.settings import Settings
 
-__all__ = ["PROBE_TASK", "answer_list", "celery_app", "kill_channel", "publish_kill"]
+__all__ = [
+    "PROBE_TASK",
+    "answer_list",
+    "celery_app",
+    "kill_channel",
+    "publish_kill",
+    "reply_list",
+]
 
 PROBE_TASK = "rio.probe"
 
 
 def answer_list(namespace: str, task_id: str) -> str:
-    """The Redis list a worker pushes its answer to for the delivery ``task_id``."""
+    """The Redis list a worker pushes its answer to for a task that names no reply list."""
     return f"{namespace}:answer:{task_id}"
+
+
+def reply_list(namespace: str, executor: str) -> str:
+    """The Redis list one orchestrator's executor reads every answer from (``{task, answer}``)."""
+    return f"{namespace}:reply:{executor}"
 
 
 def kill_channel(namespace: str) -> str:

@@ -34,6 +34,9 @@ AMQP_URL = os.environ.get("RIO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:567
 PERMIT_KEY = "integration-permit-key-" + "x" * 16
 SLOW_BYTES = 48 * 1024
 """the slow page: served at 16 KiB/s, so a probe of it stays on the wire about 3 s"""
+WIRE_BYTES = 8 * 1024
+"""the wire page: served at 16 KiB/s, so a probe of it stays on the wire about half a second,
+as a probe of a distant server does (round trips, a server's own time)"""
 
 
 def amqp_or_skip() -> None:
@@ -56,6 +59,8 @@ class Nginx:
     root: Path
     proc: subprocess.Popen[bytes] | None = None
     www: Path | None = None
+    connections: int = 256
+    """nginx's worker_connections: its listening sockets count too (one per address)"""
 
     def start(self) -> Nginx:
         binary = _which("nginx")
@@ -68,6 +73,7 @@ class Nginx:
         for name in ("a", "b", "c", "d"):
             (www / name).write_text(f"page {name}\n")
         (www / "slow").write_bytes(b"s" * SLOW_BYTES)
+        (www / "wire").write_bytes(b"w" * WIRE_BYTES)
         for path in (www, *www.iterdir()):
             path.chmod(0o755 if path.is_dir() else 0o644)
         # A small send buffer, so limit_rate paces the slow page on the wire (the loopback
@@ -81,7 +87,7 @@ pid {self.root}/nginx.pid;
 error_log {self.root}/error.log warn;
 daemon off;
 {user}
-events {{ worker_connections 256; }}
+events {{ worker_connections {self.connections}; }}
 http {{
   log_format t '$msec $request_time $server_addr $request_uri $status';
   access_log {self.root}/access.log t;
@@ -95,6 +101,7 @@ http {{
     root {www};
     location = / {{ return 200 "rio worker lab\\n"; }}
     location = /slow {{ limit_rate 16k; }}
+    location = /wire {{ limit_rate 16k; }}
   }}
 }}
 """
