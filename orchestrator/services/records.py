@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.access.roles import Action, authorize
 from orchestrator.context import Rio
 from orchestrator.documents._render import Format
+from orchestrator.errors import NotFoundError
 from orchestrator.intake.registry import Person
 from orchestrator.record import signoff as _signoff
 from orchestrator.record.assemble import current_record, ensure_record, get_record
@@ -116,13 +117,18 @@ def record_diff(
 
     Raises:
         AccessDeniedError: The person may not read the run's ledger.
-        NotFoundError: No such run, no record yet, or no such version.
+        NotFoundError: No such run, or no such version.
     """
     with rio.db.session() as s:
         authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=now)
-    newer = (
-        current_record(rio.db, run_id) if version is None else get_record(rio.db, run_id, version)
-    )
+    if version is None:
+        try:
+            newer = current_record(rio.db, run_id)
+        except NotFoundError:
+            # Nothing stored yet: a reader is shown the version 1 to come, the first one.
+            return RecordDiff(run_id=run_id, version=1, since=None, changes=())
+    else:
+        newer = get_record(rio.db, run_id, version)
     if newer.version == 1:
         return RecordDiff(run_id=run_id, version=1, since=None, changes=())
     older = get_record(rio.db, run_id, newer.version - 1)

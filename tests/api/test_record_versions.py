@@ -34,6 +34,14 @@ async def test_version_one_has_nothing_before_it(api: Api) -> None:
     assert diff.json() == {"run_id": RUN, "version": 1, "since": None, "changes": []}
 
 
+async def test_a_record_not_stored_yet_is_its_first_version(api: Api) -> None:
+    diff = await api.client.get(
+        f"/api/v1/runs/{RUN}/record/diff", headers=await api.headers("officer-a")
+    )
+    assert diff.status_code == 200, diff.text
+    assert (diff.json()["version"], diff.json()["since"]) == (1, None)
+
+
 async def test_an_order_makes_version_two_and_the_diff_names_it(api: Api) -> None:
     order_id, finding = await _order(api)
     headers = await api.headers("tech-t")
