@@ -56,6 +56,8 @@ class Result:
     seconds: float
     arrivals: int
     window: int
+    served: float
+    """median seconds nginx took per request (its request_time)"""
     runner_cpu: float
     worker_cpu: float
     outcomes: dict[str, int]
@@ -147,6 +149,7 @@ def _one(args: argparse.Namespace, workers: int, profile: Path | None = None) ->
             seconds=took,
             arrivals=len(arrivals),
             window=_max_in_a_second([a[0] for a in arrivals]),
+            served=statistics.median(a[1] - a[0] for a in arrivals) if arrivals else 0.0,
             runner_cpu=runner_cpu,
             worker_cpu=worker_cpu,
             outcomes=dict(outcomes),
@@ -175,7 +178,8 @@ def main() -> None:
             times[workers].append(res.seconds)
             print(f"{workers} worker(s): {res.probes} probes of /{args.page} in "
                   f"{res.seconds:.2f} s ({res.probes / res.seconds:.1f}/s); nginx got "
-                  f"{res.arrivals}, largest 1 s window {res.window} (global budget "
+                  f"{res.arrivals} (median {res.served:.2f} s each), largest 1 s window "
+                  f"{res.window} (global budget "
                   f"{args.global_budget}); CPU s: runner {res.runner_cpu:.2f}, workers "
                   f"{res.worker_cpu:.2f}; outcomes {res.outcomes}", flush=True)  # fmt: skip
     one, two = statistics.median(times[1]), statistics.median(times[2])

@@ -66,11 +66,25 @@ def celery_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        # Redis broker: an unacknowledged task is delivered again after this (RabbitMQ: at once,
-        # when the dead worker's connection closes).
-        broker_transport_options={"visibility_timeout": settings.celery_visibility_seconds},
+        broker_transport_options=_transport_options(settings.celery_visibility_seconds),
     )
     return app
+
+
+def _transport_options(visibility: int) -> dict[str, int]:
+    """Redis broker: a task a dead worker had taken is delivered again ``visibility`` seconds
+    after its delivery (RabbitMQ: at once, when the dead worker's connection closes).
+
+    kombu looks for such tasks only every ``unacked_restore_interval`` seconds, and scans only
+    on every ``unacked_restore_throttle``-th look: by default every 10 x 10 s, so a killed
+    worker's probes came back after up to 100 s, long after their deadlines. rio looks every
+    quarter of the visibility timeout (at most 10 s) and scans each time.
+    """
+    return {
+        "visibility_timeout": visibility,
+        "unacked_restore_interval": max(1, min(10, visibility // 4)),
+        "unacked_restore_throttle": 1,
+    }
 
 
 def check_broker(settings: Settings, *, timeout: float = 3.0) -> str:

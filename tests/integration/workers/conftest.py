@@ -34,7 +34,7 @@ AMQP_URL = os.environ.get("RIO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:567
 PERMIT_KEY = "integration-permit-key-" + "x" * 16
 SLOW_BYTES = 48 * 1024
 """the slow page: served at 16 KiB/s, so a probe of it stays on the wire about 3 s"""
-WIRE_BYTES = 8 * 1024
+WIRE_BYTES = 16 * 1024
 """the wire page: served at 16 KiB/s, so a probe of it stays on the wire about half a second,
 as a probe of a distant server does (round trips, a server's own time)"""
 
