@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from orchestrator import __version__
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.context import Rio
-from orchestrator.interfaces.api import _auth, _ops, _public, _resources
+from orchestrator.interfaces.api import _auth, _ops, _public, _rectify, _resources
 from orchestrator.interfaces.api._context import ApiConfig, ApiContext
 from orchestrator.interfaces.api._problems import install_problem_handlers
 
@@ -57,6 +57,7 @@ def create_app(rio: Rio, *, clock: Clock | None = None, config: ApiConfig | None
     app.include_router(_auth.router)
     app.include_router(_public.router)
     app.include_router(_resources.router)
+    app.include_router(_rectify.router)
     app.include_router(_ops.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=_WEB / "static"), name="static")

@@ -20,10 +20,12 @@ from orchestrator.intake.registry import Person
 from orchestrator.interfaces.api._auth import PageActor
 from orchestrator.interfaces.api._context import ApiContext, context
 from orchestrator.interfaces.api._public import limit_public
+from orchestrator.interfaces.api._rectify import china_today, order_out
 from orchestrator.interfaces.api._resources import audit_out, record_out
 from orchestrator.services import audit as audit_service
 from orchestrator.services import public as public_service
 from orchestrator.services import records as record_service
+from orchestrator.services import rectify as rectify_service
 from orchestrator.services import runs as run_service
 from orchestrator.services.notices import list_notices
 
@@ -147,3 +149,19 @@ def audit_page(request: Request, run_id: str, person: PageActor) -> Response:
     report = audit_service.verify_run_archive(ctx.rio, person, run_id, now=ctx.clock.now())
     ctx.verify_results["pass" if report else "fail"] += 1
     return render(request, "audit.html", person, report=audit_out(report))
+
+
+@router.get("/rectification", response_class=HTMLResponse)
+def rectification_page(
+    request: Request,
+    person: PageActor,
+    run: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """Rectification orders (Art. 19): deadlines, re-check and feedback due dates, and what is
+    overdue today."""
+    if person is None:
+        return to_login(request)
+    ctx = context(request)
+    today = china_today(ctx)
+    orders = [order_out(o, today) for o in rectify_service.list_orders(ctx.rio, person, run)]
+    return render(request, "rectification.html", person, orders=orders, today=today, run=run)

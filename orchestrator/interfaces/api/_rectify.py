@@ -1,0 +1,130 @@
+"""Rectification (Art. 19) over the API: the orders with their due dates and what is overdue,
+and where an order's re-check can run. Each route parses, calls one service, shapes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+
+from orchestrator.interfaces.api._auth import Actor
+from orchestrator.interfaces.api._context import ApiContext, context
+from orchestrator.record.rectify import RecheckPlan, Rectification
+from orchestrator.services import rectify as rectify_service
+
+__all__ = ["china_today", "order_out", "router"]
+
+router = APIRouter(prefix="/api/v1/rectification", tags=["rectification"])
+Ctx = Annotated[ApiContext, Depends(context)]
+OrderId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The order's number.")]
+
+_CHINA = ZoneInfo("Asia/Shanghai")
+"""Art. 19 dates are China calendar days (as :mod:`orchestrator.record.rectify` counts them)."""
+
+
+def china_today(ctx: ApiContext) -> date:
+    """Today in China, the day overdue flags are judged on."""
+    return ctx.clock.now().astimezone(_CHINA).date()
+
+
+class FeedbackOut(BaseModel):
+    at: datetime
+    by: str | None
+    document: str | None
+    sha256: str | None
+
+
+class OrderOut(BaseModel):
+    id: int
+    run_id: str
+    findings: list[str]
+    ordered_at: datetime
+    deadline: date = Field(description="Rectify by this China calendar day.")
+    working_days: int | None = Field(description="The deadline as ordered in working days.")
+    provisional: bool = Field(
+        description="A date was counted in a year without the State Council's notice."
+    )
+    applied_on: date | None = Field(description="The object's written early application.")
+    recheck_due: date = Field(description="Re-check within 3 working days of the deadline.")
+    recheck_run_id: str | None
+    feedback_due: date | None = Field(description="Feed back within 3 working days.")
+    feedback: FeedbackOut | None
+    state: str = Field(description="ordered, applied, resolved or unresolved.")
+    overdue: list[str] = Field(description="What is overdue today; empty when nothing is.")
+
+
+class RecheckPlanOut(BaseModel):
+    order_id: int
+    run_id: str
+    due: date
+    probes: list[str]
+    targets: list[str]
+    notice_id: str | None = Field(description="The notice whose window covers the due date.")
+    window_start: datetime | None
+    window_end: datetime | None
+    announce_by: datetime | None = Field(
+        description="Without such a window: announce a new notice by this time."
+    )
+    why: str
+
+
+def order_out(order: Rectification, today: date) -> OrderOut:
+    feedback = None
+    if order.feedback_at is not None:
+        feedback = FeedbackOut(
+            at=order.feedback_at,
+            by=order.feedback_by,
+            document=order.feedback_document,
+            sha256=order.feedback_sha256,
+        )
+    return OrderOut(
+        id=order.id,
+        run_id=order.run_id,
+        findings=list(order.findings),
+        ordered_at=order.ordered_at,
+        deadline=order.deadline,
+        working_days=order.working_days,
+        provisional=order.provisional,
+        applied_on=order.applied_on,
+        recheck_due=order.recheck_due,
+        recheck_run_id=order.recheck_run_id,
+        feedback_due=order.feedback_due,
+        feedback=feedback,
+        state=order.state.value,
+        overdue=list(order.overdue(today)),
+    )
+
+
+def _plan_out(plan: RecheckPlan) -> RecheckPlanOut:
+    return RecheckPlanOut(
+        order_id=plan.order_id,
+        run_id=plan.run_id,
+        due=plan.due,
+        probes=list(plan.probes),
+        targets=list(plan.targets),
+        notice_id=plan.notice_id,
+        window_start=plan.window_start,
+        window_end=plan.window_end,
+        announce_by=plan.announce_by,
+        why=plan.why,
+    )
+
+
+@router.get("/orders", response_model=list[OrderOut])
+def orders(
+    ctx: Ctx,
+    person: Actor,
+    run: Annotated[str | None, Query(max_length=40, description="Only this run's.")] = None,
+) -> list[OrderOut]:
+    """The rectification orders of the runs you may see, with what is overdue today."""
+    today = china_today(ctx)
+    return [order_out(o, today) for o in rectify_service.list_orders(ctx.rio, person, run)]
+
+
+@router.get("/orders/{order_id}/recheck-plan", response_model=RecheckPlanOut)
+def recheck_plan(order_id: OrderId, ctx: Ctx, person: Actor) -> RecheckPlanOut:
+    """Which announced window the order's re-check can use, or what to announce by when."""
+    return _plan_out(rectify_service.recheck_plan(ctx.rio, person, order_id))

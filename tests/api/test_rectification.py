@@ -1,0 +1,84 @@
+"""Rectification orders (Art. 19) through the API and the page: due dates, the re-check plan,
+and overdue flags judged on today's China calendar day; the role matrix decides who sees them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from orchestrator.record.rectify import order_rectification
+from orchestrator.record.workdays import WorkingCalendar
+from tests.api.conftest import Api
+
+RUN = "R-20260902-a1"
+
+
+def _order(api: Api, *, deadline: date, ordered: datetime) -> int:
+    finding = api.lab.findings[RUN][0]
+    order = order_rectification(
+        api.lab.rio.db, RUN, [finding], calendar=WorkingCalendar(), deadline=deadline, now=ordered
+    )
+    return order.id
+
+
+async def test_orders_need_a_session_and_follow_the_role_matrix(api: Api) -> None:
+    order = _order(api, deadline=date(2026, 9, 30), ordered=datetime(2026, 9, 3, 2, tzinfo=UTC))
+    urls = ["/api/v1/rectification/orders", f"/api/v1/rectification/orders/{order}/recheck-plan"]
+    for url in urls:
+        assert (await api.client.get(url)).status_code == 401
+    # The other vendor's technician sees none of this run's orders, and may not ask for one.
+    other = await api.headers("tech-other")
+    assert (await api.client.get(urls[0], headers=other)).json() == []
+    refused = await api.client.get(f"{urls[0]}?run={RUN}", headers=other)
+    assert refused.status_code == 403
+    assert (await api.client.get(urls[1], headers=other)).status_code == 403
+    assert (await api.client.get(urls[1], headers=await api.headers("admin-m"))).status_code == 403
+    for name in ("officer-a", "tech-t", "auditor-u"):
+        seen = await api.client.get(urls[0], headers=await api.headers(name))
+        assert [o["id"] for o in seen.json()] == [order], name
+
+
+async def test_an_order_past_its_recheck_due_date_is_flagged_overdue(api: Api) -> None:
+    # Ordered in September 2026 with a September deadline: the re-check (3 working days after
+    # the deadline) was due long before today, and no re-check run is linked.
+    late = _order(api, deadline=date(2026, 9, 30), ordered=datetime(2026, 9, 3, 2, tzinfo=UTC))
+    # Ordered now, 10 working days ahead: nothing is due yet.
+    fresh = order_rectification(
+        api.lab.rio.db,
+        RUN,
+        [api.lab.findings[RUN][-1]],
+        calendar=WorkingCalendar(),
+        working_days=10,
+    ).id
+    orders = await api.client.get(
+        f"/api/v1/rectification/orders?run={RUN}", headers=await api.headers("officer-b")
+    )
+    assert orders.status_code == 200, orders.text
+    by_id = {o["id"]: o for o in orders.json()}
+    assert by_id[late]["deadline"] == "2026-09-30"
+    # 3 working days after the National Day week: 8, 9 and Saturday 10 October, a make-up day
+    assert by_id[late]["recheck_due"] == "2026-10-10"
+    assert by_id[late]["overdue"] == ["re-check was due 2026-10-10"]
+    assert by_id[late]["state"] == "ordered" and by_id[late]["recheck_run_id"] is None
+    assert by_id[fresh]["overdue"] == [] and by_id[fresh]["working_days"] == 10
+
+    headers = await api.headers("tech-t")
+    url = "/api/v1/rectification/orders/{}/recheck-plan"
+    plan = await api.client.get(url.format(late), headers=headers)
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["due"] == "2026-10-10" and plan.json()["run_id"] == RUN
+    assert plan.json()["notice_id"] is None and plan.json()["why"]  # the due day has passed
+    ahead = (await api.client.get(url.format(fresh), headers=headers)).json()
+    assert ahead["notice_id"] == api.lab.notice_id  # its announced window runs to 2030
+
+    await api.login("officer-b")  # the page reads the session cookie
+    page = await api.client.get("/rectification")
+    assert page.status_code == 200
+    assert "1 of 2 orders overdue" in page.text
+    assert "re-check was due 2026-10-10" in page.text
+
+
+async def test_an_unknown_order_is_404(api: Api) -> None:
+    response = await api.client.get(
+        "/api/v1/rectification/orders/999/recheck-plan", headers=await api.headers("officer-a")
+    )
+    assert response.status_code == 404
