@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
 from orchestrator.access.identity import authenticate
 from orchestrator.access.roles import Action, authorize
 from orchestrator.context import Rio
-from orchestrator.intake.registry import Person, Role
-from orchestrator.store.models import PersonRow
+from orchestrator.intake.registry import Person
 
 __all__ = ["AsOpt", "KeyOpt", "operator", "registry_operator"]
 
@@ -49,10 +47,8 @@ def operator(
 
 def registry_operator(rio: Rio, key: Path | None, claimed: str | None) -> Person | None:
     """An administrator, or ``None`` while the home has no administrator yet (bootstrap)."""
-    with rio.db.session() as s:
-        has_admin = (
-            s.scalar(select(PersonRow.id).where(PersonRow.role == Role.ADMIN.value)) is not None
-        )
-    if not has_admin and key is None:
+    from orchestrator.services.directory import has_administrator
+
+    if key is None and not has_administrator(rio):
         return None
     return operator(rio, key, claimed, Action.MANAGE_REGISTRY)

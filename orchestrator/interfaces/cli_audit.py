@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 
-from orchestrator.audit import load_trusted_keys, verify_archive
+from orchestrator.audit import AuditReport, load_trusted_keys, verify_archive
 from orchestrator.audit.logview import LogFilter, LogReview, iter_archive_leaves
 from orchestrator.audit.transparency import (
     build_transparency_report,
@@ -67,44 +66,25 @@ def _print_report(report: Any, as_json: bool) -> None:
 
 
 def _verify_run(run_id: str, key: Path | None, as_json: bool) -> None:
-    import tempfile
-
-    from orchestrator.access.roles import Action
-    from orchestrator.interfaces._auth import operator
+    from orchestrator.access.identity import authenticate
     from orchestrator.interfaces._common import open_rio
-    from orchestrator.ledger.verify import verify_run
-    from orchestrator.record.archive import export_archive
-    from orchestrator.run.lease import runner_alive
-    from orchestrator.run.state import FINAL, RunState
-    from orchestrator.store.models import RecordRow, RunRow
+    from orchestrator.services.audit import is_known_run, verify_run
 
     with open_rio() as rio:
-        with rio.db.session() as s:
-            run = s.get(RunRow, run_id)
-            if run is None:
-                raise NotFoundError(f"{run_id}: neither an archive file nor a known run")
-            state = RunState(run.state)
-            closed = s.scalar(
-                select(RecordRow.closed_at).where(
-                    RecordRow.run_id == run_id, RecordRow.closed_at.is_not(None)
-                )
-            )
-        operator(rio, key, None, Action.READ_LEDGER, run_id=run_id)
-        if closed is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / f"{run_id}.tar"
-                export_archive(rio.db, run_id, out, signing_key=rio.signing_key)
-                report = verify_archive(out, trusted_key_id=rio.signing_key_id)
-                _print_report(report, as_json)
-            if not report:
-                raise typer.Exit(VerificationError.exit_code)
-            return
-        open_run = state not in FINAL
-        if open_run and state is RunState.RUNNING and not runner_alive(rio, run_id):
-            shown = "crashed (its runner is gone; `rio run resume` goes on)"
-        else:
-            shown = f"{state.value} ({run.pause_reason})" if run.pause_reason else state.value
-        verdict = verify_run(rio, run_id, unfinished=open_run)
+        if not is_known_run(rio, run_id):
+            raise NotFoundError(f"{run_id}: neither an archive file nor a known run")
+        result = verify_run(rio, authenticate(rio, key), run_id)
+    if isinstance(result, AuditReport):
+        _print_report(result, as_json)
+        if not result:
+            raise typer.Exit(VerificationError.exit_code)
+        return
+    state, shown, verdict, open_run = (
+        result.state,
+        result.shown,
+        result.verdict,
+        not result.finished,
+    )
     if as_json:
         print_json(
             {

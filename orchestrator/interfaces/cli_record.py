@@ -184,30 +184,11 @@ def record_findings(
     ids_only: QuietOpt = False,
 ) -> None:
     """List a run's findings (never their evidence): id, severity, rule, where, title."""
-    from sqlalchemy import select
-
-    from orchestrator.store.models import FindingRow
+    from orchestrator.services.records import list_findings
 
     with open_rio() as rio:
-        operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
-        with rio.db.session() as s:
-            query = select(FindingRow).where(FindingRow.run_id == run)
-            if rule is not None:
-                query = query.where(FindingRow.rule == rule)
-            rows: list[dict[str, Any]] = [
-                {
-                    "id": f.id,
-                    "severity": f.severity,
-                    "kind": f.kind,
-                    "rule": f.rule,
-                    "target": f.target,
-                    "ip": f.ip,
-                    "port": f.port,
-                    "title": f.title,
-                    "has_evidence": f.evidence is not None,
-                }
-                for f in s.scalars(query.order_by(FindingRow.leaf_seq, FindingRow.id))
-            ]
+        found = list_findings(rio, authenticate(rio, key, claimed=claimed), run, rule=rule)
+    rows = [f.to_json() for f in found]
     if as_json:
         print_json(rows)
         return
@@ -319,18 +300,6 @@ def record_close(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
 # -- rectify -----------------------------------------------------------------------------------
 
 
-def _order_operator(rio: Any, order: int, key: Path | None, claimed: str | None) -> None:
-    """Rectification steps are an officer's, on the order's run."""
-    from orchestrator.store.models import RectificationRow
-
-    with rio.db.session() as s:
-        row = s.get(RectificationRow, order)
-        run_id = row.run_id if row is not None else None
-    if run_id is None:
-        raise InputError(f"rectification order {order} is not known (rio rectify status)")
-    operator(rio, key, claimed, Action.ORDER_RECTIFICATION, run_id=run_id)
-
-
 def _order_json(order: rectify_mod.Rectification, today: date) -> dict[str, Any]:
     return {
         "id": order.id,
@@ -397,11 +366,13 @@ def rectify_apply(
     claimed: AsOpt = None,
 ) -> None:
     """Record the object's written application for an early re-check."""
+    from orchestrator.services import rectify as rectify_service
+
     day = _date(on, "--on")
     calendar = _calendar()
     with open_rio() as rio:
-        _order_operator(rio, order, key, claimed)
-        updated = rectify_mod.apply_early(rio.db, order, on=day, calendar=calendar)
+        actor = authenticate(rio, key, claimed=claimed)
+        updated = rectify_service.apply_early(rio, actor, order, on=day, calendar=calendar)
     console.print(
         f"order {updated.id}: applied {day.isoformat()}, re-check due "
         f"{updated.recheck_due.isoformat()}",
@@ -418,11 +389,13 @@ def rectify_recheck(
     as_json: JsonOpt = False,
 ) -> None:
     """Link the re-check run to an order: store the finding diff's outcome and feedback due."""
+    from orchestrator.services import rectify as rectify_service
+
     calendar = _calendar()
     with open_rio() as rio:
-        _order_operator(rio, order, key, claimed)
-        updated, diff = rectify_mod.record_recheck(
-            rio.db, order, recheck_run_id=run, calendar=calendar
+        actor = authenticate(rio, key, claimed=claimed)
+        updated, diff = rectify_service.record_recheck(
+            rio, actor, order, recheck_run_id=run, calendar=calendar
         )
     if as_json:
         data = _order_json(updated, updated.recheck_due)
@@ -478,32 +451,21 @@ def rectify_schedule(
     opening, launched by the key's owner (the entrusted vendor's technician). When no announced
     window covers the due date, nothing is scheduled and rio says what must be announced by when.
     """
-    from orchestrator.errors import StateError
-    from orchestrator.run.scheduler import RioScheduler
-    from orchestrator.store.models import RunRow
+    from orchestrator.services.rectify import schedule_recheck
 
     with open_rio() as rio:
-        plan = rectify_mod.recheck_plan(rio.db, order)
-        if plan.notice_id is None:
-            raise StateError(f"order {order}: {plan.why}")
-        person = operator(rio, key, claimed, Action.LAUNCH_RUN, notice_id=plan.notice_id)
-        with RioScheduler(rio) as scheduler:
-            planned = scheduler.schedule_run(plan.notice_id, person.name)
-        due_end = datetime.combine(plan.due, datetime.max.time(), CHINA)
-        if planned.start > due_end:
-            console.print(
-                f"warning: the next opening {planned.start.isoformat()} is after the re-check "
-                f"due date {plan.due.isoformat()}",
-                markup=False,
-            )
-        with rio.db.session() as s:
-            row = s.get(RunRow, planned.run_id)
-            if row is not None:
-                row.recheck_of = order
+        planned = schedule_recheck(rio, authenticate(rio, key, claimed=claimed), order)
+    if planned.after_due:
+        console.print(
+            f"warning: the next opening {planned.start.isoformat()} is after the re-check "
+            f"due date {planned.due.isoformat()}",
+            markup=False,
+        )
     console.print(planned.run_id)
     console.print(
         f"re-check of order {order} planned at {planned.start.isoformat()} (notice "
-        f"{plan.notice_id}); when it is sealed: rio rectify recheck {order} --run {planned.run_id}",
+        f"{planned.notice_id}); when it is sealed: "
+        f"rio rectify recheck {order} --run {planned.run_id}",
         markup=False,
     )
 

@@ -11,7 +11,7 @@ import typer
 from rich.live import Live
 
 from orchestrator.access.identity import authenticate
-from orchestrator.access.roles import Action, visible_runs
+from orchestrator.access.roles import Action
 from orchestrator.context import Rio
 from orchestrator.errors import (
     BudgetStoreError,
@@ -35,7 +35,6 @@ from orchestrator.run.lease import recover_crashed
 from orchestrator.run.runner import Progress, Runner
 from orchestrator.run.runs import create_run, get_run, list_runs
 from orchestrator.run.state import PauseReason, RunState, describe_state
-from orchestrator.store.models import RunRow
 
 __all__ = ["register"]
 
@@ -280,24 +279,23 @@ def run_list(
     ids_only: QuietOpt = False,
 ) -> None:
     """List the runs you may see (technicians: their own vendor's only)."""
+    from orchestrator.services.runs import list_runs as visible_runs
+
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=claimed)
-        with rio.db.session() as s:
-            visible = set(s.scalars(visible_runs(s, person).with_only_columns(RunRow.id)))
-            rows: list[dict[str, Any]] = [
-                {
-                    "id": r.id,
-                    "notice": r.notice_id,
-                    "state": r.state,
-                    "pause_reason": r.pause_reason,
-                    "planned": r.planned,
-                    "decided": r.done,
-                    "refused": r.refused,
-                    "created_at": r.created_at,
-                }
-                for r in list_runs(s, notice)
-                if r.id in visible
-            ]
+        rows: list[dict[str, Any]] = [
+            {
+                "id": r.id,
+                "notice": r.notice_id,
+                "state": r.state,
+                "pause_reason": r.pause_reason,
+                "planned": r.planned,
+                "decided": r.done,
+                "refused": r.refused,
+                "created_at": r.created_at,
+            }
+            for r in visible_runs(rio, person, notice)
+        ]
     if as_json:
         print_json(rows)
         return

@@ -11,12 +11,10 @@ from typing import Annotated
 import typer
 
 from orchestrator.access.identity import authenticate
-from orchestrator.access.roles import Action, visible_notices, visible_runs
 from orchestrator.context import Rio
-from orchestrator.errors import InputError, NotFoundError, StateError
+from orchestrator.errors import InputError, StateError
 from orchestrator.intake._types import parse_duration
-from orchestrator.intake.notices import get_notice
-from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
+from orchestrator.interfaces._auth import AsOpt, KeyOpt
 from orchestrator.interfaces._common import (
     console,
     err_console,
@@ -26,9 +24,7 @@ from orchestrator.interfaces._common import (
     print_row,
 )
 from orchestrator.interfaces.cli_run import run_app
-from orchestrator.run.runs import get_run
 from orchestrator.run.scheduler import RioScheduler
-from orchestrator.store.models import NoticeRow, RunRow
 
 __all__ = ["register"]
 
@@ -56,29 +52,24 @@ def run_schedule(
     ] = None,
 ) -> None:
     """Plan a run at the notice's next opening (or resume a paused run at the next one)."""
+    from orchestrator.services.schedule import schedule_notice, schedule_resume
+
     period = _every(every)
     with open_rio() as rio:
         if subject.startswith("R-"):
             if period is not None:
                 raise InputError(f"{subject}: a run resumes as it was; drop --every")
-            with rio.db.session() as s:
-                notice_id = get_run(s, subject).notice_id
-            operator(rio, key, technician, Action.LAUNCH_RUN, notice_id=notice_id)
-            with RioScheduler(rio) as scheduler:
-                start = scheduler.resume_run(subject)
-            with rio.db.session() as s:
-                tz = get_notice(s, get_run(s, subject).notice_id).policy.tz
+            resumed = schedule_resume(rio, authenticate(rio, key, claimed=technician), subject)
+            start, tz = resumed.start, resumed.tz
             console.print(subject)
             console.print(
                 f"resumes at {start.isoformat()} ({start.astimezone(tz).isoformat()} {tz.key})"
             )
             return
-        person = operator(rio, key, technician, Action.LAUNCH_RUN, notice_id=subject)
-        with RioScheduler(rio) as scheduler:
-            planned = scheduler.schedule_run(subject, person.name, every=period)
-        with rio.db.session() as s:
-            tz = get_notice(s, subject).policy.tz
-    start = planned.start
+        planned = schedule_notice(
+            rio, authenticate(rio, key, claimed=technician), subject, every=period
+        )
+    start, tz = planned.start, planned.tz
     console.print(planned.run_id)
     local = start.astimezone(tz).isoformat()
     console.print(f"planned start {start.isoformat()} ({local} {tz.key})")
@@ -89,12 +80,11 @@ def run_schedule(
 
 def run_jobs(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False) -> None:
     """List the scheduled jobs you may see (run starts and resumes, recurring periods)."""
-    with open_rio() as rio, RioScheduler(rio) as scheduler:
+    from orchestrator.services.schedule import list_jobs
+
+    with open_rio() as rio:
         person = authenticate(rio, key, claimed=claimed)
-        with rio.db.session() as s:
-            runs = set(s.scalars(visible_runs(s, person).with_only_columns(RunRow.id)))
-            notices = set(s.scalars(visible_notices(s, person).with_only_columns(NoticeRow.id)))
-        jobs = [j for j in scheduler.jobs() if j.subject in runs or j.subject in notices]
+        jobs = list_jobs(rio, person)
     if as_json:
         print_json(
             [
@@ -119,17 +109,10 @@ def run_unschedule(
     claimed: AsOpt = None,
 ) -> None:
     """Remove a scheduled run's job (the run stays, to schedule again) or cancel a series."""
-    with open_rio() as rio, RioScheduler(rio) as scheduler:
-        if subject.startswith("R-"):
-            operator(rio, key, claimed, Action.KILL_RUN, run_id=subject)
-        else:
-            notice_id = scheduler.series_notice(subject)
-            if notice_id is None:
-                raise NotFoundError(f"series {subject}: no waiting job (rio run jobs)")
-            operator(rio, key, claimed, Action.LAUNCH_RUN, notice_id=notice_id)
-        removed = scheduler.unschedule(subject)
-    if not removed:
-        raise StateError(f"{subject}: nothing is scheduled (rio run jobs)")
+    from orchestrator.services.schedule import unschedule
+
+    with open_rio() as rio:
+        removed = unschedule(rio, authenticate(rio, key, claimed=claimed), subject)
     for job in removed:
         console.print(f"removed job {job}", markup=False)
 

@@ -1,8 +1,10 @@
-"""Audit as operations: verify a run's archive, verify an uploaded archive."""
+"""Audit as operations: verify a run (its archive, or its probe log while the record is open),
+verify an uploaded archive."""
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -12,12 +14,20 @@ from orchestrator.access.roles import Action, authorize
 from orchestrator.audit import AuditReport
 from orchestrator.audit.verify import verify_archive
 from orchestrator.context import Rio
-from orchestrator.errors import StateError
+from orchestrator.errors import NotFoundError, StateError
 from orchestrator.intake.registry import Person
+from orchestrator.ledger.verify import LogVerdict
 from orchestrator.record.archive import export_archive
-from orchestrator.store.models import RecordRow
+from orchestrator.run.state import FINAL, RunState
+from orchestrator.store.models import RecordRow, RunRow
 
-__all__ = ["verify_run_archive", "verify_uploaded_archive"]
+__all__ = [
+    "LogCheck",
+    "is_known_run",
+    "verify_run",
+    "verify_run_archive",
+    "verify_uploaded_archive",
+]
 
 MAX_UPLOAD = 256 * 1024 * 1024
 """The largest archive the API verifies (bytes)."""
@@ -39,10 +49,77 @@ def verify_run_archive(rio: Rio, person: Person, run_id: str, *, now: datetime) 
         )
     if closed is None:
         raise StateError(f"run {run_id}: the record is not closed, so there is no archive yet")
+    return _verify_exported(rio, run_id)
+
+
+def _verify_exported(rio: Rio, run_id: str) -> AuditReport:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{run_id}.tar"
         export_archive(rio.db, run_id, out, signing_key=rio.signing_key)
         return verify_archive(out, trusted_key_id=rio.signing_key_id)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LogCheck:
+    """A run whose record is not closed: its probe log verified so far.
+
+    Attributes:
+        run_id: The run.
+        state: Its state now.
+        shown: The state as a reader should see it (``crashed (...)`` for a running run whose
+            runner is gone, the pause reason beside ``paused``).
+        finished: The run is in a final state (no more leaves will come).
+        verdict: The log's verdict; for an unfinished run, of the leaves there so far.
+    """
+
+    run_id: str
+    state: RunState
+    shown: str
+    finished: bool
+    verdict: LogVerdict
+
+    def __bool__(self) -> bool:
+        return bool(self.verdict)
+
+
+def is_known_run(rio: Rio, run_id: str) -> bool:
+    """Whether ``run_id`` names a run here. Anyone may ask (the front end asks before it asks
+    for a key, so a mistyped archive name is called that, not a missing key)."""
+    with rio.db.session() as s:
+        return s.get(RunRow, run_id) is not None
+
+
+def verify_run(rio: Rio, person: Person, run_id: str) -> AuditReport | LogCheck:
+    """Verify a run: through a temporary archive (pinned to this home's key) when its record
+    is closed, else its probe log alone (so far, for a run still open).
+
+    Raises:
+        NotFoundError: No such run.
+        AccessDeniedError: The person may not read the run's ledger.
+    """
+    from orchestrator.ledger.verify import verify_run as verify_log
+    from orchestrator.run.lease import runner_alive
+
+    with rio.db.session() as s:
+        run = s.get(RunRow, run_id)
+        if run is None:
+            raise NotFoundError(f"{run_id}: neither an archive file nor a known run")
+        state, pause_reason = RunState(run.state), run.pause_reason
+        closed = s.scalar(
+            select(RecordRow.closed_at).where(
+                RecordRow.run_id == run_id, RecordRow.closed_at.is_not(None)
+            )
+        )
+        authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=rio.clock.now())
+    if closed is not None:
+        return _verify_exported(rio, run_id)
+    open_run = state not in FINAL
+    if open_run and state is RunState.RUNNING and not runner_alive(rio, run_id):
+        shown = "crashed (its runner is gone; `rio run resume` goes on)"
+    else:
+        shown = f"{state.value} ({pause_reason})" if pause_reason else state.value
+    verdict = verify_log(rio, run_id, unfinished=open_run)
+    return LogCheck(run_id=run_id, state=state, shown=shown, finished=not open_run, verdict=verdict)
 
 
 def verify_uploaded_archive(rio: Rio, person: Person, data: bytes, *, now: datetime) -> AuditReport:

@@ -11,7 +11,14 @@ from orchestrator.access.roles import Action, authorize
 from orchestrator.context import Rio
 from orchestrator.intake.registry import Person
 
-__all__ = ["PersonEntry", "VendorEntry", "list_people", "list_vendors", "rotate_master_key"]
+__all__ = [
+    "PersonEntry",
+    "VendorEntry",
+    "has_administrator",
+    "list_people",
+    "list_vendors",
+    "rotate_master_key",
+]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,6 +52,19 @@ class VendorEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "organisation": self.organisation}
+
+
+def has_administrator(app: Rio) -> bool:
+    """Whether an administrator is registered (until then registry commands are open: the
+    bootstrap of a fresh home). Anyone may ask; it reveals no name."""
+    from sqlalchemy import select
+
+    from orchestrator.intake.registry import Role
+    from orchestrator.store.models import PersonRow
+
+    with app.db.session() as s:
+        found = s.scalar(select(PersonRow.id).where(PersonRow.role == Role.ADMIN.value).limit(1))
+    return found is not None
 
 
 def list_people(app: Rio, actor: Person) -> tuple[PersonEntry, ...]:

@@ -23,8 +23,10 @@ from orchestrator.record.dsse import PAYLOAD_TYPE, Signature
 from orchestrator.record.signoff import SignatureInfo, SignoffResult
 
 __all__ = [
+    "FindingEntry",
     "RecordView",
     "close_record",
+    "list_findings",
     "print_record",
     "record_diff",
     "submit_signature",
@@ -152,3 +154,64 @@ def print_record(rio: Rio, person: Person, run_id: str, fmt: Format) -> bytes:
     from orchestrator.documents.record_print import print_record as _print
 
     return _print(rio, person, run_id, fmt)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FindingEntry:
+    """One finding of a run as listed (never its evidence: only whether it has some)."""
+
+    id: str
+    severity: str
+    kind: str
+    rule: str
+    target: str
+    ip: str
+    port: int | None
+    title: str
+    has_evidence: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "severity": self.severity,
+            "kind": self.kind,
+            "rule": self.rule,
+            "target": self.target,
+            "ip": self.ip,
+            "port": self.port,
+            "title": self.title,
+            "has_evidence": self.has_evidence,
+        }
+
+
+def list_findings(
+    rio: Rio, person: Person, run_id: str, *, rule: str | None = None
+) -> tuple[FindingEntry, ...]:
+    """The run's findings (of one rule, if given), in the order the run made them.
+
+    Raises:
+        AccessDeniedError: The person may not read the run's ledger.
+    """
+    from sqlalchemy import select
+
+    from orchestrator.store.models import FindingRow
+
+    with rio.db.session() as s:
+        authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=rio.clock.now())
+        query = select(FindingRow).where(FindingRow.run_id == run_id)
+        if rule is not None:
+            query = query.where(FindingRow.rule == rule)
+        return tuple(
+            FindingEntry(
+                id=f.id,
+                severity=f.severity,
+                kind=f.kind,
+                rule=f.rule,
+                target=f.target,
+                ip=f.ip,
+                port=f.port,
+                title=f.title,
+                has_evidence=f.evidence is not None,
+            )
+            for f in s.scalars(query.order_by(FindingRow.leaf_seq, FindingRow.id))
+        )

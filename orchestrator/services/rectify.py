@@ -1,13 +1,31 @@
-"""Rectification orders (Art. 19): what is ordered, where the re-check can run."""
+"""Rectification orders (Art. 19): what is ordered, the early application, the re-check (where
+it can run, scheduling it, linking its run)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
 from orchestrator.access.roles import Action, authorize, visible_runs
 from orchestrator.context import Rio
+from orchestrator.errors import InputError, StateError
 from orchestrator.intake.registry import Person
+from orchestrator.record.findings import FindingDiff
 from orchestrator.record.rectify import RecheckPlan, Rectification
+from orchestrator.record.workdays import WorkingCalendar
 
-__all__ = ["list_orders", "recheck_plan"]
+__all__ = [
+    "RecheckScheduled",
+    "apply_early",
+    "list_orders",
+    "recheck_plan",
+    "record_recheck",
+    "schedule_recheck",
+]
+
+_CHINA = ZoneInfo("Asia/Shanghai")
+"""Art. 19 dates are China calendar days, whatever RIO_TIMEZONE says (as in record/rectify)."""
 
 
 def list_orders(app: Rio, actor: Person, run_id: str | None = None) -> list[Rectification]:
@@ -39,3 +57,95 @@ def recheck_plan(app: Rio, actor: Person, order_id: int) -> RecheckPlan:
     with app.db.session() as s:
         authorize(s, actor, Action.READ_LEDGER, run_id=order.run_id, now=app.clock.now())
     return rectify.recheck_plan(app.db, order_id, now=app.clock.now())
+
+
+def _authorise_order_step(app: Rio, actor: Person, order_id: int) -> None:
+    """Rectification steps are an officer's, on the order's run."""
+    from orchestrator.store.models import RectificationRow
+
+    with app.db.session() as s:
+        row = s.get(RectificationRow, order_id)
+        if row is None:
+            raise InputError(f"rectification order {order_id} is not known (rio rectify status)")
+        authorize(s, actor, Action.ORDER_RECTIFICATION, run_id=row.run_id, now=app.clock.now())
+
+
+def apply_early(
+    app: Rio, actor: Person, order_id: int, *, on: date, calendar: WorkingCalendar
+) -> Rectification:
+    """Record the object's written application for an early re-check (an officer).
+
+    Raises:
+        InputError: no such order, or ``on`` is before the order or after its deadline.
+        AccessDeniedError: ``actor`` may not order rectification on the order's run.
+        StateError: the order was already applied for or re-checked.
+    """
+    from orchestrator.record import rectify
+
+    _authorise_order_step(app, actor, order_id)
+    return rectify.apply_early(app.db, order_id, on=on, calendar=calendar)
+
+
+def record_recheck(
+    app: Rio, actor: Person, order_id: int, *, recheck_run_id: str, calendar: WorkingCalendar
+) -> tuple[Rectification, FindingDiff]:
+    """Link the sealed re-check run to the order: the finding diff and the feedback due date.
+
+    Raises:
+        InputError: no such order.
+        AccessDeniedError: ``actor`` may not order rectification on the order's run.
+    """
+    from orchestrator.record import rectify
+
+    _authorise_order_step(app, actor, order_id)
+    return rectify.record_recheck(
+        app.db, order_id, recheck_run_id=recheck_run_id, calendar=calendar
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecheckScheduled:
+    """The re-check run planned for an order."""
+
+    order_id: int
+    run_id: str
+    notice_id: str
+    start: datetime
+    due: date
+    after_due: bool
+    """The planned start is later than the end of the due date (a China calendar day)."""
+
+
+def schedule_recheck(app: Rio, actor: Person, order_id: int) -> RecheckScheduled:
+    """Plan the order's re-check run at the next opening of the notice whose announced window
+    covers its due date, launched by ``actor`` (the entrusted vendor's technician).
+
+    Raises:
+        NotFoundError: no such order.
+        StateError: no announced window covers the due date (the message says what must be
+            announced by when).
+        AccessDeniedError: ``actor`` may not launch runs of that notice.
+    """
+    from orchestrator.record import rectify
+    from orchestrator.run.scheduler import RioScheduler
+    from orchestrator.store.models import RunRow
+
+    plan = rectify.recheck_plan(app.db, order_id, now=app.clock.now())
+    if plan.notice_id is None:
+        raise StateError(f"order {order_id}: {plan.why}")
+    with app.db.session() as s:
+        authorize(s, actor, Action.LAUNCH_RUN, notice_id=plan.notice_id, now=app.clock.now())
+    with RioScheduler(app) as scheduler:
+        planned = scheduler.schedule_run(plan.notice_id, actor.name)
+    with app.db.session() as s:
+        row = s.get(RunRow, planned.run_id)
+        if row is not None:
+            row.recheck_of = order_id
+    return RecheckScheduled(
+        order_id=order_id,
+        run_id=planned.run_id,
+        notice_id=plan.notice_id,
+        start=planned.start,
+        due=plan.due,
+        after_due=planned.start > datetime.combine(plan.due, datetime.max.time(), _CHINA),
+    )

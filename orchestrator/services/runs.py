@@ -177,10 +177,14 @@ def _status(row: RunRow) -> RunStatus:
     )
 
 
-def list_runs(rio: Rio, person: Person) -> list[RunStatus]:
-    """The runs ``person`` may see (:func:`~orchestrator.access.roles.visible_runs`)."""
+def list_runs(rio: Rio, person: Person, notice_id: str | None = None) -> list[RunStatus]:
+    """The runs ``person`` may see (:func:`~orchestrator.access.roles.visible_runs`), oldest
+    first; of one notice, if given."""
     with rio.db.session() as s:
-        return [_status(r) for r in s.scalars(visible_runs(s, person))]
+        query = visible_runs(s, person)
+        if notice_id is not None:
+            query = query.where(RunRow.notice_id == notice_id)
+        return [_status(r) for r in s.scalars(query)]
 
 
 def run_status(rio: Rio, person: Person, run_id: str, *, now: datetime) -> RunStatus:
