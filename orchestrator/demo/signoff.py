@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.context import Rio
-from orchestrator.interfaces._common import console
 from orchestrator.record.archive import export_archive
 from orchestrator.record.assemble import assemble_record
 from orchestrator.record.dsse import Ed25519Signer
 from orchestrator.record.signoff import close, sign_record, signoff_status
 from orchestrator.record.trust import export_trust
+from orchestrator.terminal import console
 
 __all__ = ["sign_close_archive_verify"]
 

@@ -28,11 +28,11 @@ from orchestrator.intake.keys import generate_keypair, load_public_key
 from orchestrator.intake.notices import announce
 from orchestrator.intake.policy import load_policy
 from orchestrator.intake.scope import load_scope
-from orchestrator.interfaces._common import console
 from orchestrator.run.runs import create_run
 from orchestrator.settings import load_settings
 from orchestrator.shipped import shipped_file
 from orchestrator.store.models import FindingRow
+from orchestrator.terminal import console, live_progress, print_summary
 
 __all__ = ["DEMO_OFFICERS", "DEMO_TECHNICIAN", "DEMO_VENDOR", "demo_files", "run_demo"]
 
@@ -73,7 +73,7 @@ def _ensure_people(rio: Rio, keys: Path) -> None:
 
 def run_demo(*, quiet: bool = False) -> str:
     """Run the whole demo; returns the run id."""
-    from orchestrator.interfaces.cli_run import _summary, run_foreground
+    from orchestrator.services.runs import execute_run, run_summary
 
     settings = load_settings()
     if "RIO_CHECKPOINT_EVERY" not in os.environ:
@@ -121,19 +121,21 @@ def run_demo(*, quiet: bool = False) -> str:
                 time.sleep(wait + 0.05)
             with rio.db.session() as s:
                 run_id = create_run(s, notice.id, DEMO_TECHNICIAN).id
+                technician = registry.get_person(s, DEMO_TECHNICIAN)
             console.print(f"run {run_id} by {DEMO_TECHNICIAN}")
             assert farm.dns_ip is not None and farm.dns_port is not None
             resolver = Resolver([farm.dns_ip], port=farm.dns_port)
-            run_foreground(
-                rio,
-                run_id,
-                title=f"run {run_id}",
-                quiet=quiet,
-                resolver=resolver,
-                dns_port=farm.dns_port,
-            )
+            with live_progress(f"run {run_id}", quiet=quiet) as show:
+                execute_run(
+                    rio,
+                    technician,
+                    run_id,
+                    on_progress=show,
+                    resolver=resolver,
+                    dns_port=farm.dns_port,
+                )
         _print_findings(rio, run_id)
-        _summary(rio, run_id)
+        print_summary(run_summary(rio, technician, run_id))
         _after_run(rio, run_id, keys)
     finally:
         rio.close()

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from orchestrator.context import Rio
 from orchestrator.settings import load_settings
+from orchestrator.terminal import console, err_console
 
 __all__ = [
     "QuietOpt",
@@ -28,9 +28,6 @@ __all__ = [
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="Only the ids, one a line (for scripts).")
 ]
-
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @contextmanager

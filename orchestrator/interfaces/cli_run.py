@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
 
 from orchestrator.access.identity import authenticate
-from orchestrator.access.roles import Action
 from orchestrator.context import Rio
-from orchestrator.errors import (
-    BudgetStoreError,
-    GateRefusalError,
-    InputError,
-    RunKilledError,
-    StateError,
-)
-from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
+from orchestrator.errors import GateRefusalError, InputError, RunKilledError
+from orchestrator.interfaces._auth import AsOpt, KeyOpt
 from orchestrator.interfaces._common import (
     QuietOpt,
     console,
@@ -30,11 +21,12 @@ from orchestrator.interfaces._common import (
     print_json,
     print_row,
 )
-from orchestrator.interfaces._progress import progress_table
-from orchestrator.run.lease import recover_crashed
-from orchestrator.run.runner import Progress, Runner
-from orchestrator.run.runs import create_run, get_run, list_runs
-from orchestrator.run.state import PauseReason, RunState, describe_state
+from orchestrator.run.state import RunState, describe_state
+from orchestrator.terminal import live_progress, print_reasons, print_summary
+
+if TYPE_CHECKING:
+    from orchestrator.intake.registry import Person
+    from orchestrator.services.runs import RunSummary
 
 __all__ = ["register"]
 
@@ -44,56 +36,46 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 
 
 def run_foreground(
-    rio: Rio, run_id: str, *, title: str, quiet: bool = False, **runner_args: Any
+    rio: Rio,
+    person: Person,
+    run_id: str,
+    *,
+    title: str,
+    quiet: bool = False,
 ) -> RunState:
     """Execute a run here with the live progress display.
 
     Raises:
         BudgetStoreError: the rate-budget store failed; the run is paused (resumable).
     """
-    if quiet:
-        runner = Runner(rio, run_id, **runner_args)
-        state = asyncio.run(runner.execute())
-    else:
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
+    from orchestrator.services.runs import execute_run
 
-            def show(p: Progress) -> None:
-                live.update(progress_table(p, title))
-
-            runner = Runner(rio, run_id, on_progress=show, **runner_args)
-            state = asyncio.run(runner.execute())
-            show(runner.progress)
-        if not console.is_terminal:
-            console.print()  # the last frame ends without a newline when it is not redrawn
-    if runner.failure is not None:
-        with rio.db.session() as s:
-            row = get_run(s, run_id)
-            done, planned = row.done, row.planned
-        raise BudgetStoreError(
-            f"run {run_id} paused ({done}/{planned} decided): {runner.failure}; "
-            f"`rio run resume {run_id}` goes on when the store is back (`rio doctor` checks it)"
-        )
-    return state
+    with live_progress(title, quiet=quiet) as show:
+        return execute_run(rio, person, run_id, on_progress=show)
 
 
-def raise_if_killed(rio: Rio, run_id: str) -> None:
+def raise_if_killed(summary: RunSummary) -> None:
     """A killed run is not a success: say by whom and why, and exit 3 (the kill switch)."""
-    with rio.db.session() as s:
-        row = get_run(s, run_id)
-        if row.kill_requested_at is None:
-            return
-        by, why, at = row.killed_by or "?", row.kill_reason or "-", row.kill_requested_at
-        done, planned = row.done, row.planned
+    if summary.kill_requested_at is None:
+        return
+    by, why = summary.killed_by or "?", summary.kill_reason or "-"
     raise RunKilledError(
-        f"run {run_id} was killed by {by} at {iso(at)} ({why}); {done}/{planned} decided, "
-        "nothing more was sent"
+        f"run {summary.run_id} was killed by {by} at {iso(summary.kill_requested_at)} ({why}); "
+        f"{summary.done}/{summary.planned} decided, nothing more was sent"
     )
 
 
-def _preflight(rio: Rio, notice_id: str) -> None:
-    from orchestrator.services.runs import preflight
+def _end(rio: Rio, person: Person, run_id: str, state: RunState) -> None:
+    """The summary a run in the foreground ends with; exit 3 when it was killed."""
+    from orchestrator.services.runs import run_summary
 
-    preflight(rio, notice_id)
+    summary = run_summary(rio, person, run_id)
+    print_summary(summary)
+    raise_if_killed(summary)
+    if state is RunState.PAUSED:
+        console.print(
+            f"paused ({summary.pause_why}); `rio run schedule` resumes it in the next window"
+        )
 
 
 @run_app.command("start")
@@ -113,53 +95,19 @@ def run_start(
     A run of the notice that a crash left unfinished is offered (and, without a terminal to
     ask, taken) instead of a new run: a new run would send every probe again.
     """
+    from orchestrator.services.runs import check_start, new_run
+
     with open_rio() as rio:
-        person = operator(rio, key, technician, Action.LAUNCH_RUN, notice_id=notice)
-        _preflight(rio, notice)
-        crashed = None if new else _crashed_run_of(rio, notice)
+        person = authenticate(rio, key, claimed=technician)
+        crashed = check_start(rio, person, notice, new=new)
         if crashed is not None and _take(crashed, notice):
             run_id = crashed
             console.print(f"run {run_id} of notice {notice}: resuming it where it stopped")
         else:
-            with rio.db.session() as s:
-                run_id = create_run(s, notice, person.name).id
+            run_id = new_run(rio, person, notice)
             console.print(f"run {run_id} of notice {notice}")
-        state = run_foreground(rio, run_id, title=f"run {run_id}", quiet=quiet)
-        _summary(rio, run_id)
-        why = _pause_why(rio, run_id)
-        raise_if_killed(rio, run_id)
-    _paused_hint(state, why)
-
-
-def _paused_hint(state: RunState, why: str) -> None:
-    if state is RunState.PAUSED:
-        console.print(f"paused ({why}); `rio run schedule` resumes it in the next window")
-
-
-def _pause_why(rio: Rio, run_id: str) -> str:
-    """The reason the last ``paused`` state leaf gives (what was not done and why)."""
-    from orchestrator.ledger.log import read_leaves
-
-    why = "the window closed"
-    for leaf in read_leaves(rio.db, run_id):
-        if leaf.kind == "state" and leaf.data.get("state") == "paused":
-            reason = leaf.data.get("reason")
-            why = "the window closed" if reason in ("window", "notice") else str(reason)
-    return why
-
-
-def _crashed_run_of(rio: Rio, notice_id: str) -> str | None:
-    """The newest run of the notice left ``paused (crash)`` (crashes are detected first)."""
-    with rio.db.session() as s:
-        runs = list_runs(s, notice_id)
-    recover_crashed(rio, [r.id for r in runs if r.state == RunState.RUNNING.value])
-    with rio.db.session() as s:
-        left = [
-            r.id
-            for r in list_runs(s, notice_id)
-            if r.state == RunState.PAUSED.value and r.pause_reason == PauseReason.CRASH.value
-        ]
-    return left[-1] if left else None
+        state = run_foreground(rio, person, run_id, title=f"run {run_id}", quiet=quiet)
+        _end(rio, person, run_id, state)
 
 
 def _take(run_id: str, notice_id: str) -> bool:
@@ -185,53 +133,22 @@ def run_resume(
 
     Nothing whose intent is in the log is sent again; the run goes on where it stopped.
     """
+    from orchestrator.services.runs import check_resume
+
     with open_rio() as rio:
-        with rio.db.session() as s:
-            notice_id = get_run(s, run).notice_id
-        operator(rio, key, technician, Action.LAUNCH_RUN, notice_id=notice_id)
-        recover_crashed(rio, [run])
-        with rio.db.session() as s:
-            row = get_run(s, run)
-            current, why = RunState(row.state), row.pause_reason
-        if current is RunState.RUNNING:
-            raise StateError(f"run {run} is being run by another process right now")
-        if current not in (RunState.PAUSED, RunState.WAITING, RunState.SCHEDULED):
-            raise StateError(f"run {run} is {current.value}: only a paused or waiting run resumes")
-        _preflight(rio, notice_id)
-        console.print(f"run {run} of notice {notice_id}: resuming ({_state_text(current, why)})")
-        state = run_foreground(rio, run, title=f"run {run}", quiet=quiet)
-        _summary(rio, run)
-        why = _pause_why(rio, run)
-        raise_if_killed(rio, run)
-    _paused_hint(state, why)
+        person = authenticate(rio, key, claimed=technician)
+        status = check_resume(rio, person, run)
+        current = RunState(status.state)
+        console.print(
+            f"run {run} of notice {status.notice_id}: resuming "
+            f"({_state_text(current, status.pause_reason)})"
+        )
+        state = run_foreground(rio, person, run, title=f"run {run}", quiet=quiet)
+        _end(rio, person, run, state)
 
 
 def _state_text(state: RunState, reason: str | None) -> str:
     return f"{state.value} ({reason})" if reason else state.value
-
-
-def _summary(rio: Rio, run_id: str) -> None:
-    from orchestrator.ledger.log import read_checkpoints, read_leaves
-    from orchestrator.ledger.tally import refusal_reasons
-
-    reasons = refusal_reasons(read_leaves(rio.db, run_id))
-    with rio.db.session() as s:
-        row = get_run(s, run_id)
-        console.print(
-            f"run {run_id}: {row.state} - {row.done}/{row.planned} decided, "
-            f"{sum(reasons.values())} refused, {row.failed} without an ok outcome",
-            markup=False,
-        )
-    _print_reasons(reasons)
-    cps = read_checkpoints(rio.db, run_id)
-    if cps:
-        console.print("final checkpoint:")
-        console.print(cps[-1].note.rstrip("\n"), markup=False)
-
-
-def _print_reasons(reasons: dict[str, int]) -> None:
-    for reason, count in reasons.items():
-        console.print(f"  refused {count:>6}  {reason}", markup=False)
 
 
 def _pairs(counts: dict[str, int]) -> str:
@@ -261,7 +178,7 @@ def run_status(
     console.print(
         f"{'probes':28} {data['decided']} / {data['planned']} decided, {data['refused']} refused"
     )
-    _print_reasons(data["refused_by_reason"])
+    print_reasons(data["refused_by_reason"])
     console.print(f"{'outcomes':28} {_pairs(data['outcomes'])}")
     console.print(f"{'findings':28} {_pairs(data['findings'])}")
     console.print(f"{'peak connections/s (1 s bins)':28} {data['peak_connections_per_second']}")

@@ -52,24 +52,26 @@ def run_schedule(
     ] = None,
 ) -> None:
     """Plan a run at the notice's next opening (or resume a paused run at the next one)."""
-    from orchestrator.services.schedule import schedule_notice, schedule_resume
+    from orchestrator.services.notices import show_notice
+    from orchestrator.services.runs import schedule_run
+    from orchestrator.services.schedule import schedule_resume
 
     period = _every(every)
     with open_rio() as rio:
+        person = authenticate(rio, key, claimed=technician)
         if subject.startswith("R-"):
             if period is not None:
                 raise InputError(f"{subject}: a run resumes as it was; drop --every")
-            resumed = schedule_resume(rio, authenticate(rio, key, claimed=technician), subject)
-            start, tz = resumed.start, resumed.tz
+            resumed = schedule_resume(rio, person, subject)
+            start, tz = resumed.start, show_notice(rio, person, resumed.notice_id).policy.tz
             console.print(subject)
             console.print(
                 f"resumes at {start.isoformat()} ({start.astimezone(tz).isoformat()} {tz.key})"
             )
             return
-        planned = schedule_notice(
-            rio, authenticate(rio, key, claimed=technician), subject, every=period
-        )
-    start, tz = planned.start, planned.tz
+        planned = schedule_run(rio, person, subject, every=period)
+        tz = show_notice(rio, person, subject).policy.tz
+    start = planned.start
     console.print(planned.run_id)
     local = start.astimezone(tz).isoformat()
     console.print(f"planned start {start.isoformat()} ({local} {tz.key})")

@@ -135,7 +135,7 @@ def schedule_recheck(app: Rio, actor: Person, order_id: int) -> RecheckScheduled
         raise StateError(f"order {order_id}: {plan.why}")
     with app.db.session() as s:
         authorize(s, actor, Action.LAUNCH_RUN, notice_id=plan.notice_id, now=app.clock.now())
-    with RioScheduler(app) as scheduler:
+    with RioScheduler(app, clock=app.clock) as scheduler:
         planned = scheduler.schedule_run(plan.notice_id, actor.name)
     with app.db.session() as s:
         row = s.get(RunRow, planned.run_id)

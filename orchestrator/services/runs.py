@@ -4,21 +4,28 @@ one run or all."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.access.roles import Action, authorize, visible_runs
 from orchestrator.context import Rio
-from orchestrator.errors import StateError
+from orchestrator.errors import BudgetStoreError, StateError
 from orchestrator.intake.registry import Person
 from orchestrator.run.lease import RunLease, recover_crashed
 from orchestrator.run.lifecycle import abort_idle
 from orchestrator.run.runs import get_run, request_kill
 from orchestrator.run.runs import list_runs as all_runs
-from orchestrator.run.state import FINAL, RunState
+from orchestrator.run.state import FINAL, PauseReason, RunState
 from orchestrator.store.models import RunRow
+
+if TYPE_CHECKING:
+    from orchestrator.gate.resolve import Resolver
+    from orchestrator.run.runner import Progress
 
 __all__ = [
     "KillResult",
@@ -370,3 +377,170 @@ def _finalise_idle_kill(app: Rio, run_id: str) -> tuple[str, ...]:
 
     with RioScheduler(app) as scheduler:
         return tuple(scheduler.unschedule(run_id))
+
+
+def check_start(app: Rio, actor: Person, notice_id: str, *, new: bool = False) -> str | None:
+    """Whether ``actor`` may run the notice now; returns the run of the notice a crash left
+    ``paused (crash)`` (the newest), to offer instead of a new run, unless ``new``.
+
+    Raises:
+        AccessDeniedError: ``actor`` may not launch runs of the notice.
+        StateError: no probe of the notice could be allowed now (:func:`preflight`).
+    """
+    with app.db.session() as s:
+        authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
+    preflight(app, notice_id)
+    if new:
+        return None
+    with app.db.session() as s:
+        running = [r.id for r in all_runs(s, notice_id) if r.state == RunState.RUNNING.value]
+    recover_crashed(app, running)
+    with app.db.session() as s:
+        left = [
+            r.id
+            for r in all_runs(s, notice_id)
+            if r.state == RunState.PAUSED.value and r.pause_reason == PauseReason.CRASH.value
+        ]
+    return left[-1] if left else None
+
+
+def new_run(app: Rio, actor: Person, notice_id: str) -> str:
+    """Create a run of the notice launched by ``actor``; returns its id.
+
+    Raises:
+        AccessDeniedError: ``actor`` may not launch runs of the notice.
+    """
+    from orchestrator.run.runs import create_run
+
+    with app.db.session() as s:
+        authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
+        return create_run(s, notice_id, actor.name, now=app.clock.now()).id
+
+
+def check_resume(app: Rio, actor: Person, run_id: str) -> RunStatus:
+    """Whether ``actor`` may resume the run now, in the foreground; returns where it stands
+    (a run whose runner died is recorded as crashed first).
+
+    Raises:
+        NotFoundError: no such run.
+        AccessDeniedError: ``actor`` may not launch runs of the run's notice.
+        StateError: another process is running it, it is not paused or waiting, or no probe
+            of its notice could be allowed now.
+    """
+    with app.db.session() as s:
+        notice_id = get_run(s, run_id).notice_id
+        authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
+    recover_crashed(app, [run_id])
+    with app.db.session() as s:
+        status = _status(get_run(s, run_id))
+    current = RunState(status.state)
+    if current is RunState.RUNNING:
+        raise StateError(f"run {run_id} is being run by another process right now")
+    if current not in (RunState.PAUSED, RunState.WAITING, RunState.SCHEDULED):
+        raise StateError(f"run {run_id} is {current.value}: only a paused or waiting run resumes")
+    preflight(app, notice_id)
+    return status
+
+
+def execute_run(
+    app: Rio,
+    actor: Person,
+    run_id: str,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    resolver: Resolver | None = None,
+    dns_port: int | None = None,
+) -> RunState:
+    """Run the run here, until it is sealed, paused or killed; returns the state it ends in.
+
+    ``on_progress`` is called as the run goes, and once more at its end.
+
+    Raises:
+        AccessDeniedError: ``actor`` may not launch runs of the run's notice.
+        BudgetStoreError: the rate-budget store failed; the run is paused (resumable).
+    """
+    from orchestrator.run.runner import Runner
+
+    with app.db.session() as s:
+        notice_id = get_run(s, run_id).notice_id
+        authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
+    runner = Runner(app, run_id, on_progress=on_progress, resolver=resolver, dns_port=dns_port)
+    state = asyncio.run(runner.execute())
+    if on_progress is not None:
+        on_progress(runner.progress)
+    if runner.failure is not None:
+        with app.db.session() as s:
+            row = get_run(s, run_id)
+            done, planned = row.done, row.planned
+        raise BudgetStoreError(
+            f"run {run_id} paused ({done}/{planned} decided): {runner.failure}; "
+            f"`rio run resume {run_id}` goes on when the store is back (`rio doctor` checks it)"
+        )
+    return state
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunSummary:
+    """How a run ended, as ``rio run start`` and ``rio demo`` sum it up.
+
+    Attributes:
+        refused_by_reason: gate refusals and probes' own refusals, by reason.
+        checkpoint_note: the last signed checkpoint note, if any.
+        pause_why: what the last ``paused`` state leaf gives as the reason ("the window
+            closed" for a window or notice pause, and when there is none).
+    """
+
+    run_id: str
+    state: str
+    done: int
+    planned: int
+    failed: int
+    refused_by_reason: Mapping[str, int]
+    checkpoint_note: str | None
+    pause_why: str
+    kill_requested_at: datetime | None
+    killed_by: str | None
+    kill_reason: str | None
+
+    @property
+    def refused(self) -> int:
+        return sum(self.refused_by_reason.values())
+
+
+def run_summary(app: Rio, actor: Person, run_id: str) -> RunSummary:
+    """The run's end figures (only reads).
+
+    Raises:
+        AccessDeniedError: ``actor`` may not view the run.
+        NotFoundError: no such run.
+    """
+    from orchestrator.ledger.log import read_checkpoints, read_leaves
+    from orchestrator.ledger.tally import refusal_reasons
+
+    with app.db.session() as s:
+        authorize(s, actor, Action.VIEW_RUN, run_id=run_id, now=app.clock.now())
+    reasons = refusal_reasons(read_leaves(app.db, run_id))
+    with app.db.session() as s:
+        row = get_run(s, run_id)
+        summary = RunSummary(
+            run_id=run_id,
+            state=row.state,
+            done=row.done,
+            planned=row.planned,
+            failed=row.failed,
+            refused_by_reason=MappingProxyType(dict(reasons)),
+            checkpoint_note=None,
+            pause_why="the window closed",
+            kill_requested_at=row.kill_requested_at,
+            killed_by=row.killed_by,
+            kill_reason=row.kill_reason,
+        )
+    cps = read_checkpoints(app.db, run_id)
+    why = "the window closed"
+    for leaf in read_leaves(app.db, run_id):
+        if leaf.kind == "state" and leaf.data.get("state") == "paused":
+            reason = leaf.data.get("reason")
+            why = "the window closed" if reason in ("window", "notice") else str(reason)
+    return dataclasses.replace(
+        summary, checkpoint_note=cps[-1].note if cps else None, pause_why=why
+    )

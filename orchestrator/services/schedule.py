@@ -1,72 +1,21 @@
-"""Scheduling as operations: plan a run at a notice's next opening (once or recurring), plan a
-paused run's resumption, list the jobs a person may see, remove a run's or a series' jobs."""
+"""The scheduler's jobs as operations: plan a paused run's resumption, list the jobs a person may
+see, remove a run's or a series' jobs. (A new run, now or at the next opening, is
+:func:`orchestrator.services.runs.start_run` / :func:`~orchestrator.services.runs.schedule_run`.)"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from orchestrator.access.roles import Action, authorize, visible_notices, visible_runs
 from orchestrator.context import Rio
 from orchestrator.errors import NotFoundError, StateError
-from orchestrator.intake.notices import get_notice
 from orchestrator.intake.registry import Person
 from orchestrator.run.runs import get_run
 from orchestrator.run.scheduler import JobInfo, RioScheduler
+from orchestrator.services.runs import LaunchedRun
 
-__all__ = ["Planned", "list_jobs", "schedule_notice", "schedule_resume", "unschedule"]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Planned:
-    """A run planned at an opening of its notice.
-
-    Attributes:
-        run_id: The run (created ``scheduled``, or the paused run that resumes).
-        start: When it starts (UTC).
-        tz: The notice's policy's timezone, to show the start in.
-        series: The recurring series id when one was asked for.
-        next_period: The start of the series' next period, if any.
-    """
-
-    run_id: str
-    start: datetime
-    tz: ZoneInfo
-    series: str | None = None
-    next_period: datetime | None = None
+__all__ = ["list_jobs", "schedule_resume", "unschedule"]
 
 
-def _notice_tz(app: Rio, notice_id: str) -> ZoneInfo:
-    with app.db.session() as s:
-        return get_notice(s, notice_id).policy.tz
-
-
-def schedule_notice(
-    app: Rio, actor: Person, notice_id: str, *, every: timedelta | None = None
-) -> Planned:
-    """Plan a run of the notice at its next opening, launched by ``actor`` (recurring with
-    ``every``: a new run each period).
-
-    Raises:
-        AccessDeniedError: ``actor`` may not launch runs of the notice.
-        StateError: No opening is left in the notice's announced windows.
-        InputError: ``every`` is shorter than a minute.
-    """
-    with app.db.session() as s:
-        authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
-    with RioScheduler(app) as scheduler:
-        planned = scheduler.schedule_run(notice_id, actor.name, every=every)
-    return Planned(
-        run_id=planned.run_id,
-        start=planned.start,
-        tz=_notice_tz(app, notice_id),
-        series=planned.series,
-        next_period=planned.next_period,
-    )
-
-
-def schedule_resume(app: Rio, actor: Person, run_id: str) -> Planned:
+def schedule_resume(app: Rio, actor: Person, run_id: str) -> LaunchedRun:
     """Plan a paused or waiting run to go on at its notice's next opening.
 
     Raises:
@@ -77,9 +26,9 @@ def schedule_resume(app: Rio, actor: Person, run_id: str) -> Planned:
     with app.db.session() as s:
         notice_id = get_run(s, run_id).notice_id
         authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
-    with RioScheduler(app) as scheduler:
+    with RioScheduler(app, clock=app.clock) as scheduler:
         start = scheduler.resume_run(run_id)
-    return Planned(run_id=run_id, start=start, tz=_notice_tz(app, notice_id))
+    return LaunchedRun(run_id=run_id, notice_id=notice_id, start=start)
 
 
 def list_jobs(app: Rio, actor: Person) -> tuple[JobInfo, ...]:
