@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-FACADES = ["orchestrator.run", "orchestrator.ledger", "orchestrator.audit"]
+FACADES = ["orchestrator.run", "orchestrator.ledger", "orchestrator.audit", "orchestrator.access"]
 
 
 @pytest.mark.parametrize("package", FACADES)

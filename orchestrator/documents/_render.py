@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import os
 import tempfile
 from pathlib import Path
@@ -10,18 +9,10 @@ from typing import Any
 
 import jinja2
 
+from orchestrator.documents._format import Format
 from orchestrator.errors import InputError, StoreError, ToolError
 
 __all__ = ["Format", "render", "to_bytes", "write_document"]
-
-
-class Format(enum.StrEnum):
-    """How a document is written."""
-
-    HTML = "html"
-    """one self-contained HTML page (every value escaped)"""
-    PDF = "pdf"
-    """the same page laid out as PDF (A4), for paper files"""
 
 
 _ENV = jinja2.Environment(

@@ -7,8 +7,6 @@ the DER SubjectPublicKeyInfo) itself and never stores a private key.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -17,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.errors import ConflictError, InputError, NotFoundError
 from orchestrator.intake.keys import key_id, load_public_key, public_pem
+from orchestrator.intake.people import Person, Role
 from orchestrator.store.models import InspectedObjectRow, KeyRow, PersonRow, VendorRow
 
 __all__ = [
@@ -33,32 +32,6 @@ __all__ = [
     "revoke_key",
     "revoke_person",
 ]
-
-
-class Role(enum.StrEnum):
-    """What a person may do in rio."""
-
-    OFFICER = "officer"
-    """an officer of the public security organ: announces, signs records, orders rectification"""
-    TECHNICIAN = "technician"
-    """technical support staff of an entrusted vendor: launches runs, co-signs records"""
-    AUDITOR = "auditor"
-    """reads ledgers, records and verification results"""
-    ADMIN = "admin"
-    """manages registries; never signs"""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Person:
-    id: int
-    name: str
-    role: Role
-    organisation: str
-    vendor: str | None
-    revoked_at: datetime | None
-
-    def active_at(self, when: datetime) -> bool:
-        return self.revoked_at is None or when < self.revoked_at
 
 
 def _now() -> datetime:

@@ -9,14 +9,15 @@ registered (bootstrapping a fresh home); after that they need an administrator's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.access.identity import authenticate
-from orchestrator.access.roles import Action, authorize
-from orchestrator.context import Rio
-from orchestrator.intake.registry import Person
+if TYPE_CHECKING:
+    from orchestrator.access.roles import Action
+    from orchestrator.context import Rio
+    from orchestrator.intake.registry import Person
+
 
 __all__ = ["AsOpt", "KeyOpt", "operator", "registry_operator"]
 
@@ -39,6 +40,9 @@ def operator(
     notice_id: str | None = None,
 ) -> Person:
     """Authenticate from the key, then authorise ``action``; returns the person."""
+    from orchestrator.access.identity import authenticate
+    from orchestrator.access.roles import authorize
+
     person = authenticate(rio, key, claimed=claimed)
     with rio.db.session() as s:
         authorize(s, person, action, run_id=run_id, notice_id=notice_id)
@@ -47,6 +51,7 @@ def operator(
 
 def registry_operator(rio: Rio, key: Path | None, claimed: str | None) -> Person | None:
     """An administrator, or ``None`` while the home has no administrator yet (bootstrap)."""
+    from orchestrator.access.roles import Action
     from orchestrator.services.directory import has_administrator
 
     if key is None and not has_administrator(rio):

@@ -7,13 +7,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.context import Rio
-from orchestrator.settings import load_settings
 from orchestrator.terminal import console, err_console
+
+if TYPE_CHECKING:
+    from orchestrator.context import Rio
+
 
 __all__ = [
     "QuietOpt",
@@ -32,6 +34,9 @@ QuietOpt = Annotated[
 
 @contextmanager
 def open_rio(*, require_init: bool = True) -> Iterator[Rio]:
+    from orchestrator.context import Rio
+    from orchestrator.settings import load_settings
+
     rio = Rio(load_settings())
     try:
         if require_init:

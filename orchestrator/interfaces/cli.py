@@ -16,22 +16,11 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator import __version__
-from orchestrator.access.identity import KEY_FILE_ENV
-from orchestrator.access.roles import Action
-from orchestrator.context import Rio, init_home, privacy_problems
-from orchestrator.documents._render import Format
+from orchestrator.documents._format import Format
 from orchestrator.errors import AccessDeniedError, InputError, RioError, StoreError, ToolError
-from orchestrator.gate.budget import check_budget_store
-from orchestrator.intake import keys as keyfiles
-from orchestrator.intake import notices as notice_store
-from orchestrator.intake import registry
-from orchestrator.intake._types import format_duration
-from orchestrator.intake.policy import load_policy, policy_json_schema
-from orchestrator.intake.scope import load_scope, scope_json_schema
+from orchestrator.intake.people import Role
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator, registry_operator
 from orchestrator.interfaces._common import console, err_console, open_rio, print_json, print_row
-from orchestrator.record.workdays import calendar_json_schema
-from orchestrator.settings import load_settings
 
 __all__ = ["app", "main"]
 
@@ -88,12 +77,19 @@ def version() -> None:
 @app.command()
 def init() -> None:
     """Create or upgrade the database, the orchestrator key and the master key in RIO_HOME."""
+    from orchestrator.context import init_home
+    from orchestrator.settings import load_settings
+
     for line in init_home(load_settings()):
         console.print(line)
 
 
 def _doctor_checks() -> list[tuple[str, Any]]:
     """Every check ``rio doctor`` runs: a name and a function returning what it found."""
+    from orchestrator.access.identity import KEY_FILE_ENV
+    from orchestrator.context import Rio, privacy_problems
+    from orchestrator.gate.budget import check_budget_store
+    from orchestrator.settings import load_settings
     from probes.port import find_nmap
 
     settings = load_settings()
@@ -209,6 +205,10 @@ def doctor(as_json: JsonOpt = False) -> None:
 @app.command()
 def schema(kind: Annotated[str, typer.Argument(help="scope, policy or calendar")]) -> None:
     """Print the JSON Schema of scope, policy or calendar files, for editors."""
+    from orchestrator.intake.policy import policy_json_schema
+    from orchestrator.intake.scope import scope_json_schema
+    from orchestrator.record.workdays import calendar_json_schema
+
     if kind == "scope":
         sys.stdout.write(scope_json_schema() + "\n")
     elif kind == "policy":
@@ -222,6 +222,8 @@ def schema(kind: Annotated[str, typer.Argument(help="scope, policy or calendar")
 @scope_app.command("check")
 def scope_check(file: Path, as_json: JsonOpt = False) -> None:
     """Validate a scope file."""
+    from orchestrator.intake.scope import load_scope
+
     scope, data = load_scope(file)
     counts = {"targets": len(scope.targets), "excludes": len(scope.excludes)}
     counts["windows"] = len(scope.windows)
@@ -240,6 +242,9 @@ def scope_check(file: Path, as_json: JsonOpt = False) -> None:
 @policy_app.command("check")
 def policy_check(file: Path, as_json: JsonOpt = False) -> None:
     """Validate a policy file."""
+    from orchestrator.intake._types import format_duration
+    from orchestrator.intake.policy import load_policy
+
     policy, data = load_policy(file)
     lead = format_duration(policy.min_notice_lead)
     if as_json:
@@ -279,6 +284,8 @@ def keys_generate(
 
     The folder is created (mode 0700) when it does not exist yet.
     """
+    from orchestrator.intake import keys as keyfiles
+
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -335,6 +342,8 @@ def vendor_add(
     claimed: AsOpt = None,
 ) -> None:
     """Register an entrusted vendor (an administrator, once one is registered)."""
+    from orchestrator.intake import registry
+
     with open_rio() as rio:
         registry_operator(rio, key, claimed)
         with rio.db.session() as s:
@@ -360,7 +369,7 @@ def vendor_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = Fa
 @person_app.command("add")
 def person_add(
     name: str,
-    role: Annotated[registry.Role, typer.Option()],
+    role: Annotated[Role, typer.Option()],
     organisation: Annotated[str, typer.Option()] = "",
     vendor: Annotated[str | None, typer.Option(help="Technicians: their vendor.")] = None,
     public_key: Annotated[
@@ -370,6 +379,9 @@ def person_add(
     claimed: AsOpt = None,
 ) -> None:
     """Register a person and their public key (an administrator, once one is registered)."""
+    from orchestrator.intake import keys as keyfiles
+    from orchestrator.intake import registry
+
     with open_rio() as rio:
         registry_operator(rio, key, claimed)
         public = keyfiles.load_public_key(public_key) if public_key is not None else None
@@ -382,6 +394,9 @@ def person_add(
 @person_app.command("key")
 def person_key(name: str, public_key: Path, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Register another public key for a person."""
+    from orchestrator.intake import keys as keyfiles
+    from orchestrator.intake import registry
+
     public = keyfiles.load_public_key(public_key)
     with open_rio() as rio:
         registry_operator(rio, key, claimed)
@@ -393,6 +408,8 @@ def person_key(name: str, public_key: Path, key: KeyOpt = None, claimed: AsOpt =
 @person_app.command("revoke")
 def person_revoke(name: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Revoke a person from now on (earlier signatures keep their time)."""
+    from orchestrator.intake import registry
+
     with open_rio() as rio:
         registry_operator(rio, key, claimed)
         with rio.db.session() as s:
@@ -434,6 +451,11 @@ def notice_announce(
     The notice records your organ as the announcing organ; only its officers (and those of
     organs named with --co-inspecting) count towards closing the record.
     """
+    from orchestrator.access.roles import Action
+    from orchestrator.intake import notices as notice_store
+    from orchestrator.intake.policy import load_policy
+    from orchestrator.intake.scope import load_scope
+
     _, scope_bytes = load_scope(scope)
     _, policy_bytes = load_policy(policy)
     with open_rio() as rio:
@@ -468,6 +490,8 @@ def notice_show(
     notice_id: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Show a notice you may see."""
+    from orchestrator.intake import notices as notice_store
+
     with open_rio() as rio, rio.db.session() as s:
         n = notice_store.get_notice(s, notice_id)
         if notice_id not in _visible_notice_ids(rio, s, key, claimed):
@@ -519,6 +543,8 @@ def notice_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = Fa
 
     Officers see their organisation's notices, technicians their vendor's, auditors all.
     """
+    from orchestrator.intake import notices as notice_store
+
     with open_rio() as rio, rio.db.session() as s:
         visible = _visible_notice_ids(rio, s, key, claimed)
         items = [n.to_json() for n in notice_store.list_notices(s) if n.id in visible]

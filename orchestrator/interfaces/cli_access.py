@@ -10,21 +10,16 @@ from __future__ import annotations
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.access.evidence import (
-    access_log,
-    grant_evidence,
-    read_evidence,
-    revoke_evidence_grant,
-)
-from orchestrator.access.identity import authenticate
-from orchestrator.access.purge import purge
-from orchestrator.access.roles import Action, authorize
 from orchestrator.errors import InputError
 from orchestrator.interfaces._common import console, open_rio, print_json, print_row
+
+if TYPE_CHECKING:
+    pass
+
 
 __all__ = ["register"]
 
@@ -50,6 +45,10 @@ def access_log_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List the access log (officers, auditors; a technician for one run of their vendor)."""
+    from orchestrator.access.evidence import access_log
+    from orchestrator.access.identity import authenticate
+    from orchestrator.access.roles import Action, authorize
+
     with open_rio() as rio:
         reader = authenticate(rio, key, claimed=claimed)
         with rio.db.session() as s:
@@ -74,6 +73,9 @@ def evidence_show(
     claimed: AsOpt = None,
 ) -> None:
     """Decrypt a finding's evidence to stdout (the read is logged, refused or not)."""
+    from orchestrator.access.evidence import read_evidence
+    from orchestrator.access.identity import authenticate
+
     with open_rio() as rio:
         reader = authenticate(rio, key, claimed=claimed)
         data = read_evidence(rio, reader, finding, reason=reason)
@@ -94,6 +96,9 @@ def evidence_grant(
     claimed: AsOpt = None,
 ) -> None:
     """Let an auditor read a run's evidence (officers only; logged)."""
+    from orchestrator.access.evidence import grant_evidence
+    from orchestrator.access.identity import authenticate
+
     expires = datetime.now(UTC) + timedelta(days=days) if days is not None else None
     with open_rio() as rio:
         officer = authenticate(rio, key, claimed=claimed)
@@ -111,6 +116,9 @@ def evidence_revoke(
     claimed: AsOpt = None,
 ) -> None:
     """End an auditor's access to a run's evidence from now on (officers only; logged)."""
+    from orchestrator.access.evidence import revoke_evidence_grant
+    from orchestrator.access.identity import authenticate
+
     with open_rio() as rio:
         officer = authenticate(rio, key, claimed=claimed)
         count = revoke_evidence_grant(rio, officer, auditor, run)
@@ -134,6 +142,9 @@ def purge_cmd(
     claimed: AsOpt = None,
 ) -> None:
     """Crypto-shred the evidence of closed, archived runs; ledgers, records, archives stay."""
+    from orchestrator.access.identity import authenticate
+    from orchestrator.access.purge import purge
+
     cutoff = _parse_date(before)
     with open_rio() as rio:
         officer = authenticate(rio, key, claimed=claimed)

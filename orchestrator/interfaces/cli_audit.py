@@ -6,21 +6,17 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.audit import AuditReport, load_trusted_keys, verify_archive
-from orchestrator.audit.logview import LogFilter, LogReview, iter_archive_leaves
-from orchestrator.audit.transparency import (
-    build_transparency_report,
-    write_transparency_report,
-)
-from orchestrator.audit.verify import require_archive
 from orchestrator.errors import NotFoundError, RecordFileError, VerificationError
 from orchestrator.interfaces._auth import KeyOpt
 from orchestrator.interfaces._common import console, print_json
-from orchestrator.ledger.leaves import Leaf
+
+if TYPE_CHECKING:
+    from orchestrator.ledger.leaves import Leaf
+
 
 __all__ = ["register"]
 
@@ -39,6 +35,8 @@ def _archive_path(source: str) -> Path:
 
 def _leaves(source: str, stack: ExitStack, key: Path | None = None) -> Iterator[Leaf]:
     """Leaves of an archive file, or of a run in the database when no such file exists."""
+    from orchestrator.audit.logview import iter_archive_leaves
+
     path = Path(source)
     if path.is_file():
         return iter_archive_leaves(path)
@@ -67,6 +65,7 @@ def _print_report(report: Any, as_json: bool) -> None:
 
 def _verify_run(run_id: str, key: Path | None, as_json: bool) -> None:
     from orchestrator.access.identity import authenticate
+    from orchestrator.audit import AuditReport
     from orchestrator.interfaces._common import open_rio
     from orchestrator.services.audit import is_known_run, verify_run
 
@@ -153,6 +152,9 @@ def register(app: typer.Typer) -> None:
         A run id is verified through a temporary archive when its record is closed (against
         this home's own key), else its probe log alone is verified.
         """
+        from orchestrator.audit import load_trusted_keys, verify_archive
+        from orchestrator.audit.verify import require_archive
+
         path = Path(archive)
         if not path.exists() and "/" not in archive and not archive.endswith(".tar"):
             _verify_run(archive, key, as_json)
@@ -176,6 +178,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List a run's leaves readably, then a per-target summary (a run needs your key)."""
         from orchestrator.audit._docs import parse_time
+        from orchestrator.audit.logview import LogFilter, LogReview
 
         start = None if since is None else parse_time(since, "--since", "")
         review = LogReview(LogFilter(target=target, probe=probe, since=start, refused=refused))
@@ -202,6 +205,11 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="Output file: .html for people, .json for tools.")],
     ) -> None:
         """Write the transparency report of one inspected object."""
+        from orchestrator.audit.transparency import (
+            build_transparency_report,
+            write_transparency_report,
+        )
+
         try:
             report = build_transparency_report(_archive_path(archive), object_id)
         except RecordFileError as exc:

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.access.roles import Action
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
 from orchestrator.interfaces._common import console, open_rio, print_json
-from orchestrator.record import rectify as rectify_mod
-from orchestrator.record.workdays import (
-    WorkingCalendar,
-    add_calendar_file,
-    calendar_files,
-    example_calendar_file,
-)
-from orchestrator.settings import load_settings
+
+if TYPE_CHECKING:
+    from orchestrator.record import rectify as rectify_mod
+    from orchestrator.record.workdays import WorkingCalendar
+
 
 __all__ = ["CALENDAR_ENV", "calendar_app", "cli_calendar", "register"]
 
@@ -42,6 +38,9 @@ def cli_calendar(home: Path | None = None) -> WorkingCalendar:
 
     Read when a command runs, not at import.
     """
+    from orchestrator.record.workdays import WorkingCalendar, calendar_files
+    from orchestrator.settings import load_settings
+
     folder = home if home is not None else load_settings().home
     extra = os.environ.get(CALENDAR_ENV) or None
     return WorkingCalendar(
@@ -60,6 +59,9 @@ def _order_line(order: rectify_mod.Rectification) -> str:
 @calendar_app.command("status")
 def calendar_status(as_json: JsonOpt = False) -> None:
     """Say which years are authoritative (a State Council notice) and which provisional."""
+    from orchestrator.record.workdays import calendar_files, example_calendar_file
+    from orchestrator.settings import load_settings
+
     settings = load_settings()
     calendar = cli_calendar(settings.home)
     years = sorted(calendar.covered_years | calendar.provisional_years)
@@ -96,6 +98,10 @@ def calendar_add(
     were provisional are recomputed; a still-open record with a moved deadline gets a new
     version.
     """
+    from orchestrator.access.roles import Action
+    from orchestrator.record import rectify as rectify_mod
+    from orchestrator.record.workdays import add_calendar_file
+
     with open_rio() as rio:
         operator(rio, key, claimed, Action.MANAGE_REGISTRY)
         added = add_calendar_file(rio.settings.home, file)

@@ -9,17 +9,18 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.access import findings as findings_mod
-from orchestrator.access.identity import authenticate
 from orchestrator.errors import InputError
 from orchestrator.interfaces._auth import AsOpt, KeyOpt
 from orchestrator.interfaces._common import console, open_rio, print_json
-from orchestrator.record.export import FORMATS
-from orchestrator.record.findings import DiffItem
+from orchestrator.record._formats import FORMATS
+
+if TYPE_CHECKING:
+    from orchestrator.record.findings import DiffItem
+
 
 __all__ = ["register"]
 
@@ -40,6 +41,9 @@ def findings_list(
     run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """The run's findings: severity, title, where (endpoint and every target), key."""
+    from orchestrator.access import findings as findings_mod
+    from orchestrator.access.identity import authenticate
+
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=claimed)
         found = findings_mod.run_findings(rio, person, run)
@@ -67,6 +71,9 @@ def findings_diff(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare two runs of one object by stable finding keys: fixed, still present, new."""
+    from orchestrator.access import findings as findings_mod
+    from orchestrator.access.identity import authenticate
+
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=claimed)
         diff = findings_mod.diff_runs(rio, person, old, new)
@@ -116,6 +123,9 @@ def findings_export(
     claimed: AsOpt = None,
 ) -> None:
     """Export the run's findings for other tools (json, csv, sarif) or people (html)."""
+    from orchestrator.access import findings as findings_mod
+    from orchestrator.access.identity import authenticate
+
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=claimed)
         data = findings_mod.export_findings(rio, person, run, fmt, evidence_reason=evidence_reason)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 
-from orchestrator.access.identity import authenticate, resolve_key_file
-from orchestrator.access.roles import Action
-from orchestrator.documents._render import Format
+from orchestrator.documents._format import Format
 from orchestrator.errors import InputError
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
 from orchestrator.interfaces._common import (
@@ -27,14 +25,12 @@ from orchestrator.interfaces._common import (
     print_json,
     print_row,
 )
-from orchestrator.interfaces.cli_calendar import cli_calendar
-from orchestrator.record import archive as archive_mod
-from orchestrator.record import rectify as rectify_mod
-from orchestrator.record import signoff as signoff_mod
-from orchestrator.record.assemble import assemble_record, ensure_record
-from orchestrator.record.dsse import Ed25519Signer
-from orchestrator.record.findings import record_where
-from orchestrator.record.workdays import WorkingCalendar
+
+if TYPE_CHECKING:
+    from orchestrator.record import rectify as rectify_mod
+    from orchestrator.record import signoff as signoff_mod
+    from orchestrator.record.workdays import WorkingCalendar
+
 
 __all__ = ["register"]
 
@@ -60,6 +56,8 @@ def register(app: typer.Typer) -> None:
 def _calendar() -> WorkingCalendar:
     # Read when a command runs, not at import: the years added with `rio calendar add` and
     # the operator's calendar file for a year the holidays package has not transcribed yet.
+    from orchestrator.interfaces.cli_calendar import cli_calendar
+
     return cli_calendar()
 
 
@@ -128,6 +126,10 @@ def record_show(
     run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Show the current record of a sealed run (assembling version 1 if there is none)."""
+    from orchestrator.access.roles import Action
+    from orchestrator.record.assemble import ensure_record
+    from orchestrator.record.findings import record_where
+
     with open_rio() as rio:
         operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
         rv = ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
@@ -184,6 +186,7 @@ def record_findings(
     ids_only: QuietOpt = False,
 ) -> None:
     """List a run's findings (never their evidence): id, severity, rule, where, title."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.records import list_findings
 
     with open_rio() as rio:
@@ -208,6 +211,9 @@ def record_findings(
 @record_app.command("assemble")
 def record_assemble(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Re-assemble the record; a changed record becomes a new version (old signatures void)."""
+    from orchestrator.access.roles import Action
+    from orchestrator.record.assemble import assemble_record
+
     with open_rio() as rio:
         operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
         rv = assemble_record(rio.db, run, checkpoint_key=rio.verify_key)
@@ -227,6 +233,12 @@ def record_sign(
 
     The key names the signer (officer or technician); ``--as`` only double-checks it.
     """
+    from orchestrator.access.identity import resolve_key_file
+    from orchestrator.access.roles import Action
+    from orchestrator.record import signoff as signoff_mod
+    from orchestrator.record.assemble import ensure_record
+    from orchestrator.record.dsse import Ed25519Signer
+
     with open_rio() as rio:
         # The signing key is also the proof of identity: a signed challenge, then the role matrix.
         person = operator(rio, key, claimed, Action.SIGN_RECORD, run_id=run)
@@ -247,6 +259,10 @@ def record_status(
     run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Show who signed the current version and what closure still needs."""
+    from orchestrator.access.roles import Action
+    from orchestrator.record import signoff as signoff_mod
+    from orchestrator.record.assemble import ensure_record
+
     with open_rio() as rio:
         operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
         ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
@@ -285,6 +301,10 @@ def record_status(
 @record_app.command("close")
 def record_close(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Close the record if the sign-off rule is met (exit 3 with the reason if not)."""
+    from orchestrator.access.roles import Action
+    from orchestrator.record import signoff as signoff_mod
+    from orchestrator.record.assemble import ensure_record
+
     with open_rio() as rio:
         operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
         ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
@@ -341,6 +361,9 @@ def rectify_order(
     as_json: JsonOpt = False,
 ) -> None:
     """Order rectification of findings by a deadline (the record gets a new version)."""
+    from orchestrator.access.roles import Action
+    from orchestrator.record import rectify as rectify_mod
+
     day = _date(deadline, "--deadline") if deadline is not None else None
     calendar = _calendar()
     with open_rio() as rio:
@@ -366,6 +389,7 @@ def rectify_apply(
     claimed: AsOpt = None,
 ) -> None:
     """Record the object's written application for an early re-check."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services import rectify as rectify_service
 
     day = _date(on, "--on")
@@ -389,6 +413,7 @@ def rectify_recheck(
     as_json: JsonOpt = False,
 ) -> None:
     """Link the re-check run to an order: store the finding diff's outcome and feedback due."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services import rectify as rectify_service
 
     calendar = _calendar()
@@ -416,6 +441,7 @@ def rectify_plan(
     order: int, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Say which announced window the re-check can use, or what must be announced by when."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.rectify import recheck_plan
 
     with open_rio() as rio:
@@ -451,6 +477,7 @@ def rectify_schedule(
     opening, launched by the key's owner (the entrusted vendor's technician). When no announced
     window covers the due date, nothing is scheduled and rio says what must be announced by when.
     """
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.rectify import schedule_recheck
 
     with open_rio() as rio:
@@ -493,6 +520,7 @@ def rectify_feedback(
     days after the re-check); `rio rectify status` flags feedback that is overdue or late."""
     from orchestrator.access.identity import authenticate
     from orchestrator.audit._docs import parse_time
+    from orchestrator.record import rectify as rectify_mod
 
     when = None if at is None else parse_time(at, "--at", "")
     try:
@@ -520,6 +548,7 @@ def rectify_status(
     as_json: JsonOpt = False,
 ) -> None:
     """List the rectification orders of the runs you may see; overdue ones are marked OVERDUE."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.rectify import list_orders
 
     today = datetime.now(CHINA).date()  # deadlines are China calendar days
@@ -552,6 +581,9 @@ def archive_export(
     claimed: AsOpt = None,
 ) -> None:
     """Write the closed run's archive (docs/archive-format.md), atomically."""
+    from orchestrator.access.roles import Action
+    from orchestrator.record import archive as archive_mod
+
     with open_rio() as rio:
         operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
         summary = archive_mod.export_archive(rio.db, run, out, signing_key=rio.signing_key)

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.access.identity import authenticate
-from orchestrator.context import Rio
 from orchestrator.errors import GateRefusalError, InputError, RunKilledError
 from orchestrator.interfaces._auth import AsOpt, KeyOpt
 from orchestrator.interfaces._common import (
@@ -23,6 +21,10 @@ from orchestrator.interfaces._common import (
 )
 from orchestrator.run.state import RunState, describe_state
 from orchestrator.terminal import live_progress, print_reasons, print_summary
+
+if TYPE_CHECKING:
+    from orchestrator.context import Rio
+
 
 if TYPE_CHECKING:
     from orchestrator.intake.registry import Person
@@ -95,6 +97,7 @@ def run_start(
     A run of the notice that a crash left unfinished is offered (and, without a terminal to
     ask, taken) instead of a new run: a new run would send every probe again.
     """
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.runs import check_start, new_run
 
     with open_rio() as rio:
@@ -133,6 +136,7 @@ def run_resume(
 
     Nothing whose intent is in the log is sent again; the run goes on where it stopped.
     """
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.runs import check_resume
 
     with open_rio() as rio:
@@ -160,6 +164,7 @@ def run_status(
     run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Show a run's figures: decided / planned, refusals, outcomes, findings, checkpoint."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.runs import run_figures
 
     with open_rio() as rio:
@@ -196,6 +201,7 @@ def run_list(
     ids_only: QuietOpt = False,
 ) -> None:
     """List the runs you may see (technicians: their own vendor's only)."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.runs import list_runs as visible_runs
 
     with open_rio() as rio:
@@ -240,6 +246,7 @@ def run_kill(
     reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch",
 ) -> None:
     """Stop a run now: no new permits, in-flight probes (nmap included) cancelled; logged."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.runs import kill_runs
 
     with open_rio() as rio:
@@ -258,6 +265,8 @@ def kill_all(
     reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch (all runs)",
 ) -> None:
     """Stop every unfinished run you may stop, now."""
+    from orchestrator.access.identity import authenticate
+
     if not all_runs:
         raise InputError("rio kill needs --all (or use `rio run kill RUN`)")
     from orchestrator.services.runs import kill_all as kill_every_run
@@ -288,6 +297,7 @@ def gate_explain(
     Asks the gate the runner uses; officers of the notice's organ, technicians of its vendor
     (assumed as the launcher unless --technician names another) and auditors may ask.
     """
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.gate import explain_probe
 
     try:

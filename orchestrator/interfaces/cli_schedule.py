@@ -6,14 +6,11 @@ import signal
 import threading
 from datetime import timedelta
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.access.identity import authenticate
-from orchestrator.context import Rio
 from orchestrator.errors import InputError, StateError
-from orchestrator.intake._types import parse_duration
 from orchestrator.interfaces._auth import AsOpt, KeyOpt
 from orchestrator.interfaces._common import (
     console,
@@ -24,7 +21,11 @@ from orchestrator.interfaces._common import (
     print_row,
 )
 from orchestrator.interfaces.cli_run import run_app
-from orchestrator.run.scheduler import RioScheduler
+
+if TYPE_CHECKING:
+    from orchestrator.context import Rio
+    from orchestrator.run.scheduler import RioScheduler
+
 
 __all__ = ["register"]
 
@@ -32,6 +33,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 
 
 def _every(value: str | None) -> timedelta | None:
+    from orchestrator.intake._types import parse_duration
+
     if value is None:
         return None
     try:
@@ -52,6 +55,7 @@ def run_schedule(
     ] = None,
 ) -> None:
     """Plan a run at the notice's next opening (or resume a paused run at the next one)."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.notices import show_notice
     from orchestrator.services.runs import schedule_run
     from orchestrator.services.schedule import schedule_resume
@@ -82,6 +86,7 @@ def run_schedule(
 
 def run_jobs(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False) -> None:
     """List the scheduled jobs you may see (run starts and resumes, recurring periods)."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.schedule import list_jobs
 
     with open_rio() as rio:
@@ -111,6 +116,7 @@ def run_unschedule(
     claimed: AsOpt = None,
 ) -> None:
     """Remove a scheduled run's job (the run stays, to schedule again) or cancel a series."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.services.schedule import unschedule
 
     with open_rio() as rio:
@@ -135,6 +141,8 @@ def serve(
     With --api the HTTP API (/api/v1, OpenAPI at /api/v1/openapi.json) and the pages are
     served on --host:--port beside the scheduler.
     """
+    from orchestrator.run.scheduler import RioScheduler
+
     if not 0.1 <= poll <= 3600:
         raise InputError(f"--poll: {poll} is outside 0.1..3600 seconds")
     if api and once:

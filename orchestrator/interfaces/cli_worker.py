@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from orchestrator.errors import InputError
-from orchestrator.settings import load_settings
 
 __all__ = ["register", "worker"]
 
@@ -22,6 +21,7 @@ def worker(
 ) -> None:
     """Run a probe worker in the foreground (``RIO_BROKER_URL``, ``RIO_PERMIT_KEY``)."""
     from orchestrator.run.executors._broker import celery_app
+    from orchestrator.settings import load_settings
     from orchestrator.workers import register_probe_task, worker_deps
 
     if not 1 <= concurrency <= 256:

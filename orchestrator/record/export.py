@@ -28,6 +28,7 @@ import jinja2
 
 from orchestrator import __version__
 from orchestrator.errors import InputError
+from orchestrator.record._formats import FORMATS
 from orchestrator.record.findings import FindingView
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 EXPORT_FORMAT = "rio.findings-export/v1"
-FORMATS: tuple[str, ...] = ("json", "csv", "sarif", "html")
 SARIF_SCHEMA_URI = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
