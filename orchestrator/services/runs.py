@@ -514,6 +514,7 @@ def run_summary(app: Rio, actor: Person, run_id: str) -> RunSummary:
         AccessDeniedError: ``actor`` may not view the run.
         NotFoundError: no such run.
     """
+    from orchestrator.ledger.bodies import StateBody
     from orchestrator.ledger.log import read_checkpoints, read_leaves
     from orchestrator.ledger.tally import refusal_reasons
 
@@ -538,9 +539,11 @@ def run_summary(app: Rio, actor: Person, run_id: str) -> RunSummary:
     cps = read_checkpoints(app.db, run_id)
     why = "the window closed"
     for leaf in read_leaves(app.db, run_id):
-        if leaf.kind == "state" and leaf.data.get("state") == "paused":
-            reason = leaf.data.get("reason")
-            why = "the window closed" if reason in ("window", "notice") else str(reason)
+        if leaf.kind == "state":
+            body = StateBody.from_json(leaf.data)
+            if body.state == RunState.PAUSED.value:
+                reason = body.reason
+                why = "the window closed" if reason in ("window", "notice") else str(reason)
     return dataclasses.replace(
         summary, checkpoint_note=cps[-1].note if cps else None, pause_why=why
     )
