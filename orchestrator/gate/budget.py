@@ -10,8 +10,8 @@ How a grant is made (the pacer):
 * Waiters queue per target IP, first come first served. Only the head of each IP's queue is
   eligible; the heads sit in one heap ordered by the moment their IP's (and network's) window
   next has room. One dispatcher task pops the earliest head, sleeps until that moment (and
-  until the per-notice and global windows have room), and gives that waiter its turn; the
-  waiter takes the units and returns with no await in between. So a grant is released at the
+  until the per-notice and global windows have room), and gives that waiter its turn (with a
+  shared store the waiter then takes the units itself, see below). So a grant is released at the
   exact moment the window allows it, to a request that was already waiting for it, and
   waiters for one IP never wake together to race for one unit. A request that finds nobody
   ahead of it (no waiter of its IP, no head due, no turn being taken) and room in every
@@ -28,7 +28,9 @@ How a grant is made (the pacer):
   target can have seen. And a slot's grants are spread at least ``1 s / (limit * _SPREAD)``
   apart, so that the sends of one window never leave in one burst that the event loop and the
   targets then serve late, one after another.
-* With ``memory://`` the local logs are the whole budget (one process). With Redis, the shared
+* With ``memory://`` the local logs are the whole budget (one process), and the dispatcher takes
+  a head's units itself at the release moment: the waiter resumes granted, and every head due
+  at one moment is released in one pass. With Redis, the shared
   authoritative count is a moving-window log per budget (a list of stamps, newest first, in the
   layout of :mod:`limits`) so that several processes share one budget: a waiter whose turn came
   runs one Lua script that checks all four shared windows and, only if every one has room,
@@ -225,6 +227,8 @@ class _Waiter:
     slots: tuple[_Slot, ...] = field(default=())
     stamp: float = 0.0
     """the grant's stamp in the local logs, once taken"""
+    taken: bool = False
+    """the dispatcher took the units for it (no shared storage): its turn is its grant"""
 
 
 def _storage_uri(url: str) -> str:
@@ -429,6 +433,11 @@ class RateBudget:
                 reason = await waiter.turn
                 if reason is not None:
                     return Grant(granted=False, waited=loop.time() - started, reason=reason)
+                if waiter.taken:
+                    # The dispatcher took the units at the release (this process's budget):
+                    # the waiter resumes at once and sends; its wire events move them on.
+                    stamp = waiter.stamp
+                    return Grant(granted=True, waited=stamp - started, reason=None, at=stamp)
                 try:
                     blocked, delay = await self._take(waiter)
                 finally:
@@ -613,6 +622,15 @@ class RateBudget:
                     handle.cancel()
                 continue
             heapq.heappop(self._heap)
+            if self._take_script is None:
+                # This process's budget alone: take the units now, at the release, and go on
+                # to the next head due (a burst of releases is one pass, not two loop turns
+                # each); the IP's next request becomes its head at once.
+                head.stamp = self._stamp(head.slots, head.cost)
+                head.taken = True
+                head.turn.set_result(None)
+                self._leave(head)
+                continue
             head.done = loop.create_future()
             head.turn.set_result(None)
             # Wait for its attempt: the next decision needs the stamp it makes (and no

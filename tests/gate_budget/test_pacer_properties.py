@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 from collections import defaultdict
 
 from hypothesis import given, settings
@@ -125,6 +126,46 @@ def test_when_the_global_budget_binds_every_release_is_used(ips: int, rounds: in
     spread = (ips - 1) * _WINDOW / (ips * _SPREAD)
     assert abs(last - (rounds - 1) * (_WINDOW + _GUARD_MARGIN) - spread) < 1e-6
     assert _overshoots(grants, limits) == []
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(
+    ips=st.integers(1, len(IPS)),
+    rounds=st.integers(2, 5),
+    answers=st.lists(st.floats(0.0, 0.3), min_size=len(IPS), max_size=len(IPS)),
+)
+def test_a_saturated_target_gets_its_next_grant_a_window_after_its_answer(
+    ips: int, rounds: int, answers: list[float]
+) -> None:
+    # Fill: demand above supply, every request queued ahead; each probe's answer is in
+    # ``answers[ip]`` after its grant and its units move there (the runner's end restamp). The
+    # pacer adds nothing of its own: each next grant is exactly window + guard after the answer.
+    limits = BudgetLimits(per_ip=1, per_network=1000, per_notice=1000, global_=1000)
+
+    async def scenario() -> dict[str, list[tuple[float, float]]]:
+        budget = RateBudget(limits)
+        loop = asyncio.get_running_loop()
+        seen: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+        async def one(i: int) -> None:
+            grant = await budget.acquire(IPS[i], "N-1", wait_until=loop.time() + FOREVER)
+            assert grant.at is not None
+            await asyncio.sleep(answers[i])
+            end = loop.time()
+            budget.restamp(IPS[i], "N-1", cost=1, old=grant.at, new=end)
+            seen[IPS[i]].append((grant.at, end))
+
+        try:
+            await asyncio.gather(*(one(i) for i in range(ips) for _ in range(rounds)))
+        finally:
+            await budget.close()
+        return seen
+
+    for pairs in run_virtual(scenario()).values():
+        pairs.sort()
+        assert len(pairs) == rounds
+        for (_, end), (grant, _) in itertools.pairwise(pairs):
+            assert abs(grant - (end + _WINDOW + _GUARD_MARGIN)) < 1e-6, pairs
 
 
 async def _wire_times(
