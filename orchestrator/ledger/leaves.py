@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import rfc8785
+from msgspec import UNSET, UnsetType
 
 from orchestrator.errors import RecordFileError
 from probes.canonical import FloatSeenError as _FloatSeenError
@@ -27,10 +30,13 @@ from probes.canonical import canonical_json
 from probes.canonical import reject_float as _no_float
 
 __all__ = [
+    "LEAF_BATCH",
     "LEAF_KINDS",
+    "Head",
     "Leaf",
     "canonical_json",
     "format_instant",
+    "leaf_heads",
     "make_leaf",
     "parse_instant",
     "parse_leaf",
@@ -183,17 +189,169 @@ def _parse_fast(raw: bytes) -> Leaf | None:
     return Leaf(run=doc.run, seq=doc.seq, kind=doc.kind, at=doc.at, data=doc.data, raw=raw)
 
 
+# -- the verifier's batch path ----------------------------------------------------------------
+#
+# verify_log reads every leaf once and needs of each only its run, seq, kind and the number it
+# pairs (an intent's plan item, an outcome's intent), after proving the bytes valid and
+# canonical. One leaf at a time, Python's own work per leaf costs more than the JSON. So leaves
+# go in batches: one ``[leaf,leaf,...]`` text, decoded and re-encoded by msgspec in one call
+# each, into structs whose fields are declared in canonical (sorted) order and typed without any
+# float, ``Any`` or free-form mapping (so re-encoding needs no sorting and formats every value as
+# RFC 8785 does). A batch that does not come back byte for byte is split in halves until the
+# leaves that do not are alone; those go to parse_leaf, which decides and words the problem.
+
+LEAF_BATCH = 512
+"""leaves per :func:`leaf_heads` call that verify_log uses: a few hundred make the per-call
+costs vanish, and a batch that must be split costs little"""
+
+Head = tuple[str, int, str, Any]
+"""``(run, seq, kind, ref)``: ``ref`` is an intent's ``item``, an outcome's ``intent`` (the
+leaf's own value, ``None`` where it has none), ``None`` for other kinds"""
+
+
+class _Resolution(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    addresses: list[str]
+    answered_at: str
+    cname_chain: list[str]
+    name: str
+    nameserver: str
+
+
+class _NotSent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    check: str | None
+    reason: str | None
+    sentence: str
+
+
+class _Request(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    cost: int | UnsetType = UNSET
+    host: str | UnsetType | None = UNSET
+    ip: str | UnsetType | None = UNSET
+    item: int | UnsetType = UNSET
+    port: int | UnsetType | None = UNSET
+    ports: list[int] | UnsetType = UNSET
+    probe: str | UnsetType = UNSET
+    server_name: str | UnsetType | None = UNSET
+    target: str | UnsetType = UNSET
+
+
+class _Data(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """The fields of state, intent, refusal, outcome and kill bodies (health has floats: it
+    takes parse_leaf). Every field may be absent: parse_leaf does not judge ``data``'s keys,
+    only that the leaf is canonical; UNSET fields are not written back."""
+
+    at: str | UnsetType = UNSET
+    by: str | UnsetType = UNSET
+    check: str | UnsetType = UNSET
+    connections: int | UnsetType | None = UNSET
+    cost: int | UnsetType = UNSET
+    deadline: str | UnsetType | None = UNSET
+    elapsed_us: int | UnsetType | None = UNSET
+    error: str | UnsetType | None = UNSET
+    evidence_digest: str | UnsetType | None = UNSET
+    findings: list[str] | UnsetType = UNSET
+    intent: int | UnsetType = UNSET
+    ip: str | UnsetType = UNSET
+    item: int | UnsetType = UNSET
+    max_rate: int | UnsetType = UNSET
+    not_sent: _NotSent | UnsetType = UNSET
+    outcome: str | UnsetType = UNSET
+    port: int | UnsetType | None = UNSET
+    ports: list[int] | UnsetType = UNSET
+    probe: str | UnsetType = UNSET
+    reason: str | UnsetType | None = UNSET
+    request: _Request | UnsetType = UNSET
+    resolution: _Resolution | UnsetType | None = UNSET
+    sends_us: list[int] | UnsetType = UNSET
+    sent_at: str | UnsetType | None = UNSET
+    sentence: str | UnsetType = UNSET
+    server_name: str | UnsetType | None = UNSET
+    state: str | UnsetType = UNSET
+    target: str | UnsetType = UNSET
+
+
+class _BatchLeaf(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    at: str
+    data: _Data
+    kind: Literal["state", "intent", "refusal", "outcome", "health", "kill"]
+    run: str
+    seq: int
+    v: int
+
+
+_BATCH_DECODER = msgspec.json.Decoder(list[_BatchLeaf])
+_SPANS_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+_DECLARED_ORDER = msgspec.json.Encoder()
+"""encodes the batch structs field by field as declared: canonical order, no sorting"""
+
+
+def leaf_heads(batch: Sequence[bytes]) -> list[Head | None]:
+    """The head of every leaf in ``batch`` that is, beyond doubt, valid and canonical; ``None``
+    for the others, which never means "invalid", only "ask :func:`parse_leaf`".
+
+    A head here is what :func:`parse_leaf_exact` would accept, with the same values
+    (``tests/ledger/test_leaf_fast_path.py``).
+    """
+    heads = _batch_heads(batch)
+    if heads is not None:
+        return heads
+    if len(batch) == 1:
+        return [None]
+    half = len(batch) // 2
+    return leaf_heads(batch[:half]) + leaf_heads(batch[half:])
+
+
+def _batch_heads(batch: Sequence[bytes]) -> list[Head | None] | None:
+    """Every leaf's head when the whole batch takes the batch path, else ``None``."""
+    text = b"[" + b",".join(batch) + b"]"
+    # ASCII only: beyond it, isdigit() takes other scripts' digits and, beyond the BMP, key
+    # order differs between RFC 8785 (UTF-16) and the encoder (code points).
+    if not text.isascii():
+        return None
+    try:
+        spans = _SPANS_DECODER.decode(text)
+        # Each element must be exactly one leaf's bytes: ``{..},{..`` + ``..}`` would decode
+        # to as many elements, spelled alike, with other boundaries.
+        if list(map(len, spans)) != list(map(len, batch)):
+            return None
+        docs = _BATCH_DECODER.decode(text)
+    except (msgspec.MsgspecError, ValueError):
+        return None
+    if _DECLARED_ORDER.encode(docs) != text:
+        return None
+    heads: list[Head | None] = []
+    add = heads.append
+    second = ""
+    for doc in docs:
+        at = doc.at
+        if not (len(at) == 30 and at[19] == "." and at[29] == "Z" and at[20:29].isdigit()):
+            return None
+        if at[:19] != second:
+            if not _is_second(at[:19]):
+                return None
+            second = at[:19]
+        kind = doc.kind
+        if kind == "intent":
+            item = doc.data.item
+            add((doc.run, doc.seq, kind, None if item is UNSET else item))
+        elif kind == "outcome":
+            intent = doc.data.intent
+            add((doc.run, doc.seq, kind, None if intent is UNSET else intent))
+        else:
+            add((doc.run, doc.seq, kind, None))
+    return heads
+
+
 def _is_instant(text: str) -> bool:
     """Whether :func:`parse_instant` accepts ``text``; the date and time up to the second are
     checked once per distinct second (leaves come in bursts within one second)."""
-    return (
-        len(text) == 30
-        and text[19] == "."
-        and text[29] == "Z"
-        and text[20:29].isdigit()
-        and text.isascii()
-        and _is_second(text[:19])
-    )
+    return _INSTANT_SHAPE(text) is not None and _is_second(text[:19])
+
+
+_INSTANT_SHAPE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z"
+).fullmatch
+"""ASCII digits only (``str.isdigit`` would take other scripts' digits)"""
 
 
 @functools.lru_cache(maxsize=1024)

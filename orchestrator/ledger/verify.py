@@ -4,14 +4,19 @@
 (O(log n) hashes), the checkpoints it was handed and the intents still waiting for an outcome
 (bounded by the run's concurrency). It checks that
 
-* every leaf parses and is canonical (:func:`~orchestrator.ledger.leaves.parse_leaf`), names
-  this run, and carries sequence number ``0, 1, 2, ...`` without gaps (a deleted or reordered
-  leaf shows here even without a checkpoint);
+* every leaf parses and is canonical, names this run, and carries sequence number
+  ``0, 1, 2, ...`` without gaps (a deleted or reordered leaf shows here even without a
+  checkpoint);
 * every checkpoint note is signed by the orchestrator key for the origin ``rio/<run id>``, and
   the RFC 9162 root over the first ``size`` leaves equals the root it states;
 * the last checkpoint covers every leaf (a leaf appended after it is not vouched for by any
   signature) and no checkpoint claims more leaves than there are;
 * every ``intent`` has exactly one ``outcome`` and every outcome answers a logged intent.
+
+Leaves are read in batches of a few hundred: :func:`~orchestrator.ledger.leaves.leaf_heads`
+proves a whole batch valid and canonical in a few C calls, and any leaf it cannot vouch for
+goes to :func:`~orchestrator.ledger.leaves.parse_leaf`, which decides and words the problem;
+the verdict is the same either way (``tests/ledger/test_verify_fast_path.py``).
 
 It returns a :class:`LogVerdict` (verification returns a result; it never raises for a bad
 log). Each problem names the first offending leaf (``leaf 17: ...``) or checkpoint
@@ -20,6 +25,7 @@ log). Each problem names the first offending leaf (``leaf 17: ...``) or checkpoi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,9 +34,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from orchestrator.errors import InputError, RecordFileError, VerificationError
 from orchestrator.ledger.checkpoint import parse_checkpoint_note, run_origin, verify_checkpoint
-from orchestrator.ledger.leaves import parse_leaf
+from orchestrator.ledger.leaves import LEAF_BATCH, Head, leaf_heads, parse_leaf
 from orchestrator.ledger.log import CHECKPOINT_KEY_NAME, read_checkpoints, read_leaf_bytes
-from orchestrator.ledger.merkle import EMPTY_ROOT, MerkleAccumulator, leaf_hash
+from orchestrator.ledger.merkle import EMPTY_ROOT, MerkleAccumulator, leaf_hashes
 from orchestrator.store.db import Database
 
 if TYPE_CHECKING:
@@ -156,23 +162,28 @@ def verify_log(
     tree = MerkleAccumulator()
     open_intents: dict[int, int] = {}  # intent seq -> plan item, until its outcome is seen
     size = 0
-    pending: list[bytes] = []  # leaf hashes not yet absorbed: the tree takes them in runs
-    for raw in leaves:
-        seq = size
-        pending.append(leaf_hash(raw))
-        size += 1
-        _check_leaf(run_id, seq, raw, open_intents, problems)
-        expected = roots.get(size)
-        if expected is not None or len(pending) >= _BATCH:
-            tree.extend(pending)
-            pending.clear()
-        if expected is not None and tree.root() != expected:
-            problems.add(
-                "root",
-                f"checkpoint {size}: its root does not match the first {size} leaves "
-                "(a leaf was altered, removed, inserted or reordered)",
-            )
-    tree.extend(pending)
+    for batch in _batches(leaves, LEAF_BATCH):
+        first = size
+        size += len(batch)
+        hashes = leaf_hashes(batch)
+        absorbed = 0  # of this batch's hashes, those the tree has taken (it takes them in runs)
+        for offset, head in enumerate(leaf_heads(batch)):
+            seq = first + offset
+            if head is None:
+                head = _parsed_head(seq, batch[offset], problems)
+            if head is not None:
+                _check_head(run_id, seq, head, open_intents, problems)
+            expected = roots.get(seq + 1)
+            if expected is not None:
+                tree.extend(hashes[absorbed : offset + 1])
+                absorbed = offset + 1
+                if tree.root() != expected:
+                    problems.add(
+                        "root",
+                        f"checkpoint {seq + 1}: its root does not match the first {seq + 1} "
+                        "leaves (a leaf was altered, removed, inserted or reordered)",
+                    )
+        tree.extend(hashes[absorbed:])
     for cp_size in sorted(s for s in roots if s > size):
         problems.add("beyond", f"checkpoint {cp_size}: covers more leaves than the {size} present")
     covered = max((s for s in roots if s <= size), default=0)
@@ -202,31 +213,41 @@ def verify_log(
     )
 
 
-def _check_leaf(
-    run_id: str, seq: int, raw: bytes, open_intents: dict[int, int], problems: _Problems
-) -> None:
+def _batches(leaves: Iterable[bytes], n: int) -> Iterator[list[bytes]]:
+    it = iter(leaves)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
+
+
+def _parsed_head(seq: int, raw: bytes, problems: _Problems) -> Head | None:
+    """The head of a leaf the batch path left to the parser, or ``None`` (a parse problem)."""
     try:
         leaf = parse_leaf(raw, source=f"leaf {seq}")
     except RecordFileError as exc:
         problems.add("parse", f"leaf {seq}: {exc}")
-        return
-    if leaf.run != run_id:
-        problems.add("run", f"leaf {seq}: belongs to run {leaf.run!r}, not {run_id!r}")
-    if leaf.seq != seq:
+        return None
+    ref = leaf.data.get("item" if leaf.kind == "intent" else "intent")
+    return leaf.run, leaf.seq, leaf.kind, ref
+
+
+def _check_head(
+    run_id: str, seq: int, head: Head, open_intents: dict[int, int], problems: _Problems
+) -> None:
+    run, leaf_seq, kind, ref = head
+    if run != run_id:
+        problems.add("run", f"leaf {seq}: belongs to run {run!r}, not {run_id!r}")
+    if leaf_seq != seq:
         problems.add(
             "seq",
-            f"leaf {seq}: carries seq {leaf.seq} (a leaf was removed, inserted or reordered)",
+            f"leaf {seq}: carries seq {leaf_seq} (a leaf was removed, inserted or reordered)",
         )
-    if leaf.kind == "intent":
-        item = leaf.data.get("item")
-        open_intents[seq] = item if isinstance(item, int) else -1
-    elif leaf.kind == "outcome":
-        intent = leaf.data.get("intent")
-        if not isinstance(intent, int) or open_intents.pop(intent, None) is None:
-            problems.add(
-                "orphan",
-                f"leaf {seq}: outcome for {intent!r}, which is not an intent awaiting an outcome",
-            )
+    if kind == "intent":
+        open_intents[seq] = ref if isinstance(ref, int) else -1
+    elif kind == "outcome" and (not isinstance(ref, int) or open_intents.pop(ref, None) is None):
+        problems.add(
+            "orphan",
+            f"leaf {seq}: outcome for {ref!r}, which is not an intent awaiting an outcome",
+        )
 
 
 def _stored_leaves(db: Database, run_id: str) -> Iterator[bytes]:

@@ -130,3 +130,173 @@ def test_non_canonical_spellings_are_refused() -> None:
             parse_leaf((base % body).encode())
     accepted = parse_leaf((base % '"\U0001f600":1,"\uffff":2').encode())
     assert accepted.data == {"\U0001f600": 1, "\uffff": 2}
+
+
+# -- the verifier's batch path (leaf_heads): a head only where the exact path accepts ------------
+
+_ip = st.from_regex(r"127\.0\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True)
+_name = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12)
+_intents = st.fixed_dictionaries(
+    {
+        "item": st.integers(-1, 2**40),
+        "probe": st.sampled_from(["http", "port", "tls"]),
+        "target": _name,
+        "ip": _ip,
+        "port": st.none() | st.integers(1, 65535),
+        "ports": st.lists(st.integers(1, 65535), max_size=3),
+        "server_name": st.none() | _name,
+        "cost": st.integers(1, 64),
+        "deadline": st.just("2026-11-30T02:00:10.123456+00:00"),
+        "max_rate": st.integers(1, 100),
+        "resolution": st.none()
+        | st.fixed_dictionaries(
+            {
+                "name": _name,
+                "addresses": st.lists(_ip, max_size=2),
+                "cname_chain": st.lists(_name, max_size=2),
+                "nameserver": _ip,
+                "answered_at": st.just("2026-11-30T02:00:00.000001Z"),
+            }
+        ),
+    }
+)
+_outcomes = st.fixed_dictionaries(
+    {
+        "intent": st.integers(0, 2**31),
+        "outcome": st.sampled_from(["ok", "timeout", "error", "unsent"]),
+        "elapsed_us": st.none() | st.integers(0, 10**9),
+        "connections": st.none() | st.integers(0, 100),
+        "evidence_digest": st.none() | st.text("0123456789abcdef", min_size=8, max_size=8),
+        "findings": st.lists(st.text("0123456789abcdef", min_size=8, max_size=8), max_size=2),
+    },
+    optional={
+        "sent_at": st.none() | st.just("2026-11-30T02:00:00.123456789Z"),
+        "error": st.none() | _name,
+        "sends_us": st.lists(st.integers(0, 10**6), min_size=1, max_size=3),
+        "not_sent": st.fixed_dictionaries(
+            {"check": st.just("rate"), "reason": st.just("rate:per_ip"), "sentence": _name}
+        ),
+    },
+)
+_others = st.sampled_from(
+    [
+        ("state", {"state": "running", "reason": "started"}),
+        ("kill", {"by": "li", "reason": "enough"}),
+        (
+            "health",
+            {
+                "ip": "127.0.0.1",
+                "state": "throttled",
+                "factor": 0.5,
+                "until": None,
+                "reason": "latency",
+            },
+        ),
+        (
+            "refusal",
+            {
+                "request": {
+                    "item": 3,
+                    "probe": "http",
+                    "target": "x",
+                    "ip": None,
+                    "host": "x.test",
+                    "server_name": None,
+                    "port": 80,
+                    "ports": [],
+                    "cost": 1,
+                },
+                "check": "scope",
+                "reason": "out-of-scope",
+                "sentence": "no",
+                "at": "2026-11-30T02:00:00.123456+00:00",
+                "resolution": None,
+            },
+        ),
+    ]
+)
+_bodies = st.one_of(
+    st.tuples(st.just("intent"), _intents),
+    st.tuples(st.just("outcome"), _outcomes),
+    _others,
+    st.tuples(
+        st.sampled_from(["intent", "outcome"]), st.dictionaries(_name, json_values, max_size=4)
+    ),
+)
+
+
+def _mutate(raw: bytes, where: int, junk: bytes, how: str) -> bytes:
+    i = where % len(raw)
+    if how == "replace":
+        return raw[:i] + junk + raw[i + len(junk) :]
+    if how == "insert":
+        return raw[:i] + junk + raw[i:]
+    if how == "delete":
+        return raw[:i] + raw[i + len(junk) :]
+    return raw
+
+
+def _exact_head(raw: bytes) -> tuple[str, int, str, Any] | None:
+    try:
+        leaf = parse_leaf_exact(raw)
+    except RecordFileError:
+        return None
+    ref = leaf.data.get("item" if leaf.kind == "intent" else "intent")
+    return leaf.run, leaf.seq, leaf.kind, ref if leaf.kind in ("intent", "outcome") else None
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(
+            _bodies,
+            st.integers(min_value=0),
+            st.binary(min_size=1, max_size=3) | st.sampled_from([b"1.0", b"\\u0041", b" ", b"},{"]),
+            st.sampled_from(["keep", "keep", "replace", "insert", "delete"]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_batch_of_leaves_gets_a_head_only_where_the_exact_path_accepts(
+    specs: list[tuple[tuple[str, dict[str, Any]], int, bytes, str]],
+) -> None:
+    batch = [
+        _mutate(make_leaf("R-1", seq, kind, _AT, data), where, junk, how)
+        for seq, ((kind, data), where, junk, how) in enumerate(specs)
+    ]
+    heads = leaves_mod.leaf_heads(batch)
+    assert len(heads) == len(batch)
+    for raw, head in zip(batch, heads, strict=True):
+        if head is not None:
+            assert head == _exact_head(raw), raw
+        # Alone or in company, a leaf gets the same answer.
+        assert leaves_mod.leaf_heads([raw]) == [head], raw
+
+
+@given(
+    st.lists(
+        st.one_of(st.tuples(st.just("intent"), _intents), st.tuples(st.just("outcome"), _outcomes)),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_intents_and_outcomes_in_ascii_take_the_batch_path(
+    bodies: list[tuple[str, dict[str, Any]]],
+) -> None:
+    batch = [make_leaf("R-1", seq, kind, _AT, data) for seq, (kind, data) in enumerate(bodies)]
+    heads = leaves_mod.leaf_heads(batch)
+    assert heads == [_exact_head(raw) for raw in batch]
+    assert None not in heads
+
+
+def test_leaves_joined_across_a_boundary_get_no_head() -> None:
+    # '{one},{two up to a comma' + 'the rest of two}': joined with a comma, the batch text is
+    # exactly '[{one},{two}]', two canonical leaves, but neither part is a leaf.
+    one = make_leaf("R-1", 0, "state", _AT, {"state": "running", "reason": None})
+    two = make_leaf("R-1", 1, "state", _AT, {"state": "running", "reason": None})
+    comma = two.rindex(b",")
+    forged = [one + b"," + two[:comma], two[comma + 1 :]]
+    assert b"[" + b",".join(forged) + b"]" == b"[" + one + b"," + two + b"]"
+    assert [_exact_head(raw) for raw in forged] == [None, None]
+    assert leaves_mod.leaf_heads(forged) == [None, None]
