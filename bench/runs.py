@@ -442,7 +442,8 @@ def run_figures(settings: Settings) -> list[Figure]:
             samples=tuple(kills),
             op="<=",
             goal=0.3,
-            detail="farm arrival times after the kill's commit (the runner polls every 0.25 s); "
+            detail="farm arrival times after the kill's commit (the commit rings the runner's "
+            "bell, run/bell.py; its 0.25 s poll is the fallback); "
             f"worst {max(kills):.3f} s",
         )
     )

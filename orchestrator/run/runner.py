@@ -17,7 +17,8 @@ The runner owns the run's probe log while it runs (one writer per run). It:
   paused, and its state leaf says what was not done and why);
 - pauses (state leaf, checkpoint) when the gate refuses for the window or the lead time, so
   nothing is in flight after a window closes;
-- polls the database for a kill request; on a kill it logs a ``kill`` leaf, cancels in-flight
+- hears a kill request as its commit rings the run's bell (``bell.py``; the database is polled
+  too, every ``poll_seconds``); on a kill it logs a ``kill`` leaf, cancels in-flight
   probes (their outcome is ``killed``) and never sends a probe whose intent was logged before the
   kill but not yet sent;
 - on completion writes the ``completed`` and ``sealed`` state leaves and the final checkpoint.
@@ -65,6 +66,7 @@ from orchestrator.ledger.log import ProbeLog, read_leaves
 from orchestrator.run._findings import FindingsBook, Keyed
 from orchestrator.run._identity import user_agent
 from orchestrator.run.batches import PortBatcher
+from orchestrator.run.bell import KillBell
 from orchestrator.run.executors import Executor, executor_for
 from orchestrator.run.lease import RunLease, settle_crash
 from orchestrator.run.lifecycle import RunLifecycle
@@ -729,10 +731,20 @@ class Runner:
     # -- kill switch and progress ------------------------------------------------------------
 
     async def _watch(self, log: ProbeLog) -> None:
-        while True:
-            await asyncio.sleep(self.poll_seconds)
-            await self._check_kill(log)
-            self._report()
+        # A committed kill rings the bell (run/bell.py): read at once. The poll stays for
+        # runners the ring cannot reach (another host on a shared database).
+        bell = KillBell(self.rio.db.engine, self.run_id)
+        bell.open()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await bell.rung.wait()
+                bell.rung.clear()
+                await self._check_kill(log)
+                self._report()
+        finally:
+            bell.close()
 
     async def _check_kill(self, log: ProbeLog) -> None:
         if self._view.killed:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from orchestrator.errors import NotFoundError, StateError
 from orchestrator.intake.notices import get_notice
 from orchestrator.intake.registry import Person, Role, get_person, person_by_id
+from orchestrator.run.bell import ring_after_commit
 from orchestrator.run.state import FINAL, RunState
 from orchestrator.store.models import RunRow
 
@@ -96,7 +97,11 @@ def run_launcher(s: Session, row: RunRow) -> Person:
 
 
 def request_kill(s: Session, run_id: str, by: str, reason: str) -> RunRow:
-    """Ask a run to stop now. The runner (if one is running) logs the kill and cancels probes."""
+    """Ask a run to stop now. The runner (if one is running) logs the kill and cancels probes.
+
+    The kill takes effect when the caller's transaction commits; that commit rings the run's
+    bell (:mod:`orchestrator.run.bell`), so a runner on this host reads it at once.
+    """
     row = get_run(s, run_id)
     if RunState(row.state) in FINAL:
         raise StateError(f"run {run_id} is {row.state}: nothing to kill")
@@ -104,4 +109,6 @@ def request_kill(s: Session, run_id: str, by: str, reason: str) -> RunRow:
         row.kill_requested_at = datetime.now(UTC)
         row.killed_by = by
         row.kill_reason = reason
+    # Its runner reads the kill at once when this commits, not at its next poll.
+    ring_after_commit(s, run_id)
     return row

@@ -70,6 +70,35 @@ async def test_kill_switch_stops_run_and_cancels_probes_in_flight(
     assert verdict, verdict.problems
 
 
+async def test_a_committed_kill_rings_the_runner_without_waiting_for_its_poll(
+    home: Home, slow_http: SlowHttp
+) -> None:
+    # The runner polls only every hour: only the bell (rung by the kill's commit in another
+    # session, as `rio run kill` commits it) can stop it within the test's bound.
+    now = now_utc()
+    policy = policy_bytes(None, http_port=slow_http.port, concurrency=4)
+    notice = announce_notice(
+        home, scope_bytes(slow_http.network, [around(now)]), policy, at=now - timedelta(minutes=1)
+    )
+    run_id = new_run(home, notice)
+    execution = asyncio.create_task(make_runner(home, run_id, poll_seconds=3600.0).execute())
+    try:
+        assert await wait_for_intents(home.rio, run_id, 4) >= 4
+        officer = home.other()
+        try:
+            with officer.db.session() as s:
+                request_kill(s, run_id, "officer-li", "rung, not polled")
+        finally:
+            officer.close()
+        state = await asyncio.wait_for(execution, 30.0)
+    finally:
+        execution.cancel()
+
+    assert state is RunState.SEALED
+    kills = [leaf for leaf in leaves_of(home.rio, run_id) if leaf.kind == "kill"]
+    assert [k.data["reason"] for k in kills] == ["rung, not polled"]
+
+
 async def test_revoked_technician_mid_run_stops_the_run(home: Home, farm: Farm) -> None:
     now = now_utc()
     # 30 items at 10 per second: the run is still going when the technician is revoked.
