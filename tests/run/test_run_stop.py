@@ -27,27 +27,36 @@ from .conftest import (
 )
 
 
-async def test_kill_switch_stops_run_and_cancels_probes_in_flight(
-    home: Home, slow_http: SlowHttp
-) -> None:
+async def _kill_a_slow_run(
+    home: Home, slow_http: SlowHttp, reason: str, *, poll_seconds: float = 0.05
+) -> tuple[str, RunState]:
+    """Run over the slow server; once 4 probes are in flight, kill it from another session
+    (as `rio run kill` does); the run id and the state the runner ended in."""
     now = now_utc()
     policy = policy_bytes(None, http_port=slow_http.port, concurrency=4)
     notice = announce_notice(
         home, scope_bytes(slow_http.network, [around(now)]), policy, at=now - timedelta(minutes=1)
     )
     run_id = new_run(home, notice)
-    execution = asyncio.create_task(make_runner(home, run_id).execute())
+    runner = make_runner(home, run_id, poll_seconds=poll_seconds)
+    execution = asyncio.create_task(runner.execute())
     try:
         assert await wait_for_intents(home.rio, run_id, 4) >= 4
-        officer = home.other()  # the kill comes from another session, as from `rio run kill`
+        officer = home.other()
         try:
             with officer.db.session() as s:
-                request_kill(s, run_id, "officer-li", "target owner reports an outage")
+                request_kill(s, run_id, "officer-li", reason)
         finally:
             officer.close()
-        state = await asyncio.wait_for(execution, 30.0)
+        return run_id, await asyncio.wait_for(execution, 30.0)
     finally:
         execution.cancel()
+
+
+async def test_kill_switch_stops_run_and_cancels_probes_in_flight(
+    home: Home, slow_http: SlowHttp
+) -> None:
+    run_id, state = await _kill_a_slow_run(home, slow_http, "target owner reports an outage")
 
     assert state is RunState.SEALED
     with home.rio.db.session() as s:
@@ -74,25 +83,8 @@ async def test_a_committed_kill_rings_the_runner_without_waiting_for_its_poll(
     home: Home, slow_http: SlowHttp
 ) -> None:
     # The runner polls only every hour: only the bell (rung by the kill's commit in another
-    # session, as `rio run kill` commits it) can stop it within the test's bound.
-    now = now_utc()
-    policy = policy_bytes(None, http_port=slow_http.port, concurrency=4)
-    notice = announce_notice(
-        home, scope_bytes(slow_http.network, [around(now)]), policy, at=now - timedelta(minutes=1)
-    )
-    run_id = new_run(home, notice)
-    execution = asyncio.create_task(make_runner(home, run_id, poll_seconds=3600.0).execute())
-    try:
-        assert await wait_for_intents(home.rio, run_id, 4) >= 4
-        officer = home.other()
-        try:
-            with officer.db.session() as s:
-                request_kill(s, run_id, "officer-li", "rung, not polled")
-        finally:
-            officer.close()
-        state = await asyncio.wait_for(execution, 30.0)
-    finally:
-        execution.cancel()
+    # session) can stop it within the test's bound.
+    run_id, state = await _kill_a_slow_run(home, slow_http, "rung, not polled", poll_seconds=3600)
 
     assert state is RunState.SEALED
     kills = [leaf for leaf in leaves_of(home.rio, run_id) if leaf.kind == "kill"]
