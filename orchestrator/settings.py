@@ -7,6 +7,7 @@ the result down. Every value has an embedded default that needs nothing installe
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -54,6 +55,10 @@ class Settings:
         celery_queue: the probe queue; also the namespace of the workers' Redis keys.
         celery_visibility_seconds: Redis broker only: an unacknowledged task is delivered again
             after this long.
+        egress: ``celery`` only: the scanner source addresses this deployment's workers are
+            pinned to (``RIO_EGRESS``, comma-separated; ``rio worker --egress ADDR``). Each probe
+            goes to the queue of one of them that its notice announces, round robin; a probe
+            whose notice announces none of them is not sent. Empty: workers are not pinned.
         permit_key: the key wire permits are MACed with (``RIO_PERMIT_KEY``, >= 32 characters),
             shared by the orchestrator and its workers; required for ``celery``.
         public_base_url: where the public notice check (``rio serve --api``) is reached from
@@ -82,6 +87,7 @@ class Settings:
     celery_visibility_seconds: int = 300
     permit_key: str | None = field(default=None, repr=False)
     public_base_url: str | None = None
+    egress: tuple[str, ...] = ()
 
     def verify_url(self, notice_id: str) -> str | None:
         """The public check of one notice (``BASE/verify/NOTICE``), if a base URL is set."""
@@ -164,6 +170,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             )
         if permit_key is None:
             raise InputError("RIO_EXECUTOR=celery needs RIO_PERMIT_KEY (shared with the workers)")
+    egress = _egress(source.get("RIO_EGRESS", ""))
+    if egress and executor != "celery":
+        raise InputError("RIO_EGRESS: pinned egresses are for RIO_EXECUTOR=celery workers")
     return Settings(
         home=home,
         database_url=database_url,
@@ -187,7 +196,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         celery_visibility_seconds=_int(source, "RIO_CELERY_VISIBILITY", 300, 5, 86_400),
         permit_key=permit_key,
         public_base_url=_public_base_url(source.get("RIO_PUBLIC_BASE_URL") or None),
+        egress=egress,
     )
+
+
+def _egress(raw: str) -> tuple[str, ...]:
+    """``RIO_EGRESS``: canonical IP addresses, in the order given, each once."""
+    out: list[str] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            address = str(ipaddress.ip_address(part))
+        except ValueError:
+            raise InputError(f"RIO_EGRESS: {part!r} is not an IP address") from None
+        if address not in out:
+            out.append(address)
+    return tuple(out)
 
 
 # What a base URL may hold: it is written into a User-Agent comment, where parentheses,

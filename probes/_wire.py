@@ -121,6 +121,11 @@ class Tally:
         )
 
 
+def _local(source: str | None) -> tuple[str, int] | None:
+    """Where a connection leaves from: the pinned source address (any port), or the routing's."""
+    return (source, 0) if source is not None else None
+
+
 class Conversation:
     """One TCP connection to the pinned address, every step bounded in time and size."""
 
@@ -148,7 +153,10 @@ class Conversation:
         self.tally.connections += 1
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.end.ip, self.end.port), limit
+                asyncio.open_connection(
+                    self.end.ip, self.end.port, local_addr=_local(self.ctx.source_address)
+                ),
+                limit,
             )
         except TimeoutError as exc:
             raise Stop("timeout", f"connect {self.end.ip}:{self.end.port}: no answer") from exc

@@ -242,6 +242,11 @@ class ProbeContext:
         on_wire: called (no arguments, at once) each time the probe puts something on the
             wire: a connection opened, a request written. The runner moves the probe's rate
             budget units to that moment (``None``: nobody listens).
+        source_address: the scanner source address the probe's connections must leave from
+            (a worker pinned to an egress); ``None``: whatever the host's routing picks. Only
+            probes whose class sets ``binds_source = True`` honour it; a pinned worker sends no
+            other probe.
+        sources: the scanner source addresses the permit's notice announced.
     """
 
     user_agent: str
@@ -252,6 +257,8 @@ class ProbeContext:
     cancelled: Any = None
     http_clients: HttpClients | None = None
     on_wire: Callable[[], None] | None = None
+    source_address: str | None = None
+    sources: tuple[str, ...] = ()
 
     def is_cancelled(self) -> bool:
         return bool(self.cancelled()) if callable(self.cancelled) else False

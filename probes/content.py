@@ -154,6 +154,8 @@ class HttpContentProbe:
 
     name: ClassVar[str] = "http-content"
     disruption: ClassVar[Disruption] = Disruption.LIGHT
+    binds_source: ClassVar[bool] = True
+    """its connections leave from ``ctx.source_address`` when set (``make_client``)"""
 
     async def run(self, permit: Permit, ctx: ProbeContext) -> ProbeResult:
         """Fetch each declared path from ``permit.ip:permit.port``.

@@ -150,8 +150,18 @@ def _identity(user_agent: str, from_address: str | None) -> dict[str, str]:
 
 
 def _client(
-    headers: dict[str, str], timeout: float, tls: ssl.SSLContext, limits: httpx.Limits
+    headers: dict[str, str],
+    timeout: float,
+    tls: ssl.SSLContext,
+    limits: httpx.Limits,
+    source: str | None = None,
 ) -> httpx.AsyncClient:
+    # Bound to a source address (a pinned egress): every connection leaves from it.
+    transport = (
+        httpx.AsyncHTTPTransport(verify=tls, limits=limits, local_address=source, trust_env=False)
+        if source is not None
+        else None
+    )
     return httpx.AsyncClient(
         trust_env=False,  # no proxy, no netrc, no SSL_CERT_* from the environment
         follow_redirects=False,
@@ -159,6 +169,7 @@ def _client(
         timeout=httpx.Timeout(timeout),
         headers=headers,
         limits=limits,
+        transport=transport,
     )
 
 
@@ -174,6 +185,7 @@ def make_client(permit: Permit, ctx: ProbeContext) -> httpx.AsyncClient:
         timeout,
         _unverified_tls(),
         httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        ctx.source_address,
     )
 
 
@@ -394,6 +406,8 @@ class HttpProbe:
 
     name: ClassVar[str] = "http"
     disruption: ClassVar[Disruption] = Disruption.LIGHT
+    binds_source: ClassVar[bool] = True
+    """its connections leave from ``ctx.source_address`` when set"""
 
     async def run(
         self, permit: Permit, ctx: ProbeContext, client: httpx.AsyncClient | None = None
@@ -415,7 +429,7 @@ class HttpProbe:
         params = _params(permit)
         base = base_url(permit, params.scheme)
         server_name = _server_name(permit)
-        if client is None and ctx.http_clients is not None:
+        if client is None and ctx.http_clients is not None and ctx.source_address is None:
             client = ctx.http_clients.client_for(permit)
         owned = client is None
         http = client if client is not None else make_client(permit, ctx)

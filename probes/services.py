@@ -61,6 +61,8 @@ class _OneRequest:
     name: ClassVar[str]
     disruption: ClassVar[Disruption] = Disruption.LIGHT
     switches: ClassVar[Mapping[str, bool]] = {}
+    binds_source: ClassVar[bool] = True
+    """its one connection leaves from ``ctx.source_address`` when set"""
 
     async def run(self, permit: Permit, ctx: ProbeContext) -> ProbeResult:
         """Converse once with ``permit.ip:permit.port``.

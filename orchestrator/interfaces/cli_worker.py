@@ -18,18 +18,26 @@ def worker(
     ] = f"rio-{socket.gethostname()}",
     concurrency: Annotated[int, typer.Option(help="Probes in flight at once.")] = 8,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
+    egress: Annotated[
+        str | None,
+        typer.Option(
+            help="Pin this worker to a scanner source address: it takes only the probes routed "
+            "to it (RIO_EGRESS) and sends them from that address, if their notice announced it."
+        ),
+    ] = None,
 ) -> None:
     """Run a probe worker in the foreground (``RIO_BROKER_URL``, ``RIO_PERMIT_KEY``)."""
-    from orchestrator.run.executors._broker import celery_app
+    from orchestrator.run.executors._broker import celery_app, egress_queue
     from orchestrator.settings import load_settings
-    from orchestrator.workers import register_probe_task, worker_deps
+    from orchestrator.workers import check_egress, register_probe_task, worker_deps
 
     if not 1 <= concurrency <= 256:
         raise InputError(f"--concurrency: {concurrency} is outside 1..256")
     settings = load_settings()
     if not settings.broker_url or not settings.state_url:
         raise InputError("rio worker needs RIO_BROKER_URL (and RIO_STATE_URL for an amqp broker)")
-    deps = worker_deps(settings, name=name)
+    source = None if egress is None else check_egress(egress)
+    deps = worker_deps(settings, name=name, egress=source)
     app = celery_app(settings)
     register_probe_task(app, deps, settings)
     deps.kills.start()
@@ -40,7 +48,7 @@ def worker(
                 f"--hostname={name}@%h",
                 "--pool=threads",
                 f"--concurrency={concurrency}",
-                f"--queues={settings.celery_queue}",
+                f"--queues={egress_queue(settings.celery_queue, source)}",
                 f"--loglevel={loglevel}",
                 "--without-gossip",
                 "--without-mingle",

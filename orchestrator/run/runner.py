@@ -63,6 +63,7 @@ from orchestrator.ledger.bodies import (
 )
 from orchestrator.ledger.leaves import format_instant
 from orchestrator.ledger.log import ProbeLog, read_leaves
+from orchestrator.run._egress import Egress
 from orchestrator.run._findings import FindingsBook, Keyed
 from orchestrator.run._identity import user_agent
 from orchestrator.run.batches import PortBatcher
@@ -225,6 +226,7 @@ class Runner:
             )
         self._from = rio.settings.contact
         self.policy = self.notice.policy
+        self._egress = Egress(settings.egress, self.notice.sources)
         self.cipher = cipher_for(rio)
         self._salt: bytes | None = None
         self._book: FindingsBook | None = None
@@ -620,8 +622,10 @@ class Runner:
             versions=self.versions,
         )
 
-    def _context(self, on_wire: WireMark | None = None) -> ProbeContext:
+    def _context(self, on_wire: WireMark | None = None, source: str | None = None) -> ProbeContext:
         return ProbeContext(
+            source_address=source,
+            sources=self._egress.announced,
             on_wire=on_wire,
             user_agent=self._user_agent,
             from_address=self._from,
@@ -634,10 +638,15 @@ class Runner:
     async def _send(
         self, permit: Permit, admission: Admission, mark: WireMark | None = None
     ) -> ProbeResult:
-        ctx = self._context(mark)
         started = time.monotonic()
+        in_runner = permit.probe == "port" and self._ports is not None
+        source, not_sent = self._egress.pick(permit.probe, in_runner=in_runner)
+        if not_sent is not None:
+            # Never from an address the notice did not announce: logged, not sent.
+            return ProbeResult(probe=permit.probe, ip=permit.ip, outcome="error", error=not_sent)
+        ctx = self._context(mark, source)
         try:
-            if permit.probe == "port" and self._ports is not None:
+            if in_runner and self._ports is not None:
                 # The batch stops itself at its earliest deadline and on the kill switch.
                 return await self._ports.scan(permit)
             # The probes honour their deadline themselves; this bound makes it certain: at the

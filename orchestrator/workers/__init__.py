@@ -8,7 +8,7 @@ broadcast (``_kill``), and answers on Redis. It decides nothing: no permit, no p
 from __future__ import annotations
 
 from orchestrator.run.executors._broker import PROBE_TASK, celery_app, publish_kill
-from orchestrator.workers._app import register_probe_task, worker_deps
+from orchestrator.workers._app import check_egress, register_probe_task, worker_deps
 from orchestrator.workers._claims import Claim, ClaimStore, Seen
 from orchestrator.workers._handle import WorkerDeps, handle_permit
 from orchestrator.workers._kill import KillListener
@@ -21,6 +21,7 @@ __all__ = [
     "Seen",
     "WorkerDeps",
     "celery_app",
+    "check_egress",
     "handle_permit",
     "publish_kill",
     "register_probe_task",

@@ -12,11 +12,12 @@ from typing import Any
 from orchestrator.run.executors._base import Executor
 from orchestrator.run.executors._local import LocalExecutor
 from orchestrator.run.executors._results import result_to_json
-from orchestrator.run.executors._wire import PermitWireError, open_permit
+from orchestrator.run.executors._wire import PermitWireError, WirePermit, open_permit
 from orchestrator.workers._claims import ClaimStore, Seen
 from orchestrator.workers._kill import KillListener
 from probes.base import ProbeResult
 from probes.errors import ProbeError
+from probes.registry import probe_class
 
 __all__ = ["WorkerDeps", "handle_permit"]
 
@@ -34,6 +35,8 @@ class WorkerDeps:
     nmap_path: str | None = None
     name: str = "worker"
     executor: Executor = field(default_factory=LocalExecutor)
+    egress: str | None = None
+    """the source address this worker is pinned to (``rio worker --egress``), if any"""
 
 
 def _answer(body: Any, outcome: str, error: str) -> dict[str, Any]:
@@ -60,6 +63,29 @@ def _refuse(deps: WorkerDeps, doc: Any, task_id: str, why: str) -> dict[str, Any
     return _answer(body, "error", f"worker {deps.name} {why}")
 
 
+def _source_problem(wp: WirePermit, deps: WorkerDeps) -> str | None:
+    """Why this worker must not send ``wp`` from where it stands, or ``None``.
+
+    A probe leaves only from a source address its notice announced: a pinned worker sends only
+    permits routed to its own egress, only if the notice announced that address, and only
+    probes that bind their connections to it; an unpinned worker sends no permit that names a
+    source.
+    """
+    source, probe = wp.ctx.source_address, wp.permit.probe
+    if deps.egress is None:
+        if source is not None:
+            return f"it is for egress {source}; this worker is not pinned to one"
+        return None
+    if source != deps.egress:
+        return f"it is for egress {source or 'none'}; this worker is pinned to {deps.egress}"
+    if source not in wp.ctx.sources:
+        announced = ", ".join(wp.ctx.sources) or "none"
+        return f"source {source} is not announced by notice {wp.permit.notice_id} ({announced})"
+    if not getattr(probe_class(probe), "binds_source", False):
+        return f"the {probe} probe cannot bind its connections to the egress {source}"
+    return None
+
+
 async def handle_permit(doc: Any, task_id: str, deps: WorkerDeps) -> dict[str, Any]:
     """Act on one delivery of a wire permit; the answer is a probe result as JSON.
 
@@ -71,6 +97,9 @@ async def handle_permit(doc: Any, task_id: str, deps: WorkerDeps) -> dict[str, A
     except PermitWireError as exc:
         return _refuse(deps, doc, task_id, str(exc))
     permit = wp.permit
+    wrong_source = _source_problem(wp, deps)
+    if wrong_source is not None:
+        return _refuse(deps, doc, task_id, f"permit refused: {wrong_source}")
     claim = deps.claims.claim(wp.key, task_id)
     if claim.seen is Seen.REPLAY:
         return _refuse(deps, doc, task_id, "permit refused: replayed (another delivery owns it)")

@@ -21,6 +21,7 @@ __all__ = [
     "PROBE_TASK",
     "answer_list",
     "celery_app",
+    "egress_queue",
     "kill_channel",
     "publish_kill",
     "reply_list",
@@ -32,6 +33,11 @@ PROBE_TASK = "rio.probe"
 def answer_list(namespace: str, task_id: str) -> str:
     """The Redis list a worker pushes its answer to for a task that names no reply list."""
     return f"{namespace}:answer:{task_id}"
+
+
+def egress_queue(queue: str, source: str | None) -> str:
+    """The queue of the workers pinned to ``source`` (``rio worker --egress``), or ``queue``."""
+    return queue if source is None else f"{queue}@{source}"
 
 
 def reply_list(namespace: str, executor: str) -> str:

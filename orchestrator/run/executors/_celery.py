@@ -19,7 +19,13 @@ from datetime import datetime
 import redis
 import redis.asyncio as aioredis
 
-from orchestrator.run.executors._broker import PROBE_TASK, celery_app, publish_kill, reply_list
+from orchestrator.run.executors._broker import (
+    PROBE_TASK,
+    celery_app,
+    egress_queue,
+    publish_kill,
+    reply_list,
+)
 from orchestrator.run.executors._results import result_from_json
 from orchestrator.run.executors._wire import idempotency_key, wire_permit
 from orchestrator.settings import Settings
@@ -61,7 +67,7 @@ class CeleryExecutor:
                 PROBE_TASK,
                 args=[doc],
                 kwargs={"reply": self._reply},
-                queue=self._queue,
+                queue=egress_queue(self._queue, ctx.source_address),
                 task_id=task_id,
             )
             return await answer

@@ -41,7 +41,8 @@ class WirePermit:
     Attributes:
         permit: the local permit (sealed for this process after the tag verified).
         granted_at: the budget grant instant the orchestrator admitted the send at.
-        ctx: the probe context fields the orchestrator chose (User-Agent, From, DNS port).
+        ctx: the probe context fields the orchestrator chose (User-Agent, From, DNS port, the
+            source address to send from and the notice's announced sources).
         key: the idempotency key (run and intent sequence).
     """
 
@@ -76,6 +77,10 @@ def wire_permit(
             "user_agent": ctx.user_agent,
             "from_address": ctx.from_address,
             "dns_port": ctx.dns_port,
+            # The egress the probe must leave from, and what the notice announced: a pinned
+            # worker checks both before it sends.
+            "source_address": ctx.source_address,
+            "sources": list(ctx.sources),
         },
     }
     return {"body": body, "tag": _tag(key, body)}
@@ -124,6 +129,8 @@ def open_permit(doc: Any, *, key: bytes, now: datetime, nmap_path: str | None = 
             from_address=c["from_address"],
             nmap_path=nmap_path,
             dns_port=int(c["dns_port"]),
+            source_address=None if c.get("source_address") is None else str(c["source_address"]),
+            sources=tuple(str(a) for a in c.get("sources", ())),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PermitWireError(f"permit refused: malformed field ({exc})") from exc

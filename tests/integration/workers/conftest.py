@@ -89,7 +89,7 @@ daemon off;
 {user}
 events {{ worker_connections {self.connections}; }}
 http {{
-  log_format t '$msec $request_time $server_addr $request_uri $status';
+  log_format t '$msec $request_time $server_addr $request_uri $status $remote_addr';
   access_log {self.root}/access.log t;
   client_body_temp_path {self.root}/body;
   proxy_temp_path {self.root}/proxy;
@@ -130,16 +130,25 @@ http {{
         out = []
         path = self.root / "access.log"
         for line in path.read_text().splitlines() if path.exists() else []:
-            done, took, ip, uri, _status = line.split()
+            done, took, ip, uri, _status, _peer = line.split()
             out.append((float(done) - float(took), float(done), ip, uri))
         return sorted(out)
+
+    def peers(self) -> dict[str, int]:
+        """The source addresses the requests came from (nginx's ``$remote_addr``), counted."""
+        path = self.root / "access.log"
+        found: dict[str, int] = {}
+        for line in path.read_text().splitlines() if path.exists() else []:
+            peer = line.split()[-1]
+            found[peer] = found.get(peer, 0) + 1
+        return found
 
     def statuses(self) -> dict[str, int]:
         """HTTP statuses nginx answered, counted."""
         path = self.root / "access.log"
         found: dict[str, int] = {}
         for line in path.read_text().splitlines() if path.exists() else []:
-            status = line.split()[-1]
+            status = line.split()[-2]
             found[status] = found.get(status, 0) + 1
         return found
 
@@ -174,11 +183,14 @@ class Workers:
     logs: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, concurrency: int = 4) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, concurrency: int = 4, egress: str | None = None
+    ) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("wb")
+        pin = [] if egress is None else ["--egress", egress]
         proc = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.interfaces.cli", "worker", "--name", name,
-             "--concurrency", str(concurrency)],
+             "--concurrency", str(concurrency), *pin],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.logs,
         )  # fmt: skip
         self.procs[name] = proc
