@@ -95,10 +95,11 @@ class BenchHome:
         keys = self.root / "keys"
         keys.mkdir()
         generate_keypair(keys / "tech.key", keys / "tech.pub")
+        now = self.rio.clock.now()
         with self.rio.db.session() as s:
-            registry.add_vendor(s, _VENDOR, "Bench Security Services")
-            registry.add_person(s, _TECHNICIAN, registry.Role.TECHNICIAN, "", _VENDOR)
-            registry.add_key(s, _TECHNICIAN, load_public_key(keys / "tech.pub"))
+            registry.add_vendor(s, _VENDOR, "Bench Security Services", now=now)
+            registry.add_person(s, _TECHNICIAN, registry.Role.TECHNICIAN, "", _VENDOR, now=now)
+            registry.add_key(s, _TECHNICIAN, load_public_key(keys / "tech.pub"), now=now)
         return self
 
     def __exit__(
@@ -129,12 +130,13 @@ class BenchHome:
                 policy_bytes=policy,
                 policy_name="bench-policy.yaml",
                 vendor=_VENDOR,
+                now=self.opened.clock.now(),
             )
 
     def run(self, notice_id: str) -> str:
         """Create a run of ``notice_id`` launched by the bench technician; returns its id."""
         with self.opened.db.session() as s:
-            return create_run(s, notice_id, _TECHNICIAN).id
+            return create_run(s, notice_id, _TECHNICIAN, now=self.opened.clock.now()).id
 
 
 class _ActiveRun:
@@ -158,7 +160,7 @@ async def issue_permits(
     rio = home.opened
     with rio.db.session() as s:
         person = run_launcher(s, get_run(s, run_id))
-    log = ProbeLog(rio.db, run_id, rio.signing_key)
+    log = ProbeLog(rio.db, run_id, rio.signing_key, clock=rio.clock)
     rates = notice.policy.rates
     budget = RateBudget(
         BudgetLimits(

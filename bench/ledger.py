@@ -103,7 +103,7 @@ def ledger_sample(home: BenchHome, leaves: int) -> LedgerSample:
     """Append ``leaves`` through a ProbeLog, then insert the same rows raw under another run."""
     rio = home.opened
     run_id = f"R-bench-{secrets.token_hex(4)}"
-    log = ProbeLog(rio.db, run_id, rio.signing_key)
+    log = ProbeLog(rio.db, run_id, rio.signing_key, clock=rio.clock)
     seconds = asyncio.run(_produce(log, leaves))
     total = leaves // _PRODUCERS // 2 * _PRODUCERS * 2
     with rio.db.session() as s:

@@ -45,7 +45,7 @@ def _old_scrape(home: BenchHome) -> None:
 async def _write(home: BenchHome, run_id: str, pairs: int) -> None:
     """Append ``pairs`` intent/outcome pairs to the run's log (opened and closed here)."""
     rio = home.opened
-    log = ProbeLog(rio.db, run_id, rio.signing_key)
+    log = ProbeLog(rio.db, run_id, rio.signing_key, clock=rio.clock)
     for n in range(pairs):
         intent = IntentBody(
             item=n,

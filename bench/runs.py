@@ -343,7 +343,7 @@ def kill_run(*, targets: int, per_ip: int, urls: int) -> float:
 
         def kill() -> None:
             with home.opened.db.session() as s:
-                request_kill(s, run_id, "bench", "kill latency")
+                request_kill(s, run_id, "bench", "kill latency", now=home.opened.clock.now())
             committed.append(time.monotonic())  # the session's commit has returned
 
         timer = threading.Timer(1.5, kill)

@@ -90,7 +90,9 @@ def resolver_for(app: Rio) -> Resolver:
     from orchestrator.gate.resolve import Resolver
 
     settings = app.settings
-    return Resolver(list(settings.dns_nameservers) or None, port=settings.dns_port)
+    return Resolver(
+        list(settings.dns_nameservers) or None, port=settings.dns_port, clock=app.clock.now
+    )
 
 
 def gate_for(

@@ -65,6 +65,10 @@ class Settings:
             outside, e.g. ``https://rio.psb.example`` (``RIO_PUBLIC_BASE_URL``); the notice
             letter and every HTTP probe's User-Agent then point to ``BASE/verify/NOTICE``.
             ``None``: they name the notice only.
+        key_file: the operator's private key (``RIO_KEY_FILE``), used when a command is not
+            given ``--key``; ``None`` = none.
+        calendar_file: a working-day calendar file (``RIO_CALENDAR_FILE``) read beside the
+            package's and the home's added years; ``None`` = none.
     """
 
     home: Path
@@ -88,6 +92,8 @@ class Settings:
     permit_key: str | None = field(default=None, repr=False)
     public_base_url: str | None = None
     egress: tuple[str, ...] = ()
+    key_file: Path | None = None
+    calendar_file: Path | None = None
 
     def verify_url(self, notice_id: str) -> str | None:
         """The public check of one notice (``BASE/verify/NOTICE``), if a base URL is set."""
@@ -115,13 +121,22 @@ class Settings:
         return ZoneInfo(self.timezone)
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, *, defaults: Mapping[str, str] | None = None
+) -> Settings:
     """Read settings from ``RIO_*`` variables (``os.environ`` unless given).
+
+    Args:
+        env: The variables (default: ``os.environ``).
+        defaults: Values for variables ``env`` does not set, where a front end's defaults
+            differ from rio's (``rio demo`` checkpoints more often).
 
     Raises:
         InputError: a variable has an impossible value; the message names it.
     """
-    source = os.environ if env is None else env
+    source: Mapping[str, str] = os.environ if env is None else env
+    if defaults:
+        source = {**defaults, **source}
     home = Path(source.get("RIO_HOME", ".rio")).expanduser()
     database_url = source.get("RIO_DATABASE_URL") or f"sqlite:///{(home / 'rio.db').as_posix()}"
     if database_url.startswith("postgres://"):
@@ -197,6 +212,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         permit_key=permit_key,
         public_base_url=_public_base_url(source.get("RIO_PUBLIC_BASE_URL") or None),
         egress=egress,
+        key_file=_path(source, "RIO_KEY_FILE"),
+        calendar_file=_path(source, "RIO_CALENDAR_FILE"),
     )
 
 
@@ -241,6 +258,12 @@ def _public_base_url(raw: str | None) -> str | None:
             "(http or https, a host, an optional path; no query, fragment, user or spaces)"
         )
     return url
+
+
+def _path(source: Mapping[str, str], name: str) -> Path | None:
+    """A file named by a variable (``~`` expanded), ``None`` when unset or blank."""
+    raw = source.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
 
 
 def _int(source: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

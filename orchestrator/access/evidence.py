@@ -11,7 +11,7 @@ Messages and log entries name the finding, the run and the person, never the evi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import or_, select
@@ -104,7 +104,7 @@ def log_access(
     with rio.db.session() as s:
         s.add(
             AccessEntry(
-                at=now or datetime.now(UTC),
+                at=now or rio.clock.now(),
                 person=person,
                 action=action.value,
                 run_id=run_id,
@@ -162,11 +162,14 @@ def read_evidence(rio: Rio, person: Person, finding_id: str, *, reason: str) -> 
     """
     why = _clean_reason(reason)
     subject = f"finding {finding_id}"
+    now = rio.clock.now()
     with rio.db.session() as s:
         row = s.get(FindingRow, finding_id)
         run_id = row.run_id if row is not None else None
         verdict = (
-            decide(s, person, Action.READ_EVIDENCE, run_id=run_id) if run_id is not None else None
+            decide(s, person, Action.READ_EVIDENCE, run_id=run_id, now=now)
+            if run_id is not None
+            else None
         )
         blob = bytes(row.evidence) if row is not None and row.evidence is not None else None
     if verdict is None:
@@ -178,6 +181,7 @@ def read_evidence(rio: Rio, person: Person, finding_id: str, *, reason: str) -> 
             run_id=None,
             subject=subject,
             reason=f"{why} [refused: no such finding]",
+            now=now,
         )
     if not verdict:
         refuse_logged(
@@ -188,6 +192,7 @@ def read_evidence(rio: Rio, person: Person, finding_id: str, *, reason: str) -> 
             run_id=run_id,
             subject=subject,
             reason=f"{why} [refused: {verdict.why}]",
+            now=now,
         )
     # Logged before decryption: if the entry cannot be written, nothing is disclosed.
     log_access(
@@ -198,6 +203,7 @@ def read_evidence(rio: Rio, person: Person, finding_id: str, *, reason: str) -> 
         subject=subject,
         reason=why,
         allowed=True,
+        now=now,
     )
     if blob is None:
         raise NotFoundError(
@@ -232,7 +238,7 @@ def grant_evidence(
         officer: The granting officer.
         auditor: The auditor (a person or a registered name).
         run_id: The run whose evidence is opened to the auditor.
-        now: The time of the grant (default: now).
+        now: The time of the grant (default: the app's clock).
         expires_at: When the grant ends (default: until revoked).
 
     Returns:
@@ -243,7 +249,7 @@ def grant_evidence(
         InputError: the grantee is not an active auditor.
         NotFoundError: unknown run or auditor.
     """
-    when = now or datetime.now(UTC)
+    when = now or rio.clock.now()
     with rio.db.session() as s:
         target = get_person(s, auditor) if isinstance(auditor, str) else auditor
         verdict = decide(s, officer, Action.GRANT_EVIDENCE, run_id=run_id, now=when)
@@ -333,7 +339,7 @@ def revoke_evidence_grant(
     rio: Rio, officer: Person, auditor: str, run_id: str, *, now: datetime | None = None
 ) -> int:
     """End an auditor's grants for a run from now on; returns how many were in force (logged)."""
-    when = now or datetime.now(UTC)
+    when = now or rio.clock.now()
     with rio.db.session() as s:
         authorize(s, officer, Action.GRANT_EVIDENCE, run_id=run_id, now=when)
         target = get_person(s, auditor)

@@ -9,7 +9,7 @@ finding, refused reads included), so an export never discloses more than ``rio e
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
@@ -29,11 +29,11 @@ if TYPE_CHECKING:
 __all__ = ["diff_runs", "export_findings", "run_findings"]
 
 
-def _readable_run(s: Session, person: Person, run_id: str) -> RunRow:
+def _readable_run(s: Session, person: Person, run_id: str, *, now: datetime) -> RunRow:
     run = s.get(RunRow, run_id)
     if run is None:
         raise NotFoundError(f"run {run_id!r} is not known")
-    authorize(s, person, Action.READ_LEDGER, run_id=run_id)
+    authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=now)
     return run
 
 
@@ -45,7 +45,7 @@ def run_findings(rio: Rio, person: Person, run_id: str) -> list[FindingView]:
         AccessDeniedError: ``person`` may not read the run.
     """
     with rio.db.session() as s:
-        _readable_run(s, person, run_id)
+        _readable_run(s, person, run_id, now=rio.clock.now())
         return load_findings(s, run_id)
 
 
@@ -60,9 +60,10 @@ def diff_runs(rio: Rio, person: Person, old_run: str, new_run: str) -> FindingDi
     """
     if old_run == new_run:
         raise InputError(f"findings diff: run {old_run} is named twice; name two runs")
+    now = rio.clock.now()
     with rio.db.session() as s:
         objects = [
-            get_notice(s, _readable_run(s, person, run_id).notice_id).object_id
+            get_notice(s, _readable_run(s, person, run_id, now=now).notice_id).object_id
             for run_id in (old_run, new_run)
         ]
         if objects[0] != objects[1]:
@@ -91,7 +92,7 @@ def export_findings(
         fmt: one of :data:`~orchestrator.record.export.FORMATS`.
         evidence_reason: when given, each finding's evidence is read (and logged) with this
             reason and included; a refused read stops the export.
-        now: the report's time (default: now).
+        now: the report's time (default: the app's clock).
 
     Raises:
         InputError: unknown format, or an empty reason.
@@ -101,8 +102,9 @@ def export_findings(
     """
     if fmt not in FORMATS:
         raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    now = now or rio.clock.now()
     with rio.db.session() as s:
-        run = _readable_run(s, person, run_id)
+        run = _readable_run(s, person, run_id, now=now)
         notice = get_notice(s, run.notice_id)
         obj = s.get(InspectedObjectRow, notice.object_id)
         ctx = ExportContext(
@@ -111,7 +113,7 @@ def export_findings(
             object_id=notice.object_id,
             object_name=obj.name if obj is not None else notice.object_id,
             state=run.state,
-            generated_at=(now or datetime.now(UTC)).isoformat(),
+            generated_at=now.isoformat(),
         )
         findings = load_findings(s, run_id)
     evidence: dict[str, str] = {}

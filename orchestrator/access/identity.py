@@ -15,7 +15,6 @@ in-process authentication does not need to, because the challenge never leaves t
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from orchestrator.store.models import KeyRow
 
 if TYPE_CHECKING:
     from orchestrator.context import Rio
+    from orchestrator.settings import Settings
 
 __all__ = [
     "AUTH_PAYLOAD_TYPE",
@@ -73,28 +73,27 @@ class Challenge:
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def new_challenge(*, now: datetime | None = None, host: str | None = None) -> Challenge:
+def new_challenge(*, now: datetime, host: str | None = None) -> Challenge:
     """Return a fresh challenge: :data:`AUTH_PURPOSE`, this host, 256 random bits, the time."""
     return Challenge(
         purpose=AUTH_PURPOSE,
         host=host if host is not None else socket.gethostname(),
         nonce=secrets.token_hex(32),
-        issued_at=now or datetime.now(UTC),
+        issued_at=now,
     )
 
 
-def resolve_key_file(key_file: Path | None) -> Path:
-    """The key file given, else the one named by ``RIO_KEY_FILE``.
+def resolve_key_file(key_file: Path | None, settings: Settings) -> Path:
+    """The key file given, else the settings' (``RIO_KEY_FILE``).
 
     Raises:
         KeyFileError: neither is set.
     """
     if key_file is not None:
         return key_file
-    from_env = os.environ.get(KEY_FILE_ENV, "").strip()
-    if not from_env:
+    if settings.key_file is None:
         raise KeyFileError(f"no key file: pass --key FILE or set {KEY_FILE_ENV}")
-    return Path(from_env).expanduser()
+    return settings.key_file
 
 
 def verify_challenge(
@@ -102,7 +101,7 @@ def verify_challenge(
     challenge: Challenge,
     signature: Signature,
     *,
-    now: datetime | None = None,
+    now: datetime,
     host: str | None = None,
     max_age: timedelta = _MAX_AGE,
 ) -> Person:
@@ -112,7 +111,7 @@ def verify_challenge(
         s: A database session.
         challenge: The challenge that was issued.
         signature: The signature over it (its key id names the key).
-        now: The time of the check (default: now).
+        now: The time of the check.
         host: The host the challenge must name (default: this host).
         max_age: How old the challenge may be.
 
@@ -123,7 +122,7 @@ def verify_challenge(
         AccessDeniedError: wrong purpose or host, stale challenge, unregistered key, bad
             signature, revoked or expired key, revoked person.
     """
-    when = now or datetime.now(UTC)
+    when = now
     kid = signature.keyid
     short = f"key {kid[:16]}..."
     if challenge.purpose != AUTH_PURPOSE:
@@ -174,7 +173,7 @@ def authenticate(
         key_file: The operator's private key (PKCS#8 PEM, mode 0600); default ``RIO_KEY_FILE``.
         claimed: If given, the name the operator says they are; refused unless it is the key's
             owner.
-        now: The time of the check (default: now).
+        now: The time of the check (default: the app's clock).
 
     Returns:
         The authenticated person.
@@ -184,12 +183,13 @@ def authenticate(
         AccessDeniedError: the key is not registered, revoked or expired; the person is
             revoked; or the key belongs to someone other than ``claimed``.
     """
-    path = resolve_key_file(key_file)
+    path = resolve_key_file(key_file, rio.settings)
     signer = Ed25519Signer.from_file(path)
-    challenge = new_challenge(now=now)
+    when = now or rio.clock.now()
+    challenge = new_challenge(now=when)
     signature = sign_payload(AUTH_PAYLOAD_TYPE, challenge.to_bytes(), signer)
     with rio.db.session() as s:
-        person = verify_challenge(s, challenge, signature, now=now, host=challenge.host)
+        person = verify_challenge(s, challenge, signature, now=when, host=challenge.host)
     if claimed is not None and claimed != person.name:
         raise AccessDeniedError(
             f"{path}: key {signer.keyid[:16]}... belongs to {person.name}, not to {claimed}"

@@ -189,7 +189,7 @@ def purge(
         person: Who purges (an officer; see :mod:`orchestrator.access.roles`).
         before: Runs created before this date are purged.
         archives: Archive files proving the runs are archived.
-        now: The time of the purge (default: now).
+        now: The time of the purge (default: the app's clock).
 
     Returns:
         The number of runs whose evidence was destroyed.
@@ -199,7 +199,7 @@ def purge(
         RecordFileError, VerificationError: an archive is malformed or does not verify.
         StateError: a run is not closed or not archived; nothing was deleted.
     """
-    when = now or datetime.now(UTC)
+    when = now or rio.clock.now()
     cutoff = datetime.combine(before, time.min, tzinfo=UTC)
     subject = f"evidence of runs created before {before.isoformat()}"
     with rio.db.session() as s:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, false, or_, select
@@ -316,7 +316,7 @@ def decide(
     *,
     run_id: str | None = None,
     notice_id: str | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Verdict:
     """Decide whether ``person`` may do ``action`` (on a run or a notice), without raising.
 
@@ -329,7 +329,7 @@ def decide(
         action: What they ask to do.
         run_id: The run concerned, for run-bound actions.
         notice_id: The notice concerned, for :attr:`Action.LAUNCH_RUN`.
-        now: The time of the decision (default: the current time).
+        now: The time of the decision (the acting app's clock).
 
     Returns:
         The verdict; its ``message`` reads ``<person> (<role>) may not <action> <object>: <why>``.
@@ -337,7 +337,7 @@ def decide(
     Raises:
         NotFoundError: The run or notice does not exist.
     """
-    when = now or datetime.now(UTC)
+    when = now
     row = s.get(PersonRow, person.id)
     role = Role(row.role) if row is not None else person.role
     obj = _object(action, run_id, notice_id)
@@ -429,7 +429,7 @@ def authorize(
     *,
     run_id: str | None = None,
     notice_id: str | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> None:
     """Raise unless ``person`` may do ``action``; see :func:`decide` for the arguments.
 
@@ -442,11 +442,11 @@ def authorize(
         raise AccessDeniedError(verdict.message)
 
 
-def _active(s: Session, person: Person) -> PersonRow | None:
+def _active(s: Session, person: Person, now: datetime) -> PersonRow | None:
     row = s.get(PersonRow, person.id)
     if row is None or row.name != person.name:
         return None
-    if row.revoked_at is not None and row.revoked_at <= datetime.now(UTC):
+    if row.revoked_at is not None and row.revoked_at <= now:
         return None
     return row
 
@@ -479,14 +479,14 @@ def _officer_notices(officer: PersonRow) -> Any:
     )
 
 
-def visible_runs(s: Session, person: Person) -> Select[tuple[RunRow]]:
-    """The runs ``person`` may list: ``s.scalars(visible_runs(s, person))``.
+def visible_runs(s: Session, person: Person, *, now: datetime) -> Select[tuple[RunRow]]:
+    """The runs ``person`` may list at ``now``: ``s.scalars(visible_runs(s, person, now=now))``.
 
     Auditors see every run, officers the runs of notices their organisation announced, a
     technician the runs of notices that entrust their vendor; administrators and revoked
     people see none.
     """
-    row = _active(s, person)
+    row = _active(s, person, now)
     query = select(RunRow).order_by(RunRow.created_at, RunRow.id)
     if row is None:
         return query.where(false())
@@ -502,12 +502,13 @@ def visible_runs(s: Session, person: Person) -> Select[tuple[RunRow]]:
     return query.where(false())
 
 
-def visible_notices(s: Session, person: Person) -> Select[tuple[NoticeRow]]:
-    """The notices ``person`` may list: ``s.scalars(visible_notices(s, person))``.
+def visible_notices(s: Session, person: Person, *, now: datetime) -> Select[tuple[NoticeRow]]:
+    """The notices ``person`` may list at ``now``: ``s.scalars(visible_notices(s, person,
+    now=now))``.
 
     Same rule as :func:`visible_runs`: officers see the notices their organisation announced.
     """
-    row = _active(s, person)
+    row = _active(s, person, now)
     query = select(NoticeRow).order_by(NoticeRow.announced_at, NoticeRow.id)
     if row is None:
         return query.where(false())

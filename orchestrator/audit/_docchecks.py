@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from orchestrator.audit._archive import (
@@ -380,7 +380,7 @@ def check_record(
     keys: KeysDoc,
     notice: NoticeDoc,
     policy: Policy | None,
-    now: datetime | None = None,
+    now: datetime,
     trusted: KeysDoc | None = None,
 ) -> tuple[CheckResult, dict[str, Any] | None]:
     """The record is what was signed, names the final checkpoint, and carries enough valid
@@ -430,7 +430,7 @@ def check_record(
     if envelope.payload != record_bytes:
         tally.offend("member record.dsse.json", "payload is not record.json's bytes")
     signed_at, closed_at = _signature_times(tally, signature_times)
-    audit_time = now or datetime.now(UTC)
+    audit_time = now
     if closed_at is not None and created_at is not None and closed_at < created_at:
         tally.offend(f"member {RECORD_SIGNATURES}", "closed_at is before the record existed")
     if closed_at is not None and closed_at > audit_time:

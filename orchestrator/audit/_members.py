@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from orchestrator.audit._archive import FINDINGS, RECTIFICATION
 from orchestrator.audit._docs import parse_time
@@ -27,6 +26,7 @@ from orchestrator.audit._report import CheckResult
 from orchestrator.audit._tally import Tally
 from orchestrator.errors import RecordFileError
 from orchestrator.ledger.leaves import Leaf
+from orchestrator.record._zone import CALENDAR_ZONE
 from orchestrator.record.canonical import canonical_bytes, loads_strict
 
 __all__ = ["FindingDigests", "check_findings"]
@@ -162,10 +162,6 @@ def check_findings(
     )
 
 
-_CHINA = ZoneInfo("Asia/Shanghai")
-"""Art. 19 working days are China calendar days."""
-
-
 def _check_feedback(tally: Tally, subject: str, order: dict[str, Any]) -> None:
     """Art. 19: the re-check result's feedback, when recorded, says who, when and which
     document, and came within its due date (3 working days after the re-check)."""
@@ -189,6 +185,6 @@ def _check_feedback(tally: Tally, subject: str, order: dict[str, Any]) -> None:
     if not isinstance(due, str):
         tally.offend(subject, "has feedback but no feedback_due (no re-check)")
         return
-    given = at.astimezone(_CHINA).date()
+    given = at.astimezone(CALENDAR_ZONE).date()
     if given.isoformat() > due:
         tally.offend(subject, f"feedback given {given.isoformat()}, after its due date {due}")

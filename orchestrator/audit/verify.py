@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import tarfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -173,6 +174,7 @@ def verify_archive(
     *,
     trusted_key_id: str | None = None,
     trusted_keys: KeysDoc | None = None,
+    now: datetime,
 ) -> AuditReport:
     """Verify a rio archive offline against a trust anchor.
 
@@ -182,6 +184,7 @@ def verify_archive(
             be it.
         trusted_keys: A trusted-keys file (:func:`load_trusted_keys`): the orchestrator key
             must be its, and every signer's key must be in it.
+        now: The time of the audit (a record cannot have been closed after it).
 
     Returns:
         The report, true only when every check passed. Without either anchor every check
@@ -197,10 +200,12 @@ def verify_archive(
     except RecordFileError as exc:
         return _unreadable(path, str(exc))
     with archive:
-        return _verify(archive, trusted_key_id, trusted_keys)
+        return _verify(archive, trusted_key_id, trusted_keys, now)
 
 
-def _verify(archive: Archive, pinned: str | None, trusted: KeysDoc | None) -> AuditReport:
+def _verify(
+    archive: Archive, pinned: str | None, trusted: KeysDoc | None, now: datetime
+) -> AuditReport:
     results: dict[str, CheckResult] = {}
     manifest: Manifest | None
     manifest, manifest_error = _attempt(parse_manifest, lambda: archive.read(MANIFEST))
@@ -326,6 +331,7 @@ def _verify(archive: Archive, pinned: str | None, trusted: KeysDoc | None) -> Au
             keys=keys,
             notice=notice,
             policy=policy,
+            now=now,
             trusted=trusted,
         )
     findings_bytes, findings_error = _attempt(lambda b: b, lambda: archive.read(FINDINGS))

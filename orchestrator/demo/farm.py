@@ -22,10 +22,10 @@ import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from orchestrator.clock import Clock, SystemClock
 from orchestrator.demo._certs import make_certificates, server_contexts
 from orchestrator.demo._dns import DemoZone, start_dns
 from orchestrator.demo._http import COUNTER_KEYS, Site, Tally, serve_http
@@ -157,6 +157,8 @@ class Farm:
 
     Args:
         spec: what to serve.
+        clock: dates the farm's certificates (the expired and expiring ones are relative to
+            it); default: the system clock.
 
     Attributes:
         targets: the addresses serving HTTP and HTTPS (empty before start).
@@ -167,7 +169,7 @@ class Farm:
         dns_ip: the stub DNS address (``None`` when the spec has none).
     """
 
-    def __init__(self, spec: FarmSpec) -> None:
+    def __init__(self, spec: FarmSpec, *, clock: Clock | None = None) -> None:
         self.spec = spec
         self.targets: tuple[str, ...] = ()
         self.skipped: tuple[str, ...] = ()
@@ -183,7 +185,7 @@ class Farm:
             ips=self._ips,
             weak=weak,
             names=(f"www.{spec.zone.strip('.')}", f"portal.{spec.zone.strip('.')}"),
-            now=datetime.now(UTC),
+            now=(clock or SystemClock()).now(),
         )
         self.ca_pem: bytes = self._certs.ca_pem
         self._tallies = {ip: Tally() for ip in self._ips}

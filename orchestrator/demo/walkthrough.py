@@ -11,14 +11,12 @@ technician sign the record, it is closed, archived and verified offline.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from orchestrator.app import build_app
 from orchestrator.context import Rio, init_home
 from orchestrator.demo.farm import Farm, FarmSpec
 from orchestrator.errors import ConflictError, InputError
@@ -58,33 +56,32 @@ def _ensure_people(rio: Rio, keys: Path) -> None:
         (name, registry.Role.OFFICER, DEMO_ORGAN, None) for name in DEMO_OFFICERS
     ]
     people.append((DEMO_TECHNICIAN, registry.Role.TECHNICIAN, "", DEMO_VENDOR))
+    now = rio.clock.now()
     with rio.db.session() as s, contextlib.suppress(ConflictError):
-        registry.add_vendor(s, DEMO_VENDOR, "Demo Security Services Co.")
+        registry.add_vendor(s, DEMO_VENDOR, "Demo Security Services Co.", now=now)
     for name, role, org, vendor in people:
         private, public = keys / f"{name}.key", keys / f"{name}.pub"
         if not private.exists():
             generate_keypair(private, public)
         with rio.db.session() as s:
             with contextlib.suppress(ConflictError):
-                registry.add_person(s, name, role, org, vendor)
+                registry.add_person(s, name, role, org, vendor, now=now)
             with contextlib.suppress(ConflictError):
-                registry.add_key(s, name, load_public_key(public))
+                registry.add_key(s, name, load_public_key(public), now=now)
 
 
 def run_demo(*, quiet: bool = False) -> str:
     """Run the whole demo; returns the run id."""
     from orchestrator.services.runs import execute_run, run_summary
 
-    settings = load_settings()
-    if "RIO_CHECKPOINT_EVERY" not in os.environ:
-        # A short demo run still shows several signed checkpoints and their consistency.
-        settings = dataclasses.replace(settings, checkpoint_every=64)
+    # A short demo run still shows several signed checkpoints and their consistency.
+    settings = load_settings(defaults={"RIO_CHECKPOINT_EVERY": "64"})
     for line in init_home(settings):
         console.print(line)
     scope_file, policy_file = demo_files()
     _, scope_bytes = load_scope(scope_file)
     policy, policy_bytes = load_policy(policy_file)
-    rio = Rio(settings)
+    rio = build_app(settings)
     keys = settings.home / "demo-keys"
     spec = FarmSpec(count=29, lifetime=900.0)
     try:
@@ -93,7 +90,7 @@ def run_demo(*, quiet: bool = False) -> str:
             f"demo organ: officers {', '.join(DEMO_OFFICERS)}; "
             f"vendor {DEMO_VENDOR}, technician {DEMO_TECHNICIAN}"
         )
-        with Farm(spec) as farm:
+        with Farm(spec, clock=rio.clock) as farm:
             console.print(
                 f"loopback farm: {len(farm.targets)} targets {farm.targets[0]}..{farm.targets[-1]} "
                 f"(http {farm.http_port}, https {farm.https_port}, "
@@ -109,22 +106,23 @@ def run_demo(*, quiet: bool = False) -> str:
                     policy_name=str(policy_file.name),
                     vendor=DEMO_VENDOR,
                     announced_by=registry.get_person(s, DEMO_OFFICERS[0]).id,
+                    now=rio.clock.now(),
                 )
             console.print(
                 f"announced notice {notice.id} (scope sha256 {notice.scope_sha256[:16]}...)"
             )
-            wait = (notice.lead_time_met_at() - datetime.now(UTC)).total_seconds()
+            wait = (notice.lead_time_met_at() - rio.clock.now()).total_seconds()
             if wait > 0:
                 console.print(
                     f"waiting {wait:.1f} s for the policy's lead time ({policy.min_notice_lead})"
                 )
                 time.sleep(wait + 0.05)
             with rio.db.session() as s:
-                run_id = create_run(s, notice.id, DEMO_TECHNICIAN).id
+                run_id = create_run(s, notice.id, DEMO_TECHNICIAN, now=rio.clock.now()).id
                 technician = registry.get_person(s, DEMO_TECHNICIAN)
             console.print(f"run {run_id} by {DEMO_TECHNICIAN}")
             assert farm.dns_ip is not None and farm.dns_port is not None
-            resolver = Resolver([farm.dns_ip], port=farm.dns_port)
+            resolver = Resolver([farm.dns_ip], port=farm.dns_port, clock=rio.clock.now)
             with live_progress(f"run {run_id}", quiet=quiet) as show:
                 execute_run(
                     rio,

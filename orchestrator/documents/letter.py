@@ -90,7 +90,8 @@ def notice_letter(rio: Rio, actor: Person, notice_id: str, fmt: Format) -> bytes
     """
     with rio.db.session() as s:
         notice = get_notice(s, notice_id)
-        if notice_id not in {row.id for row in s.scalars(visible_notices(s, actor))}:
+        visible = s.scalars(visible_notices(s, actor, now=rio.clock.now()))
+        if notice_id not in {row.id for row in visible}:
             raise AccessDeniedError(
                 f"{actor.name} ({actor.role}) may not see notice {notice_id}: it is neither "
                 "of their organ nor entrusted to their vendor"

@@ -48,7 +48,7 @@ def print_record(rio: Rio, actor: Person, run_id: str, fmt: Format) -> bytes:
         ToolError: PDF was asked for and cannot be laid out here.
     """
     with rio.db.session() as s:
-        authorize(s, actor, Action.READ_LEDGER, run_id=run_id)
+        authorize(s, actor, Action.READ_LEDGER, run_id=run_id, now=rio.clock.now())
         run = s.get(RunRow, run_id)
         assert run is not None  # authorize raised NotFoundError otherwise
         notice = get_notice(s, run.notice_id)

@@ -26,6 +26,7 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
+from orchestrator.clock import SystemClock
 from orchestrator.errors import InputError, ResolutionError
 from orchestrator.gate.addresses import canonical_ip, normalise_host, parse_ip
 
@@ -64,10 +65,6 @@ class Resolution:
         }
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _address_key(text: str) -> tuple[int, int]:
     ip = parse_ip(text)
     return (ip.version, int(ip))
@@ -97,13 +94,13 @@ class Resolver:
         port: int = 53,
         timeout: float = 2.0,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if timeout <= 0:
             raise InputError(f"resolver timeout {timeout!r} must be a positive number of seconds")
         if not 0 < port < 65536:
             raise InputError(f"resolver port {port!r} must be 1-65535")
-        self._clock = clock
+        self._clock = clock or SystemClock().now
         if nameservers is None:
             resolver = dns.asyncresolver.Resolver(configure=True)
         else:

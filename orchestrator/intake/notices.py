@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 
 from sqlalchemy import select
@@ -98,7 +98,7 @@ def announce(
     announced_by: int | None = None,
     organ: str | None = None,
     co_inspecting: Sequence[str] = (),
-    now: datetime | None = None,
+    now: datetime,
 ) -> Notice:
     """Store a notice. Both documents are parsed first: nothing is written for a bad file.
 
@@ -115,7 +115,7 @@ def announce(
     """
     scope = parse_scope(scope_bytes, scope_name)
     parse_policy(policy_bytes, policy_name)
-    when = now or datetime.now(UTC)
+    when = now
     vendor_id = get_vendor(s, vendor).id if vendor is not None else None
     organ = _announcing_organ(s, announced_by, organ, scope_name)
     others = tuple(dict.fromkeys(o.strip() for o in co_inspecting))
@@ -131,6 +131,7 @@ def announce(
         scope.object.name,
         [str(x) for x in scope.object.services],
         scope.object.key_supervision,
+        now=when,
     )
     row = NoticeRow(
         id=_new_id(when),

@@ -7,7 +7,7 @@ the DER SubjectPublicKeyInfo) itself and never stores a private key.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
@@ -34,14 +34,10 @@ __all__ = [
 ]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def add_vendor(s: Session, name: str, organisation: str) -> VendorRow:
+def add_vendor(s: Session, name: str, organisation: str, *, now: datetime) -> VendorRow:
     if s.scalar(select(VendorRow).where(VendorRow.name == name)) is not None:
         raise ConflictError(f"vendor {name!r} already exists")
-    row = VendorRow(name=name, organisation=organisation, created_at=_now())
+    row = VendorRow(name=name, organisation=organisation, created_at=now)
     s.add(row)
     s.flush()
     return row
@@ -55,7 +51,13 @@ def get_vendor(s: Session, name: str) -> VendorRow:
 
 
 def add_person(
-    s: Session, name: str, role: Role, organisation: str, vendor: str | None = None
+    s: Session,
+    name: str,
+    role: Role,
+    organisation: str,
+    vendor: str | None = None,
+    *,
+    now: datetime,
 ) -> Person:
     """Register a person. Technicians must name their vendor; nobody else may."""
     if s.scalar(select(PersonRow).where(PersonRow.name == name)) is not None:
@@ -74,7 +76,7 @@ def add_person(
         role=role.value,
         organisation=organisation,
         vendor_id=vendor_id,
-        created_at=_now(),
+        created_at=now,
     )
     s.add(row)
     s.flush()
@@ -111,17 +113,22 @@ def list_people(s: Session) -> list[Person]:
     return [_person(s, r) for r in s.scalars(select(PersonRow).order_by(PersonRow.name))]
 
 
-def revoke_person(s: Session, name: str, when: datetime | None = None) -> Person:
+def revoke_person(s: Session, name: str, when: datetime) -> Person:
     row = s.scalar(select(PersonRow).where(PersonRow.name == name))
     if row is None:
         raise NotFoundError(f"person {name!r} is not registered")
     if row.revoked_at is None:
-        row.revoked_at = when or _now()
+        row.revoked_at = when
     return _person(s, row)
 
 
 def add_key(
-    s: Session, person: str, public: Ed25519PublicKey | bytes, expires_at: datetime | None = None
+    s: Session,
+    person: str,
+    public: Ed25519PublicKey | bytes,
+    expires_at: datetime | None = None,
+    *,
+    now: datetime,
 ) -> str:
     """Register a public key for a person; returns its key id."""
     key = load_public_key(public) if isinstance(public, bytes) else public
@@ -134,7 +141,7 @@ def add_key(
             key_id=kid,
             person_id=p.id,
             public_pem=public_pem(key),
-            created_at=_now(),
+            created_at=now,
             expires_at=expires_at,
         )
     )
@@ -142,12 +149,12 @@ def add_key(
     return kid
 
 
-def revoke_key(s: Session, kid: str, when: datetime | None = None) -> None:
+def revoke_key(s: Session, kid: str, when: datetime) -> None:
     row = s.get(KeyRow, kid)
     if row is None:
         raise NotFoundError(f"key {kid!r} is not registered")
     if row.revoked_at is None:
-        row.revoked_at = when or _now()
+        row.revoked_at = when
 
 
 def person_keys(s: Session, person: str) -> list[KeyRow]:
@@ -163,7 +170,13 @@ def person_of_key(s: Session, kid: str) -> tuple[Person, KeyRow]:
 
 
 def upsert_object(
-    s: Session, object_id: str, name: str, services: list[str], key_supervision: bool
+    s: Session,
+    object_id: str,
+    name: str,
+    services: list[str],
+    key_supervision: bool,
+    *,
+    now: datetime,
 ) -> InspectedObjectRow:
     """Register the inspected object named by a scope (or refresh its name and services)."""
     row = s.get(InspectedObjectRow, object_id)
@@ -173,7 +186,7 @@ def upsert_object(
             name=name,
             services=services,
             key_supervision=key_supervision,
-            created_at=_now(),
+            created_at=now,
         )
         s.add(row)
     else:

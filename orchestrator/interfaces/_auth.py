@@ -43,9 +43,10 @@ def operator(
     from orchestrator.access.identity import authenticate
     from orchestrator.access.roles import authorize
 
-    person = authenticate(rio, key, claimed=claimed)
+    now = rio.clock.now()
+    person = authenticate(rio, key, claimed=claimed, now=now)
     with rio.db.session() as s:
-        authorize(s, person, action, run_id=run_id, notice_id=notice_id)
+        authorize(s, person, action, run_id=run_id, notice_id=notice_id, now=now)
     return person
 
 

@@ -34,10 +34,12 @@ QuietOpt = Annotated[
 
 @contextmanager
 def open_rio(*, require_init: bool = True) -> Iterator[Rio]:
-    from orchestrator.context import Rio
+    """The application every command works with: settings read once, built by the
+    composition root (:func:`orchestrator.app.build_app`)."""
+    from orchestrator.app import build_app
     from orchestrator.settings import load_settings
 
-    rio = Rio(load_settings())
+    rio = build_app(load_settings())
     try:
         if require_init:
             rio.db.require_initialised()

@@ -86,7 +86,6 @@ def init() -> None:
 
 def _doctor_checks() -> list[tuple[str, Any]]:
     """Every check ``rio doctor`` runs: a name and a function returning what it found."""
-    from orchestrator.access.identity import KEY_FILE_ENV
     from orchestrator.context import Rio, privacy_problems
     from orchestrator.gate.budget import check_budget_store
     from orchestrator.settings import load_settings
@@ -139,7 +138,8 @@ def _doctor_checks() -> list[tuple[str, Any]]:
         return f"{settings.home} private (0700, files 0600)"
 
     def your_key() -> str:
-        path = Path(os.environ[KEY_FILE_ENV])
+        path = settings.key_file
+        assert path is not None  # listed only when set
         return key_file_access_problem(path) or f"{path} (yours, 0600, readable)"
 
     checks = [
@@ -150,7 +150,7 @@ def _doctor_checks() -> list[tuple[str, Any]]:
         ("master key", key_file("master key", settings.master_key_file)),
         ("home", home),
     ]
-    if os.environ.get(KEY_FILE_ENV):
+    if settings.key_file is not None:
         checks.append(("your key", your_key))
     if settings.executor == "celery":
         checks += [("broker", broker), ("workers", workers)]
@@ -309,7 +309,7 @@ def keys_export_trust(
     from orchestrator.record.trust import export_trust
 
     with open_rio() as rio:
-        people = export_trust(rio.db, rio.verify_key, out)
+        people = export_trust(rio.db, rio.verify_key, out, now=rio.clock.now())
         kid = rio.signing_key_id
     console.print(
         f"{out}: orchestrator key {kid}, public keys of {people} officers and technicians"
@@ -347,7 +347,7 @@ def vendor_add(
     with open_rio() as rio:
         registry_operator(rio, key, claimed)
         with rio.db.session() as s:
-            registry.add_vendor(s, name, organisation)
+            registry.add_vendor(s, name, organisation, now=rio.clock.now())
     console.print(f"vendor {name} registered")
 
 
@@ -386,8 +386,9 @@ def person_add(
         registry_operator(rio, key, claimed)
         public = keyfiles.load_public_key(public_key) if public_key is not None else None
         with rio.db.session() as s:
-            p = registry.add_person(s, name, role, organisation, vendor)
-            kid = registry.add_key(s, name, public) if public is not None else None
+            now = rio.clock.now()
+            p = registry.add_person(s, name, role, organisation, vendor, now=now)
+            kid = registry.add_key(s, name, public, now=now) if public is not None else None
     console.print(f"{p.role} {p.name} registered" + (f", key {kid}" if kid else ""))
 
 
@@ -401,7 +402,7 @@ def person_key(name: str, public_key: Path, key: KeyOpt = None, claimed: AsOpt =
     with open_rio() as rio:
         registry_operator(rio, key, claimed)
         with rio.db.session() as s:
-            kid = registry.add_key(s, name, public)
+            kid = registry.add_key(s, name, public, now=rio.clock.now())
     console.print(f"key {kid} registered for {name}")
 
 
@@ -413,7 +414,7 @@ def person_revoke(name: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     with open_rio() as rio:
         registry_operator(rio, key, claimed)
         with rio.db.session() as s:
-            p = registry.revoke_person(s, name)
+            p = registry.revoke_person(s, name, rio.clock.now())
     console.print(f"{p.name} revoked at {p.revoked_at}")
 
 
@@ -470,6 +471,7 @@ def notice_announce(
                 vendor=vendor,
                 announced_by=officer.id,
                 co_inspecting=co_inspecting or (),
+                now=rio.clock.now(),
             )
     if as_json:
         print_json(n.to_json())
@@ -481,8 +483,9 @@ def _visible_notice_ids(rio: Any, s: Any, key: Path | None, claimed: str | None)
     from orchestrator.access.identity import authenticate
     from orchestrator.access.roles import visible_notices
 
-    person = authenticate(rio, key, claimed=claimed)
-    return {row.id for row in s.scalars(visible_notices(s, person))}
+    now = rio.clock.now()
+    person = authenticate(rio, key, claimed=claimed, now=now)
+    return {row.id for row in s.scalars(visible_notices(s, person, now=now))}
 
 
 @notice_app.command("show")

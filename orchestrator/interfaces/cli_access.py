@@ -8,7 +8,7 @@ The access listing lives at ``rio access log`` because ``rio audit`` belongs to 
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -52,7 +52,7 @@ def access_log_cmd(
     with open_rio() as rio:
         reader = authenticate(rio, key, claimed=claimed)
         with rio.db.session() as s:
-            authorize(s, reader, Action.READ_LEDGER, run_id=run)
+            authorize(s, reader, Action.READ_LEDGER, run_id=run, now=rio.clock.now())
             entries = [e.to_json() for e in access_log(s, person=person, run_id=run)]
     if as_json:
         print_json(entries)
@@ -99,10 +99,11 @@ def evidence_grant(
     from orchestrator.access.evidence import grant_evidence
     from orchestrator.access.identity import authenticate
 
-    expires = datetime.now(UTC) + timedelta(days=days) if days is not None else None
     with open_rio() as rio:
-        officer = authenticate(rio, key, claimed=claimed)
-        info = grant_evidence(rio, officer, auditor, run, expires_at=expires)
+        now = rio.clock.now()
+        expires = now + timedelta(days=days) if days is not None else None
+        officer = authenticate(rio, key, claimed=claimed, now=now)
+        info = grant_evidence(rio, officer, auditor, run, now=now, expires_at=expires)
     state = "granted" if info.created else "already granted"
     until = f" until {expires.isoformat()}" if expires is not None and info.created else ""
     console.print(f"{state}: {info.auditor} may read the evidence of run {info.run_id}{until}")

@@ -154,6 +154,7 @@ def register(app: typer.Typer) -> None:
         """
         from orchestrator.audit import load_trusted_keys, verify_archive
         from orchestrator.audit.verify import require_archive
+        from orchestrator.clock import SystemClock
 
         path = Path(archive)
         if not path.exists() and "/" not in archive and not archive.endswith(".tar"):
@@ -161,7 +162,9 @@ def register(app: typer.Typer) -> None:
             return
         require_archive(path)
         trusted = load_trusted_keys(trust) if trust is not None else None
-        report = verify_archive(path, trusted_key_id=key_id, trusted_keys=trusted)
+        # Offline: no home is opened, so this command's clock is the system's.
+        now = SystemClock().now()
+        report = verify_archive(path, trusted_key_id=key_id, trusted_keys=trusted, now=now)
         _print_report(report, as_json)
         if not report:
             raise typer.Exit(VerificationError.exit_code)

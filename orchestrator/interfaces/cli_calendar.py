@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,6 +13,7 @@ from orchestrator.interfaces._common import console, open_rio, print_json
 if TYPE_CHECKING:
     from orchestrator.record import rectify as rectify_mod
     from orchestrator.record.workdays import WorkingCalendar
+    from orchestrator.settings import Settings
 
 
 __all__ = ["CALENDAR_ENV", "calendar_app", "cli_calendar", "register"]
@@ -33,18 +33,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(calendar_app, name="calendar")
 
 
-def cli_calendar(home: Path | None = None) -> WorkingCalendar:
+def cli_calendar(settings: Settings) -> WorkingCalendar:
     """The calendar a command uses: the package, the home's added years, ``RIO_CALENDAR_FILE``.
 
     Read when a command runs, not at import.
     """
     from orchestrator.record.workdays import WorkingCalendar, calendar_files
-    from orchestrator.settings import load_settings
 
-    folder = home if home is not None else load_settings().home
-    extra = os.environ.get(CALENDAR_ENV) or None
     return WorkingCalendar(
-        extra_file=Path(extra) if extra else None, extra_files=calendar_files(folder)
+        extra_file=settings.calendar_file, extra_files=calendar_files(settings.home)
     )
 
 
@@ -63,7 +60,7 @@ def calendar_status(as_json: JsonOpt = False) -> None:
     from orchestrator.settings import load_settings
 
     settings = load_settings()
-    calendar = cli_calendar(settings.home)
+    calendar = cli_calendar(settings)
     years = sorted(calendar.covered_years | calendar.provisional_years)
     data: dict[str, Any] = {
         "authoritative": sorted(calendar.covered_years),
@@ -105,8 +102,8 @@ def calendar_add(
     with open_rio() as rio:
         operator(rio, key, claimed, Action.MANAGE_REGISTRY)
         added = add_calendar_file(rio.settings.home, file)
-        calendar = cli_calendar(rio.settings.home)
-        changed = rectify_mod.recompute_provisional(rio.db, calendar=calendar)
+        calendar = cli_calendar(rio.settings)
+        changed = rectify_mod.recompute_provisional(rio.db, calendar=calendar, now=rio.clock.now())
     if as_json:
         print_json(
             {

@@ -7,10 +7,9 @@ closure exits 3, a closed record touched again exits 5).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 
@@ -27,6 +26,7 @@ from orchestrator.interfaces._common import (
 )
 
 if TYPE_CHECKING:
+    from orchestrator.context import Rio
     from orchestrator.record import rectify as rectify_mod
     from orchestrator.record import signoff as signoff_mod
     from orchestrator.record.workdays import WorkingCalendar
@@ -43,7 +43,6 @@ rectify_app = typer.Typer(
 archive_app = typer.Typer(help="Archives of closed runs (Art. 20).", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def register(app: typer.Typer) -> None:
@@ -53,12 +52,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(archive_app, name="archive")
 
 
-def _calendar() -> WorkingCalendar:
+def _calendar(rio: Rio) -> WorkingCalendar:
     # Read when a command runs, not at import: the years added with `rio calendar add` and
     # the operator's calendar file for a year the holidays package has not transcribed yet.
     from orchestrator.interfaces.cli_calendar import cli_calendar
 
-    return cli_calendar()
+    return cli_calendar(rio.settings)
 
 
 def _provisional_note(order: rectify_mod.Rectification) -> str:
@@ -132,7 +131,7 @@ def record_show(
 
     with open_rio() as rio:
         operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
-        rv = ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
+        rv = ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
         doc = rv.document()
     if as_json:
         print_json({"closed_at": rv.closed_at, "record": doc})
@@ -216,7 +215,7 @@ def record_assemble(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None
 
     with open_rio() as rio:
         operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
-        rv = assemble_record(rio.db, run, checkpoint_key=rio.verify_key)
+        rv = assemble_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
     console.print(f"record of run {run}: version {rv.version}", markup=False)
 
 
@@ -242,10 +241,10 @@ def record_sign(
     with open_rio() as rio:
         # The signing key is also the proof of identity: a signed challenge, then the role matrix.
         person = operator(rio, key, claimed, Action.SIGN_RECORD, run_id=run)
-        signer = Ed25519Signer.from_file(resolve_key_file(key))
-        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
+        signer = Ed25519Signer.from_file(resolve_key_file(key, rio.settings))
+        ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
         info = signoff_mod.sign_record(
-            rio.db, run, name=person.name, signer=signer, version=version
+            rio.db, run, name=person.name, signer=signer, version=version, now=rio.clock.now()
         )
     console.print(
         f"{info.person} ({info.role}) signed record of run {run} v{info.version} "
@@ -265,7 +264,7 @@ def record_status(
 
     with open_rio() as rio:
         operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
-        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
+        ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
         result = signoff_mod.signoff_status(rio.db, run)
         signed = signoff_mod.record_signatures(rio.db, run, result.version)
     if as_json:
@@ -307,8 +306,8 @@ def record_close(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
 
     with open_rio() as rio:
         operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
-        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
-        result = signoff_mod.close(rio.db, run)
+        ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
+        result = signoff_mod.close(rio.db, run, now=rio.clock.now())
     console.print(
         f"record of run {run} v{result.version} closed: officers "
         f"{', '.join(result.officers_signed)}; technicians "
@@ -365,11 +364,17 @@ def rectify_order(
     from orchestrator.record import rectify as rectify_mod
 
     day = _date(deadline, "--deadline") if deadline is not None else None
-    calendar = _calendar()
     with open_rio() as rio:
+        calendar = _calendar(rio)
         operator(rio, key, claimed, Action.ORDER_RECTIFICATION, run_id=run)
         order = rectify_mod.order_rectification(
-            rio.db, run, finding, calendar=calendar, deadline=day, working_days=working_days
+            rio.db,
+            run,
+            finding,
+            calendar=calendar,
+            deadline=day,
+            working_days=working_days,
+            now=rio.clock.now(),
         )
     if as_json:
         print_json(_order_json(order, order.deadline))
@@ -393,9 +398,9 @@ def rectify_apply(
     from orchestrator.services import rectify as rectify_service
 
     day = _date(on, "--on")
-    calendar = _calendar()
     with open_rio() as rio:
         actor = authenticate(rio, key, claimed=claimed)
+        calendar = _calendar(rio)
         updated = rectify_service.apply_early(rio, actor, order, on=day, calendar=calendar)
     console.print(
         f"order {updated.id}: applied {day.isoformat()}, re-check due "
@@ -416,9 +421,9 @@ def rectify_recheck(
     from orchestrator.access.identity import authenticate
     from orchestrator.services import rectify as rectify_service
 
-    calendar = _calendar()
     with open_rio() as rio:
         actor = authenticate(rio, key, claimed=claimed)
+        calendar = _calendar(rio)
         updated, diff = rectify_service.record_recheck(
             rio, actor, order, recheck_run_id=run, calendar=calendar
         )
@@ -521,6 +526,7 @@ def rectify_feedback(
     from orchestrator.access.identity import authenticate
     from orchestrator.audit._docs import parse_time
     from orchestrator.record import rectify as rectify_mod
+    from orchestrator.record._zone import CALENDAR_ZONE
 
     when = None if at is None else parse_time(at, "--at", "")
     try:
@@ -528,11 +534,17 @@ def rectify_feedback(
     except OSError as exc:
         raise InputError(f"{document}: cannot read the feedback document: {exc.strerror}") from exc
     with open_rio() as rio:
-        actor = authenticate(rio, key, claimed=claimed)
+        now = rio.clock.now()
+        actor = authenticate(rio, key, claimed=claimed, now=now)
         updated = rectify_mod.record_feedback(
-            rio.db, order, actor=actor, document_name=document.name, document=data, now=when
+            rio.db,
+            order,
+            actor=actor,
+            document_name=document.name,
+            document=data,
+            now=now if when is None else when,
         )
-    late = updated.overdue(datetime.now(CHINA).date())
+    late = updated.overdue(now.astimezone(CALENDAR_ZONE).date())
     console.print(
         f"order {order}: feedback recorded{_feedback_text(updated)}"
         + (f"  LATE: {'; '.join(late)}" if late else ""),
@@ -549,10 +561,11 @@ def rectify_status(
 ) -> None:
     """List the rectification orders of the runs you may see; overdue ones are marked OVERDUE."""
     from orchestrator.access.identity import authenticate
+    from orchestrator.record._zone import CALENDAR_ZONE
     from orchestrator.services.rectify import list_orders
 
-    today = datetime.now(CHINA).date()  # deadlines are China calendar days
     with open_rio() as rio:
+        today = rio.clock.now().astimezone(CALENDAR_ZONE).date()  # deadlines: China days
         orders = list_orders(rio, authenticate(rio, key, claimed=claimed), run)
     if as_json:
         print_json([_order_json(o, today) for o in orders])
@@ -586,7 +599,9 @@ def archive_export(
 
     with open_rio() as rio:
         operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
-        summary = archive_mod.export_archive(rio.db, run, out, signing_key=rio.signing_key)
+        summary = archive_mod.export_archive(
+            rio.db, run, out, signing_key=rio.signing_key, now=rio.clock.now()
+        )
     console.print(
         f"{summary.path}: {summary.size} bytes, sha256 {summary.sha256}, "
         f"record v{summary.record_version}",

@@ -19,13 +19,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
+from orchestrator.clock import Clock
 from orchestrator.errors import StateError, StoreError
 from orchestrator.ledger.checkpoint import Checkpoint, run_origin, sign_checkpoint
 from orchestrator.ledger.leaves import Leaf, make_leaf, parse_leaf
@@ -107,6 +108,7 @@ class ProbeLog:
         run_id: str,
         signing_key: Ed25519PrivateKey,
         *,
+        clock: Clock,
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 10.0,
         max_batch: int = 1024,
@@ -114,6 +116,7 @@ class ProbeLog:
         self.db = db
         self.run_id = run_id
         self._key = signing_key
+        self._clock = clock
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
         self._max_batch = max_batch
@@ -215,7 +218,7 @@ class ProbeLog:
         wake = self._ensure_started()
         seq = self._next_seq
         self._next_seq += 1
-        when = at or datetime.now(UTC)
+        when = at or self._clock.now()
         raw = make_leaf(self.run_id, seq, kind, when, data)
         self._pending.append(
             {
@@ -435,7 +438,7 @@ class ProbeLog:
                         size=size,
                         root=root,
                         note=note,
-                        created_at=datetime.now(UTC),
+                        created_at=self._clock.now(),
                     )
                 )
         self._last_cp_size = size

@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +291,7 @@ def _tar_bytes(members: Sequence[tuple[str, bytes]]) -> bytes:
 
 
 def export_archive(
-    db: Database, run_id: str, out: Path, *, signing_key: Ed25519PrivateKey
+    db: Database, run_id: str, out: Path, *, signing_key: Ed25519PrivateKey, now: datetime
 ) -> ArchiveSummary:
     """Write the archive of a closed run to ``out`` (atomically: temp file, then rename).
 
@@ -300,6 +300,7 @@ def export_archive(
         run_id: The run.
         out: The archive file to write (replaced if it exists).
         signing_key: The orchestrator key.
+        now: When it was archived (kept for retention; not in the archive's bytes).
 
     Returns:
         What was written, with the archive's SHA-256.
@@ -334,7 +335,7 @@ def export_archive(
         run = s.get(RunRow, run_id)
         if run is not None:
             # Remembered so that retention (rio purge) can tell archived runs from the rest.
-            run.archived_at = datetime.now(UTC)
+            run.archived_at = now
             run.archive_sha256 = digest
     return ArchiveSummary(
         path=target,

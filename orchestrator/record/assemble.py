@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -383,7 +383,7 @@ def assemble_record(
     db: Database,
     run_id: str,
     *,
-    now: datetime | None = None,
+    now: datetime,
     checkpoint_key: Ed25519PublicKey | None = None,
 ) -> RecordVersion:
     """Assemble the record of a sealed run and store it as a new version if it changed.
@@ -391,7 +391,7 @@ def assemble_record(
     Args:
         db: The database.
         run_id: The run; it must be SEALED.
-        now: The version's ``created_at`` (default: the current time).
+        now: The version's ``created_at``.
         checkpoint_key: When given (the orchestrator's public key), the final checkpoint's
             signature is verified before the record vouches for it.
 
@@ -404,7 +404,7 @@ def assemble_record(
             leaf, or the record is already closed and the content changed.
         VerificationError: The final checkpoint does not match the stored leaves.
     """
-    when = now or datetime.now(UTC)
+    when = now
     with db.session() as s:
         run = s.get(RunRow, run_id)
         if run is None:
@@ -443,7 +443,7 @@ def ensure_record(
     db: Database,
     run_id: str,
     *,
-    now: datetime | None = None,
+    now: datetime,
     checkpoint_key: Ed25519PublicKey | None = None,
 ) -> RecordVersion:
     """Return the current version, assembling version 1 first if the run has no record yet."""

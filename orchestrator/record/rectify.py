@@ -26,7 +26,6 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,7 +41,7 @@ from orchestrator.intake.notices import Notice, get_notice, list_notices
 from orchestrator.intake.registry import Person
 from orchestrator.record.assemble import assemble_record, require_open
 from orchestrator.record.findings import FindingDiff, FindingView, finding_diff, load_findings
-from orchestrator.record.workdays import WorkingCalendar
+from orchestrator.record.workdays import CALENDAR_ZONE, WorkingCalendar
 from orchestrator.run.state import RunState
 from orchestrator.store.db import Database
 from orchestrator.store.models import FindingRow, RectificationRow, RunRow
@@ -71,8 +70,6 @@ RECHECK_WORKING_DAYS = 3
 
 FEEDBACK_WORKING_DAYS = 3
 """Art. 19: feedback within 3 working days after the re-check."""
-
-_CHINA = ZoneInfo("Asia/Shanghai")
 
 
 class OrderState(enum.StrEnum):
@@ -147,7 +144,7 @@ class Rectification:
             if today > self.feedback_due:
                 return (f"feedback of the re-check was due {self.feedback_due.isoformat()}",)
             return ()
-        given = self.feedback_at.astimezone(_CHINA).date()
+        given = self.feedback_at.astimezone(CALENDAR_ZONE).date()
         if given > self.feedback_due:
             return (
                 f"feedback given {given.isoformat()}, after its due date "
@@ -220,7 +217,7 @@ def order_rectification(
     calendar: WorkingCalendar,
     deadline: date | None = None,
     working_days: int | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Rectification:
     """Order the object to rectify findings of a sealed run, and re-assemble the record.
 
@@ -231,7 +228,7 @@ def order_rectification(
         calendar: The working-day calendar.
         deadline: The rectification deadline (a China calendar date) ...
         working_days: ... or a number of working days after the order's date (China time).
-        now: The order time (default: the current time).
+        now: The order time.
 
     Returns:
         The stored order; its re-check is due 3 working days after the deadline.
@@ -242,8 +239,8 @@ def order_rectification(
         CalendarRangeError: A date falls in a year the calendar does not cover.
         StateError: The run is not sealed, or its record is closed.
     """
-    when = now or datetime.now(UTC)
-    today = when.astimezone(_CHINA).date()
+    when = now
+    today = when.astimezone(CALENDAR_ZONE).date()
     if (deadline is None) == (working_days is None):
         raise InputError(
             f"rectification of run {run_id}: give either a deadline or a number of working days"
@@ -328,7 +325,7 @@ def apply_early(
                 f"rectification order {order_id} is {state.value}: an early re-check can be "
                 "applied for only once, before the re-check"
             )
-        ordered_on = row.ordered_at.astimezone(_CHINA).date()
+        ordered_on = row.ordered_at.astimezone(CALENDAR_ZONE).date()
         if on < ordered_on:
             raise InputError(
                 f"rectification order {order_id}: application date {on.isoformat()} is before "
@@ -421,10 +418,10 @@ def record_recheck(
                 f"run {run.id} ended at {done.isoformat()}, before order {order_id} was given "
                 f"({row.ordered_at.isoformat()}): it cannot be its re-check"
             )
-        rechecked_on = done.astimezone(_CHINA).date()
+        rechecked_on = done.astimezone(CALENDAR_ZONE).date()
         diff = _order_diff(s, row.run_id, row.findings, run.id)
         row.feedback_due = calendar.add_working_days(rechecked_on, FEEDBACK_WORKING_DAYS)
-        ordered_on = row.ordered_at.astimezone(_CHINA).date()
+        ordered_on = row.ordered_at.astimezone(CALENDAR_ZONE).date()
         row.provisional = bool(calendar.provisional_between(ordered_on, row.feedback_due))
         row.recheck_run_id = run.id
         _move_order(row, OrderState.UNRESOLVED if diff.still_present else OrderState.RESOLVED)
@@ -477,13 +474,13 @@ def _covering_window(
     return best
 
 
-def recheck_plan(db: Database, order_id: int, *, now: datetime | None = None) -> RecheckPlan:
+def recheck_plan(db: Database, order_id: int, *, now: datetime) -> RecheckPlan:
     """Say where the re-check of an order can run before it is due.
 
     Args:
         db: The database.
         order_id: The order.
-        now: The current time (default: now); windows that have passed do not count.
+        now: The current time; windows that have passed do not count.
 
     Returns:
         The plan: a covering notice window, or the time by which a notice must be announced.
@@ -491,7 +488,7 @@ def recheck_plan(db: Database, order_id: int, *, now: datetime | None = None) ->
     Raises:
         NotFoundError: No such order.
     """
-    when = now or datetime.now(UTC)
+    when = now
     with db.session() as s:
         order = _order(_order_row(s, order_id))
         run = s.get(RunRow, order.run_id)
@@ -501,7 +498,7 @@ def recheck_plan(db: Database, order_id: int, *, now: datetime | None = None) ->
         notices = list_notices(s)
     probes = tuple(sorted({f.probe for f in findings}))
     targets = tuple(sorted({t for f in findings for t, _ in f.seen_as}))
-    due_start = datetime.combine(order.recheck_due, time(0), _CHINA).astimezone(UTC)
+    due_start = datetime.combine(order.recheck_due, time(0), CALENDAR_ZONE).astimezone(UTC)
     due_end = due_start + timedelta(days=1)
     found = _covering_window(notices, original.object_id, when, due_end)
     if found is not None:
@@ -548,7 +545,7 @@ def record_feedback(
     actor: Person,
     document_name: str,
     document: bytes,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Rectification:
     """Record that the re-check result was fed back to the object (Art. 19).
 
@@ -558,7 +555,7 @@ def record_feedback(
         actor: The officer who fed it back; authorised here (closing the run's record).
         document_name: The feedback document's name (e.g. its file name).
         document: The feedback document's bytes; only their SHA-256 is stored.
-        now: When it was fed back (default: now).
+        now: When it was fed back.
 
     Returns:
         The updated order; :meth:`Rectification.overdue` says whether it came late.
@@ -572,12 +569,12 @@ def record_feedback(
     # access/ imports record/ (purge reads archives): import the role matrix at call time.
     from orchestrator.access.roles import Action, authorize
 
-    when = now or datetime.now(UTC)
+    when = now
     if not document or not document_name.strip():
         raise InputError(f"rectification order {order_id}: the feedback document is empty")
     with db.session() as s:
         row = _order_row(s, order_id)
-        authorize(s, actor, Action.ORDER_RECTIFICATION, run_id=row.run_id)
+        authorize(s, actor, Action.ORDER_RECTIFICATION, run_id=row.run_id, now=when)
         if row.recheck_run_id is None or row.feedback_due is None:
             raise StateError(
                 f"rectification order {order_id} has no re-check yet (rio rectify recheck): "
@@ -596,7 +593,7 @@ def record_feedback(
 
 
 def recompute_provisional(
-    db: Database, *, calendar: WorkingCalendar, now: datetime | None = None
+    db: Database, *, calendar: WorkingCalendar, now: datetime
 ) -> list[tuple[Rectification, Rectification]]:
     """Recompute the dates of provisional orders with the calendar as it is now.
 
@@ -610,12 +607,12 @@ def recompute_provisional(
     Args:
         db: The database.
         calendar: The calendar with the new year in it.
-        now: When (default: now), for a re-assembled record.
+        now: When, for a re-assembled record.
 
     Returns:
         ``(before, after)`` for every provisional order, in id order.
     """
-    when = now or datetime.now(UTC)
+    when = now
     changed: list[tuple[Rectification, Rectification]] = []
     reassemble: set[str] = set()
     with db.session() as s:
@@ -626,7 +623,7 @@ def recompute_provisional(
         )
         for row in rows:
             before = _order(row)
-            ordered_on = row.ordered_at.astimezone(_CHINA).date()
+            ordered_on = row.ordered_at.astimezone(CALENDAR_ZONE).date()
             last = ordered_on
             if row.working_days is not None:
                 row.deadline = calendar.add_working_days(ordered_on, row.working_days)
@@ -637,7 +634,7 @@ def recompute_provisional(
                 run = s.get(RunRow, row.recheck_run_id)
                 assert run is not None
                 done = run.ended_at or run.started_at or run.created_at
-                rechecked_on = done.astimezone(_CHINA).date()
+                rechecked_on = done.astimezone(CALENDAR_ZONE).date()
                 row.feedback_due = calendar.add_working_days(rechecked_on, FEEDBACK_WORKING_DAYS)
                 last = max(last, row.feedback_due)
             row.provisional = bool(calendar.provisional_between(ordered_on, last))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -226,13 +226,13 @@ def signoff_status(
         return _status(s, run_id, signatures)
 
 
-def close(db: Database, run_id: str, *, now: datetime | None = None) -> SignoffResult:
+def close(db: Database, run_id: str, *, now: datetime) -> SignoffResult:
     """Close the record on its current version, if the closure rule is met.
 
     Args:
         db: The database.
         run_id: The run.
-        now: The closing time (default: the current time).
+        now: The closing time.
 
     Returns:
         The (truthy) sign-off result the closure rests on.
@@ -242,7 +242,7 @@ def close(db: Database, run_id: str, *, now: datetime | None = None) -> SignoffR
         ClosureRefusedError: The rule is not met; the message says what is missing.
         NotFoundError: The run or its record does not exist.
     """
-    when = now or datetime.now(UTC)
+    when = now
     with db.session() as s:
         _run(s, run_id)
         _current(s, run_id)
@@ -293,7 +293,7 @@ def add_record_signature(
     name: str,
     signature: Signature,
     version: int | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> SignatureInfo:
     """Store a signature made elsewhere over the current record version.
 
@@ -303,7 +303,7 @@ def add_record_signature(
         name: Who signed; the signature's key must be registered to them.
         signature: The DSSE signature over the current version's bytes.
         version: The version the signer reviewed; refused if the record has moved on.
-        now: The signing time stored with it (default: the current time).
+        now: The signing time stored with it.
 
     Returns:
         The stored signature.
@@ -314,7 +314,7 @@ def add_record_signature(
         ConflictError: This key already signed this version.
         VerificationError: The signature does not verify over the current version.
     """
-    when = now or datetime.now(UTC)
+    when = now
     with db.session() as s:
         run = _run(s, run_id)
         row = _current(s, run_id)
@@ -371,7 +371,7 @@ def sign_record(
     name: str,
     signer: Signer,
     version: int | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> SignatureInfo:
     """Sign the current record version locally and store the signature.
 
@@ -383,7 +383,7 @@ def sign_record(
         name: Who signs; ``signer``'s key must be registered to them.
         signer: The signer (e.g. :class:`~orchestrator.record.dsse.Ed25519Signer`).
         version: The version the signer reviewed, if they want that checked.
-        now: The signing time (default: the current time).
+        now: The signing time.
 
     Returns:
         The stored signature.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -32,15 +32,13 @@ __all__ = ["TRUST_FORMAT", "export_trust", "trust_document"]
 TRUST_FORMAT = "rio.trust/v1"
 
 
-def trust_document(
-    db: Database, orchestrator_key: Ed25519PublicKey, *, now: datetime | None = None
-) -> bytes:
+def trust_document(db: Database, orchestrator_key: Ed25519PublicKey, *, now: datetime) -> bytes:
     """The trusted-keys file of a home: its orchestrator key and every signer's keys.
 
     Args:
         db: The database (its people registry).
         orchestrator_key: The home's orchestrator public key.
-        now: The export time written into the file (default: now).
+        now: The export time written into the file.
 
     Returns:
         Canonical JSON bytes.
@@ -51,7 +49,7 @@ def trust_document(
         people = people_entries(s, names)
     doc = {
         "format": TRUST_FORMAT,
-        "exported_at": ns_timestamp(now or datetime.now(UTC)),
+        "exported_at": ns_timestamp(now),
         "orchestrator": orchestrator_entry(orchestrator_key),
         "people": people,
     }
@@ -59,7 +57,7 @@ def trust_document(
 
 
 def export_trust(
-    db: Database, orchestrator_key: Ed25519PublicKey, out: Path, *, now: datetime | None = None
+    db: Database, orchestrator_key: Ed25519PublicKey, out: Path, *, now: datetime
 ) -> int:
     """Write :func:`trust_document` to ``out`` atomically; returns the number of people in it.
 

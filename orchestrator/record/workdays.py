@@ -53,9 +53,11 @@ import jsonschema
 import yaml
 
 from orchestrator.errors import CalendarFileError, CalendarRangeError
+from orchestrator.record._zone import CALENDAR_ZONE
 
 __all__ = [
     "CALENDAR_FORMAT",
+    "CALENDAR_ZONE",
     "PROVISIONAL_YEARS",
     "OperatorCalendar",
     "WorkingCalendar",
@@ -485,7 +487,7 @@ def _require_date(day: object) -> None:
     if isinstance(day, datetime) or not isinstance(day, date):
         raise TypeError(
             f"expected a date, got {type(day).__name__}; convert instants to the "
-            "Asia/Shanghai calendar date first"
+            f"{CALENDAR_ZONE.key} calendar date first"
         )
 
 

@@ -32,7 +32,7 @@ from types import TracebackType
 
 from sqlalchemy import select
 
-from orchestrator.clock import Clock, SystemClock
+from orchestrator.clock import Clock
 from orchestrator.context import Rio
 from orchestrator.errors import StateError
 from orchestrator.ledger.bodies import OutcomeBody, StateBody, unknown_outcome
@@ -167,7 +167,7 @@ def recover_crashed(
             state, and runs whose lease a live process holds, are left alone.
         clock: the time of the ``unknown`` outcomes and the state leaf.
     """
-    when = clock or SystemClock()
+    when = clock or rio.clock
     with rio.db.session() as s:
         q = select(RunRow.id).where(RunRow.state == RunState.RUNNING.value)
         if run_ids is not None:
@@ -187,7 +187,7 @@ def recover_crashed(
 
 
 async def _recover_one(rio: Rio, run_id: str, clock: Clock) -> bool:
-    log = ProbeLog(rio.db, run_id, rio.signing_key)
+    log = ProbeLog(rio.db, run_id, rio.signing_key, clock=clock)
     try:
         orphans = await asyncio.to_thread(open_intents, rio, run_id)
         return await settle_crash(rio, run_id, log, orphans, clock.now())

@@ -178,7 +178,7 @@ async def abort_idle(rio: Rio, run_id: str, now: datetime) -> None:
     with rio.db.session() as s:
         row = get_run(s, run_id)
         kill = KillBody(by=row.killed_by or "", reason=row.kill_reason or "")
-    log = ProbeLog(rio.db, run_id, rio.signing_key)
+    log = ProbeLog(rio.db, run_id, rio.signing_key, clock=rio.clock)
     try:
         await RunLifecycle(rio.db, log).abort(at=now, kill=kill)
     finally:

@@ -281,6 +281,7 @@ class Runner:
             self.rio.db,
             self.run_id,
             self.rio.signing_key,
+            clock=self.clock,
             checkpoint_every=self.rio.settings.checkpoint_every,
             checkpoint_seconds=self.rio.settings.checkpoint_seconds,
         )

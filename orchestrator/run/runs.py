@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,7 +35,7 @@ def create_run(
     *,
     scheduled_for: datetime | None = None,
     recheck_of: int | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> RunRow:
     """Create a run of a notice, launched by a technician of the entrusted vendor.
 
@@ -43,7 +43,7 @@ def create_run(
     """
     notice = get_notice(s, notice_id)
     person = get_person(s, launcher)
-    when = now or datetime.now(UTC)
+    when = now
     if notice.vendor is not None:
         if person.role is not Role.TECHNICIAN or person.vendor != notice.vendor:
             raise StateError(
@@ -96,7 +96,7 @@ def run_launcher(s: Session, row: RunRow) -> Person:
     return person_by_id(s, row.technician_id)
 
 
-def request_kill(s: Session, run_id: str, by: str, reason: str) -> RunRow:
+def request_kill(s: Session, run_id: str, by: str, reason: str, *, now: datetime) -> RunRow:
     """Ask a run to stop now. The runner (if one is running) logs the kill and cancels probes.
 
     The kill takes effect when the caller's transaction commits; that commit rings the run's
@@ -106,7 +106,7 @@ def request_kill(s: Session, run_id: str, by: str, reason: str) -> RunRow:
     if RunState(row.state) in FINAL:
         raise StateError(f"run {run_id} is {row.state}: nothing to kill")
     if row.kill_requested_at is None:
-        row.kill_requested_at = datetime.now(UTC)
+        row.kill_requested_at = now
         row.killed_by = by
         row.kill_reason = reason
     # Its runner reads the kill at once when this commits, not at its next poll.

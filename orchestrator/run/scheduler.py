@@ -497,7 +497,7 @@ class RioScheduler:
         self, run_id: str, state: RunState, why: str, now: datetime, nxt: Opening | None
     ) -> None:
         """Move the run to WAITING or MISSED: its row and state leaf (and a checkpoint) at once."""
-        log = ProbeLog(self.rio.db, run_id, self.rio.signing_key)
+        log = ProbeLog(self.rio.db, run_id, self.rio.signing_key, clock=self.rio.clock)
         try:
             life = RunLifecycle(self.rio.db, log)
             if nxt is not None:

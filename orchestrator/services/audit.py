@@ -49,14 +49,14 @@ def verify_run_archive(rio: Rio, person: Person, run_id: str, *, now: datetime) 
         )
     if closed is None:
         raise StateError(f"run {run_id}: the record is not closed, so there is no archive yet")
-    return _verify_exported(rio, run_id)
+    return _verify_exported(rio, run_id, now)
 
 
-def _verify_exported(rio: Rio, run_id: str) -> AuditReport:
+def _verify_exported(rio: Rio, run_id: str, now: datetime) -> AuditReport:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{run_id}.tar"
-        export_archive(rio.db, run_id, out, signing_key=rio.signing_key)
-        return verify_archive(out, trusted_key_id=rio.signing_key_id)
+        export_archive(rio.db, run_id, out, signing_key=rio.signing_key, now=now)
+        return verify_archive(out, trusted_key_id=rio.signing_key_id, now=now)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -112,7 +112,7 @@ def verify_run(rio: Rio, person: Person, run_id: str) -> AuditReport | LogCheck:
         )
         authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=rio.clock.now())
     if closed is not None:
-        return _verify_exported(rio, run_id)
+        return _verify_exported(rio, run_id, rio.clock.now())
     open_run = state not in FINAL
     if open_run and state is RunState.RUNNING and not runner_alive(rio, run_id):
         shown = "crashed (its runner is gone; `rio run resume` goes on)"
@@ -133,4 +133,4 @@ def verify_uploaded_archive(rio: Rio, person: Person, data: bytes, *, now: datet
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "uploaded.tar"
         path.write_bytes(data)
-        return verify_archive(path, trusted_key_id=rio.signing_key_id)
+        return verify_archive(path, trusted_key_id=rio.signing_key_id, now=now)

@@ -21,7 +21,8 @@ __all__ = ["announce_notice", "list_notices", "notice_letter", "show_notice"]
 def list_notices(rio: Rio, person: Person) -> list[Notice]:
     """The notices ``person`` may see (officers their organ's, technicians their vendor's)."""
     with rio.db.session() as s:
-        return [get_notice(s, row.id) for row in s.scalars(visible_notices(s, person))]
+        now = rio.clock.now()
+        return [get_notice(s, row.id) for row in s.scalars(visible_notices(s, person, now=now))]
 
 
 def show_notice(rio: Rio, person: Person, notice_id: str) -> Notice:
@@ -33,7 +34,7 @@ def show_notice(rio: Rio, person: Person, notice_id: str) -> Notice:
     """
     with rio.db.session() as s:
         notice = get_notice(s, notice_id)
-        visible = {row.id for row in s.scalars(visible_notices(s, person))}
+        visible = {row.id for row in s.scalars(visible_notices(s, person, now=rio.clock.now()))}
     if notice_id not in visible:
         raise AccessDeniedError(
             f"{person.name} ({person.role}) may not view notice {notice_id}: not one of theirs"

@@ -58,7 +58,7 @@ def view_record(rio: Rio, person: Person, run_id: str, *, now: datetime) -> Reco
     """
     with rio.db.session() as s:
         authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=now)
-    record = ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
+    record = ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key, now=now)
     status = _signoff.signoff_status(rio.db, run_id)
     signed = _signoff.record_signatures(rio.db, run_id, record.version)
     return RecordView(
@@ -92,7 +92,7 @@ def submit_signature(
     """
     with rio.db.session() as s:
         authorize(s, person, Action.SIGN_RECORD, run_id=run_id, now=now)
-    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
+    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key, now=now)
     return _signoff.add_record_signature(
         rio.db, run_id, name=person.name, signature=signature, version=version, now=now
     )
@@ -108,7 +108,7 @@ def close_record(rio: Rio, person: Person, run_id: str, *, now: datetime) -> Sig
     """
     with rio.db.session() as s:
         authorize(s, person, Action.CLOSE_RECORD, run_id=run_id, now=now)
-    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
+    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key, now=now)
     return _signoff.close(rio.db, run_id, now=now)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from orchestrator.access.roles import Action, authorize, visible_runs
 from orchestrator.context import Rio
 from orchestrator.errors import InputError, StateError
 from orchestrator.intake.registry import Person
+from orchestrator.record._zone import CALENDAR_ZONE
 from orchestrator.record.findings import FindingDiff
 from orchestrator.record.rectify import RecheckPlan, Rectification
 from orchestrator.record.workdays import WorkingCalendar
@@ -24,7 +24,6 @@ __all__ = [
     "schedule_recheck",
 ]
 
-_CHINA = ZoneInfo("Asia/Shanghai")
 """Art. 19 dates are China calendar days, whatever RIO_TIMEZONE says (as in record/rectify)."""
 
 
@@ -40,7 +39,9 @@ def list_orders(app: Rio, actor: Person, run_id: str | None = None) -> list[Rect
     with app.db.session() as s:
         if run_id is not None:
             authorize(s, actor, Action.READ_LEDGER, run_id=run_id, now=app.clock.now())
-        visible = set(s.scalars(visible_runs(s, actor).with_only_columns(RunRow.id)))
+        visible = set(
+            s.scalars(visible_runs(s, actor, now=app.clock.now()).with_only_columns(RunRow.id))
+        )
     return [o for o in rectify.list_orders(app.db, run_id) if o.run_id in visible]
 
 
@@ -147,5 +148,5 @@ def schedule_recheck(app: Rio, actor: Person, order_id: int) -> RecheckScheduled
         notice_id=plan.notice_id,
         start=planned.start,
         due=plan.due,
-        after_due=planned.start > datetime.combine(plan.due, datetime.max.time(), _CHINA),
+        after_due=planned.start > datetime.combine(plan.due, datetime.max.time(), CALENDAR_ZONE),
     )

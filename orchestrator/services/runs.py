@@ -188,7 +188,7 @@ def list_runs(rio: Rio, person: Person, notice_id: str | None = None) -> list[Ru
     """The runs ``person`` may see (:func:`~orchestrator.access.roles.visible_runs`), oldest
     first; of one notice, if given."""
     with rio.db.session() as s:
-        query = visible_runs(s, person)
+        query = visible_runs(s, person, now=rio.clock.now())
         if notice_id is not None:
             query = query.where(RunRow.notice_id == notice_id)
         return [_status(r) for r in s.scalars(query)]
@@ -339,7 +339,9 @@ def kill_runs(
             authorize(s, actor, Action.KILL_RUN, run_id=run_id, now=when)
     recover_crashed(app, run_ids)
     with app.db.session() as s:
-        states = [(r, RunState(request_kill(s, r, actor.name, reason).state)) for r in run_ids]
+        states = [
+            (r, RunState(request_kill(s, r, actor.name, reason, now=when).state)) for r in run_ids
+        ]
     removed: list[str] = []
     for run_id, state in states:
         if state is not RunState.RUNNING:

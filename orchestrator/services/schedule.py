@@ -36,8 +36,9 @@ def list_jobs(app: Rio, actor: Person) -> tuple[JobInfo, ...]:
     from orchestrator.store.models import NoticeRow, RunRow
 
     with app.db.session() as s:
-        runs = set(s.scalars(visible_runs(s, actor).with_only_columns(RunRow.id)))
-        notices = set(s.scalars(visible_notices(s, actor).with_only_columns(NoticeRow.id)))
+        now = app.clock.now()
+        runs = set(s.scalars(visible_runs(s, actor, now=now).with_only_columns(RunRow.id)))
+        notices = set(s.scalars(visible_notices(s, actor, now=now).with_only_columns(NoticeRow.id)))
     with RioScheduler(app) as scheduler:
         jobs = scheduler.jobs()
     return tuple(j for j in jobs if j.subject in runs or j.subject in notices)

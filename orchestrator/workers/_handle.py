@@ -6,9 +6,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.clock import Clock, SystemClock
 from orchestrator.run.executors._base import Executor
 from orchestrator.run.executors._local import LocalExecutor
 from orchestrator.run.executors._results import result_to_json
@@ -37,6 +37,7 @@ class WorkerDeps:
     executor: Executor = field(default_factory=LocalExecutor)
     egress: str | None = None
     """the source address this worker is pinned to (``rio worker --egress``), if any"""
+    clock: Clock = field(default_factory=SystemClock)
 
 
 def _answer(body: Any, outcome: str, error: str) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def _refuse(deps: WorkerDeps, doc: Any, task_id: str, why: str) -> dict[str, Any
     body = doc.get("body") if isinstance(doc, dict) else None
     permit = body.get("permit", {}) if isinstance(body, dict) else {}
     entry = {
-        "at": datetime.now(UTC).isoformat(),
+        "at": deps.clock.now().isoformat(),
         "worker": deps.name,
         "task": task_id,
         "run": permit.get("run") if isinstance(permit, dict) else None,
@@ -93,7 +94,7 @@ async def handle_permit(doc: Any, task_id: str, deps: WorkerDeps) -> dict[str, A
     and no kill for its run (or for the permit) was broadcast.
     """
     try:
-        wp = open_permit(doc, key=deps.permit_key, now=datetime.now(UTC), nmap_path=deps.nmap_path)
+        wp = open_permit(doc, key=deps.permit_key, now=deps.clock.now(), nmap_path=deps.nmap_path)
     except PermitWireError as exc:
         return _refuse(deps, doc, task_id, str(exc))
     permit = wp.permit

@@ -16,11 +16,13 @@ from orchestrator.access.identity import (
     new_challenge,
     verify_challenge,
 )
+from orchestrator.app import build_app
 from orchestrator.errors import AccessDeniedError, KeyFileError
 from orchestrator.intake import registry
 from orchestrator.intake.keys import generate_keypair, load_private_key, public_pem
 from orchestrator.intake.registry import Role
 from orchestrator.record.dsse import PAYLOAD_TYPE, Ed25519Signer, sign_payload
+from orchestrator.settings import load_settings
 from orchestrator.store.models import KeyRow
 from tests.access.test_lab import Lab, build_lab, copy_lab
 
@@ -46,13 +48,19 @@ def test_registered_key_authenticates_its_owner(lab: Lab) -> None:
     assert (person.name, person.role) == ("officer-a", Role.OFFICER)
 
 
-def test_key_file_defaults_to_rio_key_file(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_FILE_ENV, str(lab.keys["tech-b"]))
-    assert authenticate(lab.rio).name == "tech-b"
+def test_key_file_defaults_to_rio_key_file(lab: Lab) -> None:
+    env = {"RIO_HOME": str(lab.rio.settings.home), KEY_FILE_ENV: str(lab.keys["tech-b"])}
+    rio = build_app(load_settings(env))
+    try:
+        assert authenticate(rio).name == "tech-b"
+    finally:
+        rio.close()
 
 
 def test_refused_without_any_key_file(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(KEY_FILE_ENV, raising=False)
+    # Settings are read once: a variable set after they were loaded changes nothing.
+    assert lab.rio.settings.key_file is None
+    monkeypatch.setenv(KEY_FILE_ENV, str(lab.keys["tech-b"]))
     with pytest.raises(KeyFileError, match=KEY_FILE_ENV):
         authenticate(lab.rio)
 
@@ -66,7 +74,7 @@ def test_refused_when_key_is_not_registered(lab: Lab, tmp_path: Path) -> None:
 def test_refused_when_key_is_revoked(lab: Lab) -> None:
     kid = Ed25519Signer.from_file(lab.keys["officer-a"]).keyid
     with lab.rio.db.session() as s:
-        registry.revoke_key(s, kid)
+        registry.revoke_key(s, kid, when=lab.rio.clock.now())
     with pytest.raises(AccessDeniedError, match="revoked"):
         authenticate(lab.rio, lab.keys["officer-a"])
 
@@ -83,7 +91,7 @@ def test_refused_when_key_has_expired(lab: Lab) -> None:
 
 def test_refused_when_person_is_revoked(lab: Lab) -> None:
     with lab.rio.db.session() as s:
-        registry.revoke_person(s, "tech-a")
+        registry.revoke_person(s, "tech-a", when=lab.rio.clock.now())
     with pytest.raises(AccessDeniedError, match="tech-a, revoked"):
         authenticate(lab.rio, lab.keys["tech-a"])
 
@@ -116,25 +124,26 @@ def test_stale_challenge_refused(lab: Lab) -> None:
     challenge = new_challenge(now=issued)
     signature = sign_payload(AUTH_PAYLOAD_TYPE, challenge.to_bytes(), signer)
     with lab.rio.db.session() as s, pytest.raises(AccessDeniedError, match="stale"):
-        verify_challenge(s, challenge, signature)
+        verify_challenge(s, challenge, signature, now=lab.rio.clock.now())
 
 
 def test_challenge_for_another_host_refused(lab: Lab) -> None:
     signer = Ed25519Signer.from_file(lab.keys["officer-a"])
-    challenge = new_challenge(host="elsewhere.invalid")
+    challenge = new_challenge(host="elsewhere.invalid", now=lab.rio.clock.now())
     signature = sign_payload(AUTH_PAYLOAD_TYPE, challenge.to_bytes(), signer)
     with lab.rio.db.session() as s, pytest.raises(AccessDeniedError, match="another host"):
-        verify_challenge(s, challenge, signature)
+        verify_challenge(s, challenge, signature, now=lab.rio.clock.now())
 
 
 def test_signature_of_another_payload_type_does_not_authenticate(lab: Lab) -> None:
     # A record signature over the challenge bytes must not count as a login.
     signer = Ed25519Signer.from_file(lab.keys["officer-a"])
-    challenge = new_challenge()
+    challenge = new_challenge(now=lab.rio.clock.now())
     signature = sign_payload(PAYLOAD_TYPE, challenge.to_bytes(), signer)
     with lab.rio.db.session() as s, pytest.raises(AccessDeniedError, match="does not verify"):
-        verify_challenge(s, challenge, signature)
+        verify_challenge(s, challenge, signature, now=lab.rio.clock.now())
 
 
 def test_each_challenge_is_fresh() -> None:
-    assert new_challenge().nonce != new_challenge().nonce
+    now = datetime.now(UTC)
+    assert new_challenge(now=now).nonce != new_challenge(now=now).nonce

@@ -205,13 +205,13 @@ def build_lab(tmp_path: Path) -> Lab:
     key_dir.mkdir()
     keys: dict[str, Path] = {}
     with rio.db.session() as s:
-        registry.add_vendor(s, VENDOR_A, "Acme Security Ltd")
-        registry.add_vendor(s, VENDOR_B, "Beta Security Ltd")
+        registry.add_vendor(s, VENDOR_A, "Acme Security Ltd", now=rio.clock.now())
+        registry.add_vendor(s, VENDOR_B, "Beta Security Ltd", now=rio.clock.now())
         for name, (role, vendor) in PEOPLE.items():
-            registry.add_person(s, name, role, "" if vendor else "PSB", vendor)
+            registry.add_person(s, name, role, "" if vendor else "PSB", vendor, now=rio.clock.now())
             private, public = key_dir / f"{name}.key", key_dir / f"{name}.pub"
             generate_keypair(private, public)
-            registry.add_key(s, name, load_public_key(public))
+            registry.add_key(s, name, load_public_key(public), now=rio.clock.now())
             keys[name] = private
         notices = {
             vendor: announce(

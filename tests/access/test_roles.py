@@ -32,7 +32,7 @@ def lab(template: Lab, tmp_path: Path) -> Iterator[Lab]:
 
 def _allowed(lab: Lab, name: str, action: Action, **where: str) -> bool:
     with lab.rio.db.session() as s:
-        return bool(decide(s, lab.person(name), action, **where))  # type: ignore[arg-type]
+        return bool(decide(s, lab.person(name), action, **where, now=lab.rio.clock.now()))  # type: ignore[arg-type]
 
 
 def test_exported_names_are_the_intended_api() -> None:
@@ -54,8 +54,8 @@ def test_exported_names_are_the_intended_api() -> None:
 
 def test_technician_lists_only_runs_and_notices_of_own_vendor(lab: Lab) -> None:
     with lab.rio.db.session() as s:
-        runs = list(s.scalars(visible_runs(s, lab.person("tech-a"))))
-        notices = list(s.scalars(visible_notices(s, lab.person("tech-a"))))
+        runs = list(s.scalars(visible_runs(s, lab.person("tech-a"), now=lab.rio.clock.now())))
+        notices = list(s.scalars(visible_notices(s, lab.person("tech-a"), now=lab.rio.clock.now())))
     assert [r.id for r in runs] == [lab.run_a]
     assert [n.id for n in notices] == [lab.notice_a]
 
@@ -64,11 +64,11 @@ def test_technician_may_not_view_or_launch_another_vendors_run(lab: Lab) -> None
     tech_a = lab.person("tech-a")
     with lab.rio.db.session() as s:
         with pytest.raises(AccessDeniedError, match=r"tech-a \(technician\) may not view run"):
-            authorize(s, tech_a, Action.VIEW_RUN, run_id=lab.run_b)
+            authorize(s, tech_a, Action.VIEW_RUN, run_id=lab.run_b, now=lab.rio.clock.now())
         with pytest.raises(AccessDeniedError, match="may not launch a run of notice"):
-            authorize(s, tech_a, Action.LAUNCH_RUN, notice_id=lab.notice_b)
-        authorize(s, tech_a, Action.LAUNCH_RUN, notice_id=lab.notice_a)
-        authorize(s, tech_a, Action.VIEW_RUN, run_id=lab.run_a)
+            authorize(s, tech_a, Action.LAUNCH_RUN, notice_id=lab.notice_b, now=lab.rio.clock.now())
+        authorize(s, tech_a, Action.LAUNCH_RUN, notice_id=lab.notice_a, now=lab.rio.clock.now())
+        authorize(s, tech_a, Action.VIEW_RUN, run_id=lab.run_a, now=lab.rio.clock.now())
 
 
 def test_technician_may_not_act_on_a_notice_without_vendor(lab: Lab) -> None:
@@ -85,12 +85,12 @@ def test_administrator_may_not_sign_launch_or_read_evidence(lab: Lab) -> None:
             match=r"^admin-m \(admin\) may not sign the record of run .*: only officers and "
             r"technicians may do this, not an administrator$",
         ):
-            authorize(s, admin, Action.SIGN_RECORD, run_id=lab.run_a)
-        authorize(s, admin, Action.MANAGE_REGISTRY)
+            authorize(s, admin, Action.SIGN_RECORD, run_id=lab.run_a, now=lab.rio.clock.now())
+        authorize(s, admin, Action.MANAGE_REGISTRY, now=lab.rio.clock.now())
     assert not _allowed(lab, "admin-m", Action.LAUNCH_RUN, notice_id=lab.notice_none)
     assert not _allowed(lab, "admin-m", Action.READ_EVIDENCE, run_id=lab.run_a)
     with lab.rio.db.session() as s:
-        assert list(s.scalars(visible_runs(s, admin))) == []
+        assert list(s.scalars(visible_runs(s, admin, now=lab.rio.clock.now()))) == []
 
 
 def test_only_administrators_manage_registries(lab: Lab) -> None:
@@ -117,16 +117,18 @@ def test_officers_sign_close_and_grant_technicians_only_cosign_own_runs(lab: Lab
 def test_revoked_person_may_do_nothing(lab: Lab) -> None:
     officer = lab.person("officer-a")
     with lab.rio.db.session() as s:
-        registry.revoke_person(s, "officer-a")
+        registry.revoke_person(s, "officer-a", when=lab.rio.clock.now())
     with lab.rio.db.session() as s:
         with pytest.raises(AccessDeniedError, match="revoked"):
-            authorize(s, officer, Action.VIEW_RUN, run_id=lab.run_a)
-        assert list(s.scalars(visible_runs(s, officer))) == []
+            authorize(s, officer, Action.VIEW_RUN, run_id=lab.run_a, now=lab.rio.clock.now())
+        assert list(s.scalars(visible_runs(s, officer, now=lab.rio.clock.now()))) == []
 
 
 def test_unknown_run_is_not_found(lab: Lab) -> None:
     with lab.rio.db.session() as s, pytest.raises(NotFoundError, match="R-nope"):
-        authorize(s, lab.person("officer-a"), Action.VIEW_RUN, run_id="R-nope")
+        authorize(
+            s, lab.person("officer-a"), Action.VIEW_RUN, run_id="R-nope", now=lab.rio.clock.now()
+        )
 
 
 def test_run_bound_action_without_run_refused(lab: Lab) -> None:

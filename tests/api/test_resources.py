@@ -242,7 +242,7 @@ async def test_killing_an_idle_run_logs_the_kill_and_seals_it(api: Api) -> None:
     from orchestrator.run.runs import create_run
 
     with api.lab.rio.db.session() as s:
-        run_id = create_run(s, api.lab.notice_id, "tech-t").id
+        run_id = create_run(s, api.lab.notice_id, "tech-t", now=api.lab.rio.clock.now()).id
     response = await api.client.post(
         f"/api/v1/runs/{run_id}/kill",
         headers=await api.headers("tech-t"),

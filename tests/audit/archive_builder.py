@@ -316,6 +316,8 @@ def sign_record(record: bytes, signers: Sequence[Ed25519PrivateKey]) -> bytes:
 SIGNED_AT = WINDOW_END + timedelta(hours=3)
 """When the reference signers signed (after the record's creation)."""
 CLOSED_AT = SIGNED_AT + timedelta(hours=1)
+AUDITED_AT = CLOSED_AT + timedelta(days=30)
+"""When the tests' auditor verifies (a fixed time: no verdict depends on the wall clock)."""
 """When the reference record was closed."""
 
 

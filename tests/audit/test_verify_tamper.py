@@ -26,7 +26,7 @@ from tests.audit import archive_builder as ab
 
 def verify(path: Path) -> AuditReport:
     """Verify as an auditor who pinned the reference orchestrator key."""
-    return verify_archive(path, trusted_key_id=ab.orchestrator_key_id())
+    return verify_archive(path, trusted_key_id=ab.orchestrator_key_id(), now=ab.AUDITED_AT)
 
 
 @pytest.fixture
@@ -331,7 +331,7 @@ def test_probe_before_lead_time_fails_windows(tmp_path: Path) -> None:
 
 def test_archive_signed_by_another_orchestrator_fails_when_key_is_pinned(archive: Path) -> None:
     assert bool(verify(archive))
-    report = verify_archive(archive, trusted_key_id="00" * 32)
+    report = verify_archive(archive, trusted_key_id="00" * 32, now=ab.AUDITED_AT)
     assert {c.name for c in report.failed} == {"trust"}
     assert report.verdict == "self-consistent, not authenticated"
 
@@ -339,7 +339,7 @@ def test_archive_signed_by_another_orchestrator_fails_when_key_is_pinned(archive
 def test_archive_without_trust_anchor_runs_every_check_but_is_not_authenticated(
     archive: Path,
 ) -> None:
-    report = verify_archive(archive)
+    report = verify_archive(archive, now=ab.AUDITED_AT)
     assert not report
     assert {c.name for c in report.failed} == {"trust"}
     assert report.self_consistent
@@ -354,10 +354,14 @@ def test_archive_rebuilt_and_resigned_with_another_key_fails_against_trusted_key
     trusted = _trusted(tmp_path, ab.Keys())
     # An insider rebuilds the whole archive with an orchestrator key of their own.
     rebuilt = ab.build_archive(tmp_path / "r.tar", keys=ab.Keys(orchestrator=ab._key("mallory")))
-    report = verify_archive(rebuilt, trusted_keys=trusted)
+    report = verify_archive(rebuilt, trusted_keys=trusted, now=ab.AUDITED_AT)
     assert {c.name for c in report.failed} == {"trust"}
     assert "is not the trusted orchestrator key" in first(report, "trust").reason
-    assert bool(verify_archive(ab.build_archive(tmp_path / "a.tar"), trusted_keys=trusted))
+    assert bool(
+        verify_archive(
+            ab.build_archive(tmp_path / "a.tar"), trusted_keys=trusted, now=ab.AUDITED_AT
+        )
+    )
 
 
 def test_signature_by_key_outside_trusted_keys_does_not_count(tmp_path: Path) -> None:
@@ -368,8 +372,8 @@ def test_signature_by_key_outside_trusted_keys_does_not_count(tmp_path: Path) ->
         officers={"officer-li": keys.officers["officer-li"], "officer-wang": ab._key("wang-2")}
     )
     path = ab.build_archive(tmp_path / "a.tar", keys=forged_keys)
-    assert bool(verify_archive(path, trusted_key_id=ab.orchestrator_key_id()))
-    report = verify_archive(path, trusted_keys=trusted)
+    assert bool(verify_archive(path, trusted_key_id=ab.orchestrator_key_id(), now=ab.AUDITED_AT))
+    report = verify_archive(path, trusted_keys=trusted, now=ab.AUDITED_AT)
     assert {c.name for c in report.failed} == {"record"}
     assert "trusted keys do not hold" in first(report, "record").reason
 
@@ -384,7 +388,7 @@ def test_keys_json_disagreeing_with_trusted_keys_about_an_organisation_fails_tru
     doc["people"][0]["organisation"] = "Elsewhere PSB"
     members["keys.json"] = ab._cb(doc)
     path = ab.write_archive(tmp_path / "a.tar", members, keys.orchestrator)
-    report = verify_archive(path, trusted_keys=trusted)
+    report = verify_archive(path, trusted_keys=trusted, now=ab.AUDITED_AT)
     assert "trust" in {c.name for c in report.failed}
     assert "the trusted keys say" in first(report, "trust").reason
 

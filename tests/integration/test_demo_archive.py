@@ -59,7 +59,9 @@ def _leaves_member(lines: list[bytes]) -> dict[str, bytes]:
 def _verify(path: Path) -> AuditReport:
     """Verify as the auditor does: against the trusted-keys file the demo exported."""
     home = _DEMO_HOME[0]
-    return verify_archive(path, trusted_keys=load_trusted_keys(home / "trusted-keys.json"))
+    return verify_archive(
+        path, trusted_keys=load_trusted_keys(home / "trusted-keys.json"), now=datetime.now(UTC)
+    )
 
 
 _DEMO_HOME: list[Path] = []
@@ -85,7 +87,7 @@ def test_demo_ends_with_a_verified_archive(demo: tuple[Path, str]) -> None:
     assert "record " in out and " closed" in out
     report = _verify(archive)
     assert bool(report), report.to_json()
-    assert {c.name for c in verify_archive(archive).failed} == {"trust"}
+    assert {c.name for c in verify_archive(archive, now=datetime.now(UTC)).failed} == {"trust"}
 
 
 def test_demo_run_touched_only_announced_loopback_addresses(demo: tuple[Path, str]) -> None:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from orchestrator.clock import SystemClock
 from orchestrator.errors import StoreError
 from orchestrator.ledger.checkpoint import run_origin, verify_checkpoint
 from orchestrator.ledger.log import CHECKPOINT_KEY_NAME, ProbeLog, read_checkpoints
@@ -92,7 +93,7 @@ async def _fill(log: ProbeLog, n: int) -> list[int]:
 
 
 async def test_leaves_and_checkpoints_refuse_update_and_delete(db: Database) -> None:
-    log = ProbeLog(db, RUN, KEY)
+    log = ProbeLog(db, RUN, KEY, clock=SystemClock())
     await _fill(log, 3)
     await log.close()
     before = [bytes(b) for b in _bodies(db)]
@@ -126,7 +127,9 @@ async def test_durable_returns_only_once_another_connection_reads_the_leaf(db: D
         commits += 1
 
     event.listen(db.engine, "commit", count)
-    log = ProbeLog(db, RUN, KEY, checkpoint_every=10_000, checkpoint_seconds=3600)
+    log = ProbeLog(
+        db, RUN, KEY, checkpoint_every=10_000, checkpoint_seconds=3600, clock=SystemClock()
+    )
     reader = _second(db)
     unseen: list[int] = []
 
@@ -155,12 +158,12 @@ async def test_durable_returns_only_once_another_connection_reads_the_leaf(db: D
 
 
 async def test_reopened_log_rebuilds_the_same_root_and_continues(db: Database) -> None:
-    first = ProbeLog(db, RUN, KEY)
+    first = ProbeLog(db, RUN, KEY, clock=SystemClock())
     await _fill(first, 37)
     root, size = first.root(), first.size
     await first.close()
 
-    again = ProbeLog(db, RUN, KEY)
+    again = ProbeLog(db, RUN, KEY, clock=SystemClock())
     assert (again.size, again.root()) == (size, root)
     seq = await again.append_durable("state", {"state": "paused", "reason": "window"}, T0)
     await again.close()
@@ -172,7 +175,7 @@ async def test_reopened_log_rebuilds_the_same_root_and_continues(db: Database) -
 
 
 async def test_checkpoint_every_n_leaves(db: Database) -> None:
-    log = ProbeLog(db, RUN, KEY, checkpoint_every=10, checkpoint_seconds=3600)
+    log = ProbeLog(db, RUN, KEY, checkpoint_every=10, checkpoint_seconds=3600, clock=SystemClock())
     await _fill(log, 35)
     await log.close()
 
@@ -190,7 +193,7 @@ async def test_checkpoint_every_n_leaves(db: Database) -> None:
 
 async def test_checkpoints_cut_while_appending_state_their_true_root(db: Database) -> None:
     """checkpoint() racing the flusher's own checkpoints: no duplicate, every root matches."""
-    log = ProbeLog(db, RUN, KEY, checkpoint_every=1, checkpoint_seconds=3600)
+    log = ProbeLog(db, RUN, KEY, checkpoint_every=1, checkpoint_seconds=3600, clock=SystemClock())
 
     async def writer() -> None:
         for i in range(150):

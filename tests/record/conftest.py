@@ -103,7 +103,14 @@ def _finding(run_id: str, n: int, rule: str, port: int, leaf_seq: int) -> Findin
 
 
 async def _write_ledger(rio: Rio, run_id: str, ports: list[int], start: datetime) -> list[int]:
-    log = ProbeLog(rio.db, run_id, rio.signing_key, checkpoint_every=1000, checkpoint_seconds=3600)
+    log = ProbeLog(
+        rio.db,
+        run_id,
+        rio.signing_key,
+        checkpoint_every=1000,
+        checkpoint_seconds=3600,
+        clock=rio.clock,
+    )
     t = start
     await log.append("state", {"state": "running", "reason": None}, at=t)
     outcome_seqs: list[int] = []
@@ -223,15 +230,15 @@ def build_lab(
     key_dir.mkdir()
     key_files: dict[str, list[Path]] = {}
     with rio.db.session() as s:
-        registry.add_vendor(s, VENDOR, "Acme Security Ltd")
-        registry.add_vendor(s, OTHER_VENDOR, "Other Security Ltd")
+        registry.add_vendor(s, VENDOR, "Acme Security Ltd", now=rio.clock.now())
+        registry.add_vendor(s, OTHER_VENDOR, "Other Security Ltd", now=rio.clock.now())
         for name, (role, person_vendor, nkeys) in PEOPLE.items():
             organisation = ORGANISATIONS.get(name, "PSB" if person_vendor is None else "")
-            registry.add_person(s, name, role, organisation, person_vendor)
+            registry.add_person(s, name, role, organisation, person_vendor, now=rio.clock.now())
             for i in range(nkeys):
                 private, public = key_dir / f"{name}-{i}.key", key_dir / f"{name}-{i}.pub"
                 generate_keypair(private, public)
-                registry.add_key(s, name, load_public_key(public))
+                registry.add_key(s, name, load_public_key(public), now=rio.clock.now())
                 key_files.setdefault(name, []).append(private)
         notice = announce(
             s,

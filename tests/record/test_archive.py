@@ -24,10 +24,12 @@ from .conftest import SCOPE, Lab, add_sealed_run
 
 
 def _close(lab: Lab) -> None:
-    assemble_record(lab.rio.db, lab.run_id)
+    assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     for name in ("officer-a", "officer-b", "tech-t"):
-        sign_record(lab.rio.db, lab.run_id, name=name, signer=lab.signer(name))
-    close(lab.rio.db, lab.run_id)
+        sign_record(
+            lab.rio.db, lab.run_id, name=name, signer=lab.signer(name), now=lab.rio.clock.now()
+        )
+    close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
 
 
 def _members(data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
@@ -43,10 +45,18 @@ def _members(data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
 def test_archive_bytes_are_the_same_for_the_same_inputs(lab: Lab, tmp_path: Path) -> None:
     _close(lab)
     one = export_archive(
-        lab.rio.db, lab.run_id, tmp_path / "one.tar", signing_key=lab.rio.signing_key
+        lab.rio.db,
+        lab.run_id,
+        tmp_path / "one.tar",
+        signing_key=lab.rio.signing_key,
+        now=lab.rio.clock.now(),
     )
     two = export_archive(
-        lab.rio.db, lab.run_id, tmp_path / "two.tar", signing_key=lab.rio.signing_key
+        lab.rio.db,
+        lab.run_id,
+        tmp_path / "two.tar",
+        signing_key=lab.rio.signing_key,
+        now=lab.rio.clock.now(),
     )
     assert (tmp_path / "one.tar").read_bytes() == (tmp_path / "two.tar").read_bytes()
     assert one.sha256 == two.sha256
@@ -55,7 +65,9 @@ def test_archive_bytes_are_the_same_for_the_same_inputs(lab: Lab, tmp_path: Path
 def test_archive_manifest_digests_match_its_members(lab: Lab, tmp_path: Path) -> None:
     _close(lab)
     out = tmp_path / "run.tar"
-    export_archive(lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key)
+    export_archive(
+        lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key, now=lab.rio.clock.now()
+    )
     members = _members(out.read_bytes())
     assert tuple(info.name for info, _ in members) == MEMBERS
     for info, _ in members:
@@ -96,10 +108,12 @@ def test_archive_manifest_digests_match_its_members(lab: Lab, tmp_path: Path) ->
 
 
 def test_archive_refused_while_the_record_is_open(lab: Lab, tmp_path: Path) -> None:
-    assemble_record(lab.rio.db, lab.run_id)
+    assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     out = tmp_path / "run.tar"
     with pytest.raises(StateError, match="not closed"):
-        export_archive(lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key)
+        export_archive(
+            lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key, now=lab.rio.clock.now()
+        )
     assert list(tmp_path.iterdir()) == [tmp_path / "home"]
 
 
@@ -111,7 +125,9 @@ def test_archive_replaces_an_existing_file_and_leaves_no_temporary_file(
     folder.mkdir()
     out = folder / "run.tar"
     out.write_bytes(b"old")
-    export_archive(lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key)
+    export_archive(
+        lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key, now=lab.rio.clock.now()
+    )
     assert list(folder.iterdir()) == [out]
     assert out.read_bytes()[:13] == b"manifest.json"
 
@@ -148,7 +164,9 @@ def test_archive_rectification_holds_the_order_and_its_recheck_diff(
         now=datetime(2026, 10, 9, 3, tzinfo=UTC),
     )
     out = tmp_path / "run.tar"
-    export_archive(lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key)
+    export_archive(
+        lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key, now=lab.rio.clock.now()
+    )
     content = {info.name: data for info, data in _members(out.read_bytes())}
     rectification = json.loads(content["rectification.json"])
     assert rectification == [

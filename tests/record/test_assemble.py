@@ -17,7 +17,9 @@ from .conftest import POLICY, SCOPE, Lab, add_sealed_run
 
 
 def test_record_holds_notice_hashes_counts_checkpoint_and_findings(lab: Lab) -> None:
-    record = assemble_record(lab.rio.db, lab.run_id, checkpoint_key=lab.rio.verify_key)
+    record = assemble_record(
+        lab.rio.db, lab.run_id, checkpoint_key=lab.rio.verify_key, now=lab.rio.clock.now()
+    )
     doc = record.document()
     assert doc["format"] == RECORD_FORMAT
     assert doc["run"] == lab.run_id
@@ -47,21 +49,21 @@ def test_record_holds_notice_hashes_counts_checkpoint_and_findings(lab: Lab) -> 
 
 
 def test_record_body_is_its_own_canonical_form(lab: Lab) -> None:
-    record = assemble_record(lab.rio.db, lab.run_id)
+    record = assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     assert canonical_bytes(record.document()) == record.body
 
 
 def test_assembling_an_unchanged_record_keeps_its_version(lab: Lab) -> None:
-    first = assemble_record(lab.rio.db, lab.run_id)
-    again = assemble_record(lab.rio.db, lab.run_id)
+    first = assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
+    again = assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     assert again.version == first.version == 1
     assert again.body == first.body
-    assert ensure_record(lab.rio.db, lab.run_id).version == 1
+    assert ensure_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now()).version == 1
 
 
 def test_record_refused_for_a_run_that_is_not_sealed(lab: Lab) -> None:
     add_sealed_run(lab, "R-20260903-c3", [("RIO-PORT-TELNET", 23)], state="completed")
     with pytest.raises(StateError, match="completed: a record can be assembled only for a sealed"):
-        assemble_record(lab.rio.db, "R-20260903-c3")
+        assemble_record(lab.rio.db, "R-20260903-c3", now=lab.rio.clock.now())
     with lab.rio.db.session() as s:
         assert s.get(RecordRow, ("R-20260903-c3", 1)) is None

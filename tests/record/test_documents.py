@@ -119,9 +119,11 @@ def test_notice_letter_refused_to_a_technician_of_another_vendor(lab: Lab) -> No
 
 
 def test_record_print_names_signers_versions_and_the_signed_digest(lab: Lab) -> None:
-    record = assemble_record(lab.rio.db, lab.run_id)
+    record = assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     for name in ("officer-a", "tech-t"):
-        sign_record(lab.rio.db, lab.run_id, name=name, signer=lab.signer(name))
+        sign_record(
+            lab.rio.db, lab.run_id, name=name, signer=lab.signer(name), now=lab.rio.clock.now()
+        )
     page = print_record(lab.rio, _person(lab, "auditor-u"), lab.run_id, Format.HTML).decode()
     assert hashlib.sha256(record.body).hexdigest() in page
     for text in ("officer-a", "tech-t", "RIO-PORT-TELNET", "RIO-PORT-FTP", "needs 1 more officer"):
@@ -134,7 +136,7 @@ def test_record_print_names_signers_versions_and_the_signed_digest(lab: Lab) -> 
 
 
 def test_record_print_refused_to_a_technician_of_another_vendor(lab: Lab) -> None:
-    assemble_record(lab.rio.db, lab.run_id)
+    assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     with pytest.raises(AccessDeniedError):
         print_record(lab.rio, _person(lab, "tech-other"), lab.run_id, Format.HTML)
 
@@ -160,7 +162,7 @@ def test_cli_writes_the_letter_and_the_record_print(lab: Lab, tmp_path: Path) ->
 
     from orchestrator.interfaces.cli import app
 
-    assemble_record(lab.rio.db, lab.run_id)
+    assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     env = {"RIO_HOME": str(lab.home), "RIO_KEY_FILE": str(lab.key_files["officer-a"][0])}
     runner = CliRunner()
     letter = tmp_path / "notice.pdf"

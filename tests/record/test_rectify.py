@@ -150,7 +150,7 @@ def test_order_into_a_year_without_a_notice_is_provisional_until_the_notice_is_a
         f"holidays: [{last + 1}-01-01, {extra.isoformat()}]\nworkdays: []\n"
     )
     covered = WorkingCalendar(extra_file=file)
-    [(before, after)] = recompute_provisional(lab.rio.db, calendar=covered)
+    [(before, after)] = recompute_provisional(lab.rio.db, calendar=covered, now=lab.rio.clock.now())
     assert before == order
     assert not after.provisional
     assert after.deadline == covered.add_working_days(date(last, 12, 14), 18)
@@ -160,7 +160,7 @@ def test_order_into_a_year_without_a_notice_is_provisional_until_the_notice_is_a
     entry = record.document()["rectifications"][0]
     assert entry["deadline"] == after.deadline.isoformat()
     assert "deadline_provisional" not in entry
-    assert recompute_provisional(lab.rio.db, calendar=covered) == []
+    assert recompute_provisional(lab.rio.db, calendar=covered, now=lab.rio.clock.now()) == []
 
 
 def test_recheck_refused_when_the_run_ended_before_the_order(
@@ -436,8 +436,20 @@ def test_feedback_refused_before_the_recheck_and_to_a_technician(
 ) -> None:
     order_id = _order(lab, calendar, deadline=date(2026, 9, 30))
     with pytest.raises(StateError, match="no re-check yet"):
-        record_feedback(lab.rio.db, order_id, actor=_officer(lab), document_name="f", document=b"f")
+        record_feedback(
+            lab.rio.db,
+            order_id,
+            actor=_officer(lab),
+            document_name="f",
+            document=b"f",
+            now=lab.rio.clock.now(),
+        )
     with pytest.raises(AccessDeniedError):
         record_feedback(
-            lab.rio.db, order_id, actor=_officer(lab, "tech-t"), document_name="f", document=b"f"
+            lab.rio.db,
+            order_id,
+            actor=_officer(lab, "tech-t"),
+            document_name="f",
+            document=b"f",
+            now=lab.rio.clock.now(),
         )

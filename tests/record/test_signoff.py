@@ -37,7 +37,13 @@ from .conftest import POLICY, SCOPE, Lab, add_sealed_run
 
 
 def _sign(lab: Lab, name: str, index: int = 0, run_id: str | None = None) -> None:
-    sign_record(lab.rio.db, run_id or lab.run_id, name=name, signer=lab.signer(name, index))
+    sign_record(
+        lab.rio.db,
+        run_id or lab.run_id,
+        name=name,
+        signer=lab.signer(name, index),
+        now=lab.rio.clock.now(),
+    )
 
 
 def _insert_signature(
@@ -60,13 +66,13 @@ def _insert_signature(
 
 @pytest.fixture
 def record(lab: Lab) -> bytes:
-    return assemble_record(lab.rio.db, lab.run_id).body
+    return assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now()).body
 
 
 def test_closure_succeeds_with_two_officers_and_a_technician(lab: Lab, record: bytes) -> None:
     for name in ("officer-a", "officer-b", "tech-t"):
         _sign(lab, name)
-    result = close(lab.rio.db, lab.run_id)
+    result = close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     assert result
     assert result.officers_signed == ("officer-a", "officer-b")
     assert result.technicians_signed == ("tech-t",)
@@ -84,14 +90,20 @@ def test_closure_refused_when_one_officer_signs_twice_with_two_keys(
     assert status.officers_signed == ("officer-a",)
     assert status.missing == ("1 more officer",)
     with pytest.raises(ClosureRefusedError, match="1 more officer"):
-        close(lab.rio.db, lab.run_id)
+        close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     assert not current_record(lab.rio.db, lab.run_id).closed
 
 
 def test_closure_refused_when_a_technician_signs_as_officer(lab: Lab, record: bytes) -> None:
     # The technician's key is not registered to the officer: the signature is refused.
     with pytest.raises(AccessDeniedError, match="not registered to officer-b"):
-        sign_record(lab.rio.db, lab.run_id, name="officer-b", signer=lab.signer("tech-t"))
+        sign_record(
+            lab.rio.db,
+            lab.run_id,
+            name="officer-b",
+            signer=lab.signer("tech-t"),
+            now=lab.rio.clock.now(),
+        )
     _sign(lab, "officer-a")
     _sign(lab, "tech-t")
     # A technician's own valid signature never counts as an officer's.
@@ -99,14 +111,14 @@ def test_closure_refused_when_a_technician_signs_as_officer(lab: Lab, record: by
     assert status.officers_signed == ("officer-a",)
     assert status.technicians_signed == ("tech-t",)
     with pytest.raises(ClosureRefusedError, match="officer"):
-        close(lab.rio.db, lab.run_id)
+        close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
 
 
 def test_closure_refused_with_one_officer_and_one_technician(lab: Lab, record: bytes) -> None:
     _sign(lab, "officer-a")
     _sign(lab, "tech-t")
     with pytest.raises(ClosureRefusedError, match="needs 1 more officer"):
-        close(lab.rio.db, lab.run_id)
+        close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
 
 
 def test_closure_refused_when_record_is_edited_after_the_first_signature(
@@ -130,16 +142,21 @@ def test_closure_refused_when_record_is_edited_after_the_first_signature(
     assert status.officers_signed == ("officer-b",)
     assert any("earlier versions are void" in note for note in status.ignored)
     with pytest.raises(ClosureRefusedError):
-        close(lab.rio.db, lab.run_id)
+        close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     # Signing the new version again is what makes it count.
     _sign(lab, "officer-a")
-    assert close(lab.rio.db, lab.run_id)
+    assert close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
 
 
 def test_signing_refused_when_the_reviewed_version_is_not_current(lab: Lab, record: bytes) -> None:
     with pytest.raises(StateError, match="now version 1, not 7"):
         sign_record(
-            lab.rio.db, lab.run_id, name="officer-a", signer=lab.signer("officer-a"), version=7
+            lab.rio.db,
+            lab.run_id,
+            name="officer-a",
+            signer=lab.signer("officer-a"),
+            version=7,
+            now=lab.rio.clock.now(),
         )
 
 
@@ -157,7 +174,7 @@ def test_closure_refused_when_the_key_was_revoked_before_signing(lab: Lab, recor
     assert status.officers_signed == ("officer-a",)
     assert any("officer-b" in note and "revoked" in note for note in status.ignored)
     with pytest.raises(ClosureRefusedError):
-        close(lab.rio.db, lab.run_id)
+        close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
 
 
 def test_signature_made_before_key_revocation_still_counts(lab: Lab, record: bytes) -> None:
@@ -165,14 +182,14 @@ def test_signature_made_before_key_revocation_still_counts(lab: Lab, record: byt
         _sign(lab, name)
     with lab.rio.db.session() as s:
         registry.revoke_key(s, lab.key_id("officer-b"), when=datetime.now(UTC) + timedelta(1))
-    assert close(lab.rio.db, lab.run_id)
+    assert close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
 
 
 def test_closure_refused_when_the_person_was_revoked_before_signing(
     lab: Lab, record: bytes
 ) -> None:
     with lab.rio.db.session() as s:
-        registry.revoke_person(s, "officer-b")
+        registry.revoke_person(s, "officer-b", when=lab.rio.clock.now())
     with pytest.raises(AccessDeniedError, match="officer-b was revoked"):
         _sign(lab, "officer-b")
 
@@ -198,10 +215,12 @@ def test_same_key_cannot_sign_the_same_version_twice(lab: Lab, record: bytes) ->
 
 def test_signature_over_another_runs_record_does_not_count(lab: Lab, record: bytes) -> None:
     add_sealed_run(lab, "R-20260903-b2", [("RIO-PORT-TELNET", 23)])
-    other = assemble_record(lab.rio.db, "R-20260903-b2").body
+    other = assemble_record(lab.rio.db, "R-20260903-b2", now=lab.rio.clock.now()).body
     foreign = sign_payload(PAYLOAD_TYPE, other, lab.signer("officer-b"))
     with pytest.raises(VerificationError, match="does not verify"):
-        add_record_signature(lab.rio.db, lab.run_id, name="officer-b", signature=foreign)
+        add_record_signature(
+            lab.rio.db, lab.run_id, name="officer-b", signature=foreign, now=lab.rio.clock.now()
+        )
     _insert_signature(lab, lab.run_id, other, "officer-b", datetime.now(UTC))
     _sign(lab, "officer-a")
     _sign(lab, "tech-t")
@@ -209,7 +228,7 @@ def test_signature_over_another_runs_record_does_not_count(lab: Lab, record: byt
     assert status.officers_signed == ("officer-a",)
     assert any("does not verify" in note for note in status.ignored)
     with pytest.raises(ClosureRefusedError):
-        close(lab.rio.db, lab.run_id)
+        close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
 
 
 def test_policy_with_officer_threshold_below_two_is_refused_by_the_loader(lab: Lab) -> None:
@@ -225,6 +244,7 @@ def test_policy_with_officer_threshold_below_two_is_refused_by_the_loader(lab: L
             policy_bytes=text.encode(),
             policy_name="weak.yaml",
             vendor=None,
+            now=lab.rio.clock.now(),
         )
 
 
@@ -234,7 +254,7 @@ def test_closure_refused_for_vendor_run_without_the_technicians_signature(
     for name in ("officer-a", "officer-b", "officer-c"):
         _sign(lab, name)
     with pytest.raises(ClosureRefusedError, match="technician of vendor acme-sec"):
-        close(lab.rio.db, lab.run_id)
+        close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
 
 
 def test_technician_of_another_vendor_cannot_sign(lab: Lab, record: bytes) -> None:
@@ -260,10 +280,10 @@ def test_admin_and_auditor_never_count(lab: Lab, record: bytes) -> None:
 
 def test_run_without_vendor_closes_with_two_officers(lab_without_vendor: Lab) -> None:
     lab = lab_without_vendor
-    assemble_record(lab.rio.db, lab.run_id)
+    assemble_record(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     _sign(lab, "officer-a")
     _sign(lab, "officer-c")
-    result = close(lab.rio.db, lab.run_id)
+    result = close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     assert result.threshold.technicians == 0
     assert result.threshold.vendor is None
 
@@ -271,11 +291,11 @@ def test_run_without_vendor_closes_with_two_officers(lab_without_vendor: Lab) ->
 def test_closed_record_is_final(lab: Lab, record: bytes) -> None:
     for name in ("officer-a", "officer-b", "tech-t"):
         _sign(lab, name)
-    close(lab.rio.db, lab.run_id)
+    close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     with pytest.raises(StateError, match="closed"):
         _sign(lab, "officer-c")
     with pytest.raises(StateError, match="closed"):
-        close(lab.rio.db, lab.run_id)
+        close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     with pytest.raises(StateError, match="closed"):
         order_rectification(
             lab.rio.db,
@@ -301,7 +321,7 @@ def test_closure_refused_when_officer_of_other_organ_signs(lab: Lab, record: byt
         for note in status.ignored
     ), status.ignored
     with pytest.raises(ClosureRefusedError, match="1 more officer"):
-        close(lab.rio.db, lab.run_id)
+        close(lab.rio.db, lab.run_id, now=lab.rio.clock.now())
     assert not current_record(lab.rio.db, lab.run_id).closed
 
 
@@ -335,10 +355,10 @@ def test_officer_of_co_inspecting_organ_counts(lab: Lab) -> None:
     assert notice.to_json()["co_inspecting"] == ["Other PSB"]
     lab.notice_id = notice.id
     add_sealed_run(lab, "R-20260902-co", [("RIO-PORT-TELNET", 23)])
-    assemble_record(lab.rio.db, "R-20260902-co")
+    assemble_record(lab.rio.db, "R-20260902-co", now=lab.rio.clock.now())
     for name in ("officer-a", "officer-x", "tech-t"):
         _sign(lab, name, run_id="R-20260902-co")
-    result = close(lab.rio.db, "R-20260902-co")
+    result = close(lab.rio.db, "R-20260902-co", now=lab.rio.clock.now())
     assert result.officers_signed == ("officer-a", "officer-x")
 
 
@@ -353,7 +373,7 @@ def test_no_officer_counts_on_a_notice_that_names_no_organ(lab: Lab) -> None:
     assert notice.organ is None
     lab.notice_id = notice.id
     add_sealed_run(lab, "R-20260902-no", [("RIO-PORT-TELNET", 23)])
-    body = assemble_record(lab.rio.db, "R-20260902-no").body
+    body = assemble_record(lab.rio.db, "R-20260902-no", now=lab.rio.clock.now()).body
     for name in ("officer-a", "officer-b", "tech-t"):
         _insert_signature(lab, "R-20260902-no", body, name, datetime.now(UTC))
     status = signoff_status(lab.rio.db, "R-20260902-no")

@@ -85,8 +85,10 @@ def home(tmp_path: Path) -> Iterator[Home]:
     init_home(settings)
     rio = Rio(settings)
     with rio.db.session() as s:
-        registry.add_vendor(s, VENDOR, "Run Test Security Co.")
-        registry.add_person(s, TECHNICIAN, registry.Role.TECHNICIAN, "", VENDOR)
+        registry.add_vendor(s, VENDOR, "Run Test Security Co.", now=rio.clock.now())
+        registry.add_person(
+            s, TECHNICIAN, registry.Role.TECHNICIAN, "", VENDOR, now=rio.clock.now()
+        )
     try:
         yield Home(settings=settings, rio=rio, path=tmp_path / "home")
     finally:
@@ -187,7 +189,7 @@ def announce_notice(home: Home, scope: bytes, policy: bytes, *, at: datetime) ->
 
 def new_run(home: Home, notice: Notice, *, at: datetime | None = None) -> str:
     with home.rio.db.session() as s:
-        return create_run(s, notice.id, TECHNICIAN, now=at).id
+        return create_run(s, notice.id, TECHNICIAN, now=at or home.rio.clock.now()).id
 
 
 def make_runner(

@@ -106,7 +106,7 @@ def _leaf_count(home: Home, run_id: str) -> int:
 
 async def test_each_move_commits_its_state_leaf_and_row_together(home: Home) -> None:
     run_id = _run(home)
-    log = ProbeLog(home.rio.db, run_id, home.rio.signing_key)
+    log = ProbeLog(home.rio.db, run_id, home.rio.signing_key, clock=home.rio.clock)
     life = RunLifecycle(home.rio.db, log)
     at = now_utc()
     await life.start(reason="started", at=at)
@@ -134,7 +134,7 @@ async def test_each_move_commits_its_state_leaf_and_row_together(home: Home) -> 
 
 async def test_an_illegal_move_raises_and_logs_nothing(home: Home) -> None:
     run_id = _run(home)
-    log = ProbeLog(home.rio.db, run_id, home.rio.signing_key)
+    log = ProbeLog(home.rio.db, run_id, home.rio.signing_key, clock=home.rio.clock)
     life = RunLifecycle(home.rio.db, log)
     with pytest.raises(TransitionError, match="is scheduled: cannot become completed"):
         await life.complete(at=now_utc())
@@ -148,7 +148,7 @@ async def test_an_illegal_move_raises_and_logs_nothing(home: Home) -> None:
 
 async def test_a_failed_row_change_takes_its_leaves_with_it(home: Home) -> None:
     run_id = _run(home)
-    log = ProbeLog(home.rio.db, run_id, home.rio.signing_key)
+    log = ProbeLog(home.rio.db, run_id, home.rio.signing_key, clock=home.rio.clock)
 
     def broken(row: RunRow) -> None:
         raise StoreError("the row could not be written")
@@ -165,7 +165,7 @@ async def test_a_failed_row_change_takes_its_leaves_with_it(home: Home) -> None:
 async def test_an_idle_kill_logs_who_and_seals_in_one_go(home: Home) -> None:
     run_id = _run(home)
     with home.rio.db.session() as s:
-        request_kill(s, run_id, "officer-1", "wrong target")
+        request_kill(s, run_id, "officer-1", "wrong target", now=home.rio.clock.now())
     await abort_idle(home.rio, run_id, now_utc())
     leaves = leaves_of(home.rio, run_id)
     assert [(leaf.kind, leaf.data) for leaf in leaves] == [

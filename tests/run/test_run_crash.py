@@ -248,7 +248,7 @@ async def test_runner_that_died_after_logging_the_seal_leaves_a_sealed_run(home:
     run_id = _idle_run(home, now)
     with home.rio.db.session() as s:
         move(get_run(s, run_id), RunState.RUNNING, now=datetime.now(UTC))
-    log = ProbeLog(home.rio.db, run_id, home.rio.signing_key)
+    log = ProbeLog(home.rio.db, run_id, home.rio.signing_key, clock=home.rio.clock)
     for state in ("running", "completed", "sealed"):
         await log.append("state", {"state": state, "reason": None})
     await log.close()  # ... and the process died before the database said sealed

@@ -100,7 +100,7 @@ async def test_kill_terminates_the_batch_on_the_wire_and_logs_what_nmap_sent(
         scanners = [p for p in psutil.Process().children(recursive=True) if p.name() == "nmap"]
         assert scanners
         with home.rio.db.session() as s:
-            request_kill(s, run_id, "officer-li", "outage")
+            request_kill(s, run_id, "officer-li", "outage", now=home.rio.clock.now())
         assert await asyncio.wait_for(execution, 30.0) is RunState.SEALED
     finally:
         execution.cancel()

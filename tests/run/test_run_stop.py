@@ -45,7 +45,7 @@ async def _kill_a_slow_run(
         officer = home.other()
         try:
             with officer.db.session() as s:
-                request_kill(s, run_id, "officer-li", reason)
+                request_kill(s, run_id, "officer-li", reason, now=home.rio.clock.now())
         finally:
             officer.close()
         return run_id, await asyncio.wait_for(execution, 30.0)
@@ -105,7 +105,7 @@ async def test_revoked_technician_mid_run_stops_the_run(home: Home, farm: Farm) 
         admin = home.other()
         try:
             with admin.db.session() as s:
-                revoke_person(s, TECHNICIAN)
+                revoke_person(s, TECHNICIAN, when=home.rio.clock.now())
         finally:
             admin.close()
         state = await asyncio.wait_for(execution, 30.0)

@@ -131,9 +131,9 @@ def build_lab(
     init_home(settings)
     rio = Rio(settings)
     with rio.db.session() as s:
-        registry.add_vendor(s, VENDOR, "Acme Security Ltd")
-        registry.add_person(s, TECH, Role.TECHNICIAN, "", VENDOR)
-        registry.add_key(s, TECH, load_public_key(_tech_key(home)))
+        registry.add_vendor(s, VENDOR, "Acme Security Ltd", now=rio.clock.now())
+        registry.add_person(s, TECH, Role.TECHNICIAN, "", VENDOR, now=rio.clock.now())
+        registry.add_key(s, TECH, load_public_key(_tech_key(home)), now=rio.clock.now())
         notice = announce(
             s,
             scope_bytes=json.dumps(scope).encode(),

@@ -14,7 +14,7 @@ from tests.access.test_lab import Lab
 
 def test_a_technician_announcing_is_told_only_officers_may(lab: Lab) -> None:
     with lab.rio.db.session() as s, pytest.raises(AccessDeniedError) as refused:
-        authorize(s, lab.person("tech-a"), Action.ANNOUNCE_NOTICE)
+        authorize(s, lab.person("tech-a"), Action.ANNOUNCE_NOTICE, now=lab.rio.clock.now())
     assert str(refused.value) == (
         "tech-a (technician) may not announce a notice: only officers may do this, not a technician"
     )
@@ -22,7 +22,13 @@ def test_a_technician_announcing_is_told_only_officers_may(lab: Lab) -> None:
 
 def test_a_technician_ordering_rectification_is_not_told_about_closing(lab: Lab) -> None:
     with lab.rio.db.session() as s, pytest.raises(AccessDeniedError) as refused:
-        authorize(s, lab.person("tech-a"), Action.ORDER_RECTIFICATION, run_id=lab.run_a)
+        authorize(
+            s,
+            lab.person("tech-a"),
+            Action.ORDER_RECTIFICATION,
+            run_id=lab.run_a,
+            now=lab.rio.clock.now(),
+        )
     message = str(refused.value)
     assert "order rectification of run" in message and "close" not in message
     assert "only officers may do this, not a technician" in message
@@ -30,7 +36,9 @@ def test_a_technician_ordering_rectification_is_not_told_about_closing(lab: Lab)
 
 def test_an_auditor_killing_is_told_which_roles_may(lab: Lab) -> None:
     with lab.rio.db.session() as s, pytest.raises(AccessDeniedError) as refused:
-        authorize(s, lab.person("auditor-u"), Action.KILL_RUN, run_id=lab.run_a)
+        authorize(
+            s, lab.person("auditor-u"), Action.KILL_RUN, run_id=lab.run_a, now=lab.rio.clock.now()
+        )
     assert "only officers and technicians may do this, not an auditor" in str(refused.value)
 
 

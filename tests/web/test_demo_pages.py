@@ -49,8 +49,10 @@ def demo(demo_home: Path, tmp_path: Path) -> Iterator[tuple[Rio, str, Path]]:
     generate_keypair(auditor_key, auditor_key.with_suffix(".pub"))
     name = f"auditor-{secrets.token_hex(3)}"  # the demo home is shared by this module
     with rio.db.session() as s:
-        registry.add_person(s, name, registry.Role.AUDITOR, "Audit Office")
-        registry.add_key(s, name, load_public_key(auditor_key.with_suffix(".pub")))
+        registry.add_person(s, name, registry.Role.AUDITOR, "Audit Office", now=rio.clock.now())
+        registry.add_key(
+            s, name, load_public_key(auditor_key.with_suffix(".pub")), now=rio.clock.now()
+        )
         run_id = s.scalars(select(RunRow.id)).one()
     try:
         yield rio, run_id, auditor_key

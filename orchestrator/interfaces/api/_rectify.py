@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from orchestrator.interfaces.api._auth import Actor
 from orchestrator.interfaces.api._context import ApiContext, context
+from orchestrator.record._zone import CALENDAR_ZONE
 from orchestrator.record.rectify import RecheckPlan, Rectification
 from orchestrator.services import rectify as rectify_service
 
@@ -21,13 +21,10 @@ router = APIRouter(prefix="/api/v1/rectification", tags=["rectification"])
 Ctx = Annotated[ApiContext, Depends(context)]
 OrderId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The order's number.")]
 
-_CHINA = ZoneInfo("Asia/Shanghai")
-"""Art. 19 dates are China calendar days (as :mod:`orchestrator.record.rectify` counts them)."""
-
 
 def china_today(ctx: ApiContext) -> date:
     """Today in China, the day overdue flags are judged on."""
-    return ctx.clock.now().astimezone(_CHINA).date()
+    return ctx.clock.now().astimezone(CALENDAR_ZONE).date()
 
 
 class FeedbackOut(BaseModel):

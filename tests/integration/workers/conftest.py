@@ -257,8 +257,10 @@ def _celery_home(tmp_path: Path, broker: str) -> Iterator[CeleryHome]:
     init_home(settings)
     rio = Rio(settings)
     with rio.db.session() as s:
-        registry.add_vendor(s, VENDOR, "Run Test Security Co.")
-        registry.add_person(s, TECHNICIAN, registry.Role.TECHNICIAN, "", VENDOR)
+        registry.add_vendor(s, VENDOR, "Run Test Security Co.", now=rio.clock.now())
+        registry.add_person(
+            s, TECHNICIAN, registry.Role.TECHNICIAN, "", VENDOR, now=rio.clock.now()
+        )
     logs = tmp_path / "logs"
     logs.mkdir()
     workers = Workers(env=env, logs=logs)

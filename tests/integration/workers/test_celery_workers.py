@@ -168,7 +168,9 @@ async def test_a_kill_reaches_every_worker_and_stops_probes_in_flight(
     await asyncio.sleep(0.5)
     killed_at = time.time()
     with redis_celery.rio.db.session() as s:
-        request_kill(s, runner.run_id, "tech-run-test", "test: stop now")
+        request_kill(
+            s, runner.run_id, "tech-run-test", "test: stop now", now=redis_celery.rio.clock.now()
+        )
 
     state = await asyncio.wait_for(run, 60)
     await asyncio.sleep(1.0)  # let nginx write its last lines
