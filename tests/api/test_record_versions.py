@@ -21,7 +21,12 @@ async def _order(api: Api) -> tuple[int, str]:
     ] == 1
     finding = api.lab.findings[RUN][0]
     order = order_rectification(
-        api.lab.rio.db, RUN, [finding], calendar=WorkingCalendar(), working_days=10
+        api.lab.rio.db,
+        RUN,
+        [finding],
+        calendar=WorkingCalendar(),
+        working_days=10,
+        now=api.lab.rio.clock.now(),
     )
     return order.id, finding
 

@@ -10,9 +10,8 @@ archive export write every leaf kind (state, intent with and without a resolutio
 outcome ok / error / timeout, health) exactly as they do in production. Nothing leaves the
 process: the fake executor sends nothing, the stub resolver asks nobody.
 
-Two seams rio does not have yet are patched for the build only (issue #14: ``datetime.now``
-outside ``clock.py``): ``secrets.token_hex`` (run and notice ids) and the registry's ``_now``
-(people's and keys' ``created_at``).
+One seam rio does not have yet is patched for the build only: ``secrets.token_hex`` (run and
+notice ids). People and keys are registered at ``REGISTERED_AT``, passed as every time is.
 
 Regenerate the golden file after an INTENDED format change (and say so in the commit)::
 
@@ -232,7 +231,6 @@ def _fixed_ids() -> Iterator[None]:
 
     with (
         mock.patch("secrets.token_hex", token_hex),
-        mock.patch("orchestrator.intake.registry._now", lambda: REGISTERED_AT),
         mock.patch(
             "orchestrator.store.crypto.new_data_key",
             lambda: hashlib.sha256(b"golden data key").digest(),
@@ -263,11 +261,13 @@ def build_golden_archive(workdir: Path, out: Path) -> Path:
         try:
             signers: dict[str, Ed25519Signer] = {}
             with rio.db.session() as s:
-                registry.add_vendor(s, VENDOR, "Golden Security Ltd")
+                registry.add_vendor(s, VENDOR, "Golden Security Ltd", now=REGISTERED_AT)
                 for name, role, vendor in PEOPLE:
-                    registry.add_person(s, name, role, "PSB" if vendor is None else "", vendor)
+                    registry.add_person(
+                        s, name, role, "PSB" if vendor is None else "", vendor, now=REGISTERED_AT
+                    )
                     key = _private(f"golden {name}")
-                    registry.add_key(s, name, key.public_key())
+                    registry.add_key(s, name, key.public_key(), now=REGISTERED_AT)
                     signers[name] = Ed25519Signer(key)
                 notice = announce(
                     s,
@@ -298,7 +298,9 @@ def build_golden_archive(workdir: Path, out: Path) -> Path:
                     rio.db, run_id, name=name, signer=signers[name], now=t + timedelta(minutes=n)
                 )
             close(rio.db, run_id, now=t + timedelta(minutes=10))
-            export_archive(rio.db, run_id, out, signing_key=rio.signing_key)
+            export_archive(
+                rio.db, run_id, out, signing_key=rio.signing_key, now=t + timedelta(minutes=11)
+            )
         finally:
             rio.close()
     return out

@@ -15,12 +15,13 @@ import difflib
 import io
 import json
 import tarfile
+from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.audit.verify import verify_archive
 from orchestrator.intake.keys import key_id
 
-from .golden_archive import GOLDEN, build_golden_archive, orchestrator_key
+from .golden_archive import GOLDEN, RUN_START, build_golden_archive, orchestrator_key
 
 
 def _members(data: bytes) -> dict[str, bytes]:
@@ -69,5 +70,8 @@ def test_the_golden_archive_holds_every_leaf_kind_the_run_writes_and_verifies() 
     assert any(leaf["data"]["findings"] for leaf in leaves if leaf["kind"] == "outcome")
     # Trusted as an auditor would: the key id of the build's own orchestrator key, not the
     # one the archive carries.
-    report = verify_archive(GOLDEN, trusted_key_id=key_id(orchestrator_key().public_key()))
+    audited = RUN_START + timedelta(days=1)  # a fixed time: the verdict never depends on today
+    report = verify_archive(
+        GOLDEN, trusted_key_id=key_id(orchestrator_key().public_key()), now=audited
+    )
     assert report, [c for c in report.checks if not c]

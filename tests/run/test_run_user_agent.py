@@ -35,8 +35,10 @@ def _home(path: Path, **env: str) -> Home:
     init_home(settings)
     rio = Rio(settings)
     with rio.db.session() as s:
-        registry.add_vendor(s, VENDOR, "Run Test Security Co.")
-        registry.add_person(s, TECHNICIAN, registry.Role.TECHNICIAN, "", VENDOR)
+        registry.add_vendor(s, VENDOR, "Run Test Security Co.", now=rio.clock.now())
+        registry.add_person(
+            s, TECHNICIAN, registry.Role.TECHNICIAN, "", VENDOR, now=rio.clock.now()
+        )
     return Home(settings=settings, rio=rio, path=path)
 
 
