@@ -45,7 +45,7 @@ def _same(lab: Lab, counts: LedgerCounts) -> None:
 
 
 async def _append_state(lab: Lab, run_id: str, n: int) -> None:
-    log = ProbeLog(lab.rio.db, run_id, lab.rio.signing_key)
+    log = ProbeLog(lab.rio.db, run_id, lab.rio.signing_key, clock=lab.rio.clock)
     for _ in range(n):
         await log.append("state", {"state": "running", "reason": None}, at=datetime.now(UTC))
     await log.close()

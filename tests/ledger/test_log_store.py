@@ -226,7 +226,9 @@ async def test_rows_given_with_leaves_are_committed_with_them_in_one_group(db: D
         commits += 1
 
     event.listen(db.engine, "commit", count)
-    log = ProbeLog(db, RUN, KEY, checkpoint_every=10_000, checkpoint_seconds=3600)
+    log = ProbeLog(
+        db, RUN, KEY, checkpoint_every=10_000, checkpoint_seconds=3600, clock=SystemClock()
+    )
 
     def row_for(seq: int) -> Callable[[Session], None]:
         return lambda s: s.execute(text("INSERT INTO scratch_rows VALUES (:n)"), {"n": seq})
@@ -244,7 +246,9 @@ async def test_rows_given_with_leaves_are_committed_with_them_in_one_group(db: D
 
 
 async def test_a_failing_row_keeps_its_leaf_out_and_fails_the_log(db: Database) -> None:
-    log = ProbeLog(db, RUN, KEY, checkpoint_every=10_000, checkpoint_seconds=3600)
+    log = ProbeLog(
+        db, RUN, KEY, checkpoint_every=10_000, checkpoint_seconds=3600, clock=SystemClock()
+    )
     await log.append_durable("state", {"state": "running"}, T0)
 
     def broken(s: Session) -> None:
