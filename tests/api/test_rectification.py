@@ -48,6 +48,7 @@ async def test_an_order_past_its_recheck_due_date_is_flagged_overdue(api: Api) -
         [api.lab.findings[RUN][-1]],
         calendar=WorkingCalendar(),
         working_days=10,
+        now=api.lab.rio.clock.now(),
     ).id
     orders = await api.client.get(
         f"/api/v1/rectification/orders?run={RUN}", headers=await api.headers("officer-b")

@@ -51,7 +51,14 @@ def test_an_officer_sees_what_is_overdue_and_what_the_order_changed(
         deadline=date(2026, 9, 30),
         now=datetime(2026, 9, 3, 2, tzinfo=UTC),
     )
-    order_rectification(api_lab.rio.db, RUN, [fresh], calendar=calendar, working_days=10)
+    order_rectification(
+        api_lab.rio.db,
+        RUN,
+        [fresh],
+        calendar=calendar,
+        working_days=10,
+        now=api_lab.rio.clock.now(),
+    )
     page = _login(browser, served, api_lab.key_files["officer-a"][0], "/rectification")
     assert "1 of 2 orders overdue" in page.inner_text("#overdue-summary")
     row = page.locator(f"#order-{overdue.id}")
