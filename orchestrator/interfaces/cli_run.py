@@ -338,23 +338,63 @@ def demo(
     ] = False,
     port: Annotated[int, typer.Option(help="--serve: the port on 127.0.0.1.")] = 8080,
 ) -> None:
-    """A full announced inspection against loopback services started here."""
+    """A full announced inspection against loopback services started here.
+
+    With --serve the API and pages are then served on 127.0.0.1:--port until Ctrl-C, and the
+    last line printed, once the server answers, is the URL of the demo run's record page.
+    """
+    if serve and not 0 < port < 65536:
+        raise InputError(f"--port: {port} is not a TCP port")
     from orchestrator.demo.walkthrough import run_demo
 
     run_id = run_demo(quiet=quiet)
     if not serve:
         return
+    with open_rio() as rio:
+        _serve_demo(rio, run_id, port)
+
+
+def _serve_demo(rio: Rio, run_id: str, port: int) -> None:
+    """uvicorn in a thread; the URLs are printed once it listens, the record page's last."""
+    import signal
+    import threading
+    import time
+
     import uvicorn
 
+    from orchestrator.errors import ToolError
     from orchestrator.interfaces.api import create_app
 
-    with open_rio() as rio:
-        base = f"http://127.0.0.1:{port}"
-        keys = rio.settings.home / "demo-keys"
-        console.print(f"log in at {base}/login with a key from {keys}", markup=False)
-        console.print(f"public check: {base}/verify", markup=False)
-        console.print(f"record page: {base}/runs/{run_id}/record", markup=False)
-        uvicorn.run(create_app(rio), host="127.0.0.1", port=port, log_level="warning")
+    base = f"http://127.0.0.1:{port}"
+    config = uvicorn.Config(create_app(rio), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="rio-demo-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise ToolError(f"the pages could not be served on {base} (is the port taken?)")
+        time.sleep(0.05)
+    keys = rio.settings.home / "demo-keys"
+    console.print(f"log in at {base}/login with a key from {keys}", markup=False)
+    console.print(f"public check: {base}/verify", markup=False)
+    console.print("serving until Ctrl-C or SIGTERM", markup=False)
+    console.print(f"record page: {base}/runs/{run_id}/record", markup=False)
+
+    def stop(_signum: int, _frame: object) -> None:
+        server.should_exit = True
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.should_exit = True
+        thread.join(10)
 
 
 def register(app: typer.Typer) -> None:
