@@ -164,7 +164,9 @@ def _seal_permit(**fields: Any) -> Permit:
         object.__setattr__(unsealed, "params", {})
     if "max_rate" not in fields:
         object.__setattr__(unsealed, "max_rate", 1.0)
-    return Permit(**fields, seal=_digest(unsealed))
+    # Sealed in place: constructing it anew would only compute the same digest again.
+    object.__setattr__(unsealed, "seal", _digest(unsealed))
+    return unsealed
 
 
 def check_permit(permit: Permit, probe: str, now: datetime | None = None) -> None:

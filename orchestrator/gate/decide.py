@@ -422,14 +422,18 @@ class Gate:
         return min(announced.end_utc, allowed.end_on(local))
 
     def check_window(self, now: datetime, deadline: datetime) -> CheckVerdict:
-        if self.scope.window_at(now) is None:
+        # Each window is looked up once (this runs twice per probe: decide and admit); the end
+        # is window_end's, from the same two windows.
+        announced = self.scope.window_at(now)
+        if announced is None:
             return CheckVerdict(
                 check=Check.WINDOW,
                 ok=False,
                 reason="outside-announced-window",
                 detail=f"{now.isoformat()} is outside every announced window",
             )
-        if self.policy.window_at(now) is None:
+        allowed = self.policy.window_at(now)
+        if allowed is None:
             return CheckVerdict(
                 check=Check.WINDOW,
                 ok=False,
@@ -445,8 +449,7 @@ class Gate:
                 detail=f"{now.astimezone(self.policy.tz).date()} is a blackout date "
                 f"{blackout.reason}".rstrip(),
             )
-        end = self.window_end(now)
-        assert end is not None
+        end = min(announced.end_utc, allowed.end_on(now.astimezone(self.policy.tz)))
         if deadline > end:
             return CheckVerdict(
                 check=Check.WINDOW,
