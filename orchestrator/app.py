@@ -9,7 +9,8 @@ thresholds and resolver:
   settings' budget store;
 - :func:`breaker_for` - the policy's health thresholds;
 - :func:`resolver_for` - the settings' name servers and port;
-- :func:`gate_for` - the gate for one notice and (optionally) one run.
+- :func:`gate_for` - the gate for one notice and (optionally) one run;
+- :func:`calendar_for` - the working-day calendar Art. 19 deadlines are counted on.
 
 Front ends (CLI, API, workers) call :func:`build_app` once and hand the result to the
 services in :mod:`orchestrator.services`.
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
     from orchestrator.gate.resolve import Resolver
     from orchestrator.intake.notices import Notice
     from orchestrator.intake.registry import Person
+    from orchestrator.record.workdays import WorkingCalendar
 
-__all__ = ["breaker_for", "budget_for", "build_app", "gate_for", "resolver_for"]
+__all__ = ["breaker_for", "budget_for", "build_app", "calendar_for", "gate_for", "resolver_for"]
 
 
 def build_app(settings: Settings, *, clock: Clock | None = None) -> Rio:
@@ -134,4 +136,15 @@ def gate_for(
         resolver=resolver or resolver_for(app),
         sink=sink,
         clock=clock or app.clock,
+    )
+
+
+def calendar_for(settings: Settings) -> WorkingCalendar:
+    """The working-day calendar: the ``holidays`` package's years, the years added to the home
+    with ``rio calendar add`` and the operator's ``RIO_CALENDAR_FILE``. Built when asked (an
+    added year counts from the next call on), never at import."""
+    from orchestrator.record.workdays import WorkingCalendar, calendar_files
+
+    return WorkingCalendar(
+        extra_file=settings.calendar_file, extra_files=calendar_files(settings.home)
     )

@@ -38,11 +38,9 @@ def cli_calendar(settings: Settings) -> WorkingCalendar:
 
     Read when a command runs, not at import.
     """
-    from orchestrator.record.workdays import WorkingCalendar, calendar_files
+    from orchestrator.app import calendar_for
 
-    return WorkingCalendar(
-        extra_file=settings.calendar_file, extra_files=calendar_files(settings.home)
-    )
+    return calendar_for(settings)
 
 
 def _order_line(order: rectify_mod.Rectification) -> str:

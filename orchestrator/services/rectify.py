@@ -20,6 +20,7 @@ __all__ = [
     "apply_early",
     "list_orders",
     "recheck_plan",
+    "record_feedback",
     "record_recheck",
     "schedule_recheck",
 ]
@@ -149,4 +150,35 @@ def schedule_recheck(app: Rio, actor: Person, order_id: int) -> RecheckScheduled
         start=planned.start,
         due=plan.due,
         after_due=planned.start > datetime.combine(plan.due, datetime.max.time(), CALENDAR_ZONE),
+    )
+
+
+def record_feedback(
+    app: Rio,
+    actor: Person,
+    order_id: int,
+    *,
+    document_name: str,
+    document: bytes,
+    now: datetime | None = None,
+) -> Rectification:
+    """Record that the re-check result was fed back to the object (an officer; Art. 19): the
+    document's name and SHA-256 are stored, its bytes are not.
+
+    Raises:
+        NotFoundError: no such order.
+        AccessDeniedError: ``actor`` may not order rectification on the order's run.
+        StateError: the order has no re-check yet.
+        ConflictError: feedback was already recorded.
+        InputError: the document is empty or has no name.
+    """
+    from orchestrator.record import rectify
+
+    return rectify.record_feedback(
+        app.db,
+        order_id,
+        actor=actor,
+        document_name=document_name,
+        document=document,
+        now=now or app.clock.now(),
     )

@@ -83,3 +83,99 @@ async def test_an_unknown_order_is_404(api: Api) -> None:
         "/api/v1/rectification/orders/999/recheck-plan", headers=await api.headers("officer-a")
     )
     assert response.status_code == 404
+
+
+def _fresh_order(api: Api) -> int:
+    """F1 (the telnet finding) ordered now, 10 working days ahead."""
+    return order_rectification(
+        api.lab.rio.db,
+        RUN,
+        [api.lab.findings[RUN][0]],
+        calendar=WorkingCalendar(),
+        working_days=10,
+        now=api.lab.rio.clock.now(),
+    ).id
+
+
+async def test_the_follow_up_steps_need_a_session_and_the_right_role(api: Api) -> None:
+    order = _fresh_order(api)
+    base = f"/api/v1/rectification/orders/{order}"
+    today = datetime.now(UTC).date().isoformat()
+    steps: list[tuple[str, dict[str, object] | None]] = [
+        ("/application", {"on": today}),
+        ("/recheck", {"run_id": RUN}),
+        ("/recheck/schedule", None),
+    ]
+    for path, body in steps:
+        assert (await api.client.post(base + path, json=body)).status_code == 401
+    feedback = await api.client.post(base + "/feedback", files={"document": ("f.pdf", b"x")})
+    assert feedback.status_code == 401
+    tech = await api.headers("tech-t")
+    for path, body in steps[:2]:  # an officer's steps
+        response = await api.client.post(base + path, headers=tech, json=body)
+        assert response.status_code == 403, (path, response.text)
+    officer = await api.headers("officer-a")
+    # Launching the re-check run is the entrusted vendor's technician's (the notice has one).
+    refused = await api.client.post(base + "/recheck/schedule", headers=officer)
+    assert refused.status_code == 403, refused.text
+
+
+async def test_an_officer_records_the_application_the_recheck_and_the_feedback(api: Api) -> None:
+    import asyncio
+    import hashlib
+
+    from tests.record.conftest import add_sealed_run
+
+    order = _fresh_order(api)
+    base = f"/api/v1/rectification/orders/{order}"
+    officer = await api.headers("officer-b")
+    today = datetime.now(UTC).date()
+    applied = await api.client.post(
+        base + "/application", headers=officer, json={"on": today.isoformat()}
+    )
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["state"] == "applied" and applied.json()["applied_on"] == str(today)
+    again = await api.client.post(
+        base + "/application", headers=officer, json={"on": today.isoformat()}
+    )
+    assert again.status_code == 409  # applied once
+
+    planned = await api.client.post(base + "/recheck/schedule", headers=await api.headers("tech-t"))
+    assert planned.status_code == 201, planned.text
+    assert planned.json()["notice_id"] == api.lab.notice_id and not planned.json()["after_due"]
+
+    # The re-check run (sealed) found the FTP service again but not the ordered telnet one.
+    await asyncio.to_thread(
+        add_sealed_run,
+        api.lab,
+        "R-20261204-rc",
+        [("RIO-PORT-FTP", 21)],
+        recheck_of=order,
+        start=api.lab.rio.clock.now(),
+    )
+    linked = await api.client.post(
+        base + "/recheck", headers=officer, json={"run_id": "R-20261204-rc"}
+    )
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["order"]["state"] == "resolved"
+    assert linked.json()["order"]["feedback_due"] is not None
+    diff = linked.json()["diff"]
+    assert [i["rule"] for i in diff["fixed"]] == ["RIO-PORT-TELNET"]
+    assert [i["rule"] for i in diff["not_ordered"]] == ["RIO-PORT-FTP"]
+
+    letter = b"%PDF-1.4 feedback letter to the object"
+    fed = await api.client.post(
+        base + "/feedback", headers=officer, files={"document": ("feedback.pdf", letter)}
+    )
+    assert fed.status_code == 200, fed.text
+    assert fed.json()["feedback"]["sha256"] == hashlib.sha256(letter).hexdigest()
+    assert fed.json()["feedback"]["document"] == "feedback.pdf"
+    assert fed.json()["feedback"]["by"] == "officer-b"
+    twice = await api.client.post(
+        base + "/feedback", headers=officer, files={"document": ("feedback.pdf", letter)}
+    )
+    assert twice.status_code == 409
+    empty = await api.client.post(
+        base + "/feedback", headers=officer, files={"document": ("x.pdf", b"")}
+    )
+    assert empty.status_code in (409, 422)

@@ -1,16 +1,20 @@
 """Rectification (Art. 19) over the API: the orders with their due dates and what is overdue,
-and where an order's re-check can run. Each route parses, calls one service, shapes."""
+where an order's re-check can run, the early application, scheduling and linking the
+re-check, and the feedback. Each route parses, calls one service, shapes."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
+from orchestrator.app import calendar_for
 from orchestrator.interfaces.api._auth import Actor
 from orchestrator.interfaces.api._context import ApiContext, context
+from orchestrator.interfaces.api._problems import Problem
 from orchestrator.record._zone import CALENDAR_ZONE
 from orchestrator.record.rectify import RecheckPlan, Rectification
 from orchestrator.services import rectify as rectify_service
@@ -20,6 +24,9 @@ __all__ = ["china_today", "order_out", "router"]
 router = APIRouter(prefix="/api/v1/rectification", tags=["rectification"])
 Ctx = Annotated[ApiContext, Depends(context)]
 OrderId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The order's number.")]
+
+_MAX_FEEDBACK = 32 * 1024 * 1024
+"""bytes: the largest feedback document taken (only its SHA-256 is kept)."""
 
 
 def china_today(ctx: ApiContext) -> date:
@@ -125,3 +132,91 @@ def orders(
 def recheck_plan(order_id: OrderId, ctx: Ctx, person: Actor) -> RecheckPlanOut:
     """Which announced window the order's re-check can use, or what to announce by when."""
     return _plan_out(rectify_service.recheck_plan(ctx.rio, person, order_id))
+
+
+class ApplicationIn(BaseModel):
+    on: date = Field(description="The day of the object's written application (China).")
+
+
+class RecheckIn(BaseModel):
+    run_id: str = Field(min_length=1, max_length=40, description="The sealed re-check run.")
+
+
+class RecheckOut(BaseModel):
+    order: OrderOut
+    diff: dict[str, list[dict[str, Any]]] = Field(
+        description="fixed, still_present, new and not_ordered, by stable finding key."
+    )
+
+
+class RecheckScheduledOut(BaseModel):
+    order_id: int
+    run_id: str
+    notice_id: str
+    start: datetime
+    due: date
+    after_due: bool = Field(description="The planned start is after the due day ends.")
+
+
+@router.post("/orders/{order_id}/application", response_model=OrderOut)
+def apply_early(order_id: OrderId, body: ApplicationIn, ctx: Ctx, person: Actor) -> OrderOut:
+    """Record the object's written application for an early re-check (officers)."""
+    order = rectify_service.apply_early(
+        ctx.rio, person, order_id, on=body.on, calendar=calendar_for(ctx.rio.settings)
+    )
+    return order_out(order, china_today(ctx))
+
+
+@router.post(
+    "/orders/{order_id}/recheck/schedule", response_model=RecheckScheduledOut, status_code=201
+)
+def schedule_recheck(order_id: OrderId, ctx: Ctx, person: Actor) -> RecheckScheduledOut:
+    """Plan the re-check run at the next opening of the notice covering the due date (the
+    entrusted vendor's technician); ``rio serve`` runs it."""
+    planned = rectify_service.schedule_recheck(ctx.rio, person, order_id)
+    return RecheckScheduledOut(
+        order_id=planned.order_id,
+        run_id=planned.run_id,
+        notice_id=planned.notice_id,
+        start=planned.start,
+        due=planned.due,
+        after_due=planned.after_due,
+    )
+
+
+@router.post("/orders/{order_id}/recheck", response_model=RecheckOut)
+def record_recheck(order_id: OrderId, body: RecheckIn, ctx: Ctx, person: Actor) -> RecheckOut:
+    """Link the sealed re-check run (officers): the finding diff decides resolved or not."""
+    order, diff = rectify_service.record_recheck(
+        ctx.rio,
+        person,
+        order_id,
+        recheck_run_id=body.run_id,
+        calendar=calendar_for(ctx.rio.settings),
+    )
+    return RecheckOut(order=order_out(order, china_today(ctx)), diff=diff.to_json())
+
+
+@router.post("/orders/{order_id}/feedback", response_model=OrderOut)
+async def feedback(
+    order_id: OrderId,
+    ctx: Ctx,
+    person: Actor,
+    document: Annotated[UploadFile, File(description="The feedback document as sent.")],
+    name: Annotated[str | None, Form(max_length=300, description="Default: the file's.")] = None,
+) -> OrderOut:
+    """Record that the re-check result was fed back (officers): the document's name and
+    SHA-256 are kept, its bytes are not."""
+    data = await document.read(_MAX_FEEDBACK + 1)
+    if len(data) > _MAX_FEEDBACK:
+        raise Problem(slug="bad-input", detail="the feedback document is larger than 32 MiB")
+    order = await run_in_threadpool(
+        rectify_service.record_feedback,
+        ctx.rio,
+        person,
+        order_id,
+        document_name=name or document.filename or "",
+        document=data,
+        now=ctx.clock.now(),
+    )
+    return order_out(order, china_today(ctx))
