@@ -30,6 +30,7 @@ from orchestrator.services import audit as audit_service
 from orchestrator.services import notices as notice_service
 from orchestrator.services import records as record_service
 from orchestrator.services import runs as run_service
+from orchestrator.services import transparency as transparency_service
 from orchestrator.services.runs import RunStatus
 
 __all__ = ["audit_out", "record_out", "router", "run_out"]
@@ -525,6 +526,32 @@ def audit_run(run_id: str, ctx: Ctx, person: Actor) -> AuditOut:
     report = audit_service.verify_run_archive(ctx.rio, person, run_id, now=ctx.clock.now())
     ctx.verify_results[("pass" if report else "fail")] += 1
     return audit_out(report)
+
+
+@router.get(
+    "/runs/{run_id}/transparency",
+    tags=["audit"],
+    response_model=dict[str, Any],
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}},
+)
+def transparency(
+    run_id: str,
+    ctx: Ctx,
+    person: Actor,
+    format: Annotated[
+        Literal["json", "html", "pdf"], Query(description="json for tools, html or pdf for people")
+    ] = "json",
+) -> Any:
+    """The transparency report for the run's inspected object (Art. 5, 7): every probe that
+    touched its announced networks with an RFC 9162 inclusion proof against the final signed
+    checkpoint, built from the closed run's archive as ``rio report transparency`` builds it."""
+    report = transparency_service.transparency_report(ctx.rio, person, run_id, now=ctx.clock.now())
+    if format == "json":
+        return report
+    fmt = Format(format)
+    data = transparency_service.render_transparency_report(report, fmt)
+    media = "application/pdf" if fmt is Format.PDF else "text/html; charset=utf-8"
+    return Response(data, media_type=media, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/audit/verify", response_model=AuditOut, tags=["audit"])
