@@ -26,6 +26,8 @@ __all__ = [
     "LogReview",
     "TargetSummary",
     "iter_archive_leaves",
+    "outcome_sends",
+    "peak_per_second",
 ]
 
 
@@ -129,19 +131,34 @@ class _Tracker:
 
     def peak(self) -> int:
         """Most units in any one-second sliding window ``(s - 1 s, s]`` of the sends."""
-        ordered = sorted(self.sends)
-        best = total = start = 0
-        for at, units in ordered:
-            total += units
-            while ordered[start][0] <= at - WINDOW_NS:
-                total -= ordered[start][1]
-                start += 1
-            best = max(best, total)
-        return best
+        return peak_per_second(self.sends)
 
 
-def _sends(leaf: Leaf, at: int, units: int) -> list[tuple[int, int]]:
-    """When an outcome's probe used its units on the wire (as the offline audit replays them)."""
+def peak_per_second(sends: Iterable[tuple[int, int]]) -> int:
+    """Most units in any one-second sliding window ``(s - 1 s, s]`` of ``(ns, units)`` sends."""
+    ordered = sorted(sends)
+    best = total = start = 0
+    for at, units in ordered:
+        total += units
+        while ordered[start][0] <= at - WINDOW_NS:
+            total -= ordered[start][1]
+            start += 1
+        best = max(best, total)
+    return best
+
+
+def outcome_sends(leaf: Leaf, at: int, units: int) -> list[tuple[int, int]]:
+    """When an outcome's probe used its units on the wire (as the offline audit replays them).
+
+    Args:
+        leaf: the outcome leaf.
+        at: its intent's time (ns since the epoch), for outcomes logged without a send time.
+        units: its intent's cost.
+
+    Returns:
+        ``(ns, units)`` pairs: the traced sends (``sends_us``), else ``sent_at``; none for a
+        probe that was never sent.
+    """
     if "sent_at" not in leaf.data:
         return [(at, units)]  # written before send times were logged: the intent's time
     sent = leaf.data["sent_at"]
@@ -266,7 +283,7 @@ class LogReview:
         entry = self._unsent.pop(intent, None) if isinstance(intent, int) else None
         if entry is not None:
             tracker, at, units = entry
-            tracker.sends.extend(_sends(leaf, at, units))
+            tracker.sends.extend(outcome_sends(leaf, at, units))
 
     def summaries(self) -> list[TargetSummary]:
         """The per-target summary of the leaves reviewed so far, by target."""

@@ -186,7 +186,7 @@ def run_status(
     print_reasons(data["refused_by_reason"])
     console.print(f"{'outcomes':28} {_pairs(data['outcomes'])}")
     console.print(f"{'findings':28} {_pairs(data['findings'])}")
-    console.print(f"{'peak connections/s (1 s bins)':28} {data['peak_connections_per_second']}")
+    console.print(f"{'peak connections/s (sliding)':28} {data['peak_connections_per_second']}")
     if data["checkpoint"]:
         console.print("checkpoint:")
         console.print(data["checkpoint"]["note"].rstrip("\n"), markup=False)

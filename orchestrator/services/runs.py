@@ -241,10 +241,12 @@ def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
     """
     from sqlalchemy import func, select
 
+    from orchestrator.audit.logview import outcome_sends, peak_per_second
     from orchestrator.intake.registry import person_by_id
     from orchestrator.ledger.bodies import IntentBody, OutcomeBody, StateBody
     from orchestrator.ledger.log import read_checkpoints, read_leaves
     from orchestrator.ledger.tally import RefusalTally
+    from orchestrator.record.canonical import parse_ns_timestamp
     from orchestrator.store.models import FindingRow
 
     with app.db.session() as s:
@@ -280,8 +282,11 @@ def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
         }
         planned, done = row.planned or 0, row.done or 0
     outcomes: Counter[str] = Counter()
-    per_second: Counter[str] = Counter()
-    costs: dict[int, int] = {}
+    # Connections as the target received them: each probe's sends on the wire (sent_at, or
+    # the traced sends of an nmap batch), counted in sliding one-second windows as the audit
+    # replays them, not in calendar-second bins.
+    sends: list[tuple[int, int]] = []
+    costs: dict[int, tuple[int, int]] = {}
     last_state: StateBody | None = None
     refusals = RefusalTally()
     for leaf in read_leaves(app.db, run_id):
@@ -289,11 +294,10 @@ def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
         if leaf.kind == "outcome":
             outcome = OutcomeBody.from_json(leaf.data)
             outcomes[outcome.outcome.value] += 1
-            cost = costs.pop(outcome.intent, 1)
-            if isinstance(outcome.sent_at, str):  # connections per second as sent, not decided
-                per_second[outcome.sent_at[:19]] += cost
+            at, cost = costs.pop(outcome.intent, (parse_ns_timestamp(leaf.at), 1))
+            sends.extend(outcome_sends(leaf, at, cost))
         elif leaf.kind == "intent":
-            costs[leaf.seq] = IntentBody.from_json(leaf.data).cost
+            costs[leaf.seq] = (parse_ns_timestamp(leaf.at), IntentBody.from_json(leaf.data).cost)
         elif leaf.kind == "state":
             last_state = StateBody.from_json(leaf.data)
     # Gate refusals and probes' own refusals, by reason (the runner's count has only the gate's).
@@ -305,7 +309,9 @@ def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
         "count": max(0, planned - done),
         "why": last_state.reason if last_state and last_state.state == "paused" else None,
     }
-    data["peak_connections_per_second"] = max(per_second.values(), default=0)
+    # Intents without an outcome (in flight, or a crash) count at their intent, as in the audit.
+    sends.extend(costs.values())
+    data["peak_connections_per_second"] = peak_per_second(sends)
     cps = read_checkpoints(app.db, run_id)
     data["checkpoint"] = {"size": cps[-1].size, "note": cps[-1].note} if cps else None
     return RunFigures(data=data)
