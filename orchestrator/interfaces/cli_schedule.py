@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from datetime import timedelta
@@ -66,7 +67,7 @@ def run_schedule(
         if subject.startswith("R-"):
             if period is not None:
                 raise InputError(f"{subject}: a run resumes as it was; drop --every")
-            resumed = schedule_resume(rio, person, subject)
+            resumed = asyncio.run(schedule_resume(rio, person, subject))
             start, tz = resumed.start, show_notice(rio, person, resumed.notice_id).policy.tz
             console.print(subject)
             console.print(
@@ -152,7 +153,7 @@ def serve(
     with open_rio() as rio, RioScheduler(rio, on_event=console.print) as scheduler:
         if once:
             try:
-                fired = scheduler.fire_due()
+                fired = asyncio.run(scheduler.fire_due())
             except StateError as exc:
                 # Another instance fires (HA): for cron, not an error.
                 console.print(str(exc))
@@ -170,7 +171,7 @@ def serve(
 
         previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            scheduler.serve(stop, poll_seconds=poll)
+            asyncio.run(scheduler.serve(stop, poll_seconds=poll))
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
@@ -184,9 +185,10 @@ def _serve_api(
 
     from orchestrator.interfaces.api import create_app
 
-    worker = threading.Thread(
-        target=scheduler.serve, args=(stop,), kwargs={"poll_seconds": poll}, name="rio-scheduler"
-    )
+    def serve_scheduler() -> None:  # the scheduler thread's own event loop
+        asyncio.run(scheduler.serve(stop, poll_seconds=poll))
+
+    worker = threading.Thread(target=serve_scheduler, name="rio-scheduler")
     worker.start()
     try:
         console.print(f"API and pages on http://{host}:{port}/ (OpenAPI /api/v1/openapi.json)")

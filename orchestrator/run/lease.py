@@ -156,10 +156,13 @@ def _logged_end(rio: Rio, run_id: str) -> RunState | None:
     return end if sealed else None
 
 
-def recover_crashed(
+async def recover_crashed(
     rio: Rio, run_ids: Iterable[str] | None = None, *, clock: Clock | None = None
 ) -> list[str]:
     """Mark every crashed run ``paused (crash)``; returns their ids.
+
+    Async, like the probe log it writes to: the caller's event loop does the work (a sync
+    entry point runs it with ``asyncio.run``).
 
     Args:
         rio: the opened rio home.
@@ -179,7 +182,7 @@ def recover_crashed(
         if not lease.try_acquire():
             continue
         try:
-            if asyncio.run(_recover_one(rio, run_id, when)):
+            if await _recover_one(rio, run_id, when):
                 crashed.append(run_id)
         finally:
             lease.release()

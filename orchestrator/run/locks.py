@@ -23,6 +23,8 @@ __all__ = ["SchedulerLock", "scheduler_lock"]
 
 _LOG = logging.getLogger("orchestrator.run.scheduler")
 
+# A fixed 63-bit key (a domain-separated hash, so never a run lease's key): every rio scheduler
+# on one PostgreSQL database contends for this same lock.
 _ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"rio scheduler").digest()[:8], "big") >> 1
 
 

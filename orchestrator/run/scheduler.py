@@ -1,56 +1,42 @@
 """The scheduler: runs start, resume and recur only inside a notice's openings.
 
-Jobs live in rio's own database (APScheduler 3's ``SQLAlchemyJobStore``, tables ``apscheduler*``,
-which the migrations leave alone), so they survive a restart. Every job is a one-shot date job
-whose function is a module-level function of this module taking only plain ids; it runs on the
-process's *active* :class:`RioScheduler` (the one serving), which holds the Rio, the clock and the
-runner options. Each re-placement is a new job with its own id, so APScheduler removing a fired
-job can never remove its successor.
+Jobs wait in rio's own database (:mod:`orchestrator.run.jobstore`). A :class:`RioScheduler`
+takes the due ones out and does them itself, with the window rules checked again by its clock:
 
-Kinds of job:
-
-- ``run:<run id>:<when>`` -> :func:`fire_run`: start or resume one run. At fire time the window
-  rules are checked again with the clock: a job that fires after its opening passed (rio was
+- a run job starts or resumes one run. A job that fires after its opening passed (rio was
   down) does not start late; the run becomes WAITING with a job at the next opening, or MISSED
   when no opening is left. A run the runner pauses at a window's end gets a resume job at the
-  next opening; so does a run whose runner crashed (found when serving starts and at every poll,
-  see ``lease.py``).
-- ``series:<series id>:<period>:<when>`` -> :func:`fire_series`: a recurring check (e.g. weekly
-  for key-supervision objects). Period ``k`` is due at ``anchor + k * every`` and is placed at the
-  next opening from then (never two periods in one opening); it creates a new run there.
+  next opening; so does a run whose runner crashed (found when serving starts and at every
+  poll, see ``lease.py``).
+- a series job is one period of a recurring check (e.g. weekly for key-supervision objects).
+  Period ``k`` is due at ``anchor + k * every`` and is placed at the next opening from then
+  (never two periods in one opening); it creates a new run there.
 
-Only one scheduler fires jobs at a time: with PostgreSQL it holds a session-level advisory lock
-(``pg_try_advisory_lock``) on a dedicated connection, with SQLite an exclusive lock on
-``RIO_HOME/scheduler.lock``. Others wait and retry; anyone may add jobs.
-
-``fire_due`` fires what is due by the injected clock, without APScheduler's timer thread (``rio
-serve --once``, cron, tests); ``serve`` runs the timer thread until told to stop.
+The scheduler belongs to whoever made it: the jobs name only the kind of work and plain ids, and
+nothing in this module is global. Firing is async; the entry point owns the event loop
+(``rio serve`` runs :meth:`RioScheduler.serve` or, with ``--once``, :meth:`RioScheduler.fire_due`
+under ``asyncio.run``). Only one scheduler fires at a time (:mod:`orchestrator.run.locks`);
+anyone may add jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import STATE_RUNNING, STATE_STOPPED
-from sqlalchemy.exc import SQLAlchemyError
-
-from orchestrator.clock import Clock, SystemClock
+from orchestrator.clock import Clock
 from orchestrator.context import Rio
-from orchestrator.errors import InputError, RioError, StateError, StoreError
+from orchestrator.errors import InputError, RioError, StateError
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.ledger.log import ProbeLog
+from orchestrator.run.jobstore import JOB_TABLE, JobInfo, JobStore, StoredJob, stamp
 from orchestrator.run.lease import recover_crashed
 from orchestrator.run.lifecycle import RunLifecycle
 from orchestrator.run.locks import SchedulerLock, scheduler_lock
@@ -67,15 +53,11 @@ __all__ = [
     "SchedulerLock",
     "fire_run",
     "fire_series",
-    "resume_run",
     "schedule_run",
     "scheduler_lock",
 ]
 
 _LOG = logging.getLogger("orchestrator.run.scheduler")
-JOB_TABLE = "apscheduler_jobs"
-# A fixed 63-bit key: every rio scheduler on one PostgreSQL database contends for the same lock.
-_STAMP = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,80 +77,32 @@ class ScheduledRun:
     next_period: datetime | None = None
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class JobInfo:
-    """A job in the job store, for ``rio run jobs``."""
-
-    id: str
-    kind: str
-    subject: str
-    next_run: datetime | None
-
-
-# -- the lock that makes one scheduler fire -----------------------------------------------------
-
-
-# -- job functions (module level, plain ids: they are stored by reference) -------------------
-
-_active: RioScheduler | None = None
-_active_guard = threading.Lock()
-
-
-def _current() -> RioScheduler:
-    scheduler = _active
-    if scheduler is None:
-        raise StateError("no rio scheduler is serving in this process (rio serve)")
-    return scheduler
+# -- the kinds of work a job names ---------------------------------------------------------------
+# Stored jobs reference these by name (``orchestrator.run.scheduler:fire_run``), so the names
+# stay; the scheduler that takes a job out of the store does the work, never these functions.
 
 
 def fire_run(run_id: str) -> None:
-    """Job function: start or resume ``run_id`` if its notice is open now."""
-    _current().fire_run(run_id)
+    """The kind of a run job (start or resume ``run_id``); done by :meth:`RioScheduler.fire_run`."""
+    raise StateError(f"run {run_id}: a job is done by the rio scheduler that takes it (rio serve)")
 
 
 def fire_series(
     series: str, notice_id: str, technician: str, anchor: str, every_seconds: int, period: int
 ) -> None:
-    """Job function: period ``period`` of a recurring check of ``notice_id``."""
-    _current().fire_series(series, notice_id, technician, anchor, every_seconds, period)
+    """The kind of a series job; done by :meth:`RioScheduler.fire_series`."""
+    raise StateError(f"series {series}: a job is done by the rio scheduler that takes it")
 
 
-# -- the scheduler -----------------------------------------------------------------------------
-
-
-class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
-    """APScheduler's background scheduler, firing only while running.
-
-    APScheduler 3's loop makes one last pass over the job stores after ``shutdown`` (state
-    STOPPED is not PAUSED): it submits due jobs to the stopped executor (an error) and its
-    thread then dies on removing them. A store-only scheduler (``rio run schedule``) must not
-    touch a job that is due now.
-    """
-
-    def _process_jobs(self) -> float | None:
-        if self.state != STATE_RUNNING:
-            return None
-        result: float | None = super()._process_jobs()
-        return result
-
-
-def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime(_STAMP)
-
-
-def _aware(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise TypeError(f"not a datetime: {value!r}")
-    return value.astimezone(UTC)
+_RUN_JOB = f"{__name__}:{fire_run.__name__}"
+_SERIES_JOB = f"{__name__}:{fire_series.__name__}"
 
 
 class RioScheduler:
-    """APScheduler over rio's database, with rio's window rules at every firing.
+    """rio's window rules over the job store: plan, place and fire runs.
 
     Use as a context manager: entering opens the job store (jobs can be added and listed),
-    leaving shuts it down. Nothing fires until :meth:`fire_due` or :meth:`serve` is called.
+    leaving closes it. Nothing fires until :meth:`fire_due` or :meth:`serve` is awaited.
     """
 
     def __init__(
@@ -184,45 +118,27 @@ class RioScheduler:
 
         Args:
             rio: the opened rio home (its database holds the jobs).
-            clock: decides whether a job fires inside its window (default: the system clock).
+            clock: decides whether a job fires inside its window (default: the app's clock).
             runner_options: extra keyword arguments for :class:`Runner` (resolver, dns_port).
             lock: the single-firer lock (default: :func:`scheduler_lock`).
             on_event: called with a one-line message for every job fired or re-placed.
         """
         self.rio = rio
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or rio.clock
         self.runner_options = dict(runner_options or {})
         self.lock = lock or scheduler_lock(rio)
         self._on_event = on_event
-        self._scheduler: Any = _Scheduler(
-            # The rio engine carries the SQLite pragmas (WAL, busy timeout) the other writers use.
-            jobstores={"default": SQLAlchemyJobStore(engine=rio.db.engine, tablename=JOB_TABLE)},
-            executors={"default": {"type": "threadpool", "max_workers": 4}},
-            job_defaults={
-                # A job that fires late still runs: fire_run itself refuses to start outside
-                # the window and re-places it. APScheduler's default grace would drop it.
-                "misfire_grace_time": None,
-                "coalesce": True,
-                "max_instances": 1,
-            },
-            timezone=UTC,
-        )
+        self._store = JobStore(rio.db)
 
     # -- lifetime ----------------------------------------------------------------------------
 
     def open(self) -> None:
         """Open the job store (creating its table if needed); nothing fires yet."""
-        if self._scheduler.state != STATE_STOPPED:
-            return
-        try:
-            self._scheduler.start(paused=True)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database {self.rio.db.safe_url}: job store: {exc}") from exc
+        self._store.open()
 
-    def close(self, *, wait: bool = True) -> None:
-        """Stop firing, wait for running jobs (``wait``), close the job store."""
-        if self._scheduler.state != STATE_STOPPED:
-            self._scheduler.shutdown(wait=wait)
+    def close(self) -> None:
+        """Close the job store."""
+        self._store.close()
 
     def __enter__(self) -> RioScheduler:
         self.open()
@@ -236,20 +152,6 @@ class RioScheduler:
     ) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _serving(self) -> Iterator[None]:
-        global _active
-        with _active_guard:
-            if _active is not None and _active is not self:
-                raise StateError("another rio scheduler is already serving in this process")
-            _active = self
-        try:
-            yield
-        finally:
-            with _active_guard:
-                if _active is self:
-                    _active = None
-
     def _say(self, message: str) -> None:
         _LOG.info("%s", message)
         if self._on_event is not None:
@@ -257,25 +159,9 @@ class RioScheduler:
 
     # -- adding jobs -------------------------------------------------------------------------
 
-    def _add(self, job_id: str, func: Callable[..., None], when: datetime, args: list[Any]) -> str:
-        self.open()
-        try:
-            self._scheduler.add_job(
-                f"{__name__}:{func.__name__}",
-                trigger="date",
-                run_date=when.astimezone(UTC),
-                id=job_id,
-                name=job_id,
-                args=args,
-                replace_existing=True,
-            )
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database {self.rio.db.safe_url}: job {job_id}: {exc}") from exc
-        return job_id
-
     def add_run_job(self, run_id: str, when: datetime) -> str:
         """A job that starts or resumes ``run_id`` at ``when``; returns the job id."""
-        return self._add(f"run:{run_id}:{_stamp(when)}", fire_run, when, [run_id])
+        return self._store.add(f"run:{run_id}:{stamp(when)}", _RUN_JOB, when, [run_id])
 
     def _add_series_job(
         self,
@@ -287,9 +173,9 @@ class RioScheduler:
         period: int,
         when: datetime,
     ) -> str:
-        return self._add(
-            f"series:{series}:{period}:{_stamp(when)}",
-            fire_series,
+        return self._store.add(
+            f"series:{series}:{period}:{stamp(when)}",
+            _SERIES_JOB,
             when,
             [series, notice_id, technician, anchor.isoformat(), int(every.total_seconds()), period],
         )
@@ -350,7 +236,7 @@ class RioScheduler:
             next_period=following.start if following else None,
         )
 
-    def resume_run(self, run_id: str) -> datetime:
+    async def resume_run(self, run_id: str) -> datetime:
         """Give a paused or waiting run a job at its notice's next opening; returns that start.
 
         A run left ``running`` by a runner that died is marked ``paused (crash)`` first.
@@ -358,7 +244,7 @@ class RioScheduler:
         Raises:
             StateError: the run is not paused, waiting or scheduled, or no opening is left.
         """
-        recover_crashed(self.rio, [run_id], clock=self.clock)
+        await recover_crashed(self.rio, [run_id], clock=self.clock)
         with self.rio.db.session() as s:
             row = get_run(s, run_id)
             state = RunState(row.state)
@@ -374,16 +260,16 @@ class RioScheduler:
         self.add_run_job(run_id, opening.start)
         return opening.start
 
-    def recover_crashes(self) -> list[str]:
+    async def recover_crashes(self) -> list[str]:
         """Mark runs whose runner died ``paused (crash)`` and place each at its next opening.
 
         Returns:
             The crashed runs found.
         """
-        found = recover_crashed(self.rio, clock=self.clock)
+        found = await recover_crashed(self.rio, clock=self.clock)
         for run_id in found:
             try:
-                start = self.resume_run(run_id)
+                start = await self.resume_run(run_id)
             except StateError as exc:
                 self._say(f"run {run_id}: its runner had crashed; paused (crash); {exc}")
                 continue
@@ -392,16 +278,7 @@ class RioScheduler:
 
     def jobs(self) -> list[JobInfo]:
         """Every job in the store, soonest first."""
-        self.open()
-        out = []
-        for job in self._scheduler.get_jobs():
-            kind, _, rest = str(job.id).partition(":")
-            subject = rest.rsplit(":", 1)[0] if kind == "run" else str(job.args[1])
-            out.append(
-                JobInfo(id=job.id, kind=kind, subject=subject, next_run=_aware(job.next_run_time))
-            )
-        far = datetime.max.replace(tzinfo=UTC)
-        return sorted(out, key=lambda j: (j.next_run or far, j.id))
+        return self._store.jobs()
 
     def unschedule(self, subject: str) -> list[str]:
         """Remove the waiting jobs of a run (``R-...``) or of a recurring series (its id).
@@ -411,29 +288,15 @@ class RioScheduler:
         Returns:
             The ids of the jobs removed (empty when there were none).
         """
-        self.open()
-        removed = []
-        for job in self._scheduler.get_jobs():
-            kind, _, rest = str(job.id).partition(":")
-            owner = rest.rsplit(":", 1)[0] if kind == "run" else rest.split(":", 1)[0]
-            if owner == subject:
-                with contextlib.suppress(JobLookupError):
-                    self._scheduler.remove_job(job.id)
-                removed.append(str(job.id))
-        return removed
+        return self._store.unschedule(subject)
 
     def series_notice(self, series: str) -> str | None:
         """The notice of a series that still has a waiting job, else ``None``."""
-        self.open()
-        for job in self._scheduler.get_jobs():
-            kind, _, rest = str(job.id).partition(":")
-            if kind == "series" and rest.split(":", 1)[0] == series:
-                return str(job.args[1])
-        return None
+        return self._store.series_notice(series)
 
     # -- firing ------------------------------------------------------------------------------
 
-    def fire_run(self, run_id: str) -> RunState:
+    async def fire_run(self, run_id: str) -> RunState:
         """Start or resume a run now, if its notice is open now; else re-place or miss it.
 
         Returns:
@@ -443,7 +306,9 @@ class RioScheduler:
             row = get_run(s, run_id)
             state = RunState(row.state)
             notice = get_notice(s, row.notice_id)
-        if state is RunState.RUNNING and recover_crashed(self.rio, [run_id], clock=self.clock):
+        if state is RunState.RUNNING and await recover_crashed(
+            self.rio, [run_id], clock=self.clock
+        ):
             self._say(f"run {run_id}: its runner had crashed; paused (crash)")
             state = RunState.PAUSED
         if state in FINAL or state is RunState.RUNNING:
@@ -454,10 +319,10 @@ class RioScheduler:
         opening = opening_at(notice, now)
         if opening is None or opening.length < notice.policy.probe_timeout:
             why = f"outside its openings at {now.isoformat()}"
-            return self._defer(run_id, notice, now, why=why)
+            return await self._defer(run_id, notice, now, why=why)
         self._say(f"run {run_id}: starting (opening until {opening.end.isoformat()})")
         runner = Runner(self.rio, run_id, clock=self.clock, **self.runner_options)
-        final = asyncio.run(runner.execute())
+        final = await runner.execute()
         self._say(f"run {run_id}: {final.value}")
         if final is RunState.PAUSED:
             with self.rio.db.session() as s:
@@ -466,10 +331,10 @@ class RioScheduler:
                 # Still inside this opening (the gate stops a probe_timeout before its end):
                 # resume only at a later one.
                 after = max(self.clock.now(), opening.end)
-                return self._defer(run_id, notice, after, why="paused at the window's end")
+                return await self._defer(run_id, notice, after, why="paused at the window's end")
         return final
 
-    def _defer(self, run_id: str, notice: Notice, after: datetime, *, why: str) -> RunState:
+    async def _defer(self, run_id: str, notice: Notice, after: datetime, *, why: str) -> RunState:
         """Re-place a run at the next opening (WAITING unless PAUSED), or mark it MISSED."""
         nxt = self._next(notice, after)
         now = self.clock.now()
@@ -485,7 +350,7 @@ class RioScheduler:
             target = RunState.MISSED
             detail = f"{why}; no opening left in notice {notice.id}'s windows"
         if target is not state:
-            asyncio.run(self._log_state(run_id, target, detail, now, nxt))
+            await self._log_state(run_id, detail, now, nxt)
         if nxt is not None:
             self.add_run_job(run_id, nxt.start)
             self._say(f"run {run_id}: {target.value}: {detail}")
@@ -493,11 +358,9 @@ class RioScheduler:
             self._say(f"run {run_id}: missed: {detail}")
         return target
 
-    async def _log_state(
-        self, run_id: str, state: RunState, why: str, now: datetime, nxt: Opening | None
-    ) -> None:
+    async def _log_state(self, run_id: str, why: str, now: datetime, nxt: Opening | None) -> None:
         """Move the run to WAITING or MISSED: its row and state leaf (and a checkpoint) at once."""
-        log = ProbeLog(self.rio.db, run_id, self.rio.signing_key, clock=self.rio.clock)
+        log = ProbeLog(self.rio.db, run_id, self.rio.signing_key, clock=self.clock)
         try:
             life = RunLifecycle(self.rio.db, log)
             if nxt is not None:
@@ -507,7 +370,7 @@ class RioScheduler:
         finally:
             await log.close()
 
-    def fire_series(
+    async def fire_series(
         self,
         series: str,
         notice_id: str,
@@ -550,11 +413,24 @@ class RioScheduler:
             )
         return run_id
 
-    def fire_due(self, *, limit: int = 100) -> list[str]:
-        """Fire every job due by the clock, soonest first, then return (``rio serve --once``).
+    async def _do(self, job: StoredJob) -> None:
+        """Do one job taken out of the store; a rio error is said, not raised."""
+        try:
+            if job.func == _RUN_JOB:
+                await self.fire_run(*job.args)
+            elif job.func == _SERIES_JOB:
+                await self.fire_series(*job.args)
+            else:
+                raise StateError(f"job {job.id}: unknown kind of work {job.func!r}")
+        except RioError as exc:
+            self._say(f"job {job.id}: {exc}")
+
+    async def fire_due(self, *, limit: int = 100) -> list[str]:
+        """Fire every job due by the clock, soonest first, one after the other, then return
+        (``rio serve --once``).
 
         Jobs a firing adds that are already due (a recurring period's run) fire too.
-        Nothing fires unless this process holds the scheduler lock.
+        Nothing fires unless this scheduler holds the scheduler lock.
 
         Args:
             limit: at most this many jobs fire (a bound, not a batch size).
@@ -571,60 +447,68 @@ class RioScheduler:
             raise StateError("another rio scheduler holds the scheduler lock; nothing fired")
         fired: list[str] = []
         try:
-            with self._serving():
-                self.recover_crashes()
-                for _ in range(limit):
-                    now = self.clock.now()
-                    due = [
-                        j
-                        for j in self._scheduler.get_jobs()
-                        if j.next_run_time is not None and j.next_run_time <= now
-                    ]
-                    if not due:
-                        break
-                    job = min(due, key=lambda j: (j.next_run_time, j.id))
-                    # Removed first, as APScheduler does: a job that fails is not retried forever.
-                    with contextlib.suppress(JobLookupError):
-                        self._scheduler.remove_job(job.id)
-                    fired.append(job.id)
-                    try:
-                        job.func(*job.args)
-                    except RioError as exc:
-                        self._say(f"job {job.id}: {exc}")
+            await self.recover_crashes()
+            for _ in range(limit):
+                job = self._store.take_due(self.clock.now())
+                if job is None:
+                    break
+                fired.append(job.id)
+                await self._do(job)
         finally:
             if owned:
                 self.lock.release()
         return fired
 
-    def serve(
-        self, stop: threading.Event, *, poll_seconds: float = 5.0, retry_seconds: float = 10.0
+    async def serve(
+        self,
+        stop: threading.Event,
+        *,
+        poll_seconds: float = 5.0,
+        retry_seconds: float = 10.0,
+        max_running: int = 4,
     ) -> None:
         """Fire jobs on time until ``stop`` is set (``rio serve``).
 
-        Waits (retrying every ``retry_seconds``) while another scheduler holds the lock. Jobs
-        added by other processes are seen within ``poll_seconds``. When ``stop`` is set, no new
-        job starts and running ones are waited for.
+        Waits (retrying every ``retry_seconds``) while another scheduler holds the lock. Due
+        jobs run side by side (at most ``max_running`` at once); jobs added by other processes
+        are seen within ``poll_seconds``, and so are runners elsewhere that died. When ``stop``
+        is set, no new job starts and running ones are waited for.
         """
         self.open()
         while not self.lock.acquire():
             self._say(f"another scheduler holds the lock; retrying in {retry_seconds:g} s")
-            if stop.wait(retry_seconds):
+            if await asyncio.to_thread(stop.wait, retry_seconds):
                 return
+        running: set[asyncio.Task[None]] = set()
         try:
-            with self._serving():
-                self._say("scheduler serving")
-                self.recover_crashes()
-                self._scheduler.resume()
-                self._scheduler.wakeup()
-                while not stop.wait(poll_seconds):
-                    # A runner elsewhere may have died; `rio run schedule` writes to the store
-                    # from another process: look again.
-                    self.recover_crashes()
-                    self._scheduler.wakeup()
-                self._say("scheduler stopping: waiting for running jobs")
-                self._scheduler.shutdown(wait=True)
+            self._say("scheduler serving")
+            await self.recover_crashes()
+            while not stop.is_set():
+                while len(running) < max_running:
+                    job = self._store.take_due(self.clock.now())
+                    if job is None:
+                        break
+                    task = asyncio.create_task(self._do(job), name=f"rio-job-{job.id}")
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if await asyncio.to_thread(stop.wait, self._pause(poll_seconds)):
+                    break
+                # A runner elsewhere may have died; `rio run schedule` writes to the store
+                # from another process: look again.
+                await self.recover_crashes()
+            self._say("scheduler stopping: waiting for running jobs")
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
         finally:
             self.lock.release()
+
+    def _pause(self, poll_seconds: float) -> float:
+        """How long to wait before looking again: until the next job is due, at most a poll."""
+        due = self._store.next_due()
+        if due is None:
+            return poll_seconds
+        # At least a tenth of a second: a due job waiting for a free slot is not a busy loop.
+        return min(poll_seconds, max(0.1, (due - self.clock.now()).total_seconds()))
 
 
 def schedule_run(
@@ -642,16 +526,10 @@ def schedule_run(
         notice_id: the notice.
         technician: who launches it.
         every: make it a recurring check with this period (each run at an opening).
-        clock: what "now" is (default: the system clock).
+        clock: what "now" is (default: the app's clock).
 
     Raises:
         StateError: no opening is left, or the technician may not run this notice.
     """
     with RioScheduler(rio, clock=clock) as scheduler:
         return scheduler.schedule_run(notice_id, technician, every=every).run_id
-
-
-def resume_run(rio: Rio, run_id: str, *, clock: Clock | None = None) -> datetime:
-    """Give a paused or waiting run a job at its next opening; returns that start."""
-    with RioScheduler(rio, clock=clock) as scheduler:
-        return scheduler.resume_run(run_id)

@@ -43,6 +43,16 @@ __all__ = [
 ]
 
 
+def _recover(app: Rio, run_ids: list[str]) -> list[str]:
+    """Mark the runs among ``run_ids`` whose runner died ``paused (crash)``.
+
+    Crash recovery is async (it writes to the probe log); these services are sync, called by
+    front ends from threads that run no event loop (a CLI command, an API worker thread), so
+    the loop is this call's own.
+    """
+    return asyncio.run(recover_crashed(app, run_ids))
+
+
 def preflight(app: Rio, notice_id: str) -> None:
     """Refuse early, with the gate's own reason, when no probe of the notice could be allowed now.
 
@@ -251,7 +261,7 @@ def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
 
     with app.db.session() as s:
         authorize(s, actor, Action.VIEW_RUN, run_id=run_id, now=app.clock.now())
-    recover_crashed(app, [run_id])
+    _recover(app, [run_id])
     with app.db.session() as s:
         row = get_run(s, run_id)
         # A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.
@@ -343,7 +353,7 @@ def kill_runs(
     with app.db.session() as s:
         for run_id in run_ids:
             authorize(s, actor, Action.KILL_RUN, run_id=run_id, now=when)
-    recover_crashed(app, run_ids)
+    _recover(app, run_ids)
     with app.db.session() as s:
         states = [
             (r, RunState(request_kill(s, r, actor.name, reason, now=when).state)) for r in run_ids
@@ -364,7 +374,7 @@ def kill_all(app: Rio, actor: Person, reason: str) -> KillResult:
     """
     with app.db.session() as s:
         running = [r.id for r in all_runs(s) if r.state == RunState.RUNNING.value]
-    recover_crashed(app, running)  # a run whose runner died is not left unkilled as "running"
+    _recover(app, running)  # a run whose runner died is not left unkilled as "running"
     with app.db.session() as s:
         targets = [r.id for r in all_runs(s) if RunState(r.state) not in FINAL]
     return kill_runs(app, actor, targets, reason=reason)
@@ -402,7 +412,7 @@ def check_start(app: Rio, actor: Person, notice_id: str, *, new: bool = False) -
         return None
     with app.db.session() as s:
         running = [r.id for r in all_runs(s, notice_id) if r.state == RunState.RUNNING.value]
-    recover_crashed(app, running)
+    _recover(app, running)
     with app.db.session() as s:
         left = [
             r.id
@@ -438,7 +448,7 @@ def check_resume(app: Rio, actor: Person, run_id: str) -> RunStatus:
     with app.db.session() as s:
         notice_id = get_run(s, run_id).notice_id
         authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
-    recover_crashed(app, [run_id])
+    _recover(app, [run_id])
     with app.db.session() as s:
         status = _status(get_run(s, run_id))
     current = RunState(status.state)

@@ -15,7 +15,7 @@ from orchestrator.services.runs import LaunchedRun
 __all__ = ["list_jobs", "schedule_resume", "unschedule"]
 
 
-def schedule_resume(app: Rio, actor: Person, run_id: str) -> LaunchedRun:
+async def schedule_resume(app: Rio, actor: Person, run_id: str) -> LaunchedRun:
     """Plan a paused or waiting run to go on at its notice's next opening.
 
     Raises:
@@ -27,7 +27,7 @@ def schedule_resume(app: Rio, actor: Person, run_id: str) -> LaunchedRun:
         notice_id = get_run(s, run_id).notice_id
         authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
     with RioScheduler(app, clock=app.clock) as scheduler:
-        start = scheduler.resume_run(run_id)
+        start = await scheduler.resume_run(run_id)
     return LaunchedRun(run_id=run_id, notice_id=notice_id, start=start)
 
 

@@ -138,7 +138,7 @@ async def test_serve_resumes_a_crashed_run_at_the_next_opening(
     assert orphans
     options = {"resolver": Resolver(["127.0.0.1"], port=9, timeout=0.5), "dns_port": 9}
     with RioScheduler(home.rio, runner_options=options) as scheduler:
-        fired = await asyncio.to_thread(scheduler.fire_due)
+        fired = await scheduler.fire_due()
     assert [job.split(":")[1] for job in fired] == [run_id]
     with home.rio.db.session() as s:
         assert get_run(s, run_id).state == RunState.SEALED.value
@@ -184,7 +184,7 @@ async def test_a_run_being_run_by_another_process_is_refused_and_untouched(
         assert runner_alive(home.rio, run_id)
         with pytest.raises(StateError, match="being run by another process"):
             await make_runner(home, run_id).execute()
-        assert recover_crashed(home.rio) == []
+        assert await recover_crashed(home.rio) == []
     finally:
         holder.communicate("", timeout=30)
     assert raw_leaves(home.rio, run_id) == []
@@ -230,7 +230,7 @@ def test_run_schedule_of_a_crashed_run_marks_it_paused_crash_and_places_it(home:
     with home.rio.db.session() as s:  # its runner is gone: nobody holds it
         move(get_run(s, run_id), RunState.RUNNING, now=datetime.now(UTC))
     with RioScheduler(home.rio) as scheduler:
-        start = scheduler.resume_run(run_id)
+        start = asyncio.run(scheduler.resume_run(run_id))
         jobs = [job.id for job in scheduler.jobs()]
     assert start <= now + timedelta(seconds=5)
     assert any(job.startswith(f"run:{run_id}:") for job in jobs)
@@ -240,7 +240,7 @@ def test_run_schedule_of_a_crashed_run_marks_it_paused_crash_and_places_it(home:
     states = [leaf.data for leaf in leaves_of(home.rio, run_id) if leaf.kind == "state"]
     assert states == [{"state": "paused", "reason": "crash"}]
     assert verify_run(home.rio, run_id, unfinished=True)
-    assert recover_crashed(home.rio) == []  # found once
+    assert asyncio.run(recover_crashed(home.rio)) == []  # found once
 
 
 async def test_runner_that_died_after_logging_the_seal_leaves_a_sealed_run(home: Home) -> None:
@@ -253,7 +253,7 @@ async def test_runner_that_died_after_logging_the_seal_leaves_a_sealed_run(home:
         await log.append("state", {"state": state, "reason": None})
     await log.close()  # ... and the process died before the database said sealed
     before = raw_leaves(home.rio, run_id)
-    assert await asyncio.to_thread(recover_crashed, home.rio) == []
+    assert await recover_crashed(home.rio) == []
     with home.rio.db.session() as s:
         assert get_run(s, run_id).state == RunState.SEALED.value
     assert raw_leaves(home.rio, run_id) == before  # nothing appended after the seal

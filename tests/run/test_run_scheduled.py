@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from orchestrator.demo.farm import Farm
@@ -36,7 +37,7 @@ def test_scheduled_run_against_thirty_loopback_targets_seals_inside_windows_and_
     options = {"resolver": Resolver(["127.0.0.1"], port=9, timeout=0.5), "dns_port": 9}
     with RioScheduler(home.rio, runner_options=options) as scheduler:
         planned = scheduler.schedule_run(notice.id, TECHNICIAN)
-        fired = scheduler.fire_due()
+        fired = asyncio.run(scheduler.fire_due())
     assert fired, "the run was due now and should have fired"
     with home.rio.db.session() as s:
         run = get_run(s, planned.run_id)

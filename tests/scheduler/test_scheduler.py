@@ -6,6 +6,7 @@ farm on 127.0.22.0/28 through the real gate.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from orchestrator.demo.farm import Farm, FarmSpec
 from orchestrator.errors import StateError
 from orchestrator.ledger.log import read_checkpoints, read_leaves
 from orchestrator.run.runs import get_run, list_runs
-from orchestrator.run.scheduler import RioScheduler, scheduler_lock
+from orchestrator.run.scheduler import RioScheduler, fire_run, scheduler_lock
 from orchestrator.run.state import RunState
 from orchestrator.settings import load_settings
 from tests.scheduler import (
@@ -119,13 +120,38 @@ def test_job_survives_a_scheduler_restart_and_fires_from_the_new_one(tmp_path: P
         clock = FakeClock(sh(2, 6))  # it comes back after the only window
         with RioScheduler(rio, clock=clock) as second:
             assert second.jobs() == before
-            fired = second.fire_due()
+            fired = asyncio.run(second.fire_due())
             assert fired == [before[0].id]
             assert second.jobs() == []
         with rio.db.session() as s:
             assert RunState(get_run(s, run_id).state) is RunState.MISSED
     finally:
         rio.close()
+
+
+async def test_jobs_fire_on_the_callers_event_loop_by_the_scheduler_that_takes_them(
+    tmp_path: Path,
+) -> None:
+    # Firing is async: awaited here, inside this test's running loop (an asyncio.run inside
+    # the scheduler would refuse to start). Each scheduler does the jobs it takes; there is no
+    # process-wide "current" scheduler for a job to look up.
+    lab = lab_with(tmp_path / "home", [night(2)])
+    clock = FakeClock(BEFORE)
+    said: list[str] = []
+    with RioScheduler(lab.rio, clock=clock, on_event=said.append) as scheduler:
+        run_id = scheduler.schedule_run(lab.notice.id, TECH).run_id
+        clock.set(sh(2, 6))
+        other = RioScheduler(lab.rio, clock=clock)  # made, never fired: it must not matter
+        fired = await scheduler.fire_due()
+        other.close()
+    assert len(fired) == 1 and fired[0].startswith(f"run:{run_id}:")
+    assert _state(lab, run_id)[0] is RunState.MISSED
+    assert any(run_id in line and "missed" in line for line in said)
+
+
+def test_a_stored_job_reference_called_directly_refuses() -> None:
+    with pytest.raises(StateError, match="done by the rio scheduler"):
+        fire_run("R-20301201-aaaaaa")
 
 
 def test_run_whose_window_passed_while_down_waits_for_the_next_then_is_missed(
@@ -137,12 +163,12 @@ def test_run_whose_window_passed_while_down_waits_for_the_next_then_is_missed(
         run_id = scheduler.schedule_run(lab.notice.id, TECH).run_id
 
         clock.set(sh(2, 6))  # rio was down during the whole first window
-        scheduler.fire_due()
+        asyncio.run(scheduler.fire_due())
         assert _state(lab, run_id) == (RunState.WAITING, sh(3, 1), "window")
         assert [(j.subject, j.next_run) for j in scheduler.jobs()] == [(run_id, sh(3, 1))]
 
         clock.set(sh(3, 7))  # ... and the second one
-        scheduler.fire_due()
+        asyncio.run(scheduler.fire_due())
         assert _state(lab, run_id)[0] is RunState.MISSED
         assert scheduler.jobs() == []
     leaves = list(read_leaves(lab.rio.db, run_id))
@@ -179,7 +205,7 @@ def test_recurring_check_creates_one_run_per_period_inside_announced_windows(
                 break
             assert jobs[0].next_run is not None
             clock.set(jobs[0].next_run)
-            scheduler.fire_due()
+            asyncio.run(scheduler.fire_due())
         assert scheduler.jobs() == []
     with lab.rio.db.session() as s:
         runs = [(r.scheduled_for, RunState(r.state)) for r in list_runs(s, lab.notice.id)]
@@ -210,7 +236,7 @@ def test_paused_run_gets_a_resume_job_at_the_next_opening(tmp_path: Path, farm: 
         run_id = scheduler.schedule_run(lab.notice.id, TECH).run_id
         clock.set(sh(2, 1))
         clock.step = timedelta(minutes=4)
-        scheduler.fire_due()
+        asyncio.run(scheduler.fire_due())
         state, when, reason = _state(lab, run_id)
         assert (state, when, reason) == (RunState.PAUSED, sh(3, 1), "window")
         assert [(j.subject, j.next_run) for j in scheduler.jobs()] == [(run_id, sh(3, 1))]
@@ -220,7 +246,7 @@ def test_paused_run_gets_a_resume_job_at_the_next_opening(tmp_path: Path, farm: 
 
         clock.set(sh(3, 1))
         clock.step = timedelta(seconds=1)
-        scheduler.fire_due()
+        asyncio.run(scheduler.fire_due())
         assert scheduler.jobs() == []
     with lab.rio.db.session() as s:
         row = get_run(s, run_id)
@@ -245,11 +271,11 @@ def test_nothing_fires_while_another_scheduler_holds_the_lock(tmp_path: Path) ->
             run_id = scheduler.schedule_run(lab.notice.id, TECH).run_id
             scheduler.clock = FakeClock(sh(2, 6))
             with pytest.raises(StateError, match="holds the scheduler lock"):
-                scheduler.fire_due()
+                asyncio.run(scheduler.fire_due())
             assert len(scheduler.jobs()) == 1
             assert _state(lab, run_id)[0] is RunState.SCHEDULED
             other.release()
-            assert len(scheduler.fire_due()) == 1
+            assert len(asyncio.run(scheduler.fire_due())) == 1
             assert _state(lab, run_id)[0] is RunState.MISSED
     finally:
         other.release()

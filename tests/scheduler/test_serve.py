@@ -5,6 +5,7 @@ The notice's window is announced around the present, so the run is due at once: 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -122,7 +123,7 @@ def test_serve_daemon_fires_a_due_job_and_stops_cleanly(tmp_path: Path, farm: Fa
     stop = threading.Event()
     daemon = RioScheduler(lab.rio)
     thread = threading.Thread(
-        target=daemon.serve, args=(stop,), kwargs={"poll_seconds": 0.1}, daemon=True
+        target=lambda: asyncio.run(daemon.serve(stop, poll_seconds=0.1)), daemon=True
     )
     thread.start()
     try:
