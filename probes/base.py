@@ -37,9 +37,11 @@ __all__ = [
 ]
 
 # One key per process. Permits never cross a process boundary as objects: a worker in another
-# process receives the permit's fields and the gate's decision leaf, and re-seals through its own
-# gate. The key is not a secret against code running in the same interpreter; it makes forging a
-# permit a deliberate act instead of an accident.
+# process receives their wire form (the permit's fields and the number of the gate's decision
+# leaf, HMAC-tagged under the deployment's RIO_PERMIT_KEY: orchestrator/run/executors/_wire.py),
+# verifies the tag and the deadline, and only then seals a local permit with its own key; it asks
+# no gate of its own. The key is not a secret against code running in the same interpreter; it
+# makes forging a permit a deliberate act instead of an accident.
 _SEAL_KEY = secrets.token_bytes(32)
 
 

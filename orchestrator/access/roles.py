@@ -37,8 +37,9 @@ allowed or refused, is in the access log.
 :func:`orchestrator.run.runs.create_run` already requires). A revoked person may do nothing.
 
 Officers act on and list the notices (and runs) of their own organ: the notice's ``organ``
-(its announcing organ). Acting on a notice that names their organ as co-inspecting is allowed
-too; listing such notices is not yet (the list filters on the announcing organ only).
+(its announcing organ) or an organ the notice names as co-inspecting. What an officer may list
+is exactly what they may view: :func:`visible_runs` and :func:`visible_notices` apply the rule
+:func:`decide` applies to one notice.
 """
 
 from __future__ import annotations
@@ -464,10 +465,24 @@ def _same_organisation(s: Session, notice: NoticeRow, officer: PersonRow) -> boo
     return announcer is None or announcer.organisation == officer.organisation
 
 
-def _officer_notices(officer: PersonRow) -> Any:
-    """SQL condition: announced by this officer's organisation (or by nobody known)."""
+def _co_inspected(s: Session, organisation: str) -> list[str]:
+    """The notices that name ``organisation`` as a co-inspecting organ.
+
+    Read in Python: the organs are a JSON list, and JSON containment is spelt differently by
+    SQLite and PostgreSQL. A home holds notices by the hundred, not the million.
+    """
+    rows = s.execute(
+        select(NoticeRow.id, NoticeRow.co_organs).where(NoticeRow.co_organs.is_not(None))
+    )
+    return [notice_id for notice_id, organs in rows if organisation in (organs or ())]
+
+
+def _officer_notices(s: Session, officer: PersonRow) -> Any:
+    """SQL condition: announced by this officer's organisation (or by nobody known), or naming
+    it as co-inspecting; the same rule as :func:`_same_organisation`."""
     announcer = aliased(PersonRow)
     return or_(
+        NoticeRow.id.in_(_co_inspected(s, officer.organisation)),
         NoticeRow.organ == officer.organisation,
         and_(NoticeRow.organ.is_(None), NoticeRow.announced_by.is_(None)),
         and_(
@@ -482,9 +497,9 @@ def _officer_notices(officer: PersonRow) -> Any:
 def visible_runs(s: Session, person: Person, *, now: datetime) -> Select[tuple[RunRow]]:
     """The runs ``person`` may list at ``now``: ``s.scalars(visible_runs(s, person, now=now))``.
 
-    Auditors see every run, officers the runs of notices their organisation announced, a
-    technician the runs of notices that entrust their vendor; administrators and revoked
-    people see none.
+    Auditors see every run, officers the runs of notices their organisation announced or
+    co-inspects, a technician the runs of notices that entrust their vendor; administrators
+    and revoked people see none.
     """
     row = _active(s, person, now)
     query = select(RunRow).order_by(RunRow.created_at, RunRow.id)
@@ -494,7 +509,9 @@ def visible_runs(s: Session, person: Person, *, now: datetime) -> Select[tuple[R
     if role is Role.AUDITOR:
         return query
     if role is Role.OFFICER:
-        return query.join(NoticeRow, NoticeRow.id == RunRow.notice_id).where(_officer_notices(row))
+        return query.join(NoticeRow, NoticeRow.id == RunRow.notice_id).where(
+            _officer_notices(s, row)
+        )
     if role is Role.TECHNICIAN and row.vendor_id is not None:
         return query.join(NoticeRow, NoticeRow.id == RunRow.notice_id).where(
             NoticeRow.vendor_id == row.vendor_id
@@ -506,7 +523,8 @@ def visible_notices(s: Session, person: Person, *, now: datetime) -> Select[tupl
     """The notices ``person`` may list at ``now``: ``s.scalars(visible_notices(s, person,
     now=now))``.
 
-    Same rule as :func:`visible_runs`: officers see the notices their organisation announced.
+    Same rule as :func:`visible_runs`: officers see the notices their organisation announced
+    or co-inspects.
     """
     row = _active(s, person, now)
     query = select(NoticeRow).order_by(NoticeRow.announced_at, NoticeRow.id)
@@ -516,7 +534,7 @@ def visible_notices(s: Session, person: Person, *, now: datetime) -> Select[tupl
     if role is Role.AUDITOR:
         return query
     if role is Role.OFFICER:
-        return query.where(_officer_notices(row))
+        return query.where(_officer_notices(s, row))
     if role is Role.TECHNICIAN and row.vendor_id is not None:
         return query.where(NoticeRow.vendor_id == row.vendor_id)
     return query.where(false())

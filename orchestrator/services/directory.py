@@ -109,11 +109,14 @@ def list_vendors(app: Rio, actor: Person) -> tuple[VendorEntry, ...]:
 def rotate_master_key(app: Rio, actor: Person, new_key_file: Path) -> int:
     """Re-wrap every run's data key under a new master key (an administrator); returns how many.
 
+    One unit of work: the authorisation and every re-wrap are one transaction, so an
+    administrator revoked meanwhile cannot rotate, and a failure re-wraps nothing.
+
     Raises:
-        AccessDeniedError: ``actor`` is not an active administrator.
+        AccessDeniedError: ``actor`` is not an active administrator (no key file is written).
     """
     from orchestrator.store.evidence import rotate_master
 
     with app.db.session() as s:
         authorize(s, actor, Action.ROTATE_MASTER_KEY, now=app.clock.now())
-    return rotate_master(app, new_key_file)
+        return rotate_master(app, new_key_file, session=s)

@@ -459,10 +459,13 @@ class FieldCipher:
         return self._master.key_id
 
     def ensure_key(self, run_id: str) -> None:
-        """Create and store the run's data key if it has none.
+        """Create and store the run's data key if it has none (:meth:`seal` and :meth:`derive`
+        do the same on first use; rio itself leaves it to them).
 
-        Call this once, when the run is created (in the same transaction): two processes that
-        both create a key for the same run would overwrite each other's.
+        Two processes that both created a key for the same run would overwrite each other's.
+        In rio only the holder of the run's lease (its runner,
+        :class:`~orchestrator.run.lease.RunLease`) seals or derives, so one process at a time
+        can create a run's key; a caller outside the lease must make sure it is the only one.
         """
         self._data_key(run_id, create=True)
 

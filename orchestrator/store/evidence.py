@@ -77,9 +77,11 @@ def cipher_for(rio: Rio, session: Session | None = None) -> FieldCipher:
     return FieldCipher(rio.master_key, DbKeyStore(rio.db, session))
 
 
-def rotate_master(rio: Rio, new_key_file: Path) -> int:
-    """Create a new master key file and re-wrap every data key under it, in one transaction."""
+def rotate_master(rio: Rio, new_key_file: Path, *, session: Session | None = None) -> int:
+    """Create a new master key file and re-wrap every data key under it, in one transaction:
+    ``session``'s when given (the caller's unit of work), else one of its own."""
     new_master = create_master_key_file(new_key_file)
+    if session is not None:
+        return FieldCipher(rio.master_key, DbKeyStore(rio.db, session)).rotate_master(new_master)
     with rio.db.session() as s:
-        cipher = FieldCipher(rio.master_key, DbKeyStore(rio.db, s))
-        return cipher.rotate_master(new_master)
+        return FieldCipher(rio.master_key, DbKeyStore(rio.db, s)).rotate_master(new_master)

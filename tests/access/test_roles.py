@@ -134,3 +134,37 @@ def test_unknown_run_is_not_found(lab: Lab) -> None:
 def test_run_bound_action_without_run_refused(lab: Lab) -> None:
     assert not _allowed(lab, "officer-a", Action.SIGN_RECORD)
     assert not _allowed(lab, "officer-a", Action.LAUNCH_RUN)
+
+
+def test_officer_of_a_co_inspecting_organ_lists_what_they_may_view(lab: Lab) -> None:
+    # Listing and viewing ask one rule: an organ named as co-inspecting sees the notice and
+    # its runs in its lists, as it may act on them; an organ not named sees neither.
+    from orchestrator.intake.notices import announce
+    from orchestrator.run.runs import create_run
+    from tests.access.test_lab import ANNOUNCED_AT, POLICY, RUN_A_AT, SCOPE, VENDOR_A
+
+    now = lab.rio.clock.now()
+    with lab.rio.db.session() as s:
+        registry.add_person(s, "officer-x", registry.Role.OFFICER, "Other PSB", now=now)
+        registry.add_person(s, "officer-y", registry.Role.OFFICER, "Third PSB", now=now)
+        joint = announce(
+            s,
+            scope_bytes=SCOPE.read_bytes(),
+            scope_name="scopes/demo-loopback.yaml",
+            policy_bytes=POLICY.read_bytes(),
+            policy_name="policies/demo.yaml",
+            vendor=VENDOR_A,
+            organ="PSB",
+            co_inspecting=["Other PSB"],
+            now=ANNOUNCED_AT,
+        ).id
+        run = create_run(s, joint, "tech-a", now=RUN_A_AT).id
+    for name, sees in (("officer-x", True), ("officer-y", False)):
+        assert _allowed(lab, name, Action.VIEW_NOTICE, notice_id=joint) is sees
+        assert _allowed(lab, name, Action.VIEW_RUN, run_id=run) is sees
+        with lab.rio.db.session() as s:
+            person = lab.person(name)
+            notices = {n.id for n in s.scalars(visible_notices(s, person, now=now))}
+            runs = {r.id for r in s.scalars(visible_runs(s, person, now=now))}
+        # (The lab's other notices name no organ: every officer sees those.)
+        assert (joint in notices, run in runs) == (sees, sees)

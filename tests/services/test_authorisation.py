@@ -58,6 +58,25 @@ def test_only_an_administrator_rotates_the_master_key(lab: Lab, tmp_path: Path) 
     assert directory.rotate_master_key(lab.rio, lab.person("admin-m"), new) >= 2
 
 
+def test_rotating_the_master_key_is_one_transaction(lab: Lab, tmp_path: Path) -> None:
+    # The authorisation and every re-wrap commit together: a revocation cannot fall between
+    # them, and a failure leaves every key as it was.
+    from sqlalchemy import event
+
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    admin = lab.person("admin-m")
+    event.listen(lab.rio.db.engine, "commit", count)
+    try:
+        directory.rotate_master_key(lab.rio, admin, tmp_path / "new.key")
+    finally:
+        event.remove(lab.rio.db.engine, "commit", count)
+    assert len(commits) == 1
+
+
 def test_gate_explain_refuses_a_technician_of_another_vendor(lab: Lab) -> None:
     with pytest.raises(AccessDeniedError, match="not entrusted to their vendor beta-sec"):
         gate.explain_probe(lab.rio, lab.person("tech-b"), lab.notice_a, "127.0.10.5")
