@@ -64,10 +64,15 @@ def budget_for(app: Rio, notice: Notice, *, storage_url: str | None = None) -> R
     from orchestrator.gate.metered import MeteredBudget
 
     # Metered: /metrics shows the probes waiting for budget and how long they waited.
+    # Probes sent by workers are on the wire at a moment only the worker knows: their units
+    # count in the shared budgets from the grant until the answer is in (at most the probe
+    # timeout), so another process's grant never lands in the same second at the target.
+    hold = notice.policy.probe_timeout.total_seconds() if app.settings.executor == "celery" else 0.0
     return MeteredBudget(
         limits,
         waits=app.telemetry.budget_waits,
         storage_url=storage_url or app.settings.budget_url,
+        hold_seconds=hold,
     )
 
 

@@ -31,14 +31,17 @@ How a grant is made (the pacer):
 * With ``memory://`` the local logs are the whole budget (one process), and the dispatcher takes
   a head's units itself at the release moment: the waiter resumes granted, and every head due
   at one moment is released in one pass. With Redis, the shared
-  authoritative count is a moving-window log per budget (a list of stamps, newest first, in the
-  layout of :mod:`limits`) so that several processes share one budget: a waiter whose turn came
+  authoritative count is one sorted set per budget (a member per unit, scored with the moment
+  until which it counts) so that several processes share one budget: a waiter whose turn came
   runs one Lua script that checks all four shared windows and, only if every one has room,
-  pushes its units onto all four. The script is atomic in Redis, so no process can take the
-  last unit between another's check and its hit, and no unit is ever counted in one budget
-  for a probe another budget refused. Across processes the guarantee holds in wall-clock time
-  (each grant's stamp is its process's ``time.time()``: hosts must keep NTP-synchronised
-  clocks); the local guard covers only the grants of its own process.
+  adds its units to all four. The script is atomic in Redis, so no process can take the last
+  unit between another's check and its hit, and no unit is ever counted in one budget for a
+  probe another budget refused. With ``hold_seconds`` (probes sent by workers, whose wire time
+  only the worker knows) a grant's units are scored that far in the future, so they count for
+  every process while the probe may be on the wire; :meth:`restamp` (its answer is in) moves
+  them back to that moment, from which they count one more window. Across processes the
+  guarantee holds in wall-clock time (scores are each process's ``time.time()``: hosts must
+  keep NTP-synchronised clocks); the local guard covers only the grants of its own process.
 * A per-IP factor (from the health breaker) lowers the per-IP limit. A probe whose cost is above
   the lowered limit (but within the configured one) waits until its IP's window is empty: it is
   never refused for a back-off that will pass. The hit on Redis is made against the configured
@@ -59,6 +62,7 @@ import ipaddress
 import itertools
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,34 +102,50 @@ _SWEEP_AT = 4096
 
 _BUDGET_NAMES = ("per_ip", "per_network", "per_notice", "global")
 
-_PREFIX = "LIMITS"
-"""the prefix :mod:`limits` gives its Redis keys (its moving-window lists are the shared log)"""
+_PREFIX = "RIO-BUDGET"
+"""the prefix of the shared budgets' Redis keys (one sorted set per budget)"""
+
+_IN_FLIGHT_POLL = 0.05
+"""seconds: how soon to look again when the budget is full of units still on the wire"""
 
 _TAKE_ALL = """
--- KEYS: the budgets' moving-window lists (newest stamp first, as limits keeps them).
--- ARGV: now, window (s), cost, then per key: its limit now, the length its list is kept at.
--- Returns {0, 0} when cost units were pushed onto every list; else {i, s}: list i has no
--- room for cost units for s more seconds, and nothing was pushed anywhere.
+-- KEYS: the budgets' sorted sets (member: a grant's unit, score: until when it counts).
+-- ARGV: now, window (s), cost, the new units' score, their grant's token, then per key its
+-- limit now. A unit counts while its score is at most a window ago: units still on the wire
+-- carry a score in the future (their hold) until their probe's answer moves it (release).
+-- Returns {0, 0} when cost units were added to every set; else {i, s}: set i has no room for
+-- cost units for about s more seconds, and nothing was added anywhere.
 local now, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local blocked, wait = 0, 0
 for i, key in ipairs(KEYS) do
-    local limit = tonumber(ARGV[2 + 2 * i])
+    local limit = tonumber(ARGV[5 + i])
     if limit < cost then return {i, tostring(window)} end
-    local entry = redis.call('lindex', key, limit - cost)
-    if entry and tonumber(entry) >= now - window then
-        local free = tonumber(entry) + window - now
+    redis.call('zremrangebyscore', key, '-inf', '(' .. tostring(now - window))
+    local over = redis.call('zcard', key) + cost - limit
+    if over > 0 then
+        local e = redis.call('zrange', key, over - 1, over - 1, 'WITHSCORES')
+        local at = tonumber(e[2])
+        local free = at + window - now
+        if at > now then free = tonumber(ARGV[6 + #KEYS]) end
         if free > wait then blocked, wait = i, free end
     end
 end
 if blocked > 0 then return {blocked, tostring(wait)} end
-local stamps = {}
-for j = 1, cost do stamps[j] = ARGV[1] end
+local keep = math.ceil((tonumber(ARGV[4]) - now + window) * 1000) + 1000
 for i, key in ipairs(KEYS) do
-    redis.call('lpush', key, unpack(stamps))
-    redis.call('ltrim', key, 0, tonumber(ARGV[3 + 2 * i]) - 1)
-    redis.call('expire', key, window)
+    for j = 1, cost do redis.call('zadd', key, ARGV[4], ARGV[5] .. ':' .. j) end
+    if redis.call('pttl', key) < keep then redis.call('pexpire', key, keep) end
 end
 return {0, '0'}
+"""
+
+_RELEASE = """
+-- KEYS: the budgets' sorted sets; ARGV: the units' new score, their grant's token, cost.
+-- Moves a grant's units to when its probe was last on the wire (never adds any).
+for i, key in ipairs(KEYS) do
+    for j = 1, tonumber(ARGV[3]) do redis.call('zadd', key, 'XX', ARGV[1], ARGV[2] .. ':' .. j) end
+end
+return 0
 """
 
 
@@ -282,7 +302,12 @@ class RateBudget:
     """
 
     def __init__(
-        self, limits: BudgetLimits, *, storage_url: str = "memory://", namespace: str = "rio"
+        self,
+        limits: BudgetLimits,
+        *,
+        storage_url: str = "memory://",
+        namespace: str = "rio",
+        hold_seconds: float = 0.0,
     ) -> None:
         if not namespace or any(c in namespace for c in " \t\r\n*?[]"):
             raise InputError(f"rate budget: namespace: {namespace!r} is not a plain name")
@@ -292,6 +317,7 @@ class RateBudget:
         uri = _storage_uri(storage_url)
         self._pool: Any = None
         self._take_script: Any = None
+        self._release_script: Any = None
         self._storage: Any = None
         if not uri.startswith("async+memory"):
             try:
@@ -308,9 +334,13 @@ class RateBudget:
                 )
             except (ConfigurationError, ValueError) as exc:
                 raise InputError(f"rate budget: storage_url: {storage_url!r}: {exc}") from exc
-            self._take_script = aioredis.Redis(connection_pool=self._pool).register_script(
-                _TAKE_ALL
-            )
+            client = aioredis.Redis(connection_pool=self._pool)
+            self._take_script = client.register_script(_TAKE_ALL)
+            self._release_script = client.register_script(_RELEASE)
+        self._hold = max(0.0, hold_seconds)
+        self._held: dict[tuple[str, str, float], str] = {}
+        """shared grants whose units may still move: (ip, notice, stamp) -> token"""
+        self._releases: set[asyncio.Task[None]] = set()
         self._factors: dict[str, float] = {}
         self._local: dict[str, deque[float]] = {}
         self._granted: dict[str, float] = {}
@@ -500,7 +530,7 @@ class RateBudget:
         latest = times[-1]
         if latest <= old:
             return old
-        address, _ = _canonical_ip(ip)
+        address, text = _canonical_ip(ip)
         for slot in self._slots(address, notice_id, cost):
             log = self._local.get(slot.key)
             if log is None:
@@ -517,10 +547,35 @@ class RateBudget:
                 for t in times:
                     bisect.insort(log, t)
         # No wake: the dispatcher recomputes every budget's room before each grant.
+        token = self._held.pop((text, notice_id, old), None)
+        if token is not None:
+            self._held[(text, notice_id, latest)] = token
+            slots = self._slots(address, notice_id, cost)
+            self._release(slots, cost, token, latest)
         return latest
+
+    def _release(self, slots: tuple[_Slot, ...], cost: int, token: str, stamp: float) -> None:
+        """Move a shared grant's units from their hold to ``stamp`` (in the background).
+
+        If this never happens (the store failed, the process died), the units count until
+        their hold has passed: later, never too early.
+        """
+        loop = asyncio.get_running_loop()
+        score = time.time() - (loop.time() - stamp)
+        keys = [f"{_PREFIX}:{slot.key}" for slot in slots]
+
+        async def release() -> None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._release_script(keys=keys, args=[score, token, cost])
+
+        task = loop.create_task(release())
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
     async def close(self) -> None:
         """Stop the dispatcher and release the storage (Redis connections)."""
+        if self._releases:
+            await asyncio.gather(*list(self._releases), return_exceptions=True)
         task, self._dispatcher = self._dispatcher, None
         if task is not None and not task.done():
             task.cancel()
@@ -713,12 +768,24 @@ class RateBudget:
         if ready > now:
             return blocked, ready - now
         slots, cost = waiter.slots, waiter.cost
+        token = None
         if self._take_script is not None:
-            blocked_shared, delay = await self._take_shared(slots, cost)
+            token = uuid.uuid4().hex
+            blocked_shared, delay = await self._take_shared(slots, cost, token)
             if blocked_shared is not None:
                 return blocked_shared, delay
         waiter.stamp = self._stamp(slots, cost)
+        if token is not None and self._hold > 0:
+            self._keep_held(slots[0].key_ip, waiter.notice_id, waiter.stamp, token)
         return None, 0.0
+
+    def _keep_held(self, ip: str, notice_id: str, stamp: float, token: str) -> None:
+        if len(self._held) > _SWEEP_AT:
+            # Grants older than their hold count no more: forget them.
+            horizon = stamp - (self._hold + _WINDOW)
+            for k in [k for k in self._held if k[2] < horizon]:
+                del self._held[k]
+        self._held[(ip, notice_id, stamp)] = token
 
     def _stamp(self, slots: tuple[_Slot, ...], cost: int) -> float:
         """Take the units in the local logs, stamped now (nothing awaited since the check)."""
@@ -731,7 +798,9 @@ class RateBudget:
             self._sweep(stamp)
         return stamp
 
-    async def _take_shared(self, slots: tuple[_Slot, ...], cost: int) -> tuple[str | None, float]:
+    async def _take_shared(
+        self, slots: tuple[_Slot, ...], cost: int, token: str
+    ) -> tuple[str | None, float]:
         """Take ``cost`` units from all four shared windows or from none: one Redis script.
 
         One round trip per grant (checking and then hitting each window was eight, and the
@@ -740,9 +809,11 @@ class RateBudget:
         unit between another's check and its hit.
         """
         assert self._take_script is not None
-        args: list[float | int] = [time.time(), int(_WINDOW), cost]
-        for slot in slots:
-            args += [slot.limit, slot.hit.amount]
+        now = time.time()
+        # With a hold, the units count as on the wire until the probe's answer moves them.
+        args: list[float | int | str] = [now, int(_WINDOW), cost, now + self._hold, token]
+        args += [slot.limit for slot in slots]
+        args.append(_IN_FLIGHT_POLL)
         try:
             blocked, wait = await self._take_script(
                 keys=[f"{_PREFIX}:{slot.key}" for slot in slots], args=args

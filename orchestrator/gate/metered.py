@@ -23,8 +23,11 @@ class MeteredBudget(RateBudget):
         waits: BudgetWaits,
         storage_url: str = "memory://",
         namespace: str = "rio",
+        hold_seconds: float = 0.0,
     ) -> None:
-        super().__init__(limits, storage_url=storage_url, namespace=namespace)
+        super().__init__(
+            limits, storage_url=storage_url, namespace=namespace, hold_seconds=hold_seconds
+        )
         self._waits = waits
 
     async def acquire(self, ip: str, notice_id: str, *, cost: int = 1, wait_until: float) -> Grant:

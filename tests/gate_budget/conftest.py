@@ -43,7 +43,8 @@ def _redis_or_skip() -> redis.Redis:
 
 
 def _delete_namespace(client: redis.Redis, namespace: str) -> None:
-    # limits prefixes its keys ("LIMITS:"); the namespace is a fresh uuid, so match it anywhere.
+    # The shared budgets' keys are prefixed ("RIO-BUDGET:"); the namespace is a fresh uuid, so
+    # match it anywhere.
     keys = list(client.scan_iter(match=f"*{namespace}*", count=500))
     if keys:
         client.delete(*keys)

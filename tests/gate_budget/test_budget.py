@@ -200,6 +200,33 @@ async def test_two_processes_sharing_redis_share_one_budget(redis_case: StorageC
     assert len(stamps) <= 2 * limits.per_ip
 
 
+async def test_units_on_the_wire_count_in_another_process_until_the_answer_moves_them(
+    redis_case: StorageCase,
+) -> None:
+    # A worker's probe leaves when the worker gets to it: with a hold, its units count in the
+    # shared budget from the grant until its answer is in (restamp), then for one window.
+    limits = _limits(global_=1)
+    first = RateBudget(limits, storage_url=redis_case.url, namespace=redis_case.namespace,
+                       hold_seconds=30.0)  # fmt: skip
+    second = RateBudget(limits, storage_url=redis_case.url, namespace=redis_case.namespace,
+                        hold_seconds=30.0)  # fmt: skip
+    try:
+        grant = await first.acquire("127.0.1.1", "N-1", wait_until=soon())
+        assert grant and grant.at is not None
+        # Over a window later, the first probe is still on the wire: nothing for another IP.
+        blocked = await second.acquire("127.0.2.1", "N-2", wait_until=soon(1.3))
+        answered = time.monotonic()
+        first.restamp("127.0.1.1", "N-1", cost=1, old=grant.at, new=answered)
+        after = await second.acquire("127.0.2.1", "N-2", wait_until=soon(3.0))
+        granted = time.monotonic()
+    finally:
+        await first.close()
+        await second.close()
+    assert blocked.reason == "rate:global"
+    assert after.granted
+    assert granted - answered >= 0.9  # a window after the answer, not after the grant
+
+
 # -- refusals ---------------------------------------------------------------------------------
 
 

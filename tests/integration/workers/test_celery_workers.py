@@ -192,3 +192,47 @@ async def test_a_kill_reaches_every_worker_and_stops_probes_in_flight(
     kinds = [leaf.kind for leaf in leaves_of(redis_celery.rio, runner.run_id)]
     assert "kill" in kinds
     assert verify_run(redis_celery.rio, runner.run_id)
+
+
+async def test_two_runs_on_two_workers_share_the_global_budget_at_the_target(
+    redis_celery: CeleryHome, nginx: Nginx
+) -> None:
+    # Two runs (two notices, two runners, each with its own budget object) at once: only Redis
+    # holds them to one global budget. Each alone could send 2 addresses x per_ip 4 = 8 a
+    # second; together they must stay within the global 8.
+    per_ip, global_ = 4, 8
+    redis_celery.workers.start("w1")
+    redis_celery.workers.start("w2")
+    redis_celery.workers.wait_ready(["w1", "w2"])
+    runners = []
+    for network in (f"{nginx.block.prefix}.0/30", f"{nginx.block.prefix}.4/30"):
+        doc = yaml.safe_load(policy_bytes(None, http_port=80, rates=(per_ip, 60, 60, global_)))
+        doc["probes"]["http"]["paths"] = ["/", "/a", "/b", "/c"]
+        now = now_utc()
+        as_home = Home(
+            settings=redis_celery.settings, rio=redis_celery.rio, path=redis_celery.settings.home
+        )
+        notice = announce_notice(
+            as_home,
+            scope_bytes(network, [around(now)]),
+            yaml.safe_dump(doc).encode(),
+            at=now - timedelta(minutes=1),
+        )
+        runners.append(make_runner(as_home, new_run(as_home, notice)))
+
+    states = await asyncio.wait_for(asyncio.gather(*(r.execute() for r in runners)), 120)
+
+    assert states == [RunState.SEALED, RunState.SEALED]
+    assert all(verify_run(redis_celery.rio, r.run_id) for r in runners)
+    arrivals = nginx.arrivals()
+    assert len(arrivals) == 4 * 4, arrivals
+    worst_all = _max_in_a_second([a[0] for a in arrivals])
+    by_ip: dict[str, list[float]] = defaultdict(list)
+    for at, _done, ip, _uri in arrivals:
+        by_ip[ip].append(at)
+    worst_ip = max(_max_in_a_second(t) for t in by_ip.values())
+    print(f"two runs at once, at the target: worst 1 s global {worst_all} (budget {global_}), "
+          f"per IP {worst_ip} (budget {per_ip})")  # fmt: skip
+    assert worst_all <= global_
+    assert worst_ip <= per_ip
+    assert redis_celery.workers.received("w1") > 0 and redis_celery.workers.received("w2") > 0
