@@ -86,7 +86,8 @@ def init() -> None:
 
 def _doctor_checks() -> list[tuple[str, Any]]:
     """Every check ``rio doctor`` runs: a name and a function returning what it found."""
-    from orchestrator.context import Rio, privacy_problems
+    from orchestrator.app import build_app
+    from orchestrator.context import privacy_problems
     from orchestrator.gate.budget import check_budget_store
     from orchestrator.settings import load_settings
     from probes.port import find_nmap
@@ -97,7 +98,7 @@ def _doctor_checks() -> list[tuple[str, Any]]:
         return str(find_nmap(settings.nmap_path))
 
     def database() -> str:
-        rio = Rio(settings)
+        rio = build_app(settings)
         try:
             if not rio.db.is_initialised():
                 raise StoreError(f"{rio.db.safe_url} is not initialised (run rio init)")
