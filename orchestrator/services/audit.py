@@ -1,5 +1,5 @@
 """Audit as operations: verify a run (its archive, or its probe log while the record is open),
-verify an uploaded archive."""
+verify an uploaded archive, browse and filter a run's leaves."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from orchestrator.access.roles import Action, authorize
 from orchestrator.audit import AuditReport
+from orchestrator.audit.logview import LogEntry, LogFilter, TargetSummary
 from orchestrator.audit.verify import verify_archive
 from orchestrator.context import Rio
 from orchestrator.errors import NotFoundError, StateError
@@ -22,8 +23,10 @@ from orchestrator.run.state import FINAL, RunState
 from orchestrator.store.models import RecordRow, RunRow
 
 __all__ = [
+    "LeafPage",
     "LogCheck",
     "is_known_run",
+    "review_leaves",
     "verify_run",
     "verify_run_archive",
     "verify_uploaded_archive",
@@ -134,3 +137,61 @@ def verify_uploaded_archive(rio: Rio, person: Person, data: bytes, *, now: datet
         path = Path(tmp) / "uploaded.tar"
         path.write_bytes(data)
         return verify_archive(path, trusted_key_id=rio.signing_key_id, now=now)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LeafPage:
+    """One page of a run's leaves that pass a filter, and the per-target summary of them all.
+
+    Attributes:
+        entries: The leaves listed, readably, in log order (at most the page's limit).
+        targets: Per target: probes, refusals, pauses, peak rate (of every matching leaf).
+        matched: How many leaves matched the filter in all.
+        next_after: The ``after`` that lists the next page; ``None`` on the last.
+    """
+
+    entries: tuple[LogEntry, ...]
+    targets: tuple[TargetSummary, ...]
+    matched: int
+    next_after: int | None
+
+
+def review_leaves(
+    rio: Rio,
+    person: Person,
+    run_id: str,
+    flt: LogFilter,
+    *,
+    after: int = -1,
+    limit: int = 500,
+) -> LeafPage:
+    """Browse a run's leaves as ``rio audit log RUN`` lists them: filtered by target, probe,
+    time and refusal, a page at a time (the leaves after sequence number ``after``).
+
+    Raises:
+        AccessDeniedError: The person may not read the run's ledger.
+        NotFoundError: No such run.
+    """
+    from orchestrator.audit.logview import LogReview
+    from orchestrator.ledger.log import read_leaves
+
+    with rio.db.session() as s:
+        authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=rio.clock.now())
+    review = LogReview(flt)
+    listed: list[LogEntry] = []
+    matched = 0
+    more = False
+    for entry in review.entries(read_leaves(rio.db, run_id)):
+        matched += 1
+        if entry.seq <= after:
+            continue
+        if len(listed) < limit:
+            listed.append(entry)
+        else:
+            more = True
+    return LeafPage(
+        entries=tuple(listed),
+        targets=tuple(review.summaries()),
+        matched=matched,
+        next_after=listed[-1].seq if more and listed else None,
+    )

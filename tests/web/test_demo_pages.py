@@ -76,6 +76,15 @@ def test_auditor_sees_every_check_of_the_demo_archive_pass(
         assert page.inner_text("#verdict").startswith("PASS")
         results = page.locator("#checks td:nth-child(2)").all_inner_texts()
         assert len(results) == 15 and set(results) == {"ok"}
+        # The leaf list filters: the demo's TLS probes only, their intents and outcomes.
+        page.fill("#filter-probe", "tls")
+        page.click("#filter-button")
+        page.wait_for_url("**probe=tls**", timeout=30000)
+        probes = page.locator("#leaves td:nth-child(5)").all_inner_texts()
+        kinds = set(page.locator("#leaves td:nth-child(3)").all_inner_texts())
+        assert probes and set(probes) == {"tls"}, probes
+        assert kinds == {"intent", "outcome"}, kinds
+        page.screenshot(path=str(artefacts / "demo-audit-tls.png"), full_page=True)
     finally:
         served.stop()
 

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator.access.evidence import read_evidence
 from orchestrator.access.findings import run_findings
 from orchestrator.audit import AuditReport
+from orchestrator.audit.logview import LogFilter
 from orchestrator.documents._render import Format
 from orchestrator.errors import InputError
 from orchestrator.intake._types import parse_duration
@@ -526,6 +527,61 @@ def audit_run(run_id: str, ctx: Ctx, person: Actor) -> AuditOut:
     report = audit_service.verify_run_archive(ctx.rio, person, run_id, now=ctx.clock.now())
     ctx.verify_results[("pass" if report else "fail")] += 1
     return audit_out(report)
+
+
+class LeafOut(BaseModel):
+    seq: int
+    at: str
+    kind: str
+    target: str | None
+    probe: str | None
+    text: str
+
+
+class TargetOut(BaseModel):
+    target: str
+    probes: int
+    refusals: int
+    pauses: int
+    peak_rate: int = Field(description="Most budget units in any one-second window, as sent.")
+
+
+class LeavesOut(BaseModel):
+    leaves: list[LeafOut]
+    targets: list[TargetOut] = Field(description="Per target, over every matching leaf.")
+    matched: int
+    next_after: int | None = Field(description="Pass as ?after= for the next page.")
+
+
+@router.get("/runs/{run_id}/leaves", response_model=LeavesOut, tags=["audit"])
+def leaves(
+    run_id: str,
+    ctx: Ctx,
+    person: Actor,
+    target: Annotated[str | None, Query(max_length=255, description="Only this address.")] = None,
+    probe: Annotated[str | None, Query(max_length=40, description="Only this probe.")] = None,
+    since: Annotated[datetime | None, Query(description="Only from this instant.")] = None,
+    refused: Annotated[bool, Query(description="Only refusals.")] = False,
+    after: Annotated[int, Query(ge=-1, le=2**62, description="Leaves after this seq.")] = -1,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> LeavesOut:
+    """Browse the run's probe log readably, filtered as ``rio audit log RUN`` filters it."""
+    if since is not None and since.tzinfo is None:
+        raise InputError("since: give the instant with its offset, e.g. 2026-09-02T02:00:00Z")
+    page = audit_service.review_leaves(
+        ctx.rio,
+        person,
+        run_id,
+        LogFilter(target=target, probe=probe, since=since, refused=refused),
+        after=after,
+        limit=limit,
+    )
+    return LeavesOut(
+        leaves=[LeafOut(**e.to_json()) for e in page.entries],
+        targets=[TargetOut(**s.to_json()) for s in page.targets],
+        matched=page.matched,
+        next_after=page.next_after,
+    )
 
 
 @router.get(

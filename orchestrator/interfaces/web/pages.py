@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from orchestrator.audit.logview import LogFilter
 from orchestrator.errors import InputError
 from orchestrator.intake.registry import Person
 from orchestrator.interfaces.api._auth import PageActor
@@ -141,14 +142,31 @@ def _shown(value: Any, limit: int = 300) -> str:
 
 
 @router.get("/runs/{run_id}/audit", response_class=HTMLResponse)
-def audit_page(request: Request, run_id: str, person: PageActor) -> Response:
-    """Each verification check of the run's archive."""
+def audit_page(
+    request: Request,
+    run_id: str,
+    person: PageActor,
+    target: Annotated[str | None, Query(max_length=255)] = None,
+    probe: Annotated[str | None, Query(max_length=40)] = None,
+    refused: Annotated[bool, Query()] = False,
+    after: Annotated[int, Query(ge=-1, le=2**62)] = -1,
+) -> Response:
+    """Each verification check of the run's archive, and its probe log, filterable."""
     if person is None:
         return to_login(request)
     ctx = context(request)
     report = audit_service.verify_run_archive(ctx.rio, person, run_id, now=ctx.clock.now())
     ctx.verify_results["pass" if report else "fail"] += 1
-    return render(request, "audit.html", person, report=audit_out(report))
+    flt = LogFilter(target=target or None, probe=probe or None, refused=refused)
+    page = audit_service.review_leaves(ctx.rio, person, run_id, flt, after=after, limit=500)
+    return render(
+        request,
+        "audit.html",
+        person,
+        report=audit_out(report),
+        page=page,
+        flt=flt,
+    )
 
 
 @router.get("/rectification", response_class=HTMLResponse)
