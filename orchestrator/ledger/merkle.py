@@ -15,6 +15,7 @@ auditor feeds them data from files that may be corrupt or hostile.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -89,14 +90,66 @@ class _BadLeafError(InputError):
         super().__init__(f"merkle leaf {size}: hash is {length} bytes, expected {HASH_SIZE}")
 
 
+_CHUNK = 4096
+"""leaf hashes :func:`_absorb` takes at a time (bounds its memory on a stream)"""
+
+
 def _absorb(stack: list[bytes], size: int, hashes: Iterable[bytes]) -> int:
     """Push leaf hashes onto a compact range, merging equal-height subtrees; return the new size.
 
     The stack holds the roots of the perfect subtrees that make up the first ``size`` leaves,
-    largest (leftmost) first: one per set bit of ``size``. Appending leaf number ``size`` merges
-    one subtree per trailing one bit of ``size``, so memory stays O(log n). Kept as one tight loop
-    with local names because this is the hot path (>= 500k leaves/s is required).
+    largest (leftmost) first: one per set bit of ``size``. The hashes are taken in chunks of at
+    most :data:`_CHUNK` (O(log n) memory on a stream stays O(log n + chunk)).
     """
+    it = iter(hashes)
+    while chunk := list(itertools.islice(it, _CHUNK)):
+        if set(map(len, chunk)) != {HASH_SIZE}:
+            return _absorb_one_by_one(stack, size, chunk)  # raises at the bad hash
+        size = _absorb_subtrees(stack, size, chunk)
+    return size
+
+
+def _absorb_subtrees(stack: list[bytes], size: int, hashes: list[bytes]) -> int:
+    """:func:`_absorb` of 32-byte hashes, computed as aligned perfect subtrees, level by level.
+
+    From ``size``, the next ``2**k`` leaves form a perfect subtree of the final tree when
+    ``2**k`` divides ``size``: its root is computed one level at a time (one comprehension per
+    level: the per-node cost is the SHA-256 call, not the bookkeeping of a stack machine) and
+    pushed as one entry, merging with the stack like a carry. The same nodes are hashed as one
+    leaf at a time would; this is the verifier's hot path (``tests/ledger/
+    test_merkle_properties.py`` checks it against the one-by-one absorption).
+    """
+    pop = stack.pop
+    push = stack.append
+    sha = _sha256
+    prefix = _NODE_PREFIX
+    start, end = 0, len(hashes)
+    while start < end:
+        height = (end - start).bit_length() - 1
+        if size:
+            height = min(height, (size & -size).bit_length() - 1)
+        width = 1 << height
+        level = hashes[start : start + width]
+        while len(level) > 1:
+            pairs = iter(level)
+            level = [
+                sha(prefix + left + right).digest()
+                for left, right in zip(pairs, pairs, strict=True)
+            ]
+        h = level[0]
+        start += width
+        size += width
+        carry = size >> height
+        while not carry & 1:
+            h = sha(prefix + pop() + h).digest()
+            carry >>= 1
+        push(h)
+    return size
+
+
+def _absorb_one_by_one(stack: list[bytes], size: int, hashes: Iterable[bytes]) -> int:
+    """:func:`_absorb` one leaf at a time; raises :class:`_BadLeafError` at a bad hash (the
+    reference the subtree path is tested against)."""
     pop = stack.pop
     push = stack.append
     sha = _sha256
@@ -198,7 +251,7 @@ class MerkleAccumulator:
         Raises:
             InputError: The hash is not 32 bytes long.
         """
-        self._size = _absorb(self._stack, self._size, (leaf_hash,))
+        self._size = _absorb_one_by_one(self._stack, self._size, (leaf_hash,))
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
         """Append several leaf hashes in order.

@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from orchestrator.errors import InputError
+from orchestrator.ledger import merkle
 from orchestrator.ledger.merkle import (
     CompactRange,
     MerkleAccumulator,
@@ -298,3 +299,27 @@ def test_accumulator_keeps_size_consistent_when_a_bad_hash_stops_extend() -> Non
     assert acc.size == 3
     assert acc.root() == naive_root([bytes([i]) for i in range(3)])
     assert MerkleAccumulator.from_state(acc.state()).root() == acc.root()
+
+
+@given(st.integers(0, 700), st.lists(st.integers(0, 300), max_size=6))
+def test_extend_in_any_pieces_keeps_the_compact_range_of_one_leaf_at_a_time(
+    n: int, pieces: list[int]
+) -> None:
+    # extend hashes aligned perfect subtrees level by level; append takes one leaf at a time.
+    leaves = [i.to_bytes(2, "big") for i in range(n)]
+    hashes = [leaf_hash(d) for d in leaves]
+    by_piece, one_by_one = MerkleAccumulator(), MerkleAccumulator()
+    start = 0
+    for piece in [*pieces, n]:
+        end = min(start + piece, n)
+        by_piece.extend(hashes[start:end])
+        for h in hashes[start:end]:
+            one_by_one.append(h)
+        assert by_piece.state() == one_by_one.state()
+        assert by_piece.root() == naive_root(leaves[:end])
+        start = end
+
+
+def test_a_stream_longer_than_one_chunk_has_the_recursive_root() -> None:
+    leaves = [i.to_bytes(2, "big") for i in range(2 * merkle._CHUNK + 77)]
+    assert root_from_leaves(iter(leaves)) == (len(leaves), naive_root(leaves))
