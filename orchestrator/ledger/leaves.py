@@ -194,11 +194,12 @@ def _parse_fast(raw: bytes) -> Leaf | None:
 # verify_log reads every leaf once and needs of each only its run, seq, kind and the number it
 # pairs (an intent's plan item, an outcome's intent), after proving the bytes valid and
 # canonical. One leaf at a time, Python's own work per leaf costs more than the JSON. So leaves
-# go in batches: one ``[leaf,leaf,...]`` text, decoded and re-encoded by msgspec in one call
-# each, into structs whose fields are declared in canonical (sorted) order and typed without any
-# float, ``Any`` or free-form mapping (so re-encoding needs no sorting and formats every value as
-# RFC 8785 does). A batch that does not come back byte for byte is split in halves until the
-# leaves that do not are alone; those go to parse_leaf, which decides and words the problem.
+# go in batches: one ``[leaf,leaf,...]`` text, decoded by msgspec in one call into structs whose
+# fields are declared in canonical (sorted) order and typed without any float, ``Any`` or
+# free-form mapping (so re-encoding needs no sorting and formats every value as RFC 8785 does);
+# each struct is re-encoded (a C-level map) and compared with its own leaf's bytes. A batch
+# that does not come back byte for byte is split in halves until the leaves that do not are
+# alone; those go to parse_leaf, which decides and words the problem.
 
 LEAF_BATCH = 512
 """leaves per :func:`leaf_heads` call that verify_log uses: a few hundred make the per-call
@@ -280,7 +281,6 @@ class _BatchLeaf(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fa
 
 
 _BATCH_DECODER = msgspec.json.Decoder(list[_BatchLeaf])
-_SPANS_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _DECLARED_ORDER = msgspec.json.Encoder()
 """encodes the batch structs field by field as declared: canonical order, no sorting"""
 
@@ -309,15 +309,13 @@ def _batch_heads(batch: Sequence[bytes]) -> list[Head | None] | None:
     if not text.isascii():
         return None
     try:
-        spans = _SPANS_DECODER.decode(text)
-        # Each element must be exactly one leaf's bytes: ``{..},{..`` + ``..}`` would decode
-        # to as many elements, spelled alike, with other boundaries.
-        if list(map(len, spans)) != list(map(len, batch)):
-            return None
         docs = _BATCH_DECODER.decode(text)
     except (msgspec.MsgspecError, ValueError):
         return None
-    if _DECLARED_ORDER.encode(docs) != text:
+    # Each leaf must be the canonical encoding of the struct decoded at its place: that proves
+    # it canonical on its own, and the join's boundaries the elements' (``{..},{..`` + ``..}``
+    # would decode to as many elements, spelled alike, with other boundaries).
+    if list(map(_DECLARED_ORDER.encode, docs)) != list(batch):
         return None
     heads: list[Head | None] = []
     add = heads.append
