@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.access.evidence import read_evidence
-from orchestrator.access.findings import run_findings
+from orchestrator.access.findings import export_findings, run_findings
 from orchestrator.audit import AuditReport
 from orchestrator.audit.logview import LogFilter
 from orchestrator.documents._render import Format
@@ -404,6 +404,44 @@ def findings(run_id: str, ctx: Ctx, person: Actor) -> list[FindingOut]:
         )
         for f in run_findings(ctx.rio, person, run_id)
     ]
+
+
+_EXPORT_MEDIA = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "sarif": "application/sarif+json",
+    "html": "text/html; charset=utf-8",
+}
+
+
+@router.get(
+    "/runs/{run_id}/findings/export",
+    tags=["findings"],
+    response_class=Response,
+    responses={200: {"content": {m.split(";")[0]: {} for m in _EXPORT_MEDIA.values()}}},
+)
+def findings_export(
+    run_id: str,
+    ctx: Ctx,
+    person: Actor,
+    format: Annotated[
+        Literal["json", "csv", "sarif", "html"], Query(description="sarif is SARIF 2.1.0")
+    ],
+    evidence_reason: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=500,
+            description="Include each finding's evidence, every read logged with this reason.",
+        ),
+    ] = None,
+) -> Response:
+    """The run's findings for other tools (json, csv, SARIF) or people (html), as
+    ``rio findings export`` writes them."""
+    data = export_findings(
+        ctx.rio, person, run_id, format, evidence_reason=evidence_reason, now=ctx.clock.now()
+    )
+    return Response(data, media_type=_EXPORT_MEDIA[format], headers={"Cache-Control": "no-store"})
 
 
 @router.get(
