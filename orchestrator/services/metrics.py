@@ -27,12 +27,14 @@ from orchestrator.store.models import LeafRow, RunRow
 
 __all__ = ["LedgerCounts", "database_health", "prometheus_text"]
 
-_TALLIED = ("refusal", "outcome")
-"""The kinds whose bodies say why a probe was not sent (:class:`RefusalTally`)."""
+_TALLIED = ("refusal", "outcome", "health")
+"""The kinds whose bodies are read: why a probe was not sent (:class:`RefusalTally`), and the
+health breaker's changes (which targets are paused)."""
 
 
 class LedgerCounts:
-    """Leaves by kind and refusals by reason over every run, brought up to date incrementally.
+    """Leaves by kind, refusals by reason and paused targets over every run, brought up to date
+    incrementally.
 
     Leaves are append-only and each run's are committed in sequence order by its one writer
     (the run's lease), so "every leaf after the last one read" is exactly what is new. A sealed
@@ -46,6 +48,8 @@ class LedgerCounts:
         self._done: set[str] = set()
         self._kinds: Counter[str] = Counter()
         self._tally = RefusalTally()
+        self._health: dict[str, dict[str, str]] = {}
+        """per run not sealed: each target's last health state"""
         self.read = 0
         """Leaves read so far (what the scrapes cost)."""
 
@@ -63,6 +67,7 @@ class LedgerCounts:
                     self._last[run_id] = top
                 if state == RunState.SEALED.value:
                     self._done.add(run_id)
+                    self._health.pop(run_id, None)  # a sealed run probes nothing any more
 
     def _read(self, s: Session, run_id: str, after: int, upto: int) -> None:
         window = (LeafRow.run_id == run_id, LeafRow.seq > after, LeafRow.seq <= upto)
@@ -75,11 +80,26 @@ class LedgerCounts:
             select(LeafRow.seq, LeafRow.body).where(*window, LeafRow.kind.in_(_TALLIED))
         )
         for seq, body in rows:
-            self._tally.add(parse_leaf(bytes(body), source=f"run {run_id} leaf {seq}"))
+            leaf = parse_leaf(bytes(body), source=f"run {run_id} leaf {seq}")
+            if leaf.kind == "health":
+                self._health.setdefault(run_id, {})[str(leaf.data["ip"])] = str(leaf.data["state"])
+            else:
+                self._tally.add(leaf)
 
     def kinds(self) -> dict[str, int]:
         with self._lock:
             return dict(self._kinds)
+
+    def paused_targets(self) -> int:
+        """Targets whose last health change paused them, in runs not sealed yet (a target of
+        two such runs counts twice: each run's breaker holds it)."""
+        with self._lock:
+            return sum(
+                1
+                for states in self._health.values()
+                for state in states.values()
+                if state == "paused"
+            )
 
     def refusals(self) -> dict[str, int]:
         with self._lock:
@@ -181,6 +201,12 @@ def prometheus_text(
         "counter",
         "Target health events (distress back-off and pauses) logged.",
         int(kinds.get("health", 0)),
+    )
+    lines += _family(
+        "rio_paused_targets",
+        "gauge",
+        "Targets the health breaker paused (no recovery logged since), in runs not sealed.",
+        ledger.paused_targets(),
     )
     lines += _family(
         "rio_budget_waiting",

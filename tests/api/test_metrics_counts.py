@@ -78,3 +78,37 @@ def test_a_fresh_count_and_a_kept_one_agree_on_the_metrics_text(api_lab: Lab) ->
     add_sealed_run(api_lab, "R-20260903-m2", [("RIO-PORT-FTP", 21)])
     assert prometheus_text(api_lab.rio, ledger=kept) == prometheus_text(api_lab.rio)
     assert prometheus_text(api_lab.rio, ledger=kept) != first
+
+
+async def _append_health(lab: Lab, run_id: str, changes: list[tuple[str, str]]) -> None:
+    from orchestrator.ledger.bodies import HealthBody
+
+    log = ProbeLog(lab.rio.db, run_id, lab.rio.signing_key, clock=lab.rio.clock)
+    for ip, state in changes:
+        body = HealthBody(ip=ip, state=state, factor=0.5, until=None, reason="test")
+        await log.append("health", body.to_json(), at=lab.rio.clock.now())
+    await log.close()
+
+
+def test_paused_targets_are_those_last_paused_in_runs_not_sealed(api_lab: Lab) -> None:
+    from sqlalchemy import update
+
+    counts = LedgerCounts()
+    run = "R-20260903-m3"
+    add_sealed_run(api_lab, run, [("RIO-PORT-TELNET", 23)], state="running")
+    asyncio.run(
+        _append_health(
+            api_lab,
+            run,
+            [("127.0.10.5", "paused"), ("127.0.10.6", "throttled"), ("127.0.10.7", "paused")],
+        )
+    )
+    _update(api_lab, counts)
+    assert counts.paused_targets() == 2
+    asyncio.run(_append_health(api_lab, run, [("127.0.10.7", "recovered")]))
+    _update(api_lab, counts)
+    assert counts.paused_targets() == 1
+    with api_lab.rio.db.session() as s:  # the run ends: it probes nothing any more
+        s.execute(update(RunRow).where(RunRow.id == run).values(state="sealed"))
+    _update(api_lab, counts)
+    assert counts.paused_targets() == 0
