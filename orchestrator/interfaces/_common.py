@@ -1,17 +1,15 @@
-"""Shared pieces of the command line: the opened home, output helpers."""
+"""Shared pieces of the command line: the opened home; output lives in :mod:`._output`."""
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.terminal import console, err_console
+from orchestrator.interfaces._output import console, err_console, print_json, print_row, when
 
 if TYPE_CHECKING:
     from orchestrator.context import Rio
@@ -48,24 +46,6 @@ def open_rio(*, require_init: bool = True) -> Iterator[Rio]:
         rio.close()
 
 
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def print_row(line: str) -> None:
-    """A tab-separated row, written as is (for `cut` and friends)."""
-    sys.stdout.write(line + "\n")
-
-
 def iso(value: datetime | None, tz: Any = None) -> str:
-    """One time format for people: ISO 8601 with its offset, in ``tz`` when given.
-
-    A naive value (SQLite hands back naive datetimes) is UTC, which is how rio stores times.
-    """
-    if value is None:
-        return "-"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    if tz is not None:
-        value = value.astimezone(tz)
-    return value.isoformat(timespec="seconds")
+    """The one time format for people (:func:`._output.when`)."""
+    return when(value, tz)

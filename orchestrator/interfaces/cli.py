@@ -20,7 +20,15 @@ from orchestrator.documents._format import Format
 from orchestrator.errors import AccessDeniedError, InputError, RioError, StoreError, ToolError
 from orchestrator.intake.people import Role
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator, registry_operator
-from orchestrator.interfaces._common import console, err_console, open_rio, print_json, print_row
+from orchestrator.interfaces._common import open_rio
+from orchestrator.interfaces._output import (
+    console,
+    counted,
+    err_console,
+    print_json,
+    print_table,
+    when,
+)
 
 __all__ = ["app", "main"]
 
@@ -236,7 +244,8 @@ def scope_check(file: Path, as_json: JsonOpt = False) -> None:
         return
     console.print(
         f"{file}: ok - object {scope.object.id}, "
-        + ", ".join(_counted(n, noun) for noun, n in counts.items())
+        + ", ".join(counted(n, noun[:-1]) for noun, n in counts.items()),
+        markup=False,
     )
 
 
@@ -269,11 +278,6 @@ def policy_check(file: Path, as_json: JsonOpt = False) -> None:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _counted(count: int, noun: str) -> str:
-    """``1 window``, ``3 targets`` (nouns here are plurals ending in s)."""
-    return f"{count} {noun[:-1]}" if count == 1 else f"{count} {noun}"
 
 
 @keys_app.command("generate")
@@ -313,7 +317,9 @@ def keys_export_trust(
         people = export_trust(rio.db, rio.verify_key, out, now=rio.clock.now())
         kid = rio.signing_key_id
     console.print(
-        f"{out}: orchestrator key {kid}, public keys of {people} officers and technicians"
+        f"{out}: orchestrator key {kid}, the public keys of "
+        f"{counted(people, 'signer')} (officers and technicians)",
+        markup=False,
     )
 
 
@@ -332,7 +338,10 @@ def keys_rotate_master(
 
     with open_rio() as rio:
         count = rotate_master_key(rio, authenticate(rio, key, claimed=claimed), new_key_file)
-    console.print(f"re-wrapped {count} data keys; set RIO_MASTER_KEY_FILE={new_key_file}")
+    console.print(
+        f"re-wrapped {counted(count, 'data key')}; set RIO_MASTER_KEY_FILE={new_key_file}",
+        markup=False,
+    )
 
 
 @vendor_app.command("add")
@@ -361,10 +370,13 @@ def vendor_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = Fa
     with open_rio() as rio:
         vendors = list_vendors(rio, authenticate(rio, key, claimed=claimed))
     if as_json:
-        print_json([v.to_json() for v in vendors])
-    else:
-        for v in vendors:
-            print_row(f"{v.name}\t{v.organisation}")
+        print_json(vendors)
+        return
+    print_table(
+        ("vendor", "organisation"),
+        ((v.name, v.organisation) for v in vendors),
+        empty="no vendors registered (rio vendor add)",
+    )
 
 
 @person_app.command("add")
@@ -416,7 +428,8 @@ def person_revoke(name: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
         registry_operator(rio, key, claimed)
         with rio.db.session() as s:
             p = registry.revoke_person(s, name, rio.clock.now())
-    console.print(f"{p.name} revoked at {p.revoked_at}")
+        tz = rio.settings.tz
+    console.print(f"{p.name} revoked at {when(p.revoked_at, tz)}", markup=False)
 
 
 @person_app.command("list")
@@ -427,12 +440,24 @@ def person_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = Fa
 
     with open_rio() as rio:
         people = list_people(rio, authenticate(rio, key, claimed=claimed))
+        tz = rio.settings.tz
     if as_json:
-        print_json([p.to_json() for p in people])
+        print_json(people)
         return
-    for p in people:
-        state = f" (revoked {p.revoked_at})" if p.revoked_at else ""
-        print_row(f"{p.name}\t{p.role}\t{p.organisation}\t{len(p.keys)} key(s){state}")
+    print_table(
+        ("person", "role", "organisation", "keys", "revoked"),
+        (
+            (
+                p.name,
+                p.role,
+                p.organisation or None,
+                len(p.keys),
+                when(p.revoked_at, tz) if p.revoked_at else None,
+            )
+            for p in people
+        ),
+        empty="no people registered (rio person add)",
+    )
 
 
 @notice_app.command("announce")
@@ -502,13 +527,16 @@ def notice_show(
             raise AccessDeniedError(f"notice {notice_id} is not one you may see")
         data: dict[str, Any] = n.to_json()
         data["lead_time_met_at"] = n.lead_time_met_at().isoformat()
+        tz = n.policy.tz
         data["targets"] = [t.label() for t in n.scope.targets]
         data["excludes"] = [t.label() for t in n.scope.excludes]
     if as_json:
         print_json(data)
         return
-    for k in ("id", "object", "vendor", "organ", "announced_at", "lead_time_met_at"):
-        console.print(f"{k:17} {data[k]}")
+    for k in ("id", "object", "vendor", "organ"):
+        console.print(f"{k:17} {data[k] or '-'}", markup=False)
+    for k in ("announced_at", "lead_time_met_at"):
+        console.print(f"{k:17} {when(data[k], tz)}", markup=False)
     if data["co_inspecting"]:
         console.print(f"{'co-inspecting':17} {', '.join(data['co_inspecting'])}")
     console.print(f"{'scope':17} {data['scope']['name']} sha256:{data['scope']['sha256']}")
@@ -516,7 +544,7 @@ def notice_show(
     console.print(f"{'targets':17} {', '.join(data['targets'])}")
     console.print(f"{'excludes':17} {', '.join(data['excludes']) or '-'}")
     for w in data["windows"]:
-        console.print(f"{'window':17} {w['start']} .. {w['end']}")
+        console.print(f"{'window':17} {when(w['start'], tz)} .. {when(w['end'], tz)}", markup=False)
 
 
 @notice_app.command("letter")
@@ -551,12 +579,16 @@ def notice_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = Fa
 
     with open_rio() as rio, rio.db.session() as s:
         visible = _visible_notice_ids(rio, s, key, claimed)
-        items = [n.to_json() for n in notice_store.list_notices(s) if n.id in visible]
+        notices = [n for n in notice_store.list_notices(s) if n.id in visible]
+        tz = rio.settings.tz
     if as_json:
-        print_json(items)
+        print_json(notices)
         return
-    for n in items:
-        print_row(f"{n['id']}\t{n['object']}\t{n['announced_at']}\t{n['vendor'] or '-'}")
+    print_table(
+        ("notice", "object", "announced", "vendor"),
+        ((n.id, n.object_id, when(n.announced_at, tz), n.vendor) for n in notices),
+        empty="no notices you may see",
+    )
 
 
 def _register_groups() -> None:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from orchestrator.errors import InputError
-from orchestrator.interfaces._common import console, open_rio, print_json, print_row
+from orchestrator.interfaces._common import open_rio
+from orchestrator.interfaces._output import console, counted, print_json, print_table, when
 
 if TYPE_CHECKING:
     pass
@@ -53,16 +54,28 @@ def access_log_cmd(
         reader = authenticate(rio, key, claimed=claimed)
         with rio.db.session() as s:
             authorize(s, reader, Action.READ_LEDGER, run_id=run, now=rio.clock.now())
-            entries = [e.to_json() for e in access_log(s, person=person, run_id=run)]
+            entries = list(access_log(s, person=person, run_id=run))
+        tz = rio.settings.tz
     if as_json:
         print_json(entries)
         return
-    for e in entries:
-        verdict = "allowed" if e["allowed"] else "REFUSED"
-        print_row(
-            f"{e['at']}\t{e['person']}\t{e['action']}\t{e['run'] or '-'}\t{e['subject']}\t"
-            f"{verdict}\t{e['reason']}"
-        )
+    print_table(
+        ("at", "person", "action", "run", "subject", "verdict", "reason"),
+        (
+            (
+                when(e.at, tz),
+                e.person,
+                e.action,
+                e.run_id,
+                e.subject,
+                "allowed" if e.allowed else "REFUSED",
+                e.reason,
+            )
+            for e in entries
+        ),
+        empty="no access log entries"
+        + "".join(f" {k} {v}" for k, v in (("of", person), ("on run", run)) if v),
+    )
 
 
 @evidence_app.command("show")
@@ -94,6 +107,7 @@ def evidence_grant(
     ] = None,
     key: KeyOpt = None,
     claimed: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Let an auditor read a run's evidence (officers only; logged)."""
     from orchestrator.access.evidence import grant_evidence
@@ -104,9 +118,16 @@ def evidence_grant(
         expires = now + timedelta(days=days) if days is not None else None
         officer = authenticate(rio, key, claimed=claimed, now=now)
         info = grant_evidence(rio, officer, auditor, run, now=now, expires_at=expires)
+        tz = rio.settings.tz
+    if as_json:
+        print_json({"grant": info, "expires_at": expires if info.created else None})
+        return
     state = "granted" if info.created else "already granted"
-    until = f" until {expires.isoformat()}" if expires is not None and info.created else ""
-    console.print(f"{state}: {info.auditor} may read the evidence of run {info.run_id}{until}")
+    until = f" until {when(expires, tz)}" if expires is not None and info.created else ""
+    console.print(
+        f"{state}: {info.auditor} may read the evidence of run {info.run_id}{until}",
+        markup=False,
+    )
 
 
 @evidence_app.command("revoke")
@@ -123,7 +144,7 @@ def evidence_revoke(
     with open_rio() as rio:
         officer = authenticate(rio, key, claimed=claimed)
         count = revoke_evidence_grant(rio, officer, auditor, run)
-    console.print(f"revoked {count} grant(s) of {auditor} on run {run}")
+    console.print(f"revoked {counted(count, 'grant')} of {auditor} on run {run}", markup=False)
 
 
 def _parse_date(text: str) -> date:
@@ -150,7 +171,10 @@ def purge_cmd(
     with open_rio() as rio:
         officer = authenticate(rio, key, claimed=claimed)
         count = purge(rio, officer, cutoff, archives=archive or [])
-    console.print(f"purged the evidence of {count} run(s) created before {cutoff.isoformat()}")
+    console.print(
+        f"purged the evidence of {counted(count, 'run')} created before {cutoff.isoformat()}",
+        markup=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

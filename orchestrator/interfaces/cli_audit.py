@@ -12,7 +12,7 @@ import typer
 
 from orchestrator.errors import NotFoundError, RecordFileError, VerificationError
 from orchestrator.interfaces._auth import KeyOpt
-from orchestrator.interfaces._common import console, print_json
+from orchestrator.interfaces._output import console, print_json, when
 
 if TYPE_CHECKING:
     from orchestrator.ledger.leaves import Leaf
@@ -182,8 +182,10 @@ def register(app: typer.Typer) -> None:
         """List a run's leaves readably, then a per-target summary (a run needs your key)."""
         from orchestrator.audit._docs import parse_time
         from orchestrator.audit.logview import LogFilter, LogReview
+        from orchestrator.settings import load_settings
 
         start = None if since is None else parse_time(since, "--since", "")
+        tz = load_settings().tz
         review = LogReview(LogFilter(target=target, probe=probe, since=start, refused=refused))
         with ExitStack() as stack:
             entries = review.entries(_leaves(source, stack, key))
@@ -192,8 +194,11 @@ def register(app: typer.Typer) -> None:
                 summary = [s.to_json() for s in review.summaries()]
                 print_json({"leaves": listed, "targets": summary})
                 return
-            for entry in entries:
-                console.print(str(entry), markup=False)
+            for e in entries:
+                # The leaf's time as logged (UTC, microseconds) is in --json; people read it
+                # in their timezone, to the millisecond (rates are judged per second).
+                at = when(e.at, tz, timespec="milliseconds")
+                console.print(f"{e.seq:>7} {at} {e.kind:<8} {e.text}", markup=False)
         console.print("\ntarget                 probes  refusals  pauses  peak/s", markup=False)
         for s in review.summaries():
             console.print(

@@ -95,6 +95,7 @@ def calendar_add(
     """
     from orchestrator.access.roles import Action
     from orchestrator.record import rectify as rectify_mod
+    from orchestrator.record.assemble import current_record
     from orchestrator.record.workdays import add_calendar_file
 
     with open_rio() as rio:
@@ -102,6 +103,9 @@ def calendar_add(
         added = add_calendar_file(rio.settings.home, file)
         calendar = cli_calendar(rio.settings)
         changed = rectify_mod.recompute_provisional(rio.db, calendar=calendar, now=rio.clock.now())
+        closed = {
+            after.run_id for _, after in changed if current_record(rio.db, after.run_id).closed
+        }
     if as_json:
         print_json(
             {
@@ -114,6 +118,7 @@ def calendar_add(
                         "deadline": {"before": before.deadline, "after": after.deadline},
                         "recheck_due": {"before": before.recheck_due, "after": after.recheck_due},
                         "provisional": after.provisional,
+                        "record_closed": after.run_id in closed,
                     }
                     for before, after in changed
                 ],
@@ -128,3 +133,16 @@ def calendar_add(
         console.print("no provisional rectification orders to recompute", markup=False)
     for before, after in changed:
         console.print(f"{_order_line(after)} (was {_order_line(before)})", markup=False)
+        if after.run_id in closed and after.deadline != before.deadline:
+            console.print(f"  {_closed_note(before, after)}", markup=False)
+
+
+def _closed_note(before: rectify_mod.Rectification, after: rectify_mod.Rectification) -> str:
+    # A closed record is signed and final: it keeps the date it was signed with, marked
+    # provisional; the order (rio rectify status, the archive's rectification.json) has the
+    # date the notice gives. Re-opening a signed record to change it would void the signatures.
+    return (
+        f"the record of run {after.run_id} is closed: it keeps the provisional deadline "
+        f"{before.deadline.isoformat()} it was signed with; the order's deadline is now "
+        f"{after.deadline.isoformat()} (rio rectify status, the archive's rectification.json)"
+    )

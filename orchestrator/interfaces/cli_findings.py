@@ -15,7 +15,8 @@ import typer
 
 from orchestrator.errors import InputError
 from orchestrator.interfaces._auth import AsOpt, KeyOpt
-from orchestrator.interfaces._common import console, open_rio, print_json
+from orchestrator.interfaces._common import open_rio
+from orchestrator.interfaces._output import console, counted, err_console, print_json
 from orchestrator.record._formats import FORMATS
 
 if TYPE_CHECKING:
@@ -50,11 +51,14 @@ def findings_list(
     if as_json:
         print_json([f.to_json() for f in found])
         return
+    if not found:
+        err_console.print(f"run {run}: no findings", markup=False)
+        return
     for f in found:
         console.print(f"{f.id} {f.severity} {f.title}", markup=False)
         console.print(f"  at  {f.where()}", markup=False)
         console.print(f"  key {f.key}", markup=False)
-    console.print(f"{len(found)} findings", markup=False)
+    console.print(counted(len(found), "finding"), markup=False)
 
 
 def _print_items(label: str, items: tuple[DiffItem, ...]) -> None:

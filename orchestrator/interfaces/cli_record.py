@@ -16,13 +16,16 @@ import typer
 from orchestrator.documents._format import Format
 from orchestrator.errors import InputError
 from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
-from orchestrator.interfaces._common import (
-    QuietOpt,
+from orchestrator.interfaces._common import QuietOpt, open_rio
+from orchestrator.interfaces._output import (
     console,
+    counted,
     err_console,
-    open_rio,
     print_json,
+    print_lines,
     print_row,
+    print_table,
+    when,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +70,29 @@ def _provisional_note(order: rectify_mod.Rectification) -> str:
         " (provisional: counted in a year without a State Council notice; recomputed when "
         "it is added with rio calendar add FILE)"
     )
+
+
+def _signed_deadline_note(entry: dict[str, Any], orders: dict[int, Any]) -> str:
+    """What a reader must know when the record's deadline is not the order's any more.
+
+    A provisional deadline is recomputed when the year's notice is added (rio calendar add);
+    a closed record keeps the date it was signed with, the order carries the new one.
+    """
+    order = orders.get(entry.get("id", -1))
+    provisional = " (provisional)" if entry.get("deadline_provisional") else ""
+    if order is None or order.deadline.isoformat() == entry.get("deadline"):
+        return provisional
+    return (
+        f"{provisional} as signed; the order's deadline is now {order.deadline.isoformat()} "
+        "(recomputed with the year's notice)"
+    )
+
+
+def _pairs(counts: Any) -> str:
+    """``ok 2, timeout 1`` for an outcome tally (older records may hold a plain number)."""
+    if isinstance(counts, dict):
+        return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
+    return str(counts)
 
 
 def _date(text: str, option: str) -> date:
@@ -126,6 +152,7 @@ def record_show(
 ) -> None:
     """Show the current record of a sealed run (assembling version 1 if there is none)."""
     from orchestrator.access.roles import Action
+    from orchestrator.record import rectify as rectify_mod
     from orchestrator.record.assemble import ensure_record
     from orchestrator.record.findings import record_where
 
@@ -133,10 +160,12 @@ def record_show(
         operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
         rv = ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
         doc = rv.document()
+        tz = rio.settings.tz
+        current_orders = {o.id: o for o in rectify_mod.list_orders(rio.db, run)}
     if as_json:
         print_json({"closed_at": rv.closed_at, "record": doc})
         return
-    state = f"closed {rv.closed_at.isoformat()}" if rv.closed_at else "open"
+    state = f"closed {when(rv.closed_at, tz)}" if rv.closed_at else "open"
     notice = doc["notice"]
     vendor = doc["vendor"]
     # Gate refusals and probes' own refusals by reason (older records: only the gate's).
@@ -144,20 +173,20 @@ def record_show(
     refused = sum(reasons.values()) if reasons else doc["counts"]["refusals"]
     lines = [
         f"record     run {doc['run']} version {doc['version']} ({state})",
-        f"notice     {notice['id']} announced {notice['announced_at']}",
+        f"notice     {notice['id']} announced {when(notice['announced_at'], tz)}",
         f"scope      sha256:{notice['scope_sha256']}",
         f"policy     sha256:{notice['policy_sha256']}",
         f"object     {doc['object']['id']} - {doc['object']['name']}",
         f"vendor     {vendor['name'] + ' - ' + vendor['organisation'] if vendor else '-'}",
         f"technician {', '.join(doc['technicians'])}",
-        f"span       {doc['span']['start']} .. {doc['span']['end']}",
+        f"span       {when(doc['span']['start'], tz)} .. {when(doc['span']['end'], tz)}",
         f"probes     {doc['counts']['intents']} sent, {refused} refused, "
-        f"outcomes {doc['counts']['outcomes']}",
+        f"outcomes {_pairs(doc['counts']['outcomes'])}",
         *(f"  refused {n:>6}  {why}" for why, n in reasons.items()),
         f"ledger     {doc['ledger']['origin']} size {doc['ledger']['size']} "
         f"root {doc['ledger']['root']}",
-        f"sign-off   {doc['signoff']['officers']} officers, "
-        f"{doc['signoff']['technicians']} technicians",
+        f"sign-off   {counted(doc['signoff']['officers'], 'officer')}, "
+        f"{counted(doc['signoff']['technicians'], 'technician')}",
     ]
     where = {f["id"]: record_where(f) for f in doc["findings"] if "location" in f}
     for r in doc["conclusions"]["risks"]:
@@ -169,10 +198,10 @@ def record_show(
         lines.append(f"  at       {where.get(v['finding'], '-')}")
     for o in doc["rectifications"]:
         lines.append(
-            f"order      {o['id']} deadline {o['deadline']} findings {', '.join(o['findings'])}"
+            f"order      {o['id']} deadline {o['deadline']}"
+            f"{_signed_deadline_note(o, current_orders)} findings {', '.join(o['findings'])}"
         )
-    for line in lines:
-        console.print(line, markup=False)
+    print_lines(lines)
 
 
 @record_app.command("findings")
@@ -198,13 +227,20 @@ def record_findings(
         for r in rows:
             print_row(r["id"])
         return
-    if not rows:
-        err_console.print(f"run {run}: no findings" + (f" of rule {rule}" if rule else ""))
-        return
-    print_row("finding\tseverity\trule\twhere\ttitle")
-    for r in rows:
-        where = f"{r['ip']}:{r['port']}" if r["port"] is not None else r["ip"]
-        print_row(f"{r['id']}\t{r['severity']}\t{r['rule']}\t{where}\t{r['title']}")
+    print_table(
+        ("finding", "severity", "rule", "where", "title"),
+        (
+            (
+                r["id"],
+                r["severity"],
+                r["rule"],
+                f"{r['ip']}:{r['port']}" if r["port"] is not None else r["ip"],
+                r["title"],
+            )
+            for r in rows
+        ),
+        empty=f"run {run}: no findings" + (f" of rule {rule}" if rule else ""),
+    )
 
 
 @record_app.command("assemble")
@@ -227,6 +263,7 @@ def record_sign(
     version: Annotated[
         int | None, typer.Option(help="The version you reviewed; refused if it changed.")
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Sign the current record version locally; only the signature is stored.
 
@@ -246,6 +283,9 @@ def record_sign(
         info = signoff_mod.sign_record(
             rio.db, run, name=person.name, signer=signer, version=version, now=rio.clock.now()
         )
+    if as_json:
+        print_json(info)
+        return
     console.print(
         f"{info.person} ({info.role}) signed record of run {run} v{info.version} "
         f"with key {info.key_id[:16]}...",
@@ -267,6 +307,7 @@ def record_status(
         ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
         result = signoff_mod.signoff_status(rio.db, run)
         signed = signoff_mod.record_signatures(rio.db, run, result.version)
+        tz = rio.settings.tz
     if as_json:
         data = _status_json(result)
         data["signatures"] = [
@@ -278,7 +319,7 @@ def record_status(
     console.print(f"record of run {run} v{result.version}", markup=False)
     for i in signed:
         console.print(
-            f"  signed   {i.person} ({i.role}) key {i.key_id[:16]}... at {i.signed_at.isoformat()}",
+            f"  signed   {i.person} ({i.role}) key {i.key_id[:16]}... at {when(i.signed_at, tz)}",
             markup=False,
         )
     for note in result.ignored:
@@ -298,7 +339,9 @@ def record_status(
 
 
 @record_app.command("close")
-def record_close(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
+def record_close(
+    run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
+) -> None:
     """Close the record if the sign-off rule is met (exit 3 with the reason if not)."""
     from orchestrator.access.roles import Action
     from orchestrator.record import signoff as signoff_mod
@@ -308,6 +351,9 @@ def record_close(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
         operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
         ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
         result = signoff_mod.close(rio.db, run, now=rio.clock.now())
+    if as_json:
+        print_json(_status_json(result) | {"closed": True})
+        return
     console.print(
         f"record of run {run} v{result.version} closed: officers "
         f"{', '.join(result.officers_signed)}; technicians "
@@ -475,6 +521,7 @@ def rectify_schedule(
     order: int,
     key: KeyOpt = None,
     claimed: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Schedule the re-check run (Art. 19) in the announced window that covers its due date.
 
@@ -487,18 +534,23 @@ def rectify_schedule(
 
     with open_rio() as rio:
         planned = schedule_recheck(rio, authenticate(rio, key, claimed=claimed), order)
+        tz = rio.settings.tz
+    if as_json:
+        print_json(planned)
+        return
     if planned.after_due:
-        console.print(
-            f"warning: the next opening {planned.start.isoformat()} is after the re-check "
+        err_console.print(
+            f"warning: the next opening {when(planned.start, tz)} is after the re-check "
             f"due date {planned.due.isoformat()}",
             markup=False,
         )
-    console.print(planned.run_id)
-    console.print(
-        f"re-check of order {order} planned at {planned.start.isoformat()} (notice "
-        f"{planned.notice_id}); when it is sealed: "
-        f"rio rectify recheck {order} --run {planned.run_id}",
-        markup=False,
+    print_lines(
+        [
+            planned.run_id,
+            f"re-check of order {order} planned at {when(planned.start, tz)} (notice "
+            f"{planned.notice_id}); when it is sealed: rio rectify recheck {order} --run "
+            f"{planned.run_id}",
+        ]
     )
 
 
@@ -506,7 +558,7 @@ def _feedback_text(order: rectify_mod.Rectification) -> str:
     if order.feedback_at is None:
         return ""
     return (
-        f" (fed back {order.feedback_at.isoformat(timespec='minutes')} by {order.feedback_by}: "
+        f" (fed back {when(order.feedback_at, CHINA)} by {order.feedback_by}: "
         f"{order.feedback_document} sha256:{(order.feedback_sha256 or '')[:16]})"
     )
 
@@ -570,17 +622,28 @@ def rectify_status(
     if as_json:
         print_json([_order_json(o, today) for o in orders])
         return
-    if not orders:
-        console.print("no rectification orders")
+    rows = []
     for o in orders:
         late = o.overdue(today)
-        mark = f"  OVERDUE: {'; '.join(late)}" if late else ""
-        console.print(
-            f"{o.id}\t{o.run_id}\t{o.state.value}\tdeadline {o.deadline}\tre-check due "
-            f"{o.recheck_due}\tfeedback due {o.feedback_due or '-'}"
-            f"{_feedback_text(o)}{' PROVISIONAL' if o.provisional else ''}{mark}",
-            markup=False,
+        notes = _feedback_text(o).strip() + (" PROVISIONAL" if o.provisional else "")
+        if late:
+            notes += f" OVERDUE: {'; '.join(late)}"
+        rows.append(
+            (
+                o.id,
+                o.run_id,
+                o.state.value,
+                o.deadline.isoformat(),
+                o.recheck_due.isoformat(),
+                o.feedback_due.isoformat() if o.feedback_due else None,
+                notes.strip() or None,
+            )
         )
+    print_table(
+        ("order", "run", "state", "deadline", "re-check due", "feedback due", "notes"),
+        rows,
+        empty="no rectification orders" + (f" of run {run}" if run else ""),
+    )
 
 
 # -- archive -----------------------------------------------------------------------------------
@@ -592,6 +655,7 @@ def archive_export(
     out: Annotated[Path, typer.Option("--out", help="The archive file to write.")],
     key: KeyOpt = None,
     claimed: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write the closed run's archive (docs/archive-format.md), atomically."""
     from orchestrator.access.roles import Action
@@ -602,6 +666,9 @@ def archive_export(
         summary = archive_mod.export_archive(
             rio.db, run, out, signing_key=rio.signing_key, now=rio.clock.now()
         )
+    if as_json:
+        print_json(summary)
+        return
     console.print(
         f"{summary.path}: {summary.size} bytes, sha256 {summary.sha256}, "
         f"record v{summary.record_version}",

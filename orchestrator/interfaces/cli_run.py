@@ -10,14 +10,15 @@ import typer
 
 from orchestrator.errors import GateRefusalError, InputError, RunKilledError
 from orchestrator.interfaces._auth import AsOpt, KeyOpt
-from orchestrator.interfaces._common import (
-    QuietOpt,
+from orchestrator.interfaces._common import QuietOpt, open_rio
+from orchestrator.interfaces._output import (
     console,
-    err_console,
-    iso,
-    open_rio,
+    counted,
     print_json,
+    print_lines,
     print_row,
+    print_table,
+    when,
 )
 from orchestrator.run.state import RunState, describe_state
 from orchestrator.terminal import live_progress, print_reasons, print_summary
@@ -56,24 +57,39 @@ def run_foreground(
         return execute_run(rio, person, run_id, on_progress=show)
 
 
-def raise_if_killed(summary: RunSummary) -> None:
+def raise_if_killed(summary: RunSummary, tz: Any = None) -> None:
     """A killed run is not a success: say by whom and why, and exit 3 (the kill switch)."""
     if summary.kill_requested_at is None:
         return
     by, why = summary.killed_by or "?", summary.kill_reason or "-"
     raise RunKilledError(
-        f"run {summary.run_id} was killed by {by} at {iso(summary.kill_requested_at)} ({why}); "
-        f"{summary.done}/{summary.planned} decided, nothing more was sent"
+        f"run {summary.run_id} was killed by {by} at {when(summary.kill_requested_at, tz)} "
+        f"({why}); {summary.done}/{summary.planned} decided, nothing more was sent"
     )
 
 
-def _end(rio: Rio, person: Person, run_id: str, state: RunState) -> None:
-    """The summary a run in the foreground ends with; exit 3 when it was killed."""
-    from orchestrator.services.runs import run_summary
+def _end(
+    rio: Rio,
+    person: Person,
+    run_id: str,
+    state: RunState,
+    *,
+    as_json: bool = False,
+    resumed: bool = False,
+) -> None:
+    """The summary a run in the foreground ends with; exit 3 when it was killed.
+
+    With --json: the run's figures (as ``rio run status --json``), then the same exit.
+    """
+    from orchestrator.services.runs import run_figures, run_summary
 
     summary = run_summary(rio, person, run_id)
+    if as_json:
+        print_json(run_figures(rio, person, run_id).to_json() | {"resumed": resumed})
+        raise_if_killed(summary, rio.settings.tz)
+        return
     print_summary(summary)
-    raise_if_killed(summary)
+    raise_if_killed(summary, rio.settings.tz)
     if state is RunState.PAUSED:
         console.print(
             f"paused ({summary.pause_why}); `rio run schedule` resumes it in the next window"
@@ -91,11 +107,14 @@ def run_start(
     new: Annotated[
         bool, typer.Option("--new", help="A new run even if a crash left one of this notice.")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run a notice's inspection now (a technician of the entrusted vendor, by their key).
 
     A run of the notice that a crash left unfinished is offered (and, without a terminal to
-    ask, taken) instead of a new run: a new run would send every probe again.
+    ask, taken) instead of a new run: a new run would send every probe again. With --json
+    there is no live display; the run's figures (as `rio run status --json`) are printed
+    when it ends, a killed run's too (exit 3).
     """
     from orchestrator.access.identity import authenticate
     from orchestrator.services.runs import check_start, new_run
@@ -103,22 +122,30 @@ def run_start(
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=technician)
         crashed = check_start(rio, person, notice, new=new)
-        if crashed is not None and _take(crashed, notice):
+        resumed = crashed is not None and _take(crashed, notice, as_json=as_json)
+        if resumed and crashed is not None:
             run_id = crashed
-            console.print(f"run {run_id} of notice {notice}: resuming it where it stopped")
+            _say(as_json, f"run {run_id} of notice {notice}: resuming it where it stopped")
         else:
             run_id = new_run(rio, person, notice)
-            console.print(f"run {run_id} of notice {notice}")
-        state = run_foreground(rio, person, run_id, title=f"run {run_id}", quiet=quiet)
-        _end(rio, person, run_id, state)
+            _say(as_json, f"run {run_id} of notice {notice}")
+        state = run_foreground(rio, person, run_id, title=f"run {run_id}", quiet=quiet or as_json)
+        _end(rio, person, run_id, state, as_json=as_json, resumed=resumed)
 
 
-def _take(run_id: str, notice_id: str) -> bool:
-    console.print(
+def _say(as_json: bool, line: str) -> None:
+    """A line for people; with --json stdout carries the JSON document alone."""
+    if not as_json:
+        console.print(line, markup=False)
+
+
+def _take(run_id: str, notice_id: str, *, as_json: bool = False) -> bool:
+    _say(
+        as_json,
         f"run {run_id} of notice {notice_id} was left unfinished by a crash (paused (crash)); "
-        "`rio run start --new` starts a new run instead"
+        "`rio run start --new` starts a new run instead",
     )
-    if sys.stdin.isatty():
+    if sys.stdin.isatty() and not as_json:
         return typer.confirm(f"resume {run_id}?", default=True)
     return True
 
@@ -131,6 +158,7 @@ def run_resume(
         str | None, typer.Option("--technician", "--as", help="Refuse unless the key is theirs.")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Resume a paused run now, in the foreground: one a crash left, or one a window paused.
 
@@ -143,12 +171,13 @@ def run_resume(
         person = authenticate(rio, key, claimed=technician)
         status = check_resume(rio, person, run)
         current = RunState(status.state)
-        console.print(
+        _say(
+            as_json,
             f"run {run} of notice {status.notice_id}: resuming "
-            f"({_state_text(current, status.pause_reason)})"
+            f"({_state_text(current, status.pause_reason)})",
         )
-        state = run_foreground(rio, person, run, title=f"run {run}", quiet=quiet)
-        _end(rio, person, run, state)
+        state = run_foreground(rio, person, run, title=f"run {run}", quiet=quiet or as_json)
+        _end(rio, person, run, state, as_json=as_json, resumed=True)
 
 
 def _state_text(state: RunState, reason: str | None) -> str:
@@ -169,15 +198,18 @@ def run_status(
 
     with open_rio() as rio:
         data = run_figures(rio, authenticate(rio, key, claimed=claimed), run).to_json()
+        tz = rio.settings.tz
     if as_json:
         print_json(data)
         return
-    for field in ("id", "notice", "state", "pause_reason", "technician", "started_at", "ended_at"):
-        console.print(f"{field:28} {data[field] if data[field] is not None else '-'}")
+    for field in ("id", "notice", "state", "pause_reason", "technician"):
+        console.print(f"{field:28} {data[field] if data[field] is not None else '-'}", markup=False)
+    for field in ("started_at", "ended_at"):
+        console.print(f"{field:28} {when(data[field], tz)}", markup=False)
     if data["kill_requested_at"] is not None:
         console.print(
-            f"{'killed':28} killed by {data['killed_by']} at {iso(data['kill_requested_at'])}: "
-            f"{data['kill_reason']}",
+            f"{'killed':28} killed by {data['killed_by']} at "
+            f"{when(data['kill_requested_at'], tz)}: {data['kill_reason']}",
             markup=False,
         )
     console.print(
@@ -206,6 +238,7 @@ def run_list(
 
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=claimed)
+        tz = rio.settings.tz
         rows: list[dict[str, Any]] = [
             {
                 "id": r.id,
@@ -226,16 +259,20 @@ def run_list(
         for r in rows:
             print_row(r["id"])
         return
-    if not rows:
-        err_console.print(f"no runs that {person.name} ({person.role}) may see")
-        return
-    print_row("run\tnotice\tstate\tdecided/planned\tcreated")
-    for r in rows:
-        print_row(
-            f"{r['id']}\t{r['notice']}\t{describe_state(r['state'], r['pause_reason'])}\t"
-            f"{r['decided']}/{r['planned']}\t"
-            f"{iso(r['created_at'])}"
-        )
+    print_table(
+        ("run", "notice", "state", "decided/planned", "created"),
+        (
+            (
+                r["id"],
+                r["notice"],
+                describe_state(r["state"], r["pause_reason"]),
+                f"{r['decided']}/{r['planned']}",
+                when(r["created_at"], tz),
+            )
+            for r in rows
+        ),
+        empty=f"no runs that {person.name} ({person.role}) may see",
+    )
 
 
 @run_app.command("kill")
@@ -244,6 +281,7 @@ def run_kill(
     key: KeyOpt = None,
     claimed: AsOpt = None,
     reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch",
+    as_json: JsonOpt = False,
 ) -> None:
     """Stop a run now: no new permits, in-flight probes (nmap included) cancelled; logged."""
     from orchestrator.access.identity import authenticate
@@ -251,9 +289,20 @@ def run_kill(
 
     with open_rio() as rio:
         result = kill_runs(rio, authenticate(rio, key, claimed=claimed), [run], reason=reason)
-    for job in result.removed_jobs:
-        console.print(f"removed job {job}", markup=False)
-    console.print(f"kill requested for run {run}")
+        tz = rio.settings.tz
+    _print_kill(result, as_json, tz)
+
+
+def _print_kill(result: Any, as_json: bool, tz: Any) -> None:
+    if as_json:
+        print_json(result)
+        return
+    print_lines(f"removed job {job}" for job in result.removed_jobs)
+    runs = ", ".join(result.runs) or "none"
+    console.print(
+        f"kill requested at {when(result.at, tz)} for {counted(len(result.runs), 'run')}: {runs}",
+        markup=False,
+    )
 
 
 def kill_all(
@@ -263,6 +312,7 @@ def kill_all(
         bool, typer.Option("--all", help="Every run that is not finished.")
     ] = False,
     reason: Annotated[str, typer.Option(help="Why.")] = "operator kill switch (all runs)",
+    as_json: JsonOpt = False,
 ) -> None:
     """Stop every unfinished run you may stop, now."""
     from orchestrator.access.identity import authenticate
@@ -273,9 +323,8 @@ def kill_all(
 
     with open_rio() as rio:
         result = kill_every_run(rio, authenticate(rio, key, claimed=claimed), reason)
-    for job in result.removed_jobs:
-        console.print(f"removed job {job}", markup=False)
-    console.print(f"kill requested for {len(result.runs)} run(s)")
+        tz = rio.settings.tz
+    _print_kill(result, as_json, tz)
 
 
 @gate_app.command("explain")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 import threading
 from datetime import timedelta
@@ -11,15 +13,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from orchestrator import __version__
 from orchestrator.errors import InputError, StateError
 from orchestrator.interfaces._auth import AsOpt, KeyOpt
-from orchestrator.interfaces._common import (
+from orchestrator.interfaces._common import open_rio
+from orchestrator.interfaces._logging import LOG_FORMATS, configure_daemon_logging
+from orchestrator.interfaces._output import (
     console,
-    err_console,
-    iso,
-    open_rio,
+    counted,
     print_json,
-    print_row,
+    print_lines,
+    print_table,
+    to_jsonable,
+    when,
 )
 from orchestrator.interfaces.cli_run import run_app
 
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+_LOG = logging.getLogger("rio.serve")
 
 
 def _every(value: str | None) -> timedelta | None:
@@ -54,8 +61,12 @@ def run_schedule(
     every: Annotated[
         str | None, typer.Option(help="Recurring check, e.g. 7d: a new run each period.")
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Plan a run at the notice's next opening (or resume a paused run at the next one)."""
+    """Plan a run at the notice's next opening (or resume a paused run at the next one).
+
+    Times are shown in the notice's timezone (its policy's); --json gives them in UTC.
+    """
     from orchestrator.access.identity import authenticate
     from orchestrator.services.notices import show_notice
     from orchestrator.services.runs import schedule_run
@@ -69,20 +80,22 @@ def run_schedule(
                 raise InputError(f"{subject}: a run resumes as it was; drop --every")
             resumed = asyncio.run(schedule_resume(rio, person, subject))
             start, tz = resumed.start, show_notice(rio, person, resumed.notice_id).policy.tz
-            console.print(subject)
-            console.print(
-                f"resumes at {start.isoformat()} ({start.astimezone(tz).isoformat()} {tz.key})"
-            )
+            if as_json:
+                print_json({"run_id": subject, "start": start, "timezone": tz.key})
+                return
+            print_lines([subject, f"resumes at {when(start, tz)} ({tz.key})"])
             return
         planned = schedule_run(rio, person, subject, every=period)
         tz = show_notice(rio, person, subject).policy.tz
-    start = planned.start
-    console.print(planned.run_id)
-    local = start.astimezone(tz).isoformat()
-    console.print(f"planned start {start.isoformat()} ({local} {tz.key})")
+    if as_json:
+        print_json({"timezone": tz.key} | to_jsonable(planned))
+        return
+    print_lines([planned.run_id, f"planned start {when(planned.start, tz)} ({tz.key})"])
     if planned.series is not None:
-        nxt = planned.next_period.isoformat() if planned.next_period else "none (no opening left)"
-        console.print(f"recurring every {every} (series {planned.series}); next period {nxt}")
+        nxt = when(planned.next_period, tz) if planned.next_period else "none (no opening left)"
+        console.print(
+            f"recurring every {every} (series {planned.series}); next period {nxt}", markup=False
+        )
 
 
 def run_jobs(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False) -> None:
@@ -93,20 +106,15 @@ def run_jobs(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=claimed)
         jobs = list_jobs(rio, person)
+        tz = rio.settings.tz
     if as_json:
-        print_json(
-            [
-                {"id": j.id, "kind": j.kind, "subject": j.subject, "next_run": j.next_run}
-                for j in jobs
-            ]
-        )
+        print_json(jobs)
         return
-    if not jobs:
-        err_console.print(f"no scheduled jobs that {person.name} ({person.role}) may see")
-        return
-    print_row("next run\tkind\tsubject\tjob")
-    for j in jobs:
-        print_row(f"{iso(j.next_run)}\t{j.kind}\t{j.subject}\t{j.id}")
+    print_table(
+        ("next run", "kind", "subject", "job"),
+        ((when(j.next_run, tz), j.kind, j.subject, j.id) for j in jobs),
+        empty=f"no scheduled jobs that {person.name} ({person.role}) may see",
+    )
 
 
 def run_unschedule(
@@ -122,8 +130,7 @@ def run_unschedule(
 
     with open_rio() as rio:
         removed = unschedule(rio, authenticate(rio, key, claimed=claimed), subject)
-    for job in removed:
-        console.print(f"removed job {job}", markup=False)
+    print_lines(f"removed job {job}" for job in removed)
 
 
 def serve(
@@ -136,45 +143,85 @@ def serve(
     ] = False,
     host: Annotated[str, typer.Option(help="--api: the address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="--api: the port to listen on.")] = 8080,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="text or json (one object a line).")
+    ] = "text",
 ) -> None:
     """Run the scheduler in the foreground; SIGTERM or Ctrl-C stops it cleanly.
 
-    With --api the HTTP API (/api/v1, OpenAPI at /api/v1/openapi.json) and the pages are
-    served on --host:--port beside the scheduler.
+    It logs to stderr, each line with its time (ISO 8601, RIO_TIMEZONE; UTC in json) and
+    level; a message that repeats (a standby "retrying") is written once per 5 minutes with
+    its count. The last line says it stopped. With --api the HTTP API (/api/v1, OpenAPI at
+    /api/v1/openapi.json) and the pages are served on --host:--port beside the scheduler.
     """
     from orchestrator.run.scheduler import RioScheduler
+    from orchestrator.settings import load_settings
 
+    if log_format not in LOG_FORMATS:
+        raise InputError(f"--log-format: {log_format!r} is neither 'text' nor 'json'")
     if not 0.1 <= poll <= 3600:
         raise InputError(f"--poll: {poll} is outside 0.1..3600 seconds")
     if api and once:
         raise InputError("--api serves until stopped; it does not go with --once")
     if not 0 < port < 65536:
         raise InputError(f"--port: {port} is not a TCP port")
-    with open_rio() as rio, RioScheduler(rio, on_event=console.print) as scheduler:
-        if once:
-            try:
-                fired = asyncio.run(scheduler.fire_due())
-            except StateError as exc:
-                # Another instance fires (HA): for cron, not an error.
-                console.print(str(exc))
-                return
-            console.print(f"fired {len(fired)} job(s)")
-            return
-        stop = threading.Event()
-        if api:
-            _serve_api(rio, scheduler, stop, poll=poll, host=host, port=port)
-            return
+    if once:
+        _fire_once()
+        return
+    configure_daemon_logging(log_format, tz=load_settings().tz)
+    started = False
+    try:
+        with open_rio() as rio, RioScheduler(rio) as scheduler:
+            _LOG.info(
+                "rio serve %s starting (pid %d, poll %g s%s)",
+                __version__,
+                os.getpid(),
+                poll,
+                f", API on http://{host}:{port}/" if api else "",
+            )
+            started = True
+            stop = threading.Event()
+            if api:
+                _serve_api(rio, scheduler, stop, poll=poll, host=host, port=port)
+            else:
+                _serve_until_signalled(scheduler, stop, poll=poll)
+    except BaseException as exc:
+        if started:
+            _LOG.error("rio serve stopped: %s", exc or type(exc).__name__)
+        raise
+    if started:
+        _LOG.info("rio serve stopped")
 
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            console.print(f"{signal.Signals(signum).name}: stopping")
-            stop.set()
 
-        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+def _serve_until_signalled(scheduler: RioScheduler, stop: threading.Event, *, poll: float) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        _LOG.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        asyncio.run(scheduler.serve(stop, poll_seconds=poll))
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _fire_once() -> None:
+    """``rio serve --once`` (cron): fire what is due, say what was fired on stdout."""
+    from orchestrator.run.scheduler import RioScheduler
+
+    with open_rio() as rio, RioScheduler(rio, on_event=_event) as scheduler:
         try:
-            asyncio.run(scheduler.serve(stop, poll_seconds=poll))
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
+            fired = asyncio.run(scheduler.fire_due())
+        except StateError as exc:
+            # Another instance fires (HA): for cron, not an error.
+            console.print(str(exc), markup=False)
+            return
+    console.print(f"fired {counted(len(fired), 'job')}", markup=False)
+
+
+def _event(message: str) -> None:
+    console.print(message, markup=False)
 
 
 def _serve_api(
@@ -191,8 +238,16 @@ def _serve_api(
     worker = threading.Thread(target=serve_scheduler, name="rio-scheduler")
     worker.start()
     try:
-        console.print(f"API and pages on http://{host}:{port}/ (OpenAPI /api/v1/openapi.json)")
-        uvicorn.run(create_app(rio), host=host, port=port, log_level="info", access_log=False)
+        _LOG.info("API and pages on http://%s:%d/ (OpenAPI /api/v1/openapi.json)", host, port)
+        # log_config=None: uvicorn's records go through rio's handler (times, levels, json).
+        uvicorn.run(
+            create_app(rio),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            log_config=None,
+        )
     finally:
         stop.set()
         worker.join()

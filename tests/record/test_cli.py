@@ -252,3 +252,64 @@ def test_calendar_file_errors_name_the_file_and_the_field(tmp_path: Path) -> Non
     assert stored.file == str(home / "calendars" / "2027.yaml")
     assert (home / "calendars" / "2027.yaml").stat().st_mode & 0o777 == 0o600
     assert 2027 in WorkingCalendar(extra_files=calendar_files(home)).covered_years
+
+
+def test_cli_calendar_add_leaves_a_closed_record_as_signed_and_says_where_the_new_date_is(
+    lab: Lab, tmp_path: Path
+) -> None:
+    # #19: a closed record is signed and final, so it keeps the provisional deadline it was
+    # signed with; the order, `rectify status` and the archive's rectification.json carry
+    # the date the year's notice gives, and rio says so instead of leaving a silent mismatch.
+    from orchestrator.record import signoff
+    from orchestrator.record.archive import export_archive
+    from orchestrator.record.assemble import current_record
+    from orchestrator.record.rectify import get_order, order_rectification
+
+    last = max(WorkingCalendar().covered_years)
+    ordered = datetime(last, 12, 14, 2, tzinfo=UTC)
+    order = order_rectification(
+        lab.rio.db, lab.run_id, lab.findings[lab.run_id][:1], calendar=WorkingCalendar(),
+        working_days=18, now=ordered,
+    )  # fmt: skip
+    assert order.provisional
+    signed_at = datetime(last, 12, 15, tzinfo=UTC)
+    for name in ("officer-a", "officer-b", "tech-t"):
+        signoff.sign_record(
+            lab.rio.db, lab.run_id, name=name, signer=lab.signer(name), now=signed_at
+        )
+    signoff.close(lab.rio.db, lab.run_id, now=signed_at)
+    body = current_record(lab.rio.db, lab.run_id).body
+    extra = date(last + 1, 1, 4) if date(last + 1, 1, 4).weekday() < 5 else date(last + 1, 1, 6)
+    notice = tmp_path / f"cn-{last + 1}.yaml"
+    notice.write_text(
+        f"format: rio.calendar/v1\nyear: {last + 1}\nsource: test notice\n"
+        f"holidays: [{last + 1}-01-01, {extra.isoformat()}]\nworkdays: []\n"
+    )
+    admin = str(lab.key_files["admin-m"][0])
+    code, out = _rio(lab, "calendar", "add", str(notice), "--key", admin)
+    assert code == 0, out
+    after = get_order(lab.rio.db, order.id)
+    assert not after.provisional and after.deadline > order.deadline
+    assert (
+        f"the record of run {lab.run_id} is closed: it keeps the provisional deadline "
+        f"{order.deadline.isoformat()} it was signed with; the order's deadline is now "
+        f"{after.deadline.isoformat()}"
+    ) in out
+    record = current_record(lab.rio.db, lab.run_id)
+    assert record.closed and record.body == body  # the signed bytes are untouched
+    assert signoff.signoff_status(lab.rio.db, lab.run_id)  # and the signatures still count
+    code, out = _rio(lab, "record", "show", lab.run_id)
+    assert (
+        f"deadline {order.deadline.isoformat()} (provisional) as signed; the order's deadline "
+        f"is now {after.deadline.isoformat()}"
+    ) in out
+    code, out = _rio(lab, "rectify", "status", "--json")
+    assert json.loads(out)[0]["deadline"] == after.deadline.isoformat()
+    archive = tmp_path / "a.tar"
+    export_archive(lab.rio.db, lab.run_id, archive, signing_key=lab.rio.signing_key)
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("rectification.json")
+        assert member is not None
+        assert json.loads(member.read())[0]["deadline"] == after.deadline.isoformat()
