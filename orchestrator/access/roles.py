@@ -246,6 +246,9 @@ COMMANDS: dict[str, Action | Public] = {
     "report transparency": Public(
         why="reads only the archive file the caller already holds, never the home"
     ),
+    "report check": Public(
+        why="the inspected object checks a report file offline, with a key it trusts"
+    ),
     "access log": Action.READ_LEDGER,
     "evidence show": Action.READ_EVIDENCE,
     "evidence grant": Action.GRANT_EVIDENCE,

@@ -48,6 +48,7 @@ from orchestrator.ledger.checkpoint import run_origin, verify_checkpoint
 from orchestrator.ledger.leaves import parse_leaf
 from orchestrator.ledger.merkle import leaf_hash, verify_inclusion
 from orchestrator.record.canonical import loads_strict
+from orchestrator.timefmt import format_instant
 
 __all__ = [
     "REPORT_FORMAT",
@@ -223,6 +224,10 @@ class TransparencyVerdict:
     def __bool__(self) -> bool:
         return self.ok
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"ok": self.ok, "probes": self.probes, "problems": list(self.problems)}
+
 
 def verify_transparency_report(
     report: Mapping[str, Any], *, public_key: Ed25519PublicKey | None = None
@@ -280,35 +285,55 @@ _OUTCOME_WORDS = (
 )
 
 
+_ORDER_WORDS = (
+    ("ordered", "已责令整改, 期限届满后复查", "ordered; re-checked after the deadline"),
+    ("applied", "贵方已书面申请提前复查", "you applied in writing for an early re-check"),
+    ("resolved", "复查未再发现所列问题", "the re-check found none of the ordered findings"),
+    ("unresolved", "复查仍发现部分所列问题", "the re-check still found some ordered findings"),
+)
+
+
+def _local(text: str, zone: ZoneInfo) -> str:
+    """An instant as the report writes it (UTC) in the object's stated timezone, ISO 8601."""
+    return format_instant(datetime.fromisoformat(text), zone)
+
+
 def render_html(report: Mapping[str, Any]) -> str:
-    """Render a report as one HTML page, Chinese and English; every value is escaped."""
+    """Render a report as one HTML page, Chinese and English; every value is escaped.
+
+    Every time is shown in the timezone the scope states (its first window's), ISO 8601 with
+    the offset, as the object's own logs can be compared with it; the JSON keeps UTC.
+    """
     from orchestrator.documents._render import render
 
+    zones = [w["timezone"] for w in report["windows"]] or ["UTC"]
+    zone = ZoneInfo(zones[0])
     probes = [
         {
             **p,
+            "local_at": _local(p["at"], zone),
             "port_text": p["port"] if p["port"] is not None else ",".join(map(str, p["ports"])),
         }
         for p in report["probes"]
     ]
-    windows = []
-    for w in report["windows"]:
-        zone = ZoneInfo(w["timezone"])
-        start, end = datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"])
-        windows.append(
-            {
-                **w,
-                "local_start": start.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-                "local_end": end.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-            }
-        )
-    view = {**report, "probes": probes, "windows": windows}
+    windows = [
+        {
+            **w,
+            "local_start": _local(w["start"], ZoneInfo(w["timezone"])),
+            "local_end": _local(w["end"], ZoneInfo(w["timezone"])),
+        }
+        for w in report["windows"]
+    ]
+    notice = {**report["notice"], "announced_local": _local(report["notice"]["announced_at"], zone)}
+    view = {**report, "probes": probes, "windows": windows, "notice": notice}
     view.setdefault("findings", [])
     view.setdefault("rectifications", [])
     return render(
         "transparency.html",
         r=view,
+        timezone=zone.key,
         outcome_words=_OUTCOME_WORDS,
+        order_words=_ORDER_WORDS,
         footer=f"rio transparency {report['notice']['id']}",
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -10,9 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.errors import NotFoundError, RecordFileError, VerificationError
+from orchestrator.errors import InputError, NotFoundError, RecordFileError, VerificationError
 from orchestrator.interfaces._auth import KeyOpt
-from orchestrator.interfaces._output import console, print_json, when
+from orchestrator.interfaces._output import console, counted, print_json, when
 
 if TYPE_CHECKING:
     from orchestrator.ledger.leaves import Leaf
@@ -223,4 +224,67 @@ def register(app: typer.Typer) -> None:
         except RecordFileError as exc:
             raise VerificationError(f"{archive}: {exc}; run `rio audit verify`") from exc
         write_transparency_report(report, out)
-        console.print(f"{out}: {len(report['probes'])} probes, with inclusion proofs", markup=False)
+        proofs = "with inclusion proofs"
+        if out.suffix.lower() != ".json":
+            proofs = "(the .json form carries their inclusion proofs: rio report check)"
+        console.print(f"{out}: {counted(len(report['probes']), 'probe')} {proofs}", markup=False)
+
+    @report_app.command("check")
+    def report_check(
+        report_file: Annotated[Path, typer.Argument(metavar="REPORT", help="A report .json.")],
+        key: Annotated[
+            Path | None,
+            typer.Option("--key", help="The orchestrator's public key (PEM) you trust."),
+        ] = None,
+        trust: Annotated[
+            Path | None,
+            typer.Option("--trust", help="A trusted-keys file (rio keys export-trust)."),
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Check a transparency report offline (the inspected object's side): the signed
+        checkpoint against a key you trust, then every probe's inclusion proof.
+
+        Exit 0 only when all hold against --key or --trust; without either the report's own
+        key is used, which proves only that it is self-consistent (exit 6).
+        """
+        from orchestrator.audit import load_trusted_keys
+        from orchestrator.audit.transparency import verify_transparency_report
+        from orchestrator.intake.keys import load_public_key
+
+        try:
+            report = json.loads(report_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"{report_file}: cannot read the report: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise InputError(
+                f"{report_file}: not a JSON report ({exc}); write one with "
+                "`rio report transparency ARCHIVE --object ID --out report.json`"
+            ) from exc
+        if key is not None and trust is not None:
+            raise InputError("give --key or --trust, not both")
+        public = None
+        if key is not None:
+            public = load_public_key(key)
+        elif trust is not None:
+            public = load_trusted_keys(trust).orchestrator_key
+        verdict = verify_transparency_report(report, public_key=public)
+        anchored = public is not None
+        if as_json:
+            print_json(verdict.to_json() | {"authenticated": anchored and bool(verdict)})
+        else:
+            for problem in verdict.problems:
+                console.print(f"FAIL {problem}", markup=False)
+            if not verdict:
+                state = "NOT verified"
+            elif anchored:
+                state = "verified against the key you trust"
+            else:
+                state = "self-consistent, not authenticated (give --key or --trust)"
+            console.print(
+                f"{report_file}: checkpoint and {counted(verdict.probes, 'inclusion proof')}: "
+                f"{state}",
+                markup=False,
+            )
+        if not verdict or not anchored:
+            raise typer.Exit(VerificationError.exit_code)
