@@ -22,6 +22,7 @@ from orchestrator.demo.farm import Farm, FarmSpec
 from orchestrator.errors import ConflictError, InputError
 from orchestrator.gate.resolve import Resolver
 from orchestrator.intake import registry
+from orchestrator.intake._types import format_duration
 from orchestrator.intake.keys import generate_keypair, load_public_key
 from orchestrator.intake.notices import announce
 from orchestrator.intake.policy import load_policy
@@ -114,7 +115,8 @@ def run_demo(*, quiet: bool = False) -> str:
             wait = (notice.lead_time_met_at() - rio.clock.now()).total_seconds()
             if wait > 0:
                 console.print(
-                    f"waiting {wait:.1f} s for the policy's lead time ({policy.min_notice_lead})"
+                    f"waiting {wait:.1f} s for the policy's lead time "
+                    f"({format_duration(policy.min_notice_lead)})"
                 )
                 time.sleep(wait + 0.05)
             with rio.db.session() as s:
