@@ -13,7 +13,7 @@ import typer
 
 from orchestrator.errors import InputError, NotFoundError, RecordFileError, VerificationError
 from orchestrator.interfaces._auth import KeyOpt
-from orchestrator.interfaces._output import console, counted, print_json, when
+from orchestrator.interfaces._output import console, counted, err_console, print_json, when
 
 if TYPE_CHECKING:
     from orchestrator.ledger.leaves import Leaf
@@ -195,11 +195,16 @@ def register(app: typer.Typer) -> None:
                 summary = [s.to_json() for s in review.summaries()]
                 print_json({"leaves": listed, "targets": summary})
                 return
+            shown = 0
             for e in entries:
                 # The leaf's time as logged (UTC, microseconds) is in --json; people read it
                 # in their timezone, to the millisecond (rates are judged per second).
                 at = when(e.at, tz, timespec="milliseconds")
                 console.print(f"{e.seq:>7} {at} {e.kind:<8} {e.text}", markup=False)
+                shown += 1
+        if not shown:
+            err_console.print(f"{source}: no leaves match", markup=False)
+            return
         console.print("\ntarget                 probes  refusals  pauses  peak/s", markup=False)
         for s in review.summaries():
             console.print(

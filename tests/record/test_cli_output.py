@@ -125,6 +125,7 @@ def walk(lab: Lab, tmp_path: Path) -> Session:
     rio("archive", "export", run, "--out", str(tmp_path / "a.tar"))
     rio("archive", "export", run, "--out", str(tmp_path / "b.tar"), "--json")
     rio("audit", "log", str(tmp_path / "a.tar"))
+    rio("audit", "log", str(tmp_path / "a.tar"), "--target", "127.0.99.99")
     rio("evidence", "grant", run, "--auditor", "auditor-u", "--days", "30")
     rio("evidence", "grant", run, "--auditor", "auditor-u", "--days", "30", "--json")
     rio("access", "log")
@@ -185,6 +186,8 @@ def test_lists_have_a_header_and_say_when_they_are_empty(walk: Session) -> None:
     assert "no rectification orders" in first_status
     later = [out for cmd, out in walk.printed if cmd == "rectify status"][-1]
     assert later.splitlines()[0].startswith("order\trun\tstate\tdeadline")
+    none = next(out for cmd, out in walk.printed if cmd.endswith("--target 127.0.99.99"))
+    assert none.strip().endswith("no leaves match")
     people = next(out for cmd, out in walk.printed if cmd == "person list")
     assert people.splitlines()[0] == "person\trole\torganisation\tkeys\trevoked"
 
