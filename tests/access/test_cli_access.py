@@ -98,5 +98,5 @@ def test_purge_command_shreds_a_closed_archived_run(
         app, lab, "officer-a", "purge", "--before", "2026-09-05", "--archive", str(archive)
     )
     assert result.exit_code == 0, result.output
-    assert "purged the evidence of 1 run(s)" in result.output
+    assert "purged the evidence of 1 run created before" in result.output
     assert lab.evidence_blob(lab.findings[lab.run_a][0]) is None
