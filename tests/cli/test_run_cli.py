@@ -93,12 +93,19 @@ def test_technician_runs_a_notice_and_only_their_vendor_sees_it(rio: Rio, tmp_pa
         )
         assert refused.returncode == 3 and "not entrusted to their vendor other" in refused.stderr
         started = rio("run", "start", notice, "--key", str(tmp_path / "zhang.key"), "--quiet")
+        # --json: no live display, only the run's figures when it ends (one JSON document).
+        figures = json.loads(
+            rio("run", "start", notice, "--key", str(tmp_path / "zhang.key"), "--json").stdout
+        )
     assert ": sealed" in started.stdout
     run_id = started.stdout.split()[1]
-    assert [
+    assert figures["state"] == "sealed" and figures["resumed"] is False
+    assert figures["decided"] == figures["planned"] > 0 and figures["id"] != run_id
+    assert figures["started_at"].endswith("+00:00") and figures["checkpoint"]["size"] > 0
+    assert sorted(
         r["id"]
         for r in json.loads(rio("run", "list", "--json", "--key", str(tmp_path / "li.key")).stdout)
-    ] == [run_id]
+    ) == sorted([run_id, figures["id"]])
     assert json.loads(rio("run", "list", "--json", "--key", str(tmp_path / "wu.key")).stdout) == []
     status = json.loads(
         rio("run", "status", run_id, "--json", "--key", str(tmp_path / "zhang.key")).stdout
