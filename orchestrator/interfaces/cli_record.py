@@ -555,10 +555,12 @@ def rectify_schedule(
 
 
 def _feedback_text(order: rectify_mod.Rectification) -> str:
+    from orchestrator.record._zone import CALENDAR_ZONE
+
     if order.feedback_at is None:
         return ""
     return (
-        f" (fed back {when(order.feedback_at, CHINA)} by {order.feedback_by}: "
+        f" (fed back {when(order.feedback_at, CALENDAR_ZONE)} by {order.feedback_by}: "
         f"{order.feedback_document} sha256:{(order.feedback_sha256 or '')[:16]})"
     )
 
