@@ -306,7 +306,7 @@ def test_cli_calendar_add_leaves_a_closed_record_as_signed_and_says_where_the_ne
     code, out = _rio(lab, "rectify", "status", "--json")
     assert json.loads(out)[0]["deadline"] == after.deadline.isoformat()
     archive = tmp_path / "a.tar"
-    export_archive(lab.rio.db, lab.run_id, archive, signing_key=lab.rio.signing_key)
+    export_archive(lab.rio.db, lab.run_id, archive, signing_key=lab.rio.signing_key, now=signed_at)
     import tarfile
 
     with tarfile.open(archive) as tar:

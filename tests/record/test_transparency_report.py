@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ from orchestrator.record.workdays import WorkingCalendar
 
 from .conftest import Lab
 
+DEADLINE = date.today() + timedelta(days=40)  # a future date, whenever the test runs
+
 
 def _rio(lab: Lab, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args), env={**lab.env, "RIO_TIMEZONE": "UTC"})
@@ -33,15 +35,17 @@ def _rio(lab: Lab, *args: str) -> tuple[int, str]:
 @pytest.fixture
 def archive(lab: Lab, tmp_path: Path) -> Path:
     telnet = lab.findings[lab.run_id][0]
+    now = datetime.now(UTC)  # the lab's keys were registered a moment ago
+    later = now + timedelta(minutes=5)  # signed after the version with the order exists
     order_rectification(
         lab.rio.db, lab.run_id, [telnet], calendar=WorkingCalendar(),
-        deadline=date(2026, 12, 30),
+        deadline=DEADLINE, now=now,
     )  # fmt: skip
     for name in ("officer-a", "officer-b", "tech-t"):
-        signoff.sign_record(lab.rio.db, lab.run_id, name=name, signer=lab.signer(name))
-    signoff.close(lab.rio.db, lab.run_id)
+        signoff.sign_record(lab.rio.db, lab.run_id, name=name, signer=lab.signer(name), now=later)
+    signoff.close(lab.rio.db, lab.run_id, now=later)
     out = tmp_path / "run.tar"
-    export_archive(lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key)
+    export_archive(lab.rio.db, lab.run_id, out, signing_key=lab.rio.signing_key, now=now)
     return out
 
 
@@ -61,7 +65,7 @@ def test_the_page_names_findings_orders_organ_vendor_and_meanings(
         "RIO-PORT-TELNET title",  # the finding on the object's host ...
         "127.0.10.5:23/tcp",  # ... where it is ...
         "close port 23",  # ... and what to do
-        "2026-12-30",  # the order's deadline
+        DEADLINE.isoformat(),  # the order's deadline
         "ordered; re-checked after the deadline",  # what the order's state means
         "PSB",
         "acme-sec",
@@ -91,7 +95,7 @@ def test_the_pdf_carries_the_same_content_in_chinese_and_english(
     reader = pypdf.PdfReader(io.BytesIO((tmp_path / "report.pdf").read_bytes()))
     text = "\n".join(page.extract_text() for page in reader.pages)
     squeezed = re.sub(r"\s+", "", text)
-    for wanted in ("远程检查透明度报告", "整改事项", "RIO-PORT-TELNETtitle", "2026-12-30"):
+    for wanted in ("远程检查透明度报告", "整改事项", "RIO-PORT-TELNETtitle", DEADLINE.isoformat()):
         assert wanted in squeezed, wanted
 
 
