@@ -29,10 +29,13 @@ class WireMark:
         notice_id: the run's notice.
         cost: the units granted.
         stamp: the grant's stamp on the loop's clock (``Admission.stamp``).
-        at: the same instant on the gate's clock (``Admission.at``).
+        at: the admission's instant on the gate's clock (``Admission.at``). Make the mark at
+            once, with no await since the admission: that instant is then the loop's now, and
+            send times convert from there. (Not from ``stamp``: the pacer may stamp a grant a
+            loop turn or more before its waiter resumes and is admitted.)
     """
 
-    __slots__ = ("_at", "_budget", "_cost", "_grant", "_ip", "_loop", "_notice", "_stamp", "first")
+    __slots__ = ("_anchor", "_at", "_budget", "_cost", "_ip", "_loop", "_notice", "_stamp", "first")
 
     def __init__(
         self,
@@ -48,9 +51,11 @@ class WireMark:
         self._ip = ip
         self._notice = notice_id
         self._cost = cost
-        self._stamp = self._grant = stamp
+        self._stamp = stamp
         self._at = at
         self._loop = asyncio.get_running_loop()
+        self._anchor = self._loop.time()
+        """the loop's time at ``at``"""
         self.first: float | None = None
         """the loop time of the first thing sent, ``None`` until the probe reports one"""
 
@@ -80,4 +85,4 @@ class WireMark:
         """The send time on the gate's clock: the first wire event, else the grant."""
         if self.first is None:
             return self._at
-        return self._at + timedelta(seconds=max(0.0, self.first - self._grant))
+        return self._at + timedelta(seconds=max(0.0, self.first - self._anchor))
