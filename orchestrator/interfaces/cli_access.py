@@ -136,6 +136,7 @@ def evidence_revoke(
     auditor: Annotated[str, typer.Option(help="The auditor whose grant ends now.")],
     key: KeyOpt = None,
     claimed: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """End an auditor's access to a run's evidence from now on (officers only; logged)."""
     from orchestrator.access.evidence import revoke_evidence_grant
@@ -144,6 +145,9 @@ def evidence_revoke(
     with open_rio() as rio:
         officer = authenticate(rio, key, claimed=claimed)
         count = revoke_evidence_grant(rio, officer, auditor, run)
+    if as_json:
+        print_json({"run": run, "auditor": auditor, "revoked": count})
+        return
     console.print(f"revoked {counted(count, 'grant')} of {auditor} on run {run}", markup=False)
 
 

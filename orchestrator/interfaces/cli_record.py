@@ -438,6 +438,7 @@ def rectify_apply(
     on: Annotated[str, typer.Option("--on", help="Date of the written application, YYYY-MM-DD.")],
     key: KeyOpt = None,
     claimed: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Record the object's written application for an early re-check."""
     from orchestrator.access.identity import authenticate
@@ -448,6 +449,9 @@ def rectify_apply(
         actor = authenticate(rio, key, claimed=claimed)
         calendar = _calendar(rio)
         updated = rectify_service.apply_early(rio, actor, order, on=day, calendar=calendar)
+    if as_json:
+        print_json(_order_json(updated, day))
+        return
     console.print(
         f"order {updated.id}: applied {day.isoformat()}, re-check due "
         f"{updated.recheck_due.isoformat()}",
@@ -574,6 +578,7 @@ def rectify_feedback(
     ] = None,
     key: KeyOpt = None,
     claimed: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Record that the re-check result was fed back to the object (Art. 19: within 3 working
     days after the re-check); `rio rectify status` flags feedback that is overdue or late."""
@@ -598,7 +603,11 @@ def rectify_feedback(
             document=data,
             now=now if when is None else when,
         )
-    late = updated.overdue(now.astimezone(CALENDAR_ZONE).date())
+    today = now.astimezone(CALENDAR_ZONE).date()
+    late = updated.overdue(today)
+    if as_json:
+        print_json(_order_json(updated, today))
+        return
     console.print(
         f"order {order}: feedback recorded{_feedback_text(updated)}"
         + (f"  LATE: {'; '.join(late)}" if late else ""),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,8 @@ def walk(lab: Lab, tmp_path: Path) -> Session:
     rio("rectify", "status")
     order = str(json.loads(rio("rectify", "status", "--json"))[0]["id"])
     rio("rectify", "schedule", order, "--json", who="tech-t")
+    applied = json.loads(rio("rectify", "apply", order, "--on", date.today().isoformat(), "--json"))
+    assert applied["state"] == "applied" and applied["id"] == int(order)
     rio("run", "jobs")
     rio("run", "jobs", "--json")
     rio("kill", "--all")  # the scheduled re-check: its job is removed
@@ -130,6 +133,8 @@ def walk(lab: Lab, tmp_path: Path) -> Session:
     rio("evidence", "grant", run, "--auditor", "auditor-u", "--days", "30", "--json")
     rio("access", "log")
     rio("access", "log", "--json")
+    rio("evidence", "revoke", run, "--auditor", "auditor-u", "--json")
+    rio("evidence", "revoke", run, "--auditor", "auditor-u")  # nothing left: "0 grants"
     rio("calendar", "status")
     rio("scope", "check", "scopes/demo-loopback.yaml")
     rio("policy", "check", "policies/demo.yaml")
