@@ -300,3 +300,45 @@ def test_leaves_joined_across_a_boundary_get_no_head() -> None:
     assert b"[" + b",".join(forged) + b"]" == b"[" + one + b"," + two + b"]"
     assert [_exact_head(raw) for raw in forged] == [None, None]
     assert leaves_mod.leaf_heads(forged) == [None, None]
+
+
+def _accepted(text: str) -> bool:
+    try:
+        leaves_mod.parse_instant(text)
+    except ValueError:
+        return False
+    return True
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(
+                min_value=datetime(1970, 1, 1),
+                max_value=datetime(2999, 12, 31),
+                timezones=st.just(UTC),
+            ),
+            st.integers(0, 40),
+            st.sampled_from(["0", "9", "-", "T", " ", ":", ".", "Z", "\n", "\u0663", "x", ""]),
+            st.sampled_from(["keep", "replace", "insert"]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_batch_instants_check_accepts_only_what_parse_instant_accepts(
+    specs: list[tuple[datetime, int, str, str]],
+) -> None:
+    texts = []
+    for when, where, char, how in specs:
+        text = leaves_mod.format_instant(when)
+        if how == "replace":
+            text = text[:where] + char + text[where + 1 :]
+        elif how == "insert":
+            text = text[:where] + char + text[where:]
+        texts.append(text)
+    batch_says = leaves_mod._all_instants(texts)
+    if batch_says:
+        assert all(map(_accepted, texts)), texts
+    if all(how == "keep" for _, _, _, how in specs):
+        assert batch_says, texts
