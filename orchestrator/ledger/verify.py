@@ -115,13 +115,9 @@ def _checkpoints(
     roots: dict[int, bytes] = {}
     for index, note in enumerate(notes):
         try:
-            label = f"checkpoint {parse_checkpoint_note(note)[0].size}"
-        except RecordFileError:
-            label = f"checkpoint note #{index}"
-        try:
             cp = verify_checkpoint(note, public_key, CHECKPOINT_KEY_NAME, origin=origin)
         except VerificationError as exc:
-            problems.add("signature", f"{label}: {exc}")
+            problems.add("signature", f"{_note_label(index, note)}: {exc}")
             continue
         known = roots.get(cp.size)
         if known is not None and known != cp.root:
@@ -129,6 +125,13 @@ def _checkpoints(
             continue
         roots[cp.size] = cp.root
     return roots
+
+
+def _note_label(index: int, note: str) -> str:
+    try:
+        return f"checkpoint {parse_checkpoint_note(note)[0].size}"
+    except RecordFileError:
+        return f"checkpoint note #{index}"
 
 
 def verify_log(
@@ -161,28 +164,44 @@ def verify_log(
     roots = _checkpoints(run_id, checkpoint_notes, public_key, problems)
     tree = MerkleAccumulator()
     open_intents: dict[int, int] = {}  # intent seq -> plan item, until its outcome is seen
+    due = iter(sorted(s for s in roots if s > 0))  # checkpoint sizes, in the order leaves reach
+    next_due = next(due, 0)
     size = 0
     for batch in _batches(leaves, LEAF_BATCH):
         first = size
         size += len(batch)
         hashes = leaf_hashes(batch)
         absorbed = 0  # of this batch's hashes, those the tree has taken (it takes them in runs)
-        for offset, head in enumerate(leaf_heads(batch)):
-            seq = first + offset
+        seq = first
+        # One loop per leaf, checks inline: this is the verifier's hot path.
+        for head in leaf_heads(batch):
             if head is None:
-                head = _parsed_head(seq, batch[offset], problems)
+                head = _parsed_head(seq, batch[seq - first], problems)
             if head is not None:
-                _check_head(run_id, seq, head, open_intents, problems)
-            expected = roots.get(seq + 1)
-            if expected is not None:
-                tree.extend(hashes[absorbed : offset + 1])
-                absorbed = offset + 1
-                if tree.root() != expected:
+                run, leaf_seq, kind, ref = head
+                if run != run_id or leaf_seq != seq:
+                    _misplaced(run_id, seq, run, leaf_seq, problems)
+                if kind == "intent":
+                    open_intents[seq] = ref if isinstance(ref, int) else -1
+                elif kind == "outcome" and (
+                    not isinstance(ref, int) or open_intents.pop(ref, None) is None
+                ):
+                    problems.add(
+                        "orphan",
+                        f"leaf {seq}: outcome for {ref!r}, which is not an intent awaiting an "
+                        "outcome",
+                    )
+            seq += 1
+            if seq == next_due:
+                tree.extend(hashes[absorbed : seq - first])
+                absorbed = seq - first
+                if tree.root() != roots[seq]:
                     problems.add(
                         "root",
-                        f"checkpoint {seq + 1}: its root does not match the first {seq + 1} "
+                        f"checkpoint {seq}: its root does not match the first {seq} "
                         "leaves (a leaf was altered, removed, inserted or reordered)",
                     )
+                next_due = next(due, 0)
         tree.extend(hashes[absorbed:])
     for cp_size in sorted(s for s in roots if s > size):
         problems.add("beyond", f"checkpoint {cp_size}: covers more leaves than the {size} present")
@@ -230,23 +249,13 @@ def _parsed_head(seq: int, raw: bytes, problems: _Problems) -> Head | None:
     return leaf.run, leaf.seq, leaf.kind, ref
 
 
-def _check_head(
-    run_id: str, seq: int, head: Head, open_intents: dict[int, int], problems: _Problems
-) -> None:
-    run, leaf_seq, kind, ref = head
+def _misplaced(run_id: str, seq: int, run: str, leaf_seq: int, problems: _Problems) -> None:
     if run != run_id:
         problems.add("run", f"leaf {seq}: belongs to run {run!r}, not {run_id!r}")
     if leaf_seq != seq:
         problems.add(
             "seq",
             f"leaf {seq}: carries seq {leaf_seq} (a leaf was removed, inserted or reordered)",
-        )
-    if kind == "intent":
-        open_intents[seq] = ref if isinstance(ref, int) else -1
-    elif kind == "outcome" and (not isinstance(ref, int) or open_intents.pop(ref, None) is None):
-        problems.add(
-            "orphan",
-            f"leaf {seq}: outcome for {ref!r}, which is not an intent awaiting an outcome",
         )
 
 
