@@ -66,6 +66,8 @@ _ED25519_SIG_SIZE = 64
 _SIG_PREFIX = "\u2014 "  # EM DASH + space; a hyphen is a different, invalid line
 _SIZE_RE = re.compile(r"0|[1-9][0-9]*")  # ASCII decimal without leading zeroes
 _B64_RE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]").search
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]").search
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -133,7 +135,7 @@ def run_origin(run_id: str) -> str:
 
 
 def _has_control(text: str) -> bool:
-    return any(ch < " " or ch == "\x7f" for ch in text)
+    return _CONTROL(text) is not None
 
 
 def _check_key_name(key_name: str) -> None:
@@ -305,7 +307,7 @@ def _parse_note(text: str) -> tuple[str, Checkpoint, list[NoteSignature]]:
         raise RecordFileError(_FILE, "text", "is not valid UTF-8") from exc
     if len(encoded) > MAX_NOTE_BYTES:
         raise RecordFileError(_FILE, "text", f"is longer than {MAX_NOTE_BYTES} bytes")
-    if any(ch < " " and ch != "\n" for ch in text) or "\x7f" in text:
+    if _CONTROL_BUT_NEWLINE(text):
         raise RecordFileError(_FILE, "text", "contains control characters")
     # The signatures follow the LAST blank line: the body itself never holds one.
     split = text.rfind("\n\n")

@@ -8,6 +8,8 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orchestrator.errors import InputError, RecordFileError, VerificationError
 from orchestrator.ledger import checkpoint as checkpoint_module
@@ -286,3 +288,11 @@ def test_parsed_signature_splits_key_hash_from_signature() -> None:
         key_hash=key_hash(KEY_NAME, LOG_KEY.public_key()),
         signature=LOG_KEY.sign(checkpoint_body(CP)),
     )
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x3000), max_size=40))
+def test_a_note_or_origin_is_refused_for_exactly_the_control_characters(text: str) -> None:
+    # C0 controls and DEL; a note may also hold newlines (its line breaks).
+    assert checkpoint_module._has_control(text) == any(ch < " " or ch == "\x7f" for ch in text)
+    note_refused = any(ch < " " and ch != "\n" for ch in text) or "\x7f" in text
+    assert bool(checkpoint_module._CONTROL_BUT_NEWLINE(text)) == note_refused
