@@ -10,6 +10,7 @@ technician sign the record, it is closed, archived and verified offline.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from pathlib import Path
@@ -126,13 +127,16 @@ def run_demo(*, quiet: bool = False) -> str:
             assert farm.dns_ip is not None and farm.dns_port is not None
             resolver = Resolver([farm.dns_ip], port=farm.dns_port, clock=rio.clock.now)
             with live_progress(f"run {run_id}", quiet=quiet) as show:
-                execute_run(
-                    rio,
-                    technician,
-                    run_id,
-                    on_progress=show,
-                    resolver=resolver,
-                    dns_port=farm.dns_port,
+                # rio demo is the entry point: this is its event loop.
+                asyncio.run(
+                    execute_run(
+                        rio,
+                        technician,
+                        run_id,
+                        on_progress=show,
+                        resolver=resolver,
+                        dns_port=farm.dns_port,
+                    )
                 )
         _print_findings(rio, run_id)
         print_summary(run_summary(rio, technician, run_id))

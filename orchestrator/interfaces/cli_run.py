@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -54,7 +55,7 @@ def run_foreground(
     from orchestrator.services.runs import execute_run
 
     with live_progress(title, quiet=quiet) as show:
-        return execute_run(rio, person, run_id, on_progress=show)
+        return asyncio.run(execute_run(rio, person, run_id, on_progress=show))
 
 
 def raise_if_killed(summary: RunSummary, tz: Any = None) -> None:
@@ -85,7 +86,8 @@ def _end(
 
     summary = run_summary(rio, person, run_id)
     if as_json:
-        print_json(run_figures(rio, person, run_id).to_json() | {"resumed": resumed})
+        figures = asyncio.run(run_figures(rio, person, run_id))
+        print_json(figures.to_json() | {"resumed": resumed})
         raise_if_killed(summary, rio.settings.tz)
         return
     print_summary(summary)
@@ -121,7 +123,7 @@ def run_start(
 
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=technician)
-        crashed = check_start(rio, person, notice, new=new)
+        crashed = asyncio.run(check_start(rio, person, notice, new=new))
         resumed = crashed is not None and _take(crashed, notice, as_json=as_json)
         if resumed and crashed is not None:
             run_id = crashed
@@ -169,7 +171,7 @@ def run_resume(
 
     with open_rio() as rio:
         person = authenticate(rio, key, claimed=technician)
-        status = check_resume(rio, person, run)
+        status = asyncio.run(check_resume(rio, person, run))
         current = RunState(status.state)
         _say(
             as_json,
@@ -197,7 +199,8 @@ def run_status(
     from orchestrator.services.runs import run_figures
 
     with open_rio() as rio:
-        data = run_figures(rio, authenticate(rio, key, claimed=claimed), run).to_json()
+        actor = authenticate(rio, key, claimed=claimed)
+        data = asyncio.run(run_figures(rio, actor, run)).to_json()
         tz = rio.settings.tz
     if as_json:
         print_json(data)
@@ -288,7 +291,8 @@ def run_kill(
     from orchestrator.services.runs import kill_runs
 
     with open_rio() as rio:
-        result = kill_runs(rio, authenticate(rio, key, claimed=claimed), [run], reason=reason)
+        actor = authenticate(rio, key, claimed=claimed)
+        result = asyncio.run(kill_runs(rio, actor, [run], reason=reason))
         tz = rio.settings.tz
     _print_kill(result, as_json, tz)
 
@@ -322,7 +326,8 @@ def kill_all(
     from orchestrator.services.runs import kill_all as kill_every_run
 
     with open_rio() as rio:
-        result = kill_every_run(rio, authenticate(rio, key, claimed=claimed), reason)
+        actor = authenticate(rio, key, claimed=claimed)
+        result = asyncio.run(kill_every_run(rio, actor, reason))
         tz = rio.settings.tz
     _print_kill(result, as_json, tz)
 
@@ -359,15 +364,18 @@ def gate_explain(
     if when is not None and when.tzinfo is None:
         raise InputError(f"--at {at!r}: give a timezone, e.g. 2026-12-07T01:00:00+08:00")
     with open_rio() as rio:
-        result = explain_probe(
-            rio,
-            authenticate(rio, key, claimed=claimed),
-            notice,
-            target,
-            probe=probe,
-            port=port,
-            at=when,
-            technician=technician,
+        actor = authenticate(rio, key, claimed=claimed)
+        result = asyncio.run(
+            explain_probe(
+                rio,
+                actor,
+                notice,
+                target,
+                probe=probe,
+                port=port,
+                at=when,
+                technician=technician,
+            )
         )
     if as_json:
         print_json(result.to_json())

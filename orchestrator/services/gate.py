@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,7 +46,7 @@ class Explanation:
         }
 
 
-def explain_probe(
+async def explain_probe(
     app: Rio,
     actor: Person,
     notice_id: str,
@@ -111,7 +110,7 @@ def explain_probe(
         ports=sweep,
         cost=max(1, len(sweep)),
     )
-    verdicts = asyncio.run(gate.explain(req, at=when))
+    verdicts = await gate.explain(req, at=when)
     checks = tuple(
         CheckResult(check=v.check.value, ok=v.ok, reason=v.reason, detail=v.detail)
         for v in verdicts

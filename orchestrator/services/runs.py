@@ -3,7 +3,6 @@ one run or all."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -41,16 +40,6 @@ __all__ = [
     "schedule_run",
     "start_run",
 ]
-
-
-def _recover(app: Rio, run_ids: list[str]) -> list[str]:
-    """Mark the runs among ``run_ids`` whose runner died ``paused (crash)``.
-
-    Crash recovery is async (it writes to the probe log); these services are sync, called by
-    front ends from threads that run no event loop (a CLI command, an API worker thread), so
-    the loop is this call's own.
-    """
-    return asyncio.run(recover_crashed(app, run_ids))
 
 
 def preflight(app: Rio, notice_id: str) -> None:
@@ -216,7 +205,9 @@ def run_status(rio: Rio, person: Person, run_id: str, *, now: datetime) -> RunSt
         return _status(get_run(s, run_id))
 
 
-def kill_run(rio: Rio, person: Person, run_id: str, *, reason: str, now: datetime) -> RunStatus:
+async def kill_run(
+    rio: Rio, person: Person, run_id: str, *, reason: str, now: datetime
+) -> RunStatus:
     """Pull a run's kill switch: a running run's runner stops at once; an idle run is logged
     as killed and sealed here.
 
@@ -224,7 +215,7 @@ def kill_run(rio: Rio, person: Person, run_id: str, *, reason: str, now: datetim
         AccessDeniedError: The person may not kill the run.
         StateError: The run is already final.
     """
-    kill_runs(rio, person, [run_id], reason=reason, now=now)
+    await kill_runs(rio, person, [run_id], reason=reason, now=now)
     with rio.db.session() as s:
         return _status(get_run(s, run_id))
 
@@ -239,7 +230,7 @@ class RunFigures:
         return dict(self.data)
 
 
-def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
+async def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
     """The run's state, counts, refusals by reason, outcomes, findings and last checkpoint.
 
     A ``running`` run whose runner died is recorded as crashed first (what status shows is
@@ -261,7 +252,7 @@ def run_figures(app: Rio, actor: Person, run_id: str) -> RunFigures:
 
     with app.db.session() as s:
         authorize(s, actor, Action.VIEW_RUN, run_id=run_id, now=app.clock.now())
-    _recover(app, [run_id])
+    await recover_crashed(app, [run_id])
     with app.db.session() as s:
         row = get_run(s, run_id)
         # A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.
@@ -336,7 +327,7 @@ class KillResult:
     at: datetime
 
 
-def kill_runs(
+async def kill_runs(
     app: Rio, actor: Person, run_ids: list[str], *, reason: str, now: datetime | None = None
 ) -> KillResult:
     """Pull the kill switch of the named runs; all or nothing.
@@ -353,7 +344,7 @@ def kill_runs(
     with app.db.session() as s:
         for run_id in run_ids:
             authorize(s, actor, Action.KILL_RUN, run_id=run_id, now=when)
-    _recover(app, run_ids)
+    await recover_crashed(app, run_ids)
     with app.db.session() as s:
         states = [
             (r, RunState(request_kill(s, r, actor.name, reason, now=when).state)) for r in run_ids
@@ -361,11 +352,11 @@ def kill_runs(
     removed: list[str] = []
     for run_id, state in states:
         if state is not RunState.RUNNING:
-            removed.extend(_finalise_idle_kill(app, run_id))
+            removed.extend(await _finalise_idle_kill(app, run_id))
     return KillResult(runs=tuple(run_ids), removed_jobs=tuple(removed), at=when)
 
 
-def kill_all(app: Rio, actor: Person, reason: str) -> KillResult:
+async def kill_all(app: Rio, actor: Person, reason: str) -> KillResult:
     """Pull the kill switch of every unfinished run; all or nothing.
 
     Raises:
@@ -374,20 +365,20 @@ def kill_all(app: Rio, actor: Person, reason: str) -> KillResult:
     """
     with app.db.session() as s:
         running = [r.id for r in all_runs(s) if r.state == RunState.RUNNING.value]
-    _recover(app, running)  # a run whose runner died is not left unkilled as "running"
+    await recover_crashed(app, running)  # a run whose runner died is not left unkilled as "running"
     with app.db.session() as s:
         targets = [r.id for r in all_runs(s) if RunState(r.state) not in FINAL]
-    return kill_runs(app, actor, targets, reason=reason)
+    return await kill_runs(app, actor, targets, reason=reason)
 
 
-def _finalise_idle_kill(app: Rio, run_id: str) -> tuple[str, ...]:
+async def _finalise_idle_kill(app: Rio, run_id: str) -> tuple[str, ...]:
     """A run that no process is running: log the kill and seal it here (holding its lease);
     returns the scheduled jobs removed."""
     lease = RunLease(app, run_id)
     if not lease.try_acquire():
         return ()  # a runner took it up meanwhile: it sees the kill request and stops
     try:
-        asyncio.run(abort_idle(app, run_id, app.clock.now()))
+        await abort_idle(app, run_id, app.clock.now())
     finally:
         lease.release()
     # A killed run never starts: its waiting job goes too (the scheduler would only skip it).
@@ -397,7 +388,7 @@ def _finalise_idle_kill(app: Rio, run_id: str) -> tuple[str, ...]:
         return tuple(scheduler.unschedule(run_id))
 
 
-def check_start(app: Rio, actor: Person, notice_id: str, *, new: bool = False) -> str | None:
+async def check_start(app: Rio, actor: Person, notice_id: str, *, new: bool = False) -> str | None:
     """Whether ``actor`` may run the notice now; returns the run of the notice a crash left
     ``paused (crash)`` (the newest), to offer instead of a new run, unless ``new``.
 
@@ -412,7 +403,7 @@ def check_start(app: Rio, actor: Person, notice_id: str, *, new: bool = False) -
         return None
     with app.db.session() as s:
         running = [r.id for r in all_runs(s, notice_id) if r.state == RunState.RUNNING.value]
-    _recover(app, running)
+    await recover_crashed(app, running)
     with app.db.session() as s:
         left = [
             r.id
@@ -435,7 +426,7 @@ def new_run(app: Rio, actor: Person, notice_id: str) -> str:
         return create_run(s, notice_id, actor.name, now=app.clock.now()).id
 
 
-def check_resume(app: Rio, actor: Person, run_id: str) -> RunStatus:
+async def check_resume(app: Rio, actor: Person, run_id: str) -> RunStatus:
     """Whether ``actor`` may resume the run now, in the foreground; returns where it stands
     (a run whose runner died is recorded as crashed first).
 
@@ -448,7 +439,7 @@ def check_resume(app: Rio, actor: Person, run_id: str) -> RunStatus:
     with app.db.session() as s:
         notice_id = get_run(s, run_id).notice_id
         authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
-    _recover(app, [run_id])
+    await recover_crashed(app, [run_id])
     with app.db.session() as s:
         status = _status(get_run(s, run_id))
     current = RunState(status.state)
@@ -460,7 +451,7 @@ def check_resume(app: Rio, actor: Person, run_id: str) -> RunStatus:
     return status
 
 
-def execute_run(
+async def execute_run(
     app: Rio,
     actor: Person,
     run_id: str,
@@ -483,7 +474,7 @@ def execute_run(
         notice_id = get_run(s, run_id).notice_id
         authorize(s, actor, Action.LAUNCH_RUN, notice_id=notice_id, now=app.clock.now())
     runner = Runner(app, run_id, on_progress=on_progress, resolver=resolver, dns_port=dns_port)
-    state = asyncio.run(runner.execute())
+    state = await runner.execute()
     if on_progress is not None:
         on_progress(runner.progress)
     if runner.failure is not None:

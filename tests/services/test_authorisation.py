@@ -77,10 +77,10 @@ def test_rotating_the_master_key_is_one_transaction(lab: Lab, tmp_path: Path) ->
     assert len(commits) == 1
 
 
-def test_gate_explain_refuses_a_technician_of_another_vendor(lab: Lab) -> None:
+async def test_gate_explain_refuses_a_technician_of_another_vendor(lab: Lab) -> None:
     with pytest.raises(AccessDeniedError, match="not entrusted to their vendor beta-sec"):
-        gate.explain_probe(lab.rio, lab.person("tech-b"), lab.notice_a, "127.0.10.5")
-    answer = gate.explain_probe(lab.rio, lab.person("tech-a"), lab.notice_a, "127.0.10.5")
+        await gate.explain_probe(lab.rio, lab.person("tech-b"), lab.notice_a, "127.0.10.5")
+    answer = await gate.explain_probe(lab.rio, lab.person("tech-a"), lab.notice_a, "127.0.10.5")
     entrusted = [c for c in answer.checks if c.check == "entrusted"]
     assert entrusted and entrusted[0].reason != "no-technician"  # the asking technician
 
@@ -91,10 +91,10 @@ def test_rectification_orders_are_listed_only_for_visible_runs(lab: Lab) -> None
         rectify.list_orders(lab.rio, lab.person("tech-b"), lab.run_a)
 
 
-def test_run_status_and_kill_authorise_inside_the_service(lab: Lab) -> None:
+async def test_run_status_and_kill_authorise_inside_the_service(lab: Lab) -> None:
     with pytest.raises(AccessDeniedError):
-        runs.run_figures(lab.rio, lab.person("tech-b"), lab.run_a)
-    status = runs.run_figures(lab.rio, lab.person("auditor-u"), lab.run_a).to_json()
+        await runs.run_figures(lab.rio, lab.person("tech-b"), lab.run_a)
+    status = (await runs.run_figures(lab.rio, lab.person("auditor-u"), lab.run_a)).to_json()
     assert status["id"] == lab.run_a
     with pytest.raises(AccessDeniedError):
-        runs.kill_runs(lab.rio, lab.person("auditor-u"), [lab.run_a], reason="no")
+        await runs.kill_runs(lab.rio, lab.person("auditor-u"), [lab.run_a], reason="no")

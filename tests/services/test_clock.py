@@ -36,12 +36,14 @@ def test_grants_and_evidence_reads_are_stamped_by_the_apps_clock(lab: Lab) -> No
     assert {_utc(e.at) for e in entries} == {T}
 
 
-def test_a_run_created_and_killed_on_a_fake_clock_carries_its_time_everywhere(lab: Lab) -> None:
+async def test_a_run_created_and_killed_on_a_fake_clock_carries_its_time_everywhere(
+    lab: Lab,
+) -> None:
     app = build_app(lab.rio.settings, clock=FakeClock(T))
     try:
         tech = lab.person("tech-a")
         run_id = runs.new_run(app, tech, lab.notice_a)
-        runs.kill_runs(app, tech, [run_id], reason="the clock test stops it")
+        await runs.kill_runs(app, tech, [run_id], reason="the clock test stops it")
         with app.db.session() as s:
             row = get_run(s, run_id)
             created, killed = _utc(row.created_at), _utc(row.kill_requested_at)

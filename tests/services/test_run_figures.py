@@ -42,7 +42,7 @@ def _log_probes(lab: Lab, sends: list[tuple[float, tuple[int, ...] | None]]) -> 
 def test_run_status_peak_counts_a_sliding_second_not_calendar_seconds(lab: Lab) -> None:
     # 0.6 s and 1.4 s: one per calendar second, two inside the sliding second (0.5, 1.5].
     _log_probes(lab, [(0.6, None), (1.4, None), (3.0, None)])
-    status = runs.run_figures(lab.rio, lab.person("auditor-u"), lab.run_a).to_json()
+    status = asyncio.run(runs.run_figures(lab.rio, lab.person("auditor-u"), lab.run_a)).to_json()
     assert status["peak_connections_per_second"] == 2
 
 
@@ -50,5 +50,5 @@ def test_run_status_peak_counts_an_nmap_batch_at_its_traced_sends(lab: Lab) -> N
     # One probe of cost 3 whose sends nmap traced 0, 1.5 and 1.6 s after the first: the
     # fullest second holds two of them, not three.
     _log_probes(lab, [(0.2, (0, 1_500_000, 1_600_000))])
-    status = runs.run_figures(lab.rio, lab.person("auditor-u"), lab.run_a).to_json()
+    status = asyncio.run(runs.run_figures(lab.rio, lab.person("auditor-u"), lab.run_a)).to_json()
     assert status["peak_connections_per_second"] == 2

@@ -343,10 +343,10 @@ def run(run_id: str, ctx: Ctx, person: Actor) -> RunOut:
 
 
 @router.post("/runs/{run_id}/kill", response_model=RunOut, tags=["runs"])
-def kill(run_id: str, body: KillIn, ctx: Ctx, person: Actor) -> RunOut:
+async def kill(run_id: str, body: KillIn, ctx: Ctx, person: Actor) -> RunOut:
     """Pull the run's kill switch (officers; technicians of the run's vendor)."""
     return run_out(
-        run_service.kill_run(ctx.rio, person, run_id, reason=body.reason, now=ctx.clock.now())
+        await run_service.kill_run(ctx.rio, person, run_id, reason=body.reason, now=ctx.clock.now())
     )
 
 
