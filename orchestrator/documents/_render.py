@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +9,7 @@ import jinja2
 
 from orchestrator.documents._format import Format
 from orchestrator.errors import InputError, StoreError, ToolError
+from orchestrator.store.files import write_atomic
 
 __all__ = ["Format", "render", "to_bytes", "write_document"]
 
@@ -61,15 +60,7 @@ def write_document(data: bytes, out: Path) -> None:
     target = out.resolve()
     if not target.parent.is_dir():
         raise InputError(f"{out}: folder {target.parent} does not exist")
-    tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        write_atomic(target, data, mode=0o644)
     except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         raise StoreError(f"{out}: cannot write the document: {exc.strerror}") from exc

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tarfile
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +36,7 @@ from orchestrator.record.dsse import Envelope, sign_payload
 from orchestrator.record.rectify import list_orders, order_diff
 from orchestrator.record.signoff import record_envelope, record_signatures
 from orchestrator.store.db import Database
+from orchestrator.store.files import write_atomic
 from orchestrator.store.models import FindingRow, PersonRow, RunRow
 
 __all__ = [
@@ -313,22 +312,9 @@ def export_archive(
     data = _tar_bytes(members)
     target = out.resolve()
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        write_atomic(target, data)
     except OSError as exc:
         raise StoreError(f"{out}: cannot write the archive: {exc.strerror}") from exc
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"{out}: cannot write the archive: {exc.strerror}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     record = current_record(db, run_id)
     digest = hashlib.sha256(data).hexdigest()
     with db.session() as s:

@@ -12,8 +12,6 @@ It holds public keys only.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from orchestrator.intake.registry import Role
 from orchestrator.record.archive import orchestrator_entry, people_entries
 from orchestrator.record.canonical import canonical_bytes, ns_timestamp
 from orchestrator.store.db import Database
+from orchestrator.store.files import write_atomic
 from orchestrator.store.models import PersonRow
 
 __all__ = ["TRUST_FORMAT", "export_trust", "trust_document"]
@@ -65,17 +64,9 @@ def export_trust(
         StoreError: The file cannot be written.
     """
     data = trust_document(db, orchestrator_key, now=now)
-    target = out.resolve()
-    tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
+        write_atomic(out, data)
     except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         raise StoreError(f"{out}: cannot write the trusted-keys file: {exc.strerror}") from exc
     people = json.loads(data)["people"]
     assert isinstance(people, list)
