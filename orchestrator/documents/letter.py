@@ -30,6 +30,7 @@ from orchestrator.intake.registry import Person
 from orchestrator.record.canonical import canonical_bytes
 from orchestrator.run._identity import user_agent
 from orchestrator.store.models import VendorRow
+from orchestrator.timefmt import format_instant
 
 __all__ = ["notice_digest", "notice_letter", "probe_words"]
 
@@ -68,7 +69,8 @@ def notice_digest(notice: Notice) -> str:
 
 
 def _local(when: datetime, zone: ZoneInfo) -> str:
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z (UTC%z)")
+    """The one time format (ISO 8601 with the offset) in the object's zone, named."""
+    return f"{format_instant(when, zone)} ({zone.key})"
 
 
 def notice_letter(rio: Rio, actor: Person, notice_id: str, fmt: Format) -> bytes:

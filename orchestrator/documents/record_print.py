@@ -9,6 +9,7 @@ the file is matched to the archive's ``record.json`` by that digest.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from orchestrator.access.roles import Action, authorize
@@ -20,8 +21,19 @@ from orchestrator.record.assemble import current_record
 from orchestrator.record.findings import record_where
 from orchestrator.record.signoff import record_signatures, signoff_status
 from orchestrator.store.models import RunRow
+from orchestrator.timefmt import format_instant
 
 __all__ = ["print_record"]
+
+
+def _when(value: object, tz: Any) -> str:
+    """A record's ISO 8601 time as people read it: the one format, in their timezone."""
+    if not isinstance(value, str):
+        return _text(value)
+    try:
+        return format_instant(datetime.fromisoformat(value), tz)
+    except ValueError:
+        return value
 
 
 def _text(value: Any) -> str:
@@ -61,6 +73,7 @@ def print_record(rio: Rio, actor: Person, run_id: str, fmt: Format) -> bytes:
         for kind in ("risks", "violations")
         for c in doc.get("conclusions", {}).get(kind, [])
     }
+    tz = rio.settings.tz  # people read the record in their timezone (RIO_TIMEZONE)
     signatures = []
     for version in range(1, record.version + 1):
         for info in record_signatures(rio.db, run_id, version):
@@ -73,7 +86,7 @@ def print_record(rio: Rio, actor: Person, run_id: str, fmt: Format) -> bytes:
                     "version": version,
                     "person": info.person,
                     "role": info.role,
-                    "signed_at": info.signed_at.isoformat(timespec="seconds"),
+                    "signed_at": format_instant(info.signed_at, tz),
                     "key_id": info.key_id[:16],
                     "counts": counts,
                 }
@@ -82,18 +95,20 @@ def print_record(rio: Rio, actor: Person, run_id: str, fmt: Format) -> bytes:
     context = {
         "run": run_id,
         "version": record.version,
-        "created_at": record.created_at.isoformat(timespec="seconds"),
-        "closed_at": record.closed_at.isoformat(timespec="seconds") if record.closed_at else None,
+        "created_at": format_instant(record.created_at, tz),
+        "closed_at": format_instant(record.closed_at, tz) if record.closed_at else None,
         "digest": hashlib.sha256(record.body).hexdigest(),
         "object": f"{doc['object'].get('name')} ({doc['object'].get('id')})",
         "notice_id": doc["notice"]["id"],
-        "notice_announced": doc["notice"]["announced_at"],
+        "notice_announced": format_instant(
+            datetime.fromisoformat(doc["notice"]["announced_at"]), tz
+        ),
         "scope_sha256": doc["notice"]["scope_sha256"],
         "policy_sha256": doc["notice"]["policy_sha256"],
         "organ": ", ".join(sorted(notice.organs)) or "-",
         "vendor": f"{vendor['name']} ({vendor['organisation']})" if vendor else "-",
         "technicians": doc.get("technicians", []),
-        "span": f"{_text(doc['span'].get('start'))} .. {_text(doc['span'].get('end'))}",
+        "span": f"{_when(doc['span'].get('start'), tz)} .. {_when(doc['span'].get('end'), tz)}",
         "counts": _text(doc.get("counts")),
         "ledger": f"{doc['ledger'].get('origin')} size {doc['ledger'].get('size')} "
         f"root {doc['ledger'].get('root')}",

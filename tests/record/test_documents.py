@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import tomllib
 from datetime import UTC, datetime
 from importlib import resources
@@ -47,7 +48,7 @@ def test_notice_letter_html_says_who_when_what_and_from_where(lab: Lab) -> None:
         "acme",  # the entrusted vendor
         "Acme Security Ltd",
         "Asia/Shanghai",
-        "2026-01-01 00:00 CST",  # the window in the object's timezone
+        "2026-01-01T00:00:00+08:00 (Asia/Shanghai)",  # the window in the object's timezone
         "cidr:127.0.10.0/27",
         "ip:127.0.10.13",  # excluded
         "127.0.0.1",  # scanner source
@@ -129,6 +130,9 @@ def test_record_print_names_signers_versions_and_the_signed_digest(lab: Lab) -> 
     for text in ("officer-a", "tech-t", "RIO-PORT-TELNET", "RIO-PORT-FTP", "needs 1 more officer"):
         assert text in page, text
     assert "v1" in page and lab.run_id in page
+    # One time format, in the reader's timezone (RIO_TIMEZONE, Asia/Shanghai by default).
+    stamps = set(re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?([+-]\d\d:\d\d|Z)?", page))
+    assert stamps == {"+08:00"}, stamps
     pdf = _pdf_text(print_record(lab.rio, _person(lab, "officer-a"), lab.run_id, Format.PDF))
     assert "互联网安全远程检查记录" in pdf
     assert hashlib.sha256(record.body).hexdigest()[:32] in pdf.replace("\n", "")
