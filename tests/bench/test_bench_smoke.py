@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import verify_ab
 from bench._common import Figure, rows, write_results
 from bench._home import BenchHome
 from bench.ledger import ledger_sample, verify_sample
@@ -74,7 +75,7 @@ def test_tiny_ledger_append_and_verify_report_rates() -> None:
         verify = verify_sample(home, sample.run_id)
     assert sample.rio_rate > 0 and sample.raw_rate > 0
     assert verify.leaves == 256
-    assert verify.rate > 0 and verify.raw_root_rate > 0
+    assert verify.rate > 0 and verify.cpu_rate > 0 and verify.raw_root_rate > 0
     assert verify.fast_parse_rate > 0 and verify.exact_parse_rate > 0
 
 
@@ -98,3 +99,13 @@ def test_tiny_whole_http_run_and_plain_script_do_the_same_gets() -> None:
     (sample,) = http_runs(6, "127.0.96.248/29")
     assert sample.probes == 6 and sample.outcomes == {"ok": 6}
     assert min(sample.rio_seconds, sample.plain_seconds) > 0
+
+
+def test_verify_ab_runs_the_baseline_and_the_working_tree_on_one_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if shutil.which("git") is None or not (Path(__file__).parents[2] / ".git").exists():
+        pytest.skip("bench.verify_ab reads the baseline with git: no git checkout here")
+    assert verify_ab.main(["--baseline", "HEAD", "--rounds", "1", "--leaves", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "64 leaves, 1 checkpoints" in out and "B/A" in out
