@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 import rfc8785
@@ -32,8 +32,11 @@ from probes.canonical import reject_float as _no_float
 __all__ = [
     "LEAF_BATCH",
     "LEAF_KINDS",
+    "BatchLeaf",
     "Head",
     "Leaf",
+    "as_batch_leaf",
+    "batch_leaves",
     "canonical_json",
     "format_instant",
     "leaf_heads",
@@ -271,7 +274,10 @@ class _Data(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
     target: str | UnsetType = UNSET
 
 
-class _BatchLeaf(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+class BatchLeaf(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """A leaf as the batch path decodes it (fields in canonical order, ``data`` typed); what
+    verify_log reads of it: ``run``, ``seq``, ``kind``, ``data.item``, ``data.intent``."""
+
     at: str
     data: _Data
     kind: Literal["state", "intent", "refusal", "outcome", "health", "kill"]
@@ -280,7 +286,7 @@ class _BatchLeaf(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fa
     v: int
 
 
-_BATCH_DECODER = msgspec.json.Decoder(list[_BatchLeaf])
+_BATCH_DECODER = msgspec.json.Decoder(list[BatchLeaf])
 _DECLARED_ORDER = msgspec.json.Encoder()
 """encodes the batch structs field by field as declared: canonical order, no sorting"""
 
@@ -292,24 +298,53 @@ def leaf_heads(batch: Sequence[bytes]) -> list[Head | None]:
     A head here is what :func:`parse_leaf_exact` would accept, with the same values
     (``tests/ledger/test_leaf_fast_path.py``).
     """
-    heads = _batch_heads(batch)
-    if heads is not None:
-        return heads
+    return [None if leaf is None else _head(leaf) for leaf in batch_leaves(batch)]
+
+
+def _head(leaf: BatchLeaf) -> Head:
+    kind = leaf.kind
+    ref: Any = None
+    if kind == "intent":
+        ref = leaf.data.item
+    elif kind == "outcome":
+        ref = leaf.data.intent
+    return leaf.run, leaf.seq, kind, None if ref is UNSET else ref
+
+
+def batch_leaves(batch: Sequence[bytes]) -> list[BatchLeaf | None]:
+    """:func:`leaf_heads` without building the heads: the decoded leaf where it takes the batch
+    path (verify_log reads its fields in place), else ``None``."""
+    leaves = _batch_leaves(batch)
+    if leaves is not None:
+        return leaves
     if len(batch) == 1:
         return [None]
     half = len(batch) // 2
-    return leaf_heads(batch[:half]) + leaf_heads(batch[half:])
+    return batch_leaves(batch[:half]) + batch_leaves(batch[half:])
 
 
-def _batch_heads(batch: Sequence[bytes]) -> list[Head | None] | None:
-    """Every leaf's head when the whole batch takes the batch path, else ``None``."""
+def as_batch_leaf(leaf: Leaf) -> BatchLeaf:
+    """A leaf parse_leaf decided, in the shape :func:`batch_leaves` gives (its ``item`` and
+    ``intent`` as the leaf has them, UNSET where absent; nothing else of ``data``)."""
+    return BatchLeaf(
+        at=leaf.at,
+        data=_Data(item=leaf.data.get("item", UNSET), intent=leaf.data.get("intent", UNSET)),
+        kind=leaf.kind,  # type: ignore[arg-type]  # parse_leaf checked it is a leaf kind
+        run=leaf.run,
+        seq=leaf.seq,
+        v=1,
+    )
+
+
+def _batch_leaves(batch: Sequence[bytes]) -> list[BatchLeaf | None] | None:
+    """Every leaf, decoded, when the whole batch takes the batch path, else ``None``."""
     text = b"[" + b",".join(batch) + b"]"
     # ASCII only: beyond the BMP, key order differs between RFC 8785 (UTF-16) and the encoder
     # (code points), and the instants' check counts on ASCII digits.
     if not text.isascii():
         return None
     try:
-        docs = _BATCH_DECODER.decode(text)
+        docs: list[BatchLeaf] = _BATCH_DECODER.decode(text)
     except (msgspec.MsgspecError, ValueError):
         return None
     # Each leaf must be the canonical encoding of the struct decoded at its place: that proves
@@ -319,19 +354,7 @@ def _batch_heads(batch: Sequence[bytes]) -> list[Head | None] | None:
         return None
     if not _all_instants([doc.at for doc in docs]):
         return None
-    heads: list[Head | None] = []
-    add = heads.append
-    for doc in docs:
-        kind = doc.kind
-        if kind == "intent":
-            item = doc.data.item
-            add((doc.run, doc.seq, kind, None if item is UNSET else item))
-        elif kind == "outcome":
-            intent = doc.data.intent
-            add((doc.run, doc.seq, kind, None if intent is UNSET else intent))
-        else:
-            add((doc.run, doc.seq, kind, None))
-    return heads
+    return cast("list[BatchLeaf | None]", docs)
 
 
 _DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")

@@ -13,7 +13,7 @@
   signature) and no checkpoint claims more leaves than there are;
 * every ``intent`` has exactly one ``outcome`` and every outcome answers a logged intent.
 
-Leaves are read in batches of a few hundred: :func:`~orchestrator.ledger.leaves.leaf_heads`
+Leaves are read in batches of a few hundred: :func:`~orchestrator.ledger.leaves.batch_leaves`
 proves a whole batch valid and canonical in a few C calls, and any leaf it cannot vouch for
 goes to :func:`~orchestrator.ledger.leaves.parse_leaf`, which decides and words the problem;
 the verdict is the same either way (``tests/ledger/test_verify_fast_path.py``).
@@ -31,10 +31,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from msgspec import UNSET
 
 from orchestrator.errors import InputError, RecordFileError, VerificationError
 from orchestrator.ledger.checkpoint import parse_checkpoint_note, run_origin, verify_checkpoint
-from orchestrator.ledger.leaves import LEAF_BATCH, Head, leaf_heads, parse_leaf
+from orchestrator.ledger.leaves import (
+    LEAF_BATCH,
+    BatchLeaf,
+    as_batch_leaf,
+    batch_leaves,
+    parse_leaf,
+)
 from orchestrator.ledger.log import CHECKPOINT_KEY_NAME, read_checkpoints, read_leaf_bytes
 from orchestrator.ledger.merkle import EMPTY_ROOT, MerkleAccumulator, leaf_hashes
 from orchestrator.store.db import Database
@@ -173,24 +180,25 @@ def verify_log(
         hashes = leaf_hashes(batch)
         absorbed = 0  # of this batch's hashes, those the tree has taken (it takes them in runs)
         seq = first
-        # One loop per leaf, checks inline: this is the verifier's hot path.
-        for head in leaf_heads(batch):
-            if head is None:
-                head = _parsed_head(seq, batch[seq - first], problems)
-            if head is not None:
-                run, leaf_seq, kind, ref = head
-                if run != run_id or leaf_seq != seq:
-                    _misplaced(run_id, seq, run, leaf_seq, problems)
+        # One loop per leaf, checks inline on the decoded structs: the verifier's hot path.
+        for leaf in batch_leaves(batch):
+            if leaf is None:
+                leaf = _parsed(seq, batch[seq - first], problems)
+            if leaf is not None:
+                if leaf.run != run_id or leaf.seq != seq:
+                    _misplaced(run_id, seq, leaf.run, leaf.seq, problems)
+                kind = leaf.kind
                 if kind == "intent":
-                    open_intents[seq] = ref if isinstance(ref, int) else -1
-                elif kind == "outcome" and (
-                    not isinstance(ref, int) or open_intents.pop(ref, None) is None
-                ):
-                    problems.add(
-                        "orphan",
-                        f"leaf {seq}: outcome for {ref!r}, which is not an intent awaiting an "
-                        "outcome",
-                    )
+                    item = leaf.data.item
+                    open_intents[seq] = item if isinstance(item, int) else -1
+                elif kind == "outcome":
+                    ref = leaf.data.intent
+                    if not isinstance(ref, int) or open_intents.pop(ref, None) is None:
+                        problems.add(
+                            "orphan",
+                            f"leaf {seq}: outcome for {None if ref is UNSET else ref!r}, which "
+                            "is not an intent awaiting an outcome",
+                        )
             seq += 1
             if seq == next_due:
                 tree.extend(hashes[absorbed : seq - first])
@@ -238,15 +246,14 @@ def _batches(leaves: Iterable[bytes], n: int) -> Iterator[list[bytes]]:
         yield batch
 
 
-def _parsed_head(seq: int, raw: bytes, problems: _Problems) -> Head | None:
-    """The head of a leaf the batch path left to the parser, or ``None`` (a parse problem)."""
+def _parsed(seq: int, raw: bytes, problems: _Problems) -> BatchLeaf | None:
+    """A leaf the batch path left to the parser, or ``None`` (a parse problem)."""
     try:
         leaf = parse_leaf(raw, source=f"leaf {seq}")
     except RecordFileError as exc:
         problems.add("parse", f"leaf {seq}: {exc}")
         return None
-    ref = leaf.data.get("item" if leaf.kind == "intent" else "intent")
-    return leaf.run, leaf.seq, leaf.kind, ref
+    return as_batch_leaf(leaf)
 
 
 def _misplaced(run_id: str, seq: int, run: str, leaf_seq: int, problems: _Problems) -> None:
