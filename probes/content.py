@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from probes._http_request import read_capped, send_pinned
 from probes.base import (
     Disruption,
     Observation,
@@ -197,37 +198,25 @@ class HttpContentProbe:
             if left <= 0:
                 outcome, error = "timeout", "permit deadline reached"
                 break
-            headers = {"Host": name} if name else {}
-            extensions: dict[str, Any] = {}
-            if params.scheme == "https" and name:
-                extensions["sni_hostname"] = name
-            request = client.build_request(
-                "GET",
-                base + path,
-                headers=headers,
-                extensions=extensions,
-                timeout=httpx.Timeout(min(params.timeout, left)),
-            )
-            sent = monotonic()
             requests += 1
             try:
-                response = await client.send(request, stream=True)
-                try:
-                    latency = latency if latency is not None else monotonic() - sent
-                    body = bytearray()
-                    async for chunk in response.aiter_raw():
-                        body += chunk
-                        if len(body) >= params.max_body:
-                            break
-                finally:
-                    await response.aclose()
+                response, head = await send_pinned(
+                    client,
+                    "GET",
+                    base + path,
+                    scheme=params.scheme,
+                    server_name=name,
+                    timeout=min(params.timeout, left),
+                )
+                latency = latency if latency is not None else head
+                body = await read_capped(response, params.max_body, keep=True)
             except httpx.TimeoutException as exc:
                 outcome, error = "timeout", f"GET {path}: {exc}"
                 break
             except httpx.HTTPError as exc:
                 outcome, error = "unreachable", f"GET {path}: {type(exc).__name__}: {exc}"
                 break
-            text = bytes(body[: params.max_body]).decode("utf-8", errors="replace")
+            text = body.decode("utf-8", errors="replace")
             for kind in CONTENT_PATHS[path]:
                 exposed = response.status_code == 200 and _SIGNATURES[kind](text)
                 observations.append(

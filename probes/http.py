@@ -15,7 +15,7 @@ import ipaddress
 import math
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from probes._http_request import read_capped, send_pinned
 from probes.base import (
     Disruption,
     Observation,
@@ -253,26 +254,6 @@ class HttpClients:
             await client.aclose()
 
 
-_WIRE_EVENTS = frozenset(
-    {
-        "connection.connect_tcp.started",
-        "http11.send_request_headers.started",
-        "http2.send_request_headers.started",
-    }
-)
-"""httpcore trace events at which something leaves for the target: a SYN, a request"""
-
-
-def _wire_trace(on_wire: Callable[[], None]) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
-    """An httpcore ``trace`` extension that calls ``on_wire`` as a connection or request leaves."""
-
-    async def trace(event: str, info: dict[str, Any]) -> None:
-        if event in _WIRE_EVENTS:
-            on_wire()
-
-    return trace
-
-
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
@@ -474,33 +455,20 @@ class HttpProbe:
             # Defence in depth: whatever the path held, the request goes to the pinned address.
             if url.host != pinned.host or _effective_port(url) != permit.port:
                 raise _refuse("params.paths", path, "moves the request off the pinned address")
-            headers = {"Host": server_name} if server_name else {}
-            extensions: dict[str, Any] = {}
-            if params.scheme == "https" and server_name:
-                extensions["sni_hostname"] = server_name
-            if ctx.on_wire is not None:
-                extensions["trace"] = _wire_trace(ctx.on_wire)
-            request = client.build_request(
-                params.method,
-                url,
-                headers=headers,
-                extensions=extensions,
-                timeout=httpx.Timeout(min(params.timeout, left)),
-            )
-            sent = monotonic()
             requests += 1
             try:
-                response = await client.send(request, stream=True)
-                try:
-                    if latency is None:
-                        latency = monotonic() - sent
-                    read = 0
-                    async for chunk in response.aiter_raw():
-                        read += len(chunk)
-                        if read >= params.max_body:
-                            break
-                finally:
-                    await response.aclose()
+                response, head = await send_pinned(
+                    client,
+                    params.method,
+                    url,
+                    scheme=params.scheme,
+                    server_name=server_name,
+                    timeout=min(params.timeout, left),
+                    on_wire=ctx.on_wire,
+                )
+                if latency is None:
+                    latency = head
+                await read_capped(response, params.max_body)
             except httpx.TimeoutException as exc:
                 outcome, error = "timeout", f"{path}: {type(exc).__name__}"
                 break
