@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -116,3 +117,14 @@ async def test_verify_lookup_page_answers_yes_for_the_announced_source(api: Api)
     )
     assert "Yes: announced" in page.text
     assert api.lab.notice_id in page.text
+
+
+async def test_pages_write_times_one_way_iso_8601_with_the_offset(api: Api) -> None:
+    # #19: the verify page gives the announcement and windows as ISO 8601 with the offset,
+    # the windows in the timezone they were announced in (the demo scope: Asia/Shanghai).
+    page = await api.client.get(f"/verify/{api.lab.notice_id}", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "2026-01-01T00:00:00+08:00" in page.text  # the demo window's start, as announced
+    stamps = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?", page.text)
+    assert stamps and {frac for frac, _ in stamps} == {""}  # to the second, for people
+    assert {zone for _, zone in stamps} == {"+08:00"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -14,6 +16,7 @@ from orchestrator.context import Rio
 from orchestrator.interfaces.api import _auth, _ops, _public, _rectify, _resources
 from orchestrator.interfaces.api._context import ApiConfig, ApiContext
 from orchestrator.interfaces.api._problems import install_problem_handlers
+from orchestrator.timefmt import format_instant
 
 __all__ = ["create_app"]
 
@@ -53,6 +56,14 @@ def create_app(rio: Rio, *, clock: Clock | None = None, config: ApiConfig | None
     )
     app.state.ctx = ApiContext(rio=rio, clock=clock or SystemClock(), config=config or ApiConfig())
     app.state.templates = Jinja2Templates(directory=_WEB / "templates")
+    # Pages write every instant one way, as the command line does: ISO 8601 with the offset,
+    # in the zone people here read times in (RIO_TIMEZONE); `{{ t | when }}`.
+    zone = rio.settings.tz
+
+    def when(value: datetime | None, tz: str | None = None) -> str:
+        return format_instant(value, ZoneInfo(tz) if tz else zone)
+
+    app.state.templates.env.filters["when"] = when
     install_problem_handlers(app)
     app.include_router(_auth.router)
     app.include_router(_public.router)
