@@ -26,32 +26,17 @@ from bench._common import Figure, Settings
 from bench._home import BenchHome, policy_yaml, scope_yaml
 from bench.runs import Event, max_window, mean_fill
 from orchestrator.run.runner import Runner
+from tests.integration.field.lab import nginx_argv, nginx_conf
 
 __all__ = ["nginx_figures", "nginx_run"]
 
 _NET = "127.0.34"
 _TARGETS = 8
-_CONF = """\
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-daemon off;
-{user}
-events {{ worker_connections 256; }}
-http {{
-  log_format rate '$server_addr $msec "$request" $status';
-  access_log {d}/access.log rate;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  server {{
+_LISTEN_BODY = """\
+server {{
 {listen}
-    location / {{ return 200 "ok\\n"; }}
-  }}
-}}
-"""
+  location / {{ return 200 "ok\\n"; }}
+}}"""
 
 
 def _unavailable() -> str | None:
@@ -64,16 +49,22 @@ def _unavailable() -> str | None:
 
 def nginx_run(*, per_ip: int, urls: int) -> tuple[list[float], float, int]:
     """One run over nginx: (per-IP fills, worst window / per_ip, requests logged)."""
-    nginx = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin")
-    assert nginx is not None
     ips = [f"{_NET}.{i}" for i in range(1, _TARGETS + 1)]
     with tempfile.TemporaryDirectory(prefix="rio-bench-nginx-") as tmp, BenchHome() as home:
         d = Path(tmp)
         os.chmod(d, 0o755)
-        listen = "\n".join(f"    listen {ip}:80;" for ip in ips)
-        (d / "nginx.conf").write_text(_CONF.format(d=d, user="user root root;", listen=listen))
+        listen = "\n".join(f"  listen {ip}:80;" for ip in ips)
+        conf = nginx_conf(
+            d,
+            log_name="rate",
+            log_format='$server_addr $msec "$request" $status',
+            body=_LISTEN_BODY.format(listen=listen),
+            user="user root root;",
+            connections=256,
+        )
+        (d / "nginx.conf").write_text(conf)
         proc = subprocess.Popen(
-            [nginx, "-e", str(d / "error.log"), "-p", str(d), "-c", str(d / "nginx.conf")],
+            nginx_argv(d),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

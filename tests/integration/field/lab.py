@@ -224,28 +224,55 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 daemon off;
 {user}
-events {{ worker_connections 64; }}
+events {{ worker_connections {connections}; }}
 http {{
-  # What a defender reads: who connected, as whom (User-Agent, From), for which name.
-  log_format lab '$remote_addr "$http_user_agent" "$http_from" "$host" "$request" $status';
-  access_log {d}/access.log lab;
+  log_format {log_name} '{log_format}';
+  access_log {d}/access.log {log_name};
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
   fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi;
   scgi_temp_path {d}/scgi;
-  default_type text/html;
 {body}
 }}
 """
 
 
+def nginx_conf(
+    d: Path, *, log_name: str, log_format: str, body: str, user: str = "", connections: int = 64
+) -> str:
+    """An nginx.conf that keeps everything in ``d`` (pid, logs, temp folders), in the foreground.
+
+    ``body`` goes inside ``http { }`` (indented here); each request is logged to
+    ``d/access.log`` in ``log_format``. Shared by the field lab and ``bench/nginx.py``.
+    """
+    return _NGINX_COMMON.format(
+        d=d,
+        user=user,
+        connections=connections,
+        log_name=log_name,
+        log_format=log_format,
+        body=textwrap.indent(body, "  "),
+    )
+
+
+def nginx_argv(d: Path) -> list[str]:
+    """The command that runs nginx on ``d/nginx.conf`` (see :func:`nginx_conf`)."""
+    return [_binary("nginx"), "-e", str(d / "error.log"), "-p", str(d), "-c", str(d / "nginx.conf")]
+
+
+# What a defender reads: who connected, as whom (User-Agent, From), for which name.
+_LAB_LOG = '$remote_addr "$http_user_agent" "$http_from" "$host" "$request" $status'
+
+
 def _nginx(ctx: LabContext, body: str) -> list[str]:
     d = ctx.directory
     user = "user nobody nogroup;" if ctx.root else ""
-    conf = d / "nginx.conf"
-    conf.write_text(_NGINX_COMMON.format(d=d, user=user, body=textwrap.indent(body, "  ")))
-    return [_binary("nginx"), "-e", str(d / "error.log"), "-p", str(d), "-c", str(conf)]
+    conf = nginx_conf(
+        d, log_name="lab", log_format=_LAB_LOG, body="default_type text/html;\n" + body, user=user
+    )
+    (d / "nginx.conf").write_text(conf)
+    return nginx_argv(d)
 
 
 #: where Debian's nginx-common ships the stock "Welcome to nginx!" page
