@@ -150,16 +150,16 @@ def record_print(
 def record_show(
     run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Show the current record of a sealed run (assembling version 1 if there is none)."""
-    from orchestrator.access.roles import Action
+    """Show the current record of a sealed run (version 1 as it will be signed, if none is
+    stored yet: showing stores nothing)."""
+    from orchestrator.access.identity import authenticate
     from orchestrator.record import rectify as rectify_mod
-    from orchestrator.record.assemble import ensure_record
     from orchestrator.record.findings import record_where
+    from orchestrator.services.records import view_record
 
     with open_rio() as rio:
-        operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
-        rv = ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
-        doc = rv.document()
+        rv = view_record(rio, authenticate(rio, key, claimed=claimed), run, now=rio.clock.now())
+        doc = rv.document
         tz = rio.settings.tz
         current_orders = {o.id: o for o in rectify_mod.list_orders(rio.db, run)}
     if as_json:
@@ -279,7 +279,7 @@ def record_sign(
         # The signing key is also the proof of identity: a signed challenge, then the role matrix.
         person = operator(rio, key, claimed, Action.SIGN_RECORD, run_id=run)
         signer = Ed25519Signer.from_file(resolve_key_file(key, rio.settings))
-        ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
+        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
         info = signoff_mod.sign_record(
             rio.db, run, name=person.name, signer=signer, version=version, now=rio.clock.now()
         )
@@ -298,15 +298,12 @@ def record_status(
     run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Show who signed the current version and what closure still needs."""
-    from orchestrator.access.roles import Action
-    from orchestrator.record import signoff as signoff_mod
-    from orchestrator.record.assemble import ensure_record
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.records import view_record
 
     with open_rio() as rio:
-        operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
-        ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
-        result = signoff_mod.signoff_status(rio.db, run)
-        signed = signoff_mod.record_signatures(rio.db, run, result.version)
+        view = view_record(rio, authenticate(rio, key, claimed=claimed), run, now=rio.clock.now())
+        result, signed = view.status, view.signatures
         tz = rio.settings.tz
     if as_json:
         data = _status_json(result)
@@ -349,7 +346,7 @@ def record_close(
 
     with open_rio() as rio:
         operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
-        ensure_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
+        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
         result = signoff_mod.close(rio.db, run, now=rio.clock.now())
     if as_json:
         print_json(_status_json(result) | {"closed": True})

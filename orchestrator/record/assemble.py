@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -61,6 +61,7 @@ __all__ = [
     "get_record",
     "require_open",
     "signoff_threshold",
+    "view_record",
 ]
 
 RECORD_FORMAT = "rio.record/v1"
@@ -123,7 +124,8 @@ def current_record(db: Database, run_id: str) -> RecordVersion:
     """Return the newest version of a run's record.
 
     Raises:
-        NotFoundError: The run has no record yet (``rio record show`` assembles one).
+        NotFoundError: The run has no record stored yet (``rio record assemble`` or the first
+            signature stores one; :func:`view_record` shows it before).
     """
     with db.session() as s:
         row = _current_row(s, run_id)
@@ -379,6 +381,25 @@ def _content(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in _BOOKKEEPING}
 
 
+def _require_sealed(db: Database, run_id: str) -> datetime:
+    """The sealed run's end (UTC), the instant its record's content became final.
+
+    Raises:
+        NotFoundError: No such run.
+        StateError: The run is not sealed.
+    """
+    with db.session() as s:
+        run = s.get(RunRow, run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id!r} is not known")
+        if RunState(run.state) is not RunState.SEALED:
+            raise StateError(
+                f"run {run_id} is {run.state}: a record can be assembled only for a sealed run"
+            )
+        end = run.ended_at or run.created_at
+    return end if end.tzinfo is not None else end.replace(tzinfo=UTC)
+
+
 def assemble_record(
     db: Database,
     run_id: str,
@@ -405,14 +426,7 @@ def assemble_record(
         VerificationError: The final checkpoint does not match the stored leaves.
     """
     when = now
-    with db.session() as s:
-        run = s.get(RunRow, run_id)
-        if run is None:
-            raise NotFoundError(f"run {run_id!r} is not known")
-        if RunState(run.state) is not RunState.SEALED:
-            raise StateError(
-                f"run {run_id} is {run.state}: a record can be assembled only for a sealed run"
-            )
+    _require_sealed(db, run_id)
     # The run is sealed, so its leaves no longer change: reading them outside the write
     # transaction below cannot miss anything.
     facts = _ledger_facts(db, run_id)
@@ -443,14 +457,50 @@ def ensure_record(
     db: Database,
     run_id: str,
     *,
-    now: datetime,
+    now: datetime | None = None,
     checkpoint_key: Ed25519PublicKey | None = None,
 ) -> RecordVersion:
-    """Return the current version, assembling version 1 first if the run has no record yet."""
+    """Return the current version, storing version 1 first if the run has no record yet.
+
+    Version 1 stored here is exactly :func:`view_record`'s: created at the run's end (``now``
+    dates it otherwise; the write paths leave it out), so a signature made over what a reader
+    was shown verifies.
+    """
+    if _has_record(db, run_id):
+        return current_record(db, run_id)
+    when = now or _require_sealed(db, run_id)
+    return assemble_record(db, run_id, now=when, checkpoint_key=checkpoint_key)
+
+
+def view_record(
+    db: Database, run_id: str, *, checkpoint_key: Ed25519PublicKey | None = None
+) -> RecordVersion:
+    """The current version, read only: for a sealed run with no record stored yet, version 1
+    as the first write (a signature, closing, an order, ``rio record assemble``) will store
+    it, byte for byte, without storing it.
+
+    Raises:
+        NotFoundError: No such run.
+        StateError: The run is not sealed (and has no record).
+        VerificationError: The final checkpoint does not match the stored leaves.
+    """
+    if _has_record(db, run_id):
+        return current_record(db, run_id)
+    when = _require_sealed(db, run_id)
+    facts = _ledger_facts(db, run_id)
+    ledger = _ledger_section(db, run_id, facts, checkpoint_key)
+    with db.session() as s:
+        run = s.get(RunRow, run_id)
+        assert run is not None
+        content = _document(s, run, facts, ledger)
+    doc = {**content, "version": 1, "created_at": ns_timestamp(when)}
+    body = canonical_bytes(doc, source=f"record {run_id} v1")
+    return RecordVersion(run_id=run_id, version=1, body=body, created_at=when, closed_at=None)
+
+
+def _has_record(db: Database, run_id: str) -> bool:
     with db.session() as s:
         count = s.scalar(
             select(func.count()).select_from(RecordRow).where(RecordRow.run_id == run_id)
         )
-    if count:
-        return current_record(db, run_id)
-    return assemble_record(db, run_id, now=now, checkpoint_key=checkpoint_key)
+    return bool(count)

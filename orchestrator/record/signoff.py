@@ -130,7 +130,10 @@ def _current(s: Session, run_id: str) -> RecordRow:
         select(RecordRow).where(RecordRow.run_id == run_id).order_by(RecordRow.version.desc())
     )
     if row is None:
-        raise NotFoundError(f"run {run_id}: no record has been assembled yet (rio record show)")
+        raise NotFoundError(
+            f"run {run_id}: no record has been assembled yet "
+            "(rio record assemble stores it; so does the first signature)"
+        )
     return row
 
 
@@ -146,9 +149,14 @@ def _stored_signatures(s: Session, run_id: str, version: int) -> list[TimedSigna
     ]
 
 
-def _status(s: Session, run_id: str, signatures: Sequence[TimedSignature] | None) -> SignoffResult:
+def _status(
+    s: Session,
+    run_id: str,
+    signatures: Sequence[TimedSignature] | None,
+    record: RecordVersion | None = None,
+) -> SignoffResult:
     run = _run(s, run_id)
-    row = _current(s, run_id)
+    row: RecordRow | RecordVersion = _current(s, run_id) if record is None else record
     threshold = _threshold(s, run)
     body = bytes(row.body)
     # Rebuild the canonical bytes from what is stored: a body that is not its own canonical
@@ -206,7 +214,11 @@ def _status(s: Session, run_id: str, signatures: Sequence[TimedSignature] | None
 
 
 def signoff_status(
-    db: Database, run_id: str, *, signatures: Sequence[TimedSignature] | None = None
+    db: Database,
+    run_id: str,
+    *,
+    signatures: Sequence[TimedSignature] | None = None,
+    record: RecordVersion | None = None,
 ) -> SignoffResult:
     """Check the closure rule against the current record version.
 
@@ -215,6 +227,8 @@ def signoff_status(
         run_id: The run.
         signatures: Signatures to judge instead of the stored ones (e.g. from an envelope
             brought in from elsewhere); default: those stored for the current version.
+        record: The version to judge instead of the stored current one (the version 1 that
+            :func:`~orchestrator.record.assemble.view_record` shows before it is stored).
 
     Returns:
         The result; falsy (with ``why`` and ``missing``) unless the record may be closed.
@@ -223,7 +237,7 @@ def signoff_status(
         NotFoundError: The run or its record does not exist.
     """
     with db.session() as s:
-        return _status(s, run_id, signatures)
+        return _status(s, run_id, signatures, record)
 
 
 def close(db: Database, run_id: str, *, now: datetime) -> SignoffResult:

@@ -16,6 +16,7 @@ from orchestrator.context import Rio
 from orchestrator.documents._render import Format
 from orchestrator.errors import NotFoundError
 from orchestrator.intake.registry import Person
+from orchestrator.record import assemble as _assemble
 from orchestrator.record import signoff as _signoff
 from orchestrator.record.assemble import current_record, ensure_record, get_record
 from orchestrator.record.diff import RecordDiff, diff_documents
@@ -49,7 +50,9 @@ class RecordView:
 
 
 def view_record(rio: Rio, person: Person, run_id: str, *, now: datetime) -> RecordView:
-    """The run's current record (version 1 is assembled for a sealed run that has none).
+    """The run's current record, read only (for a sealed run with none stored yet, version 1
+    as the first signature or order will store it: see
+    :func:`~orchestrator.record.assemble.view_record`).
 
     Raises:
         AccessDeniedError: The person may not read the run's ledger.
@@ -58,8 +61,8 @@ def view_record(rio: Rio, person: Person, run_id: str, *, now: datetime) -> Reco
     """
     with rio.db.session() as s:
         authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=now)
-    record = ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key, now=now)
-    status = _signoff.signoff_status(rio.db, run_id)
+    record = _assemble.view_record(rio.db, run_id, checkpoint_key=rio.verify_key)
+    status = _signoff.signoff_status(rio.db, run_id, record=record)
     signed = _signoff.record_signatures(rio.db, run_id, record.version)
     return RecordView(
         run_id=run_id,
@@ -92,7 +95,7 @@ def submit_signature(
     """
     with rio.db.session() as s:
         authorize(s, person, Action.SIGN_RECORD, run_id=run_id, now=now)
-    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key, now=now)
+    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
     return _signoff.add_record_signature(
         rio.db, run_id, name=person.name, signature=signature, version=version, now=now
     )
@@ -108,7 +111,7 @@ def close_record(rio: Rio, person: Person, run_id: str, *, now: datetime) -> Sig
     """
     with rio.db.session() as s:
         authorize(s, person, Action.CLOSE_RECORD, run_id=run_id, now=now)
-    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key, now=now)
+    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
     return _signoff.close(rio.db, run_id, now=now)
 
 
