@@ -17,9 +17,9 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.documents._format import Format
-from orchestrator.errors import AccessDeniedError, InputError, RioError, StoreError, ToolError
+from orchestrator.errors import InputError, RioError, StoreError, ToolError
 from orchestrator.intake.people import Role
-from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator, registry_operator
+from orchestrator.interfaces._auth import AsOpt, KeyOpt, registry_operator
 from orchestrator.interfaces._common import open_rio
 from orchestrator.interfaces._output import (
     console,
@@ -352,12 +352,10 @@ def vendor_add(
     claimed: AsOpt = None,
 ) -> None:
     """Register an entrusted vendor (an administrator, once one is registered)."""
-    from orchestrator.intake import registry
+    from orchestrator.services import directory
 
     with open_rio() as rio:
-        registry_operator(rio, key, claimed)
-        with rio.db.session() as s:
-            registry.add_vendor(s, name, organisation, now=rio.clock.now())
+        directory.add_vendor(rio, registry_operator(rio, key, claimed), name, organisation)
     console.print(f"vendor {name} registered")
 
 
@@ -393,15 +391,13 @@ def person_add(
 ) -> None:
     """Register a person and their public key (an administrator, once one is registered)."""
     from orchestrator.intake import keys as keyfiles
-    from orchestrator.intake import registry
+    from orchestrator.services import directory
 
     with open_rio() as rio:
-        registry_operator(rio, key, claimed)
+        actor = registry_operator(rio, key, claimed)
         public = keyfiles.load_public_key(public_key) if public_key is not None else None
-        with rio.db.session() as s:
-            now = rio.clock.now()
-            p = registry.add_person(s, name, role, organisation, vendor, now=now)
-            kid = registry.add_key(s, name, public, now=now) if public is not None else None
+        p = directory.add_person(rio, actor, name, role, organisation, vendor, public)
+    kid = p.key_id
     console.print(f"{p.role} {p.name} registered" + (f", key {kid}" if kid else ""))
 
 
@@ -409,25 +405,21 @@ def person_add(
 def person_key(name: str, public_key: Path, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Register another public key for a person."""
     from orchestrator.intake import keys as keyfiles
-    from orchestrator.intake import registry
+    from orchestrator.services import directory
 
     public = keyfiles.load_public_key(public_key)
     with open_rio() as rio:
-        registry_operator(rio, key, claimed)
-        with rio.db.session() as s:
-            kid = registry.add_key(s, name, public, now=rio.clock.now())
+        kid = directory.add_person_key(rio, registry_operator(rio, key, claimed), name, public)
     console.print(f"key {kid} registered for {name}")
 
 
 @person_app.command("revoke")
 def person_revoke(name: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Revoke a person from now on (earlier signatures keep their time)."""
-    from orchestrator.intake import registry
+    from orchestrator.services import directory
 
     with open_rio() as rio:
-        registry_operator(rio, key, claimed)
-        with rio.db.session() as s:
-            p = registry.revoke_person(s, name, rio.clock.now())
+        p = directory.revoke_person(rio, registry_operator(rio, key, claimed), name)
         tz = rio.settings.tz
     console.print(f"{p.name} revoked at {when(p.revoked_at, tz)}", markup=False)
 
@@ -478,40 +470,29 @@ def notice_announce(
     The notice records your organ as the announcing organ; only its officers (and those of
     organs named with --co-inspecting) count towards closing the record.
     """
-    from orchestrator.access.roles import Action
-    from orchestrator.intake import notices as notice_store
+    from orchestrator.access.identity import authenticate
     from orchestrator.intake.policy import load_policy
     from orchestrator.intake.scope import load_scope
+    from orchestrator.services.notices import announce_notice
 
     _, scope_bytes = load_scope(scope)
     _, policy_bytes = load_policy(policy)
     with open_rio() as rio:
-        officer = operator(rio, key, claimed, Action.ANNOUNCE_NOTICE)
-        with rio.db.session() as s:
-            n = notice_store.announce(
-                s,
-                scope_bytes=scope_bytes,
-                scope_name=str(scope),
-                policy_bytes=policy_bytes,
-                policy_name=str(policy),
-                vendor=vendor,
-                announced_by=officer.id,
-                co_inspecting=co_inspecting or (),
-                now=rio.clock.now(),
-            )
+        n = announce_notice(
+            rio,
+            authenticate(rio, key, claimed=claimed),
+            scope_bytes=scope_bytes,
+            scope_name=str(scope),
+            policy_bytes=policy_bytes,
+            policy_name=str(policy),
+            vendor=vendor,
+            co_inspecting=co_inspecting or (),
+            now=rio.clock.now(),
+        )
     if as_json:
         print_json(n.to_json())
     else:
         console.print(n.id)
-
-
-def _visible_notice_ids(rio: Any, s: Any, key: Path | None, claimed: str | None) -> set[str]:
-    from orchestrator.access.identity import authenticate
-    from orchestrator.access.roles import visible_notices
-
-    now = rio.clock.now()
-    person = authenticate(rio, key, claimed=claimed, now=now)
-    return {row.id for row in s.scalars(visible_notices(s, person, now=now))}
 
 
 @notice_app.command("show")
@@ -519,17 +500,16 @@ def notice_show(
     notice_id: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Show a notice you may see."""
-    from orchestrator.intake import notices as notice_store
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.notices import show_notice
 
-    with open_rio() as rio, rio.db.session() as s:
-        n = notice_store.get_notice(s, notice_id)
-        if notice_id not in _visible_notice_ids(rio, s, key, claimed):
-            raise AccessDeniedError(f"notice {notice_id} is not one you may see")
-        data: dict[str, Any] = n.to_json()
-        data["lead_time_met_at"] = n.lead_time_met_at().isoformat()
-        tz = n.policy.tz
-        data["targets"] = [t.label() for t in n.scope.targets]
-        data["excludes"] = [t.label() for t in n.scope.excludes]
+    with open_rio() as rio:
+        n = show_notice(rio, authenticate(rio, key, claimed=claimed), notice_id)
+    data: dict[str, Any] = n.to_json()
+    data["lead_time_met_at"] = n.lead_time_met_at().isoformat()
+    tz = n.policy.tz
+    data["targets"] = [t.label() for t in n.scope.targets]
+    data["excludes"] = [t.label() for t in n.scope.excludes]
     if as_json:
         print_json(data)
         return
@@ -575,11 +555,11 @@ def notice_list(key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = Fa
 
     Officers see their organisation's notices, technicians their vendor's, auditors all.
     """
-    from orchestrator.intake import notices as notice_store
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.notices import list_notices
 
-    with open_rio() as rio, rio.db.session() as s:
-        visible = _visible_notice_ids(rio, s, key, claimed)
-        notices = [n for n in notice_store.list_notices(s) if n.id in visible]
+    with open_rio() as rio:
+        notices = list_notices(rio, authenticate(rio, key, claimed=claimed))
         tz = rio.settings.tz
     if as_json:
         print_json(notices)

@@ -46,15 +46,12 @@ def access_log_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List the access log (officers, auditors; a technician for one run of their vendor)."""
-    from orchestrator.access.evidence import access_log
     from orchestrator.access.identity import authenticate
-    from orchestrator.access.roles import Action, authorize
+    from orchestrator.services.access import read_access_log
 
     with open_rio() as rio:
         reader = authenticate(rio, key, claimed=claimed)
-        with rio.db.session() as s:
-            authorize(s, reader, Action.READ_LEDGER, run_id=run, now=rio.clock.now())
-            entries = list(access_log(s, person=person, run_id=run))
+        entries = read_access_log(rio, reader, run_id=run, person=person, now=rio.clock.now())
         tz = rio.settings.tz
     if as_json:
         print_json(entries)

@@ -37,7 +37,8 @@ def show_notice(rio: Rio, person: Person, notice_id: str) -> Notice:
         visible = {row.id for row in s.scalars(visible_notices(s, person, now=rio.clock.now()))}
     if notice_id not in visible:
         raise AccessDeniedError(
-            f"{person.name} ({person.role}) may not view notice {notice_id}: not one of theirs"
+            f"notice {notice_id} is not one you may see ({person.name}, {person.role}: "
+            "not one of theirs)"
         )
     return notice
 
