@@ -8,6 +8,8 @@ import is still a dependency, only a hidden one.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,18 @@ def test_demo_and_services_import_nothing_from_the_front_ends(folder: str) -> No
 def test_the_folders_checked_exist_and_hold_modules() -> None:
     for folder in ("interfaces", "interfaces/api", "interfaces/web", "demo", "services"):
         assert list((PACKAGE / folder).glob("*.py")), folder
+
+
+def test_the_command_line_loads_no_database_crypto_or_scheduler_code_until_a_command_runs() -> None:
+    """Commands import what they use (issue #14): ``rio --help`` and ``rio version`` build the
+    command tree only. What is checked is which modules load, never how long they take."""
+    code = (
+        "import sys, orchestrator.interfaces.cli as cli, typer.main;"
+        "typer.main.get_command(cli.app);"
+        "heavy = ('sqlalchemy', 'alembic', 'cryptography', 'jinja2', 'apscheduler', 'httpx',"
+        " 'holidays', 'orchestrator.store', 'orchestrator.services', 'orchestrator.access.',"
+        " 'orchestrator.run.runner', 'orchestrator.intake.registry', 'probes');"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
