@@ -15,7 +15,7 @@ import typer
 
 from orchestrator.documents._format import Format
 from orchestrator.errors import InputError
-from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
+from orchestrator.interfaces._auth import AsOpt, KeyOpt
 from orchestrator.interfaces._common import QuietOpt, open_rio
 from orchestrator.interfaces._output import (
     console,
@@ -246,12 +246,11 @@ def record_findings(
 @record_app.command("assemble")
 def record_assemble(run: str, key: KeyOpt = None, claimed: AsOpt = None) -> None:
     """Re-assemble the record; a changed record becomes a new version (old signatures void)."""
-    from orchestrator.access.roles import Action
-    from orchestrator.record.assemble import assemble_record
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.records import assemble
 
     with open_rio() as rio:
-        operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
-        rv = assemble_record(rio.db, run, checkpoint_key=rio.verify_key, now=rio.clock.now())
+        rv = assemble(rio, authenticate(rio, key, claimed=claimed), run, now=rio.clock.now())
     console.print(f"record of run {run}: version {rv.version}", markup=False)
 
 
@@ -269,20 +268,15 @@ def record_sign(
 
     The key names the signer (officer or technician); ``--as`` only double-checks it.
     """
-    from orchestrator.access.identity import resolve_key_file
-    from orchestrator.access.roles import Action
-    from orchestrator.record import signoff as signoff_mod
-    from orchestrator.record.assemble import ensure_record
+    from orchestrator.access.identity import authenticate, resolve_key_file
     from orchestrator.record.dsse import Ed25519Signer
+    from orchestrator.services.records import sign_record
 
     with open_rio() as rio:
         # The signing key is also the proof of identity: a signed challenge, then the role matrix.
-        person = operator(rio, key, claimed, Action.SIGN_RECORD, run_id=run)
+        person = authenticate(rio, key, claimed=claimed)
         signer = Ed25519Signer.from_file(resolve_key_file(key, rio.settings))
-        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
-        info = signoff_mod.sign_record(
-            rio.db, run, name=person.name, signer=signer, version=version, now=rio.clock.now()
-        )
+        info = sign_record(rio, person, run, signer, version=version, now=rio.clock.now())
     if as_json:
         print_json(info)
         return
@@ -340,14 +334,13 @@ def record_close(
     run: str, key: KeyOpt = None, claimed: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Close the record if the sign-off rule is met (exit 3 with the reason if not)."""
-    from orchestrator.access.roles import Action
-    from orchestrator.record import signoff as signoff_mod
-    from orchestrator.record.assemble import ensure_record
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.records import close_record
 
     with open_rio() as rio:
-        operator(rio, key, claimed, Action.CLOSE_RECORD, run_id=run)
-        ensure_record(rio.db, run, checkpoint_key=rio.verify_key)
-        result = signoff_mod.close(rio.db, run, now=rio.clock.now())
+        result = close_record(
+            rio, authenticate(rio, key, claimed=claimed), run, now=rio.clock.now()
+        )
     if as_json:
         print_json(_status_json(result) | {"closed": True})
         return
@@ -403,21 +396,20 @@ def rectify_order(
     as_json: JsonOpt = False,
 ) -> None:
     """Order rectification of findings by a deadline (the record gets a new version)."""
-    from orchestrator.access.roles import Action
-    from orchestrator.record import rectify as rectify_mod
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.rectify import order_rectification
 
     day = _date(deadline, "--deadline") if deadline is not None else None
     with open_rio() as rio:
         calendar = _calendar(rio)
-        operator(rio, key, claimed, Action.ORDER_RECTIFICATION, run_id=run)
-        order = rectify_mod.order_rectification(
-            rio.db,
+        order = order_rectification(
+            rio,
+            authenticate(rio, key, claimed=claimed),
             run,
             finding,
             calendar=calendar,
             deadline=day,
             working_days=working_days,
-            now=rio.clock.now(),
         )
     if as_json:
         print_json(_order_json(order, order.deadline))
@@ -666,14 +658,12 @@ def archive_export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write the closed run's archive (docs/archive-format.md), atomically."""
-    from orchestrator.access.roles import Action
-    from orchestrator.record import archive as archive_mod
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.records import export_run_archive
 
     with open_rio() as rio:
-        operator(rio, key, claimed, Action.READ_LEDGER, run_id=run)
-        summary = archive_mod.export_archive(
-            rio.db, run, out, signing_key=rio.signing_key, now=rio.clock.now()
-        )
+        actor = authenticate(rio, key, claimed=claimed)
+        summary = export_run_archive(rio, actor, run, out, now=rio.clock.now())
     if as_json:
         print_json(summary)
         return

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.access.roles import Action, authorize
 from orchestrator.context import Rio
@@ -18,18 +19,24 @@ from orchestrator.errors import NotFoundError
 from orchestrator.intake.registry import Person
 from orchestrator.record import assemble as _assemble
 from orchestrator.record import signoff as _signoff
-from orchestrator.record.assemble import current_record, ensure_record, get_record
+from orchestrator.record.assemble import RecordVersion, current_record, ensure_record, get_record
 from orchestrator.record.diff import RecordDiff, diff_documents
-from orchestrator.record.dsse import PAYLOAD_TYPE, Signature
+from orchestrator.record.dsse import PAYLOAD_TYPE, Signature, Signer
 from orchestrator.record.signoff import SignatureInfo, SignoffResult
+
+if TYPE_CHECKING:
+    from orchestrator.record.archive import ArchiveSummary
 
 __all__ = [
     "FindingEntry",
     "RecordView",
+    "assemble",
     "close_record",
+    "export_run_archive",
     "list_findings",
     "print_record",
     "record_diff",
+    "sign_record",
     "submit_signature",
     "view_record",
 ]
@@ -218,3 +225,56 @@ def list_findings(
             )
             for f in s.scalars(query.order_by(FindingRow.leaf_seq, FindingRow.id))
         )
+
+
+def sign_record(
+    rio: Rio,
+    person: Person,
+    run_id: str,
+    signer: Signer,
+    *,
+    version: int | None = None,
+    now: datetime,
+) -> SignatureInfo:
+    """Sign the current version here with the person's own key; only the signature is stored.
+
+    Raises:
+        AccessDeniedError: The person may not sign, or the key is not theirs or not valid.
+        StateError: The record is closed or has moved past ``version``.
+        ConflictError: The key already signed this version.
+    """
+    with rio.db.session() as s:
+        authorize(s, person, Action.SIGN_RECORD, run_id=run_id, now=now)
+    ensure_record(rio.db, run_id, checkpoint_key=rio.verify_key)
+    return _signoff.sign_record(
+        rio.db, run_id, name=person.name, signer=signer, version=version, now=now
+    )
+
+
+def assemble(rio: Rio, person: Person, run_id: str, *, now: datetime) -> RecordVersion:
+    """Assemble the record again (an officer); changed content becomes a new version, which
+    voids the signatures of the one before.
+
+    Raises:
+        AccessDeniedError: The person may not close the run's record.
+        StateError: The run is not sealed, or the record is closed and its content changed.
+    """
+    with rio.db.session() as s:
+        authorize(s, person, Action.CLOSE_RECORD, run_id=run_id, now=now)
+    return _assemble.assemble_record(rio.db, run_id, checkpoint_key=rio.verify_key, now=now)
+
+
+def export_run_archive(
+    rio: Rio, person: Person, run_id: str, out: Path, *, now: datetime
+) -> ArchiveSummary:
+    """Write the closed run's archive (docs/archive-format.md) to ``out``, atomically.
+
+    Raises:
+        AccessDeniedError: The person may not read the run's ledger.
+        StateError: The record is not closed.
+    """
+    from orchestrator.record.archive import export_archive
+
+    with rio.db.session() as s:
+        authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=now)
+    return export_archive(rio.db, run_id, out, signing_key=rio.signing_key, now=now)

@@ -3,6 +3,7 @@ it can run, scheduling it, linking its run)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -19,6 +20,7 @@ __all__ = [
     "RecheckScheduled",
     "apply_early",
     "list_orders",
+    "order_rectification",
     "recheck_plan",
     "record_feedback",
     "record_recheck",
@@ -59,6 +61,40 @@ def recheck_plan(app: Rio, actor: Person, order_id: int) -> RecheckPlan:
     with app.db.session() as s:
         authorize(s, actor, Action.READ_LEDGER, run_id=order.run_id, now=app.clock.now())
     return rectify.recheck_plan(app.db, order_id, now=app.clock.now())
+
+
+def order_rectification(
+    app: Rio,
+    actor: Person,
+    run_id: str,
+    findings: Sequence[str],
+    *,
+    calendar: WorkingCalendar,
+    deadline: date | None = None,
+    working_days: int | None = None,
+) -> Rectification:
+    """Order the object to rectify findings of a sealed run by a deadline (an officer); the
+    record gets a new version.
+
+    Raises:
+        AccessDeniedError: ``actor`` may not order rectification on the run.
+        InputError: neither or both of ``deadline`` and ``working_days``, or a finding that is
+            not the run's.
+        StateError: the run is not sealed, or its record is closed.
+    """
+    from orchestrator.record import rectify
+
+    with app.db.session() as s:
+        authorize(s, actor, Action.ORDER_RECTIFICATION, run_id=run_id, now=app.clock.now())
+    return rectify.order_rectification(
+        app.db,
+        run_id,
+        list(findings),
+        calendar=calendar,
+        deadline=deadline,
+        working_days=working_days,
+        now=app.clock.now(),
+    )
 
 
 def _authorise_order_step(app: Rio, actor: Person, order_id: int) -> None:
