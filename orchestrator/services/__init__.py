@@ -12,10 +12,15 @@ The conventions each service keeps:
   from :mod:`orchestrator.store.models` leaves a service.
 - Errors are :mod:`orchestrator.errors` subclasses whose message a front end prints as is.
 
-Modules: :mod:`.access` (evidence), :mod:`.audit`, :mod:`.directory` (people, vendors, the
-master key), :mod:`.gate` (explain), :mod:`.metrics`, :mod:`.notices`, :mod:`.public` (the
-object's public check), :mod:`.records`, :mod:`.rectify`, :mod:`.runs` (start checks, status,
-kill).
+Modules: :mod:`.access` (the access log), :mod:`.audit` (verify a run or an archive),
+:mod:`.directory` (people, vendors, the registry bootstrap, the master key), :mod:`.gate`
+(explain), :mod:`.metrics`, :mod:`.notices`, :mod:`.public` (the object's public check),
+:mod:`.records` (view, sign, assemble, close, findings, archive export), :mod:`.rectify`
+(orders, early application, re-check), :mod:`.runs` (start and resume checks, create,
+execute, status, summary, kill), :mod:`.schedule` (resume later, jobs, unschedule).
+
+The front ends that call them: :mod:`orchestrator.interfaces` (CLI, API, pages) and
+:mod:`orchestrator.demo`; nothing here imports either (``tests/test_layers.py``).
 """
 
 from __future__ import annotations
