@@ -41,14 +41,12 @@ def _leaves(source: str, stack: ExitStack, key: Path | None = None) -> Iterator[
     path = Path(source)
     if path.is_file():
         return iter_archive_leaves(path)
-    from orchestrator.access.roles import Action
-    from orchestrator.interfaces._auth import operator
+    from orchestrator.access.identity import authenticate
     from orchestrator.interfaces._common import open_rio
-    from orchestrator.ledger.log import read_leaves
+    from orchestrator.services.audit import run_leaves
 
     rio = stack.enter_context(open_rio())
-    operator(rio, key, None, Action.READ_LEDGER, run_id=source)
-    return read_leaves(rio.db, source)
+    return run_leaves(rio, authenticate(rio, key), source)
 
 
 def _print_report(report: Any, as_json: bool) -> None:

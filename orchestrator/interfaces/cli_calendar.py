@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.interfaces._auth import AsOpt, KeyOpt, operator
+from orchestrator.interfaces._auth import AsOpt, KeyOpt
 from orchestrator.interfaces._common import console, open_rio, print_json
 
 if TYPE_CHECKING:
@@ -93,19 +93,13 @@ def calendar_add(
     were provisional are recomputed; a still-open record with a moved deadline gets a new
     version.
     """
-    from orchestrator.access.roles import Action
-    from orchestrator.record import rectify as rectify_mod
-    from orchestrator.record.assemble import current_record
-    from orchestrator.record.workdays import add_calendar_file
+    from orchestrator.access.identity import authenticate
+    from orchestrator.services.rectify import add_calendar
 
     with open_rio() as rio:
-        operator(rio, key, claimed, Action.MANAGE_REGISTRY)
-        added = add_calendar_file(rio.settings.home, file)
-        calendar = cli_calendar(rio.settings)
-        changed = rectify_mod.recompute_provisional(rio.db, calendar=calendar, now=rio.clock.now())
-        closed = {
-            after.run_id for _, after in changed if current_record(rio.db, after.run_id).closed
-        }
+        actor = authenticate(rio, key, claimed=claimed)
+        result = add_calendar(rio, actor, file)
+    added, changed, closed = result.added, result.recomputed, result.closed_runs
     if as_json:
         print_json(
             {

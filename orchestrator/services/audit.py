@@ -4,6 +4,7 @@ verify an uploaded archive, browse and filter a run's leaves."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from orchestrator.audit.verify import verify_archive
 from orchestrator.context import Rio
 from orchestrator.errors import NotFoundError, StateError
 from orchestrator.intake.registry import Person
+from orchestrator.ledger.leaves import Leaf
 from orchestrator.ledger.verify import LogVerdict
 from orchestrator.record.archive import export_archive
 from orchestrator.run.state import FINAL, RunState
@@ -27,6 +29,7 @@ __all__ = [
     "LogCheck",
     "is_known_run",
     "review_leaves",
+    "run_leaves",
     "verify_run",
     "verify_run_archive",
     "verify_uploaded_archive",
@@ -83,6 +86,19 @@ class LogCheck:
 
     def __bool__(self) -> bool:
         return bool(self.verdict)
+
+
+def run_leaves(rio: Rio, person: Person, run_id: str) -> Iterator[Leaf]:
+    """The run's probe log, leaf by leaf (the reader is authorised before the first is read).
+
+    Raises:
+        AccessDeniedError: The person may not read the run's ledger.
+    """
+    from orchestrator.ledger.log import read_leaves
+
+    with rio.db.session() as s:
+        authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=rio.clock.now())
+    return read_leaves(rio.db, run_id)
 
 
 def is_known_run(rio: Rio, run_id: str) -> bool:
@@ -173,15 +189,13 @@ def review_leaves(
         NotFoundError: No such run.
     """
     from orchestrator.audit.logview import LogReview
-    from orchestrator.ledger.log import read_leaves
 
-    with rio.db.session() as s:
-        authorize(s, person, Action.READ_LEDGER, run_id=run_id, now=rio.clock.now())
+    leaves = run_leaves(rio, person, run_id)
     review = LogReview(flt)
     listed: list[LogEntry] = []
     matched = 0
     more = False
-    for entry in review.entries(read_leaves(rio.db, run_id)):
+    for entry in review.entries(leaves):
         matched += 1
         if entry.seq <= after:
             continue

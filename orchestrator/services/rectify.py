@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 from orchestrator.access.roles import Action, authorize, visible_runs
 from orchestrator.context import Rio
@@ -14,10 +15,12 @@ from orchestrator.intake.registry import Person
 from orchestrator.record._zone import CALENDAR_ZONE
 from orchestrator.record.findings import FindingDiff
 from orchestrator.record.rectify import RecheckPlan, Rectification
-from orchestrator.record.workdays import WorkingCalendar
+from orchestrator.record.workdays import OperatorCalendar, WorkingCalendar
 
 __all__ = [
+    "CalendarAdded",
     "RecheckScheduled",
+    "add_calendar",
     "apply_early",
     "list_orders",
     "order_rectification",
@@ -26,8 +29,6 @@ __all__ = [
     "record_recheck",
     "schedule_recheck",
 ]
-
-"""Art. 19 dates are China calendar days, whatever RIO_TIMEZONE says (as in record/rectify)."""
 
 
 def list_orders(app: Rio, actor: Person, run_id: str | None = None) -> list[Rectification]:
@@ -218,3 +219,37 @@ def record_feedback(
         document=document,
         now=now or app.clock.now(),
     )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CalendarAdded:
+    """A year's calendar stored, and the orders it recomputed (each before and after)."""
+
+    added: OperatorCalendar
+    recomputed: tuple[tuple[Rectification, Rectification], ...]
+    closed_runs: frozenset[str]
+    """The runs of recomputed orders whose record is closed (it keeps the dates it was signed
+    with)."""
+
+
+def add_calendar(app: Rio, actor: Person, file: Path) -> CalendarAdded:
+    """Check a year's calendar file and store it in the home (an administrator: reference data,
+    like the registries); recompute every provisional order with the calendar now in force
+    (:func:`orchestrator.app.calendar_for`).
+
+    Raises:
+        AccessDeniedError: ``actor`` is not an active administrator.
+        CalendarFileError: the file is not a calendar (the message names the field).
+    """
+    from orchestrator.app import calendar_for
+    from orchestrator.record import rectify
+    from orchestrator.record.assemble import current_record
+    from orchestrator.record.workdays import add_calendar_file
+
+    now = app.clock.now()
+    with app.db.session() as s:
+        authorize(s, actor, Action.MANAGE_REGISTRY, now=now)
+    added = add_calendar_file(app.settings.home, file)
+    changed = rectify.recompute_provisional(app.db, calendar=calendar_for(app.settings), now=now)
+    closed = {after.run_id for _, after in changed if current_record(app.db, after.run_id).closed}
+    return CalendarAdded(added=added, recomputed=tuple(changed), closed_runs=frozenset(closed))
