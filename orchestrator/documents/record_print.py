@@ -17,7 +17,7 @@ from orchestrator.context import Rio
 from orchestrator.documents._render import Format, render, to_bytes
 from orchestrator.intake.notices import get_notice
 from orchestrator.intake.registry import Person
-from orchestrator.record.assemble import current_record
+from orchestrator.record.assemble import view_record
 from orchestrator.record.findings import record_where
 from orchestrator.record.signoff import record_signatures, signoff_status
 from orchestrator.store.models import RunRow
@@ -55,7 +55,8 @@ def print_record(rio: Rio, actor: Person, run_id: str, fmt: Format) -> bytes:
         The document's bytes.
 
     Raises:
-        NotFoundError: The run or its record does not exist.
+        NotFoundError: The run does not exist.
+        StateError: The run is not sealed (so it has no record).
         AccessDeniedError: The actor may not read the run's record.
         ToolError: PDF was asked for and cannot be laid out here.
     """
@@ -64,9 +65,11 @@ def print_record(rio: Rio, actor: Person, run_id: str, fmt: Format) -> bytes:
         run = s.get(RunRow, run_id)
         assert run is not None  # authorize raised NotFoundError otherwise
         notice = get_notice(s, run.notice_id)
-    record = current_record(rio.db, run_id)
+    # Read only, like `rio record show`: a sealed run with no stored record prints the version 1
+    # its first signature will store.
+    record = view_record(rio.db, run_id, checkpoint_key=rio.verify_key)
     doc = record.document()
-    status = signoff_status(rio.db, run_id)
+    status = signoff_status(rio.db, run_id, record=record)
     counted = {*status.officers_signed, *status.technicians_signed}
     titles = {
         c["finding"]: c.get("title", "")
