@@ -501,9 +501,10 @@ def notice_show(
 ) -> None:
     """Show a notice you may see."""
     from orchestrator.access.identity import authenticate
-    from orchestrator.services.notices import show_notice
+    from orchestrator.services.notices import require_notice, show_notice
 
     with open_rio() as rio:
+        require_notice(rio, notice_id)  # an unknown id is called that before a key is asked for
         n = show_notice(rio, authenticate(rio, key, claimed=claimed), notice_id)
     data: dict[str, Any] = n.to_json()
     data["lead_time_met_at"] = n.lead_time_met_at().isoformat()

@@ -435,6 +435,7 @@ def rectify_apply(
 
     day = _date(on, "--on")
     with open_rio() as rio:
+        rectify_service.require_order(rio, order)  # unknown before a key is asked for
         actor = authenticate(rio, key, claimed=claimed)
         calendar = _calendar(rio)
         updated = rectify_service.apply_early(rio, actor, order, on=day, calendar=calendar)
@@ -461,6 +462,7 @@ def rectify_recheck(
     from orchestrator.services import rectify as rectify_service
 
     with open_rio() as rio:
+        rectify_service.require_order(rio, order)  # unknown before a key is asked for
         actor = authenticate(rio, key, claimed=claimed)
         calendar = _calendar(rio)
         updated, diff = rectify_service.record_recheck(

@@ -167,9 +167,10 @@ def run_resume(
     Nothing whose intent is in the log is sent again; the run goes on where it stopped.
     """
     from orchestrator.access.identity import authenticate
-    from orchestrator.services.runs import check_resume
+    from orchestrator.services.runs import check_resume, require_run
 
     with open_rio() as rio:
+        require_run(rio, run)  # an unknown id is called that before a key is asked for
         person = authenticate(rio, key, claimed=technician)
         status = asyncio.run(check_resume(rio, person, run))
         current = RunState(status.state)

@@ -69,15 +69,18 @@ def run_schedule(
     """
     from orchestrator.access.identity import authenticate
     from orchestrator.services.notices import show_notice
-    from orchestrator.services.runs import schedule_run
+    from orchestrator.services.runs import require_run, schedule_run
     from orchestrator.services.schedule import schedule_resume
 
     period = _every(every)
+    resuming = subject.startswith("R-")
     with open_rio() as rio:
-        person = authenticate(rio, key, claimed=technician)
-        if subject.startswith("R-"):
+        if resuming:
             if period is not None:
                 raise InputError(f"{subject}: a run resumes as it was; drop --every")
+            require_run(rio, subject)  # an unknown id is called that before a key is asked for
+        person = authenticate(rio, key, claimed=technician)
+        if resuming:
             resumed = asyncio.run(schedule_resume(rio, person, subject))
             start, tz = resumed.start, show_notice(rio, person, resumed.notice_id).policy.tz
             if as_json:

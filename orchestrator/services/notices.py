@@ -15,7 +15,7 @@ from orchestrator.intake.policy import parse_policy
 from orchestrator.intake.registry import Person
 from orchestrator.intake.scope import parse_scope
 
-__all__ = ["announce_notice", "list_notices", "notice_letter", "show_notice"]
+__all__ = ["announce_notice", "list_notices", "notice_letter", "require_notice", "show_notice"]
 
 
 def list_notices(rio: Rio, person: Person) -> list[Notice]:
@@ -23,6 +23,18 @@ def list_notices(rio: Rio, person: Person) -> list[Notice]:
     with rio.db.session() as s:
         now = rio.clock.now()
         return [get_notice(s, row.id) for row in s.scalars(visible_notices(s, person, now=now))]
+
+
+def require_notice(rio: Rio, notice_id: str) -> None:
+    """Raise unless ``notice_id`` names a notice. Anyone may ask (that a notice exists is
+    public: :mod:`orchestrator.services.public`), so a front end says an id is unknown before
+    it asks for a key.
+
+    Raises:
+        NotFoundError: No such notice.
+    """
+    with rio.db.session() as s:
+        get_notice(s, notice_id)
 
 
 def show_notice(rio: Rio, person: Person, notice_id: str) -> Notice:

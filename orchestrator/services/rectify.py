@@ -27,6 +27,7 @@ __all__ = [
     "recheck_plan",
     "record_feedback",
     "record_recheck",
+    "require_order",
     "schedule_recheck",
 ]
 
@@ -96,6 +97,20 @@ def order_rectification(
         working_days=working_days,
         now=app.clock.now(),
     )
+
+
+def require_order(app: Rio, order_id: int) -> None:
+    """Raise unless ``order_id`` names a rectification order. Anyone may ask, so a front end
+    says an id is unknown before it asks for a key.
+
+    Raises:
+        InputError: No such order.
+    """
+    from orchestrator.store.models import RectificationRow
+
+    with app.db.session() as s:
+        if s.get(RectificationRow, order_id) is None:
+            raise InputError(f"rectification order {order_id} is not known (rio rectify status)")
 
 
 def _authorise_order_step(app: Rio, actor: Person, order_id: int) -> None:

@@ -35,11 +35,23 @@ __all__ = [
     "kill_run",
     "list_runs",
     "preflight",
+    "require_run",
     "run_figures",
     "run_status",
     "schedule_run",
     "start_run",
 ]
+
+
+def require_run(app: Rio, run_id: str) -> None:
+    """Raise unless ``run_id`` names a run. Anyone may ask, so a front end says an id is
+    unknown before it asks for a key (as ``rio audit verify`` does).
+
+    Raises:
+        NotFoundError: No such run.
+    """
+    with app.db.session() as s:
+        get_run(s, run_id)
 
 
 def preflight(app: Rio, notice_id: str) -> None:
