@@ -25,7 +25,7 @@ import pytest
 from orchestrator.context import Rio, init_home
 from orchestrator.intake import registry
 from orchestrator.settings import Settings, load_settings
-from tests.integration.field.lab import Block, _which, claim_block
+from tests.integration.field.lab import Block, _which, claim_block, nginx_argv, nginx_conf
 from tests.run.conftest import TECHNICIAN, VENDOR
 from tests.workers.conftest import WORKER_REDIS_URL, redis_or_skip
 
@@ -63,8 +63,7 @@ class Nginx:
     """nginx's worker_connections: its listening sockets count too (one per address)"""
 
     def start(self) -> Nginx:
-        binary = _which("nginx")
-        if binary is None:
+        if _which("nginx") is None:
             pytest.skip("nginx not installed (Debian nginx-light)")
         # The pages live where nginx's workers (nobody) can read them: pytest's tmp is 0700.
         self.root.mkdir(parents=True)
@@ -78,38 +77,27 @@ class Nginx:
             path.chmod(0o755 if path.is_dir() else 0o644)
         # A small send buffer, so limit_rate paces the slow page on the wire (the loopback
         # socket buffer would otherwise take it all at once).
-        listens = "\n".join(f"    listen {ip}:80 sndbuf=4k;" for ip in self.ips)
+        listens = "\n".join(f"  listen {ip}:80 sndbuf=4k;" for ip in self.ips)
         user = "user nobody nogroup;" if os.geteuid() == 0 else ""
-        conf = self.root / "nginx.conf"
-        conf.write_text(
-            f"""worker_processes 1;
-pid {self.root}/nginx.pid;
-error_log {self.root}/error.log warn;
-daemon off;
-{user}
-events {{ worker_connections {self.connections}; }}
-http {{
-  log_format t '$msec $request_time $server_addr $request_uri $status $remote_addr';
-  access_log {self.root}/access.log t;
-  client_body_temp_path {self.root}/body;
-  proxy_temp_path {self.root}/proxy;
-  fastcgi_temp_path {self.root}/fastcgi;
-  uwsgi_temp_path {self.root}/uwsgi;
-  scgi_temp_path {self.root}/scgi;
-  server {{
+        server = f"""\
+server {{
 {listens}
-    root {www};
-    location = / {{ return 200 "rio worker lab\\n"; }}
-    location = /slow {{ limit_rate 16k; }}
-    location = /wire {{ limit_rate 16k; }}
-  }}
-}}
-"""
+  root {www};
+  location = / {{ return 200 "rio worker lab\\n"; }}
+  location = /slow {{ limit_rate 16k; }}
+  location = /wire {{ limit_rate 16k; }}
+}}"""
+        conf = nginx_conf(
+            self.root,
+            log_name="t",
+            log_format="$msec $request_time $server_addr $request_uri $status $remote_addr",
+            body=server,
+            user=user,
+            connections=self.connections,
         )
+        (self.root / "nginx.conf").write_text(conf)
         self.proc = subprocess.Popen(
-            [binary, "-e", str(self.root / "error.log"), "-p", str(self.root), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            nginx_argv(self.root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         for _ in range(100):
             try:
