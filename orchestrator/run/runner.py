@@ -45,7 +45,7 @@ from msgspec import UNSET, UnsetType
 from orchestrator.app import breaker_for, budget_for, gate_for, resolver_for
 from orchestrator.clock import Clock
 from orchestrator.context import Rio
-from orchestrator.errors import BudgetStoreError, InputError
+from orchestrator.errors import BudgetStoreError, FailureError, InputError
 from orchestrator.gate.budget import RateBudget
 from orchestrator.gate.decide import Admission, Gate, ProbeRequest, Refusal
 from orchestrator.gate.health import HealthBreaker
@@ -212,6 +212,8 @@ class Runner:
         self._sem = asyncio.Semaphore(1)
         self._not_done: dict[str, int] = {}
         self._stop: str | None = None
+        self._fault: Exception | None = None
+        """the first unexpected error of a lane: it stops the run (see :meth:`_lane`)"""
         #: why the run stopped early because something outside rio failed (the budget store)
         self.failure: BudgetStoreError | None = None
         self._kill_leaf_written = False
@@ -359,6 +361,8 @@ class Runner:
             await asyncio.sleep(min(self.policy.health.cooldown.total_seconds(), 30.0))
             retry, deferred[:] = list(deferred), []
             await self._run_lanes(retry, set(), parts)
+        if self._fault is not None:
+            await self._settle_fault(log, self._fault)
         if deferred:
             self._not_done["target paused by the health breaker"] = len(deferred)
         return await self._finish(log)
@@ -415,7 +419,31 @@ class Runner:
         lanes: _Lanes,
         parts: _Parts,
     ) -> None:
-        """One target's requests in order; hands the lane on the moment a probe is admitted."""
+        """One target's requests in order; hands the lane on the moment a probe is admitted.
+
+        An exception that is no probe's answer (a bug, the broker, the log's database) is a
+        fault: nothing more is started, the lane lets go of its room, and the run ends as if
+        its process had died (:meth:`_settle_fault`). Swallowed, it left the run hanging on a
+        lane that never closed, or sealed with an intent that has no outcome.
+        """
+        try:
+            await self._lane_steps(key, queue, lanes, parts)
+        except Exception as exc:
+            if self._fault is None:
+                self._fault = exc
+            if self._stop is None:
+                self._stop = "fault"
+            lanes.queued -= len(queue)
+            queue.clear()
+            lanes.close(key)
+
+    async def _lane_steps(
+        self,
+        key: str,
+        queue: deque[ProbeRequest],
+        lanes: _Lanes,
+        parts: _Parts,
+    ) -> None:
         while True:
             if not queue or self._stop is not None:
                 lanes.queued -= len(queue)
@@ -447,6 +475,26 @@ class Runner:
                 lanes.close(key)
             await self._send_and_record(permit, admission, parts.log, parts.health, parts.budget)
             return
+
+    async def _settle_fault(self, log: ProbeLog, fault: Exception) -> None:
+        """End a run that a fault stopped as a crash ends: logged intents without an outcome
+        become ``unknown`` (never sent again), the run is ``paused (crash)``, resumable; then
+        raise, so that whoever started the run hears why instead of a seal."""
+        try:
+            await log.checkpoint()  # every queued leaf committed before orphans are counted
+            _, orphans = self._recover(log)
+            await settle_crash(self.rio, self.run_id, log, orphans, self.clock.now())
+        except Exception as again:  # the log's own store may be what failed: resume settles it
+            raise FailureError(
+                f"run {self.run_id} stopped by a fault ({type(fault).__name__}: {fault}); "
+                f"settling it failed too ({type(again).__name__}: {again}): "
+                f"rio run resume {self.run_id} settles it once the cause is mended"
+            ) from fault
+        raise FailureError(
+            f"run {self.run_id} stopped by a fault ({type(fault).__name__}: {fault}): nothing "
+            f"more was sent, every logged probe has an outcome, the run is paused (crash); "
+            f"rio run resume {self.run_id} goes on once the cause is mended"
+        ) from fault
 
     async def _drain(self) -> None:
         while self._inflight:
@@ -538,6 +586,10 @@ class Runner:
             if self._stop is None and not self._view.killed:
                 self._stop = "store"
             return None
+        except Exception:
+            if held:  # a fault (see _lane): the slot goes back, the run stops
+                self._sem.release()
+            raise
         if self._view.killed or admission is None:
             # Logged before the kill, not yet sent: it is never sent.
             if held:
