@@ -179,3 +179,28 @@ async def test_an_officer_records_the_application_the_recheck_and_the_feedback(a
         base + "/feedback", headers=officer, files={"document": ("x.pdf", b"")}
     )
     assert empty.status_code in (409, 422)
+
+
+async def test_an_officer_orders_rectification_and_the_record_moves_on(api: Api) -> None:
+    late, fresh = api.lab.findings[RUN]
+    url = "/api/v1/rectification/orders"
+    body = {"run_id": RUN, "findings": [late], "working_days": 10}
+    assert (await api.client.post(url, json=body)).status_code == 401
+    for name in ("tech-t", "auditor-u", "officer-x"):
+        refused = await api.client.post(url, json=body, headers=await api.headers(name))
+        assert refused.status_code == 403, name
+    officer = await api.headers("officer-a")
+    made = await api.client.post(url, json=body, headers=officer)
+    assert made.status_code == 201, made.text
+    assert made.json()["findings"] == [late] and made.json()["working_days"] == 10
+    assert made.json()["overdue"] == []
+    record = (await api.client.get(f"/api/v1/runs/{RUN}/record", headers=officer)).json()
+    assert [r["id"] for r in record["document"]["rectifications"]] == [made.json()["id"]]
+    for bad in (
+        {"run_id": RUN, "findings": [fresh]},  # neither a deadline nor working days
+        {"run_id": RUN, "findings": [fresh], "deadline": "2026-12-31", "working_days": 3},
+        {"run_id": RUN, "findings": ["R-nope-F9"], "working_days": 3},
+        {"run_id": RUN, "findings": [], "working_days": 3},
+    ):
+        response = await api.client.post(url, json=bad, headers=officer)
+        assert response.status_code == 422, (bad, response.text)

@@ -158,6 +158,31 @@ class RecheckScheduledOut(BaseModel):
     after_due: bool = Field(description="The planned start is after the due day ends.")
 
 
+class OrderIn(BaseModel):
+    run_id: str = Field(min_length=1, max_length=40, description="The sealed run.")
+    findings: list[str] = Field(min_length=1, max_length=1000, description="Its finding ids.")
+    deadline: date | None = Field(default=None, description="Rectify by this China day ...")
+    working_days: int | None = Field(
+        default=None, ge=1, le=365, description="... or within this many working days."
+    )
+
+
+@router.post("/orders", response_model=OrderOut, status_code=201)
+def order(body: OrderIn, ctx: Ctx, person: Actor) -> OrderOut:
+    """Order the object to rectify findings of a sealed run by a deadline (officers); the
+    record gets a new version, and signatures on the old one no longer count."""
+    made = rectify_service.order_rectification(
+        ctx.rio,
+        person,
+        body.run_id,
+        body.findings,
+        calendar=calendar_for(ctx.rio.settings),
+        deadline=body.deadline,
+        working_days=body.working_days,
+    )
+    return order_out(made, china_today(ctx))
+
+
 @router.post("/orders/{order_id}/application", response_model=OrderOut)
 def apply_early(order_id: OrderId, body: ApplicationIn, ctx: Ctx, person: Actor) -> OrderOut:
     """Record the object's written application for an early re-check (officers)."""
