@@ -575,8 +575,8 @@ def rectify_feedback(
     days after the re-check); `rio rectify status` flags feedback that is overdue or late."""
     from orchestrator.access.identity import authenticate
     from orchestrator.audit._docs import parse_time
-    from orchestrator.record import rectify as rectify_mod
     from orchestrator.record._zone import CALENDAR_ZONE
+    from orchestrator.services import rectify as rectify_service
 
     when = None if at is None else parse_time(at, "--at", "")
     try:
@@ -586,10 +586,10 @@ def rectify_feedback(
     with open_rio() as rio:
         now = rio.clock.now()
         actor = authenticate(rio, key, claimed=claimed, now=now)
-        updated = rectify_mod.record_feedback(
-            rio.db,
+        updated = rectify_service.record_feedback(
+            rio,
+            actor,
             order,
-            actor=actor,
             document_name=document.name,
             document=data,
             now=now if when is None else when,
