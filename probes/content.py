@@ -207,6 +207,7 @@ class HttpContentProbe:
                     scheme=params.scheme,
                     server_name=name,
                     timeout=min(params.timeout, left),
+                    on_wire=ctx.on_wire,
                 )
                 latency = latency if latency is not None else head
                 body = await read_capped(response, params.max_body, keep=True)

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from probes.base import ProbeContext, ProbeResult
+from probes.base import ProbeContext, ProbeResult, monotonic
 from probes.content import CONTENT_PATHS, HttpContentProbe, mask_secrets
 from probes.findings import Catalogue, derive_findings
 from tests.integration.field.lab import DOMAIN, Lab
-from tests.probes.conftest import IssuePermit, lab_servers
+from tests.probes.conftest import USER_AGENT, IssuePermit, lab_servers
 
 ALL_PATHS = sorted(CONTENT_PATHS)
 
@@ -65,6 +65,19 @@ def test_sound_site_answering_200_for_every_path_has_no_finding(
     statuses = {o.value["path"]: o.value["status"] for o in result.observations}
     assert statuses["/.git/HEAD"] == 200
     assert derive_findings(result, target=f"host:secure.{DOMAIN}", catalogue=catalogue) == []
+
+
+@pytest.mark.slow
+def test_each_request_reports_its_send_so_the_budget_follows_it_onto_the_wire(
+    lab: Lab, issue_permit: IssuePermit
+) -> None:
+    # The runner moves the grant's units to each reported send (run/wire.py) and logs the first
+    # as the probe's sent_at; a probe that reports nothing is pinned to its answer's end.
+    sends: list[float] = []
+    ctx = ProbeContext(user_agent=USER_AGENT, on_wire=lambda: sends.append(monotonic()))
+    result = _fetch(issue_permit, ctx, lab.ip("nginx-weak"), 80, "http", f"www.{DOMAIN}")
+    assert len(sends) >= len(ALL_PATHS)  # at least one per request (connection + request)
+    assert min(sends) >= result.started
 
 
 def test_masking_hides_values_of_secret_keys_and_env_lines() -> None:
