@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+__all__ = ["write_atomic"]
+
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` atomically; the file gets exactly ``mode`` (not the umask's).
