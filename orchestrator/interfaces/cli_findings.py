@@ -5,9 +5,7 @@ Thin: parse, call :mod:`orchestrator.access.findings` (which authorises the pers
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -95,18 +93,13 @@ def findings_diff(
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    # Nothing half-written: the file appears whole or not at all.
+    # Nothing half-written: the file appears whole or not at all (0600: findings are case data).
+    from orchestrator.store.files import write_atomic
+
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"--out: {path}: the folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
 
 
 @findings_app.command("export")
