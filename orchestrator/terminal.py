@@ -17,7 +17,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from orchestrator.run.runner import Progress
+    from orchestrator.run.progress import Progress
     from orchestrator.services.runs import RunSummary
 
 __all__ = [

@@ -12,7 +12,8 @@ from orchestrator._facade import lazy_exports
 if TYPE_CHECKING:
     from orchestrator.run.lease import RunLease, recover_crashed, runner_alive
     from orchestrator.run.lifecycle import RunLifecycle, abort_idle, adopt_logged_end
-    from orchestrator.run.runner import Progress, Runner
+    from orchestrator.run.progress import Progress
+    from orchestrator.run.runner import Runner
     from orchestrator.run.runs import create_run, get_run, list_runs, request_kill, run_launcher
     from orchestrator.run.scheduler import RioScheduler, ScheduledRun
     from orchestrator.run.state import (
@@ -69,7 +70,7 @@ _EXPORTS = {
     "RunLease": "orchestrator.run.lease",
     "recover_crashed": "orchestrator.run.lease",
     "runner_alive": "orchestrator.run.lease",
-    "Progress": "orchestrator.run.runner",
+    "Progress": "orchestrator.run.progress",
     "Runner": "orchestrator.run.runner",
     "RioScheduler": "orchestrator.run.scheduler",
     "ScheduledRun": "orchestrator.run.scheduler",

@@ -28,19 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import json
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from msgspec import UNSET, UnsetType
 
 from orchestrator.app import breaker_for, budget_for, gate_for, resolver_for
 from orchestrator.clock import Clock
@@ -53,25 +48,23 @@ from orchestrator.gate.resolve import Resolver
 from orchestrator.intake.notices import Notice, get_notice
 from orchestrator.intake.registry import Person
 from orchestrator.ledger.bodies import (
-    Check,
-    IntentBody,
     KillBody,
-    NotSent,
     Outcome,
-    OutcomeBody,
-    RefusalBody,
 )
-from orchestrator.ledger.leaves import format_instant
-from orchestrator.ledger.log import ProbeLog, read_leaves
+from orchestrator.ledger.log import ProbeLog
 from orchestrator.run._egress import Egress
 from orchestrator.run._findings import FindingsBook, Keyed
 from orchestrator.run._identity import user_agent
+from orchestrator.run._lanes import Lanes, lane_key
+from orchestrator.run._outcomes import outcome_body
+from orchestrator.run._resume import STOPPING, logged_items
 from orchestrator.run.batches import PortBatcher
 from orchestrator.run.bell import KillBell
 from orchestrator.run.executors import Executor, executor_for
 from orchestrator.run.lease import RunLease, settle_crash
 from orchestrator.run.lifecycle import RunLifecycle
 from orchestrator.run.plan import Plan
+from orchestrator.run.progress import Progress
 from orchestrator.run.runs import get_run, run_launcher
 from orchestrator.run.state import PauseReason, RunState
 from orchestrator.run.wire import WireMark
@@ -92,24 +85,6 @@ from probes.http import HttpClients
 
 __all__ = ["Progress", "Runner"]
 
-# Refusals that stop the whole run for now (it resumes later) rather than just one item.
-_STOPPING = {Check.RUN, Check.NOTICE, Check.WINDOW, Check.ENTRUSTED}
-
-
-@dataclass
-class _Lanes:
-    """The runner's per-target lanes: requests queued per target, and room for more."""
-
-    limit: int
-    queued_limit: int
-    queues: dict[str, deque[ProbeRequest]] = field(default_factory=dict)
-    queued: int = 0
-    room: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def close(self, key: str) -> None:
-        self.queues.pop(key, None)
-        self.room.set()
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Parts:
@@ -121,44 +96,6 @@ class _Parts:
     budget: RateBudget
     deferred: list[ProbeRequest]
     """requests of targets the breaker paused, retried after the cool-down"""
-
-
-def _lane_key(req: ProbeRequest) -> str:
-    return req.ip or req.host or req.target
-
-
-@dataclass
-class Progress:
-    """Live figures of a run, for the progress display and ``rio run status``."""
-
-    planned: int = 0
-    decided: int = 0
-    permits: int = 0
-    refusals: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    findings: int = 0
-    paused_targets: set[str] = field(default_factory=set)
-    budget_per_s: int = 0
-    started: float = field(default_factory=time.monotonic)
-    _recent: deque[float] = field(default_factory=deque)
-
-    def note_intent(self, cost: int) -> None:
-        now = time.monotonic()
-        for _ in range(cost):
-            self._recent.append(now)
-
-    def rate(self) -> float:
-        """Connections in the last second."""
-        cutoff = time.monotonic() - 1.0
-        while self._recent and self._recent[0] < cutoff:
-            self._recent.popleft()
-        return float(len(self._recent))
-
-    def eta(self) -> float | None:
-        elapsed = time.monotonic() - self.started
-        if self.decided == 0 or elapsed <= 0:
-            return None
-        return (self.planned - self.decided) * elapsed / self.decided
 
 
 class _RunView:
@@ -243,30 +180,6 @@ class Runner:
     def _breaker(self) -> HealthBreaker:
         return breaker_for(self.notice)
 
-    def _recover(self, log: ProbeLog) -> tuple[set[int], list[int]]:
-        """Items already done, and intents that never got an outcome (their seqs, in order).
-
-        An item is done when a permit for it got a real outcome (not ``unsent``) or the gate
-        refused it for good (not for the window, the run, the lead time, health or budget).
-        """
-        decided: set[int] = set()
-        intents: dict[int, IntentBody] = {}
-        for leaf in read_leaves(self.rio.db, self.run_id):
-            if leaf.kind == "intent":
-                intents[leaf.seq] = IntentBody.from_json(leaf.data)
-            elif leaf.kind == "refusal":
-                refusal = RefusalBody.from_json(leaf.data)
-                if refusal.check not in _STOPPING | {Check.HEALTH, Check.RATE}:
-                    decided.add(int(refusal.request["item"]))
-            elif leaf.kind == "outcome":
-                outcome = OutcomeBody.from_json(leaf.data)
-                intent = intents.pop(outcome.intent, None)
-                if intent is not None and outcome.outcome is not Outcome.UNSENT:
-                    decided.add(intent.item)
-        # Crashed in flight: never sent again (they get an ``unknown`` outcome).
-        decided.update(body.item for body in intents.values())
-        return decided, sorted(intents)
-
     # -- the run -----------------------------------------------------------------------------
 
     async def execute(self) -> RunState:
@@ -333,7 +246,7 @@ class Runner:
     async def _execute(
         self, log: ProbeLog, gate: Gate, plan: Plan, health: HealthBreaker, budget: RateBudget
     ) -> RunState:
-        decided, orphans = self._recover(log)
+        decided, orphans = logged_items(self.rio.db, self.run_id)
         self._book = await asyncio.to_thread(FindingsBook, self.rio.db, self.run_id, self.cipher)
         # We hold the lease: a `running` state left behind is a crash (lease.py); its intents
         # without an outcome become `unknown` and are never sent again.
@@ -367,12 +280,12 @@ class Runner:
             self._not_done["target paused by the health breaker"] = len(deferred)
         return await self._finish(log)
 
-    def _lane_limits(self) -> _Lanes:
+    def _lane_limits(self) -> Lanes:
         """As many lanes as it takes to keep the shared budgets full, within the concurrency."""
         r = self.policy.rates
         needed = 2 * math.ceil(min(r.per_notice, r.global_, r.per_network * 256) / r.per_ip) + 1
         lanes = max(1, min(self.policy.concurrency, needed))
-        return _Lanes(limit=lanes, queued_limit=4 * lanes + 64)
+        return Lanes(limit=lanes, queued_limit=4 * lanes + 64)
 
     async def _run_lanes(
         self,
@@ -390,7 +303,7 @@ class Runner:
             while lanes.queued >= lanes.queued_limit and self._stop is None:
                 lanes.room.clear()
                 await lanes.room.wait()
-            key = _lane_key(req)
+            key = lane_key(req)
             queue = lanes.queues.get(key)
             if queue is None:
                 while len(lanes.queues) >= lanes.limit and self._stop is None:
@@ -416,7 +329,7 @@ class Runner:
         self,
         key: str,
         queue: deque[ProbeRequest],
-        lanes: _Lanes,
+        lanes: Lanes,
         parts: _Parts,
     ) -> None:
         """One target's requests in order; hands the lane on the moment a probe is admitted.
@@ -441,7 +354,7 @@ class Runner:
         self,
         key: str,
         queue: deque[ProbeRequest],
-        lanes: _Lanes,
+        lanes: Lanes,
         parts: _Parts,
     ) -> None:
         while True:
@@ -482,7 +395,7 @@ class Runner:
         raise, so that whoever started the run hears why instead of a seal."""
         try:
             await log.checkpoint()  # every queued leaf committed before orphans are counted
-            _, orphans = self._recover(log)
+            _, orphans = logged_items(self.rio.db, self.run_id)
             await settle_crash(self.rio, self.run_id, log, orphans, self.clock.now())
         except Exception as again:  # the log's own store may be what failed: resume settles it
             raise FailureError(
@@ -548,7 +461,7 @@ class Runner:
         decision = await gate.decide(req)
         if isinstance(decision, Refusal):
             self.progress.refusals += 1
-            if decision.check in _STOPPING:
+            if decision.check in STOPPING:
                 if self._stop is None and not self._view.killed:
                     self._stop = decision.check
                 return None
@@ -605,7 +518,7 @@ class Runner:
             if admission.check == "health":
                 self.progress.paused_targets.add(permit.ip)
                 deferred.append(req)
-            elif self._stop is None and admission.check in _STOPPING:
+            elif self._stop is None and admission.check in STOPPING:
                 self._stop = admission.check
             return None
         self.progress.note_intent(req.cost)
@@ -742,41 +655,10 @@ class Runner:
     ) -> None:
         self.progress.outcomes[outcome] = self.progress.outcomes.get(outcome, 0) + 1
         keyed = [Keyed.of(f) for f in findings]
-        digest = None
-        if result is not None and result.observations:
-            # A salted digest: auditors can check evidence they were granted, nobody can guess it.
-            evidence = json.dumps(
-                [[o.key, o.value, o.port, o.evidence] for o in result.observations],
-                sort_keys=True,
-                default=str,
-            ).encode()
-            if self._salt is None:
-                self._salt = self.cipher.derive(self.run_id, "evidence-digest")
-            salt = self._salt
-            digest = hmac.new(salt, evidence, hashlib.sha256).hexdigest()
-        # The send time: the budget grant immediately before connecting (Gate.admit).
-        sent: str | None = format_instant(sent_at) if sent_at is not None else None
-        sends: tuple[int, ...] | UnsetType = UNSET
-        if result is not None and result.connection_times:
-            # What went out, as the tool traced it: the first connection and the others'
-            # offsets from it (microseconds), so an audit replays the budgets from the wire.
-            first = result.connection_times[0]
-            sent = format_instant(datetime.fromtimestamp(first, UTC))
-            sends = tuple(round((t - first) * 1_000_000) for t in result.connection_times)
-        body = OutcomeBody(
-            intent=permit.decision,
-            outcome=Outcome(outcome),
-            elapsed_us=round(result.elapsed * 1_000_000) if result else None,
-            connections=result.connections if result else 0,
-            evidence_digest=digest,
-            findings=tuple(k.digest for k in keyed),
-            sent_at=sent,
-            # Why it was not ok, in the probe's words (a probe's own refusal included).
-            error=_bounded(result.error) if result is not None else None,
-            sends_us=sends,
-            not_sent=UNSET
-            if reason is None
-            else NotSent(check=reason.check, reason=reason.reason, sentence=reason.sentence),
+        if self._salt is None and result is not None and result.observations:
+            self._salt = self.cipher.derive(self.run_id, "evidence-digest")
+        body = outcome_body(
+            permit.decision, result, outcome, keyed, salt=self._salt, sent_at=sent_at, reason=reason
         )
         if not keyed:
             await log.append("outcome", body.to_json(), self.clock.now())
@@ -833,13 +715,3 @@ class Runner:
     def _report(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.progress)
-
-
-_ERROR_LIMIT = 500
-
-
-def _bounded(error: str | None) -> str | None:
-    """An outcome's reason as it goes into the ledger: one line, at most 500 characters."""
-    if error is None:
-        return None
-    return " ".join(error.split())[:_ERROR_LIMIT]

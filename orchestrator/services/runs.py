@@ -24,7 +24,7 @@ from orchestrator.store.models import RunRow
 
 if TYPE_CHECKING:
     from orchestrator.gate.resolve import Resolver
-    from orchestrator.run.runner import Progress
+    from orchestrator.run.progress import Progress
 
 __all__ = [
     "KillResult",
