@@ -29,6 +29,12 @@ class Lanes:
         self.queues.pop(key, None)
         self.room.set()
 
+    def drop(self, key: str, queue: deque[ProbeRequest]) -> None:
+        """Close the lane and forget the requests still in its queue (the run is stopping)."""
+        self.queued -= len(queue)
+        queue.clear()
+        self.close(key)
+
 
 def lane_key(req: ProbeRequest) -> str:
     return req.ip or req.host or req.target

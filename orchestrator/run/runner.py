@@ -346,9 +346,7 @@ class Runner:
                 self._fault = exc
             if self._stop is None:
                 self._stop = "fault"
-            lanes.queued -= len(queue)
-            queue.clear()
-            lanes.close(key)
+            lanes.drop(key, queue)
 
     async def _lane_steps(
         self,
@@ -359,9 +357,7 @@ class Runner:
     ) -> None:
         while True:
             if not queue or self._stop is not None:
-                lanes.queued -= len(queue)
-                queue.clear()
-                lanes.close(key)
+                lanes.drop(key, queue)
                 return
             req = queue.popleft()
             lanes.queued -= 1
@@ -394,7 +390,8 @@ class Runner:
         become ``unknown`` (never sent again), the run is ``paused (crash)``, resumable; then
         raise, so that whoever started the run hears why instead of a seal."""
         try:
-            await log.checkpoint()  # every queued leaf committed before orphans are counted
+            if log.next_seq:  # every queued leaf committed before orphans are counted
+                await log.durable(log.next_seq - 1)
             _, orphans = logged_items(self.rio.db, self.run_id)
             await settle_crash(self.rio, self.run_id, log, orphans, self.clock.now())
         except Exception as again:  # the log's own store may be what failed: resume settles it
