@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from orchestrator.record._zone import CALENDAR_ZONE
 from orchestrator.record.rectify import order_rectification
 from orchestrator.record.workdays import WorkingCalendar
 from tests.api.conftest import Api
@@ -100,7 +101,7 @@ def _fresh_order(api: Api) -> int:
 async def test_the_follow_up_steps_need_a_session_and_the_right_role(api: Api) -> None:
     order = _fresh_order(api)
     base = f"/api/v1/rectification/orders/{order}"
-    today = datetime.now(UTC).date().isoformat()
+    today = datetime.now(CALENDAR_ZONE).date().isoformat()  # the China day, as the service judges
     steps: list[tuple[str, dict[str, object] | None]] = [
         ("/application", {"on": today}),
         ("/recheck", {"run_id": RUN}),
@@ -129,7 +130,7 @@ async def test_an_officer_records_the_application_the_recheck_and_the_feedback(a
     order = _fresh_order(api)
     base = f"/api/v1/rectification/orders/{order}"
     officer = await api.headers("officer-b")
-    today = datetime.now(UTC).date()
+    today = datetime.now(CALENDAR_ZONE).date()  # the China day, as the service judges
     applied = await api.client.post(
         base + "/application", headers=officer, json={"on": today.isoformat()}
     )

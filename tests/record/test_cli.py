@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from orchestrator.errors import CalendarFileError, RioError
 from orchestrator.interfaces.cli import app
+from orchestrator.record._zone import CALENDAR_ZONE
 from orchestrator.record.workdays import (
     WorkingCalendar,
     add_calendar_file,
@@ -205,7 +206,9 @@ def test_cli_rectify_order_into_next_year_works_today_and_says_provisional(lab: 
     assert order["working_days"] == 18
     calendar = WorkingCalendar()
     assert order["provisional"] == bool(
-        calendar.provisional_between(date.today(), date.fromisoformat(order["recheck_due"]))
+        calendar.provisional_between(
+            datetime.now(CALENDAR_ZONE).date(), date.fromisoformat(order["recheck_due"])
+        )
     )
     code, out = _rio(lab, "rectify", "status")
     assert code == 0

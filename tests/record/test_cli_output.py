@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from orchestrator.errors import RioError
 from orchestrator.interfaces.cli import app
+from orchestrator.record._zone import CALENDAR_ZONE
 
 from .conftest import Lab
 
@@ -112,7 +113,8 @@ def walk(lab: Lab, tmp_path: Path) -> Session:
     rio("rectify", "status")
     order = str(json.loads(rio("rectify", "status", "--json"))[0]["id"])
     rio("rectify", "schedule", order, "--json", who="tech-t")
-    applied = json.loads(rio("rectify", "apply", order, "--on", date.today().isoformat(), "--json"))
+    china_today = datetime.now(CALENDAR_ZONE).date().isoformat()  # the day the service judges by
+    applied = json.loads(rio("rectify", "apply", order, "--on", china_today, "--json"))
     assert applied["state"] == "applied" and applied["id"] == int(order)
     rio("run", "jobs")
     rio("run", "jobs", "--json")
