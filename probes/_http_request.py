@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from probes.base import monotonic
+from probes.base import OnWire, monotonic
 
 __all__ = ["read_capped", "send_pinned"]
 
@@ -27,13 +27,24 @@ _WIRE_EVENTS = frozenset(
 )
 """httpcore trace events at which something leaves for the target: a SYN, a request"""
 
+_ANSWER_EVENTS = frozenset(
+    {
+        "http11.receive_response_headers.complete",
+        "http2.receive_response_headers.complete",
+    }
+)
+"""httpcore trace events that prove the target has received the request: its answer's head"""
 
-def _wire_trace(on_wire: Callable[[], None]) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
-    """An httpcore ``trace`` extension that calls ``on_wire`` as a connection or request leaves."""
+
+def _wire_trace(on_wire: OnWire) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore ``trace`` extension that tells ``on_wire`` as a connection or request
+    leaves, and as the answer's head comes in."""
 
     async def trace(event: str, info: dict[str, Any]) -> None:
         if event in _WIRE_EVENTS:
             on_wire()
+        elif event in _ANSWER_EVENTS:
+            on_wire(end=True)
 
     return trace
 
@@ -46,7 +57,7 @@ async def send_pinned(
     scheme: str,
     server_name: str | None,
     timeout: float,
-    on_wire: Callable[[], None] | None = None,
+    on_wire: OnWire | None = None,
 ) -> tuple[httpx.Response, float]:
     """Send one request on the pinned ``url``; the name travels only as Host and SNI.
 

@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Disruption",
     "Observation",
+    "OnWire",
     "Permit",
     "Probe",
     "ProbeContext",
@@ -227,6 +228,13 @@ class ProbeResult:
     opened (nmap's packet trace in a batch scan); empty where the probe does not know them"""
 
 
+class OnWire(Protocol):
+    """The runner's ear on a probe's wire (``ProbeContext.on_wire``)."""
+
+    def __call__(self, *, end: bool = False) -> None:
+        """Something went out now; ``end``: an answer to everything sent so far is in."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ProbeContext:
     """What a probe may use besides its permit.
@@ -243,9 +251,11 @@ class ProbeContext:
         cancelled: returns True once the kill switch fired.
         http_clients: the run's shared http clients (one per target class), ``None`` for a
             client per probe.
-        on_wire: called (no arguments, at once) each time the probe puts something on the
-            wire: a connection opened, a request written. The runner moves the probe's rate
-            budget units to that moment (``None``: nobody listens).
+        on_wire: called at once each time the probe puts something on the wire (a connection
+            opened, a request written), and with ``end=True`` as soon as an answer to all of it
+            is in (a response's head: the target has received everything sent so far). The
+            runner moves the probe's rate budget units to that moment (``None``: nobody
+            listens).
         source_address: the scanner source address the probe's connections must leave from
             (a worker pinned to an egress); ``None``: whatever the host's routing picks. Only
             probes whose class sets ``binds_source = True`` honour it; a pinned worker sends no
@@ -260,7 +270,7 @@ class ProbeContext:
     dns_port: int = 53
     cancelled: Any = None
     http_clients: HttpClients | None = None
-    on_wire: Callable[[], None] | None = None
+    on_wire: OnWire | None = None
     source_address: str | None = None
     sources: tuple[str, ...] = ()
 

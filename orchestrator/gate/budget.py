@@ -23,11 +23,13 @@ How a grant is made (the pacer):
   network path, the target's own scheduling) varies by a few milliseconds. It costs
   ``_GUARD_MARGIN`` / 1 s of throughput (0.3 %).
 * A grant's units then follow the probe onto the wire: the runner calls :meth:`restamp` each
-  time the probe sends something and once more when its answer is in (the target received
-  everything before that), so the next grant of each slot is a window after the last thing the
-  target can have seen. And a slot's grants are spread at least ``1 s / (limit * _SPREAD)``
-  apart, so that the sends of one window never leave in one burst that the event loop and the
-  targets then serve late, one after another.
+  time the probe sends something and once more when an answer to it is in (the first
+  response head after the send, else the probe's end: the target received everything before
+  that), so the next grant of each slot is a window after the last thing the target can have
+  seen, and not after the probe's own tail (reading the body, closing). And a slot's grants
+  are spread at least ``1 s / (limit * _SPREAD)`` apart, so that the sends of one window
+  never leave in one burst that the event loop and the targets then serve late, one after
+  another.
 * With ``memory://`` the local logs are the whole budget (one process), and the dispatcher takes
   a head's units itself at the release moment: the waiter resumes granted, and every head due
   at one moment is released in one pass. With Redis, the shared

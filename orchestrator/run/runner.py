@@ -549,7 +549,8 @@ class Runner:
                 # Traced on the wire (an nmap batch): the units move to those instants.
                 mark.traced(result.connection_times)
             else:
-                # Its answer is in: the target received all of it before now.
+                # Over: the target received all of it before now (a no-op when the probe
+                # already reported the answer to its last send).
                 mark(end=True)
         findings = self._findings(permit, result) if result.outcome == "ok" else []
         sent_at = mark.sent_at if mark is not None else admission.at

@@ -35,7 +35,18 @@ class WireMark:
             loop turn or more before its waiter resumes and is admitted.)
     """
 
-    __slots__ = ("_anchor", "_at", "_budget", "_cost", "_ip", "_loop", "_notice", "_stamp", "first")
+    __slots__ = (
+        "_anchor",
+        "_answered",
+        "_at",
+        "_budget",
+        "_cost",
+        "_ip",
+        "_loop",
+        "_notice",
+        "_stamp",
+        "first",
+    )
 
     def __init__(
         self,
@@ -58,12 +69,28 @@ class WireMark:
         """the loop's time at ``at``"""
         self.first: float | None = None
         """the loop time of the first thing sent, ``None`` until the probe reports one"""
+        self._answered = False
+        """an answer came in after the last send: the units sit where the target had it all"""
 
     def __call__(self, *, end: bool = False) -> None:
-        """Something went out now (``end``: the probe is over, its answers are in)."""
+        """Something went out now; ``end``: an answer to everything sent so far is in (the
+        probe's own report of a response, or the runner's once the probe is over).
+
+        The units move to each send, and to the first answer after it: by then the target has
+        received all of it, so the next grant a window later cannot reach it within a window
+        of this one. A later ``end`` with nothing sent in between moves nothing (the target's
+        view is already covered), which keeps the probe's own tail (reading and closing)
+        out of the target's budget.
+        """
+        if end and self._answered:
+            return
         now = self._loop.time()
-        if self.first is None and not end:
-            self.first = now
+        if end:
+            self._answered = True
+        else:
+            self._answered = False
+            if self.first is None:
+                self.first = now
         if now > self._stamp:
             self._stamp = self._budget.restamp(
                 self._ip, self._notice, cost=self._cost, old=self._stamp, new=now

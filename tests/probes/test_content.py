@@ -72,12 +72,24 @@ def test_each_request_reports_its_send_so_the_budget_follows_it_onto_the_wire(
     lab: Lab, issue_permit: IssuePermit
 ) -> None:
     # The runner moves the grant's units to each reported send (run/wire.py) and logs the first
-    # as the probe's sent_at; a probe that reports nothing is pinned to its answer's end.
-    sends: list[float] = []
-    ctx = ProbeContext(user_agent=USER_AGENT, on_wire=lambda: sends.append(monotonic()))
+    # as the probe's sent_at; each answer's head is reported too (end=True), the moment from
+    # which the target provably has the request. A probe that reports nothing is pinned to
+    # its own end.
+    events: list[tuple[float, bool]] = []
+
+    def on_wire(*, end: bool = False) -> None:
+        events.append((monotonic(), end))
+
+    ctx = ProbeContext(user_agent=USER_AGENT, on_wire=on_wire)
     result = _fetch(issue_permit, ctx, lab.ip("nginx-weak"), 80, "http", f"www.{DOMAIN}")
+    sends = [t for t, end in events if not end]
+    answers = [t for t, end in events if end]
     assert len(sends) >= len(ALL_PATHS)  # at least one per request (connection + request)
+    assert len(answers) == len(ALL_PATHS)  # one head per request
     assert min(sends) >= result.started
+    # Every answer follows a send, and what was sent last was answered.
+    assert events[0][1] is False
+    assert events[-1][1] is True
 
 
 def test_masking_hides_values_of_secret_keys_and_env_lines() -> None:

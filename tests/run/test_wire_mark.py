@@ -49,3 +49,47 @@ def test_sent_at_is_the_admission_when_nothing_was_reported_on_the_wire() -> Non
             await budget.close()
 
     assert run_virtual(scenario()) == AT
+
+
+def _next_grant_after(events: list[tuple[float, bool]], final_end: float) -> float:
+    """When the next per-IP grant comes, after a probe granted at 0 reported ``events``
+    (loop times, ``end``) and the runner's own end call at ``final_end``."""
+
+    async def scenario() -> float:
+        budget = RateBudget(LIMITS)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        try:
+            grant = await budget.acquire("127.0.1.1", "N-1", wait_until=t0 + 10)
+            assert grant.at is not None
+            mark = WireMark(budget, ip="127.0.1.1", notice_id="N-1", cost=1, stamp=grant.at, at=AT)
+            for at, end in [*events, (final_end, True)]:
+                await asyncio.sleep(t0 + at - loop.time())
+                mark(end=end)
+            nxt = await budget.acquire("127.0.1.1", "N-1", wait_until=t0 + 10)
+            assert nxt.at is not None
+            return nxt.at - t0
+        finally:
+            await budget.close()
+
+    return run_virtual(scenario())
+
+
+def test_the_next_grant_counts_from_the_answer_not_from_the_probes_tail() -> None:
+    # Connected at 0.01, request at 0.02, its answer's head at 0.05; the probe then read and
+    # closed until 0.4. The target had everything at 0.05: the next grant comes a window
+    # (and the guard) after that, not after 0.4.
+    nxt = _next_grant_after([(0.01, False), (0.02, False), (0.05, True)], final_end=0.4)
+    assert 1.05 <= nxt < 1.06
+
+
+def test_a_send_after_an_answer_moves_the_units_again() -> None:
+    # A second request at 0.1 (after the first answer at 0.05), no answer reported for it:
+    # only the runner's end at 0.4 proves the target had it.
+    nxt = _next_grant_after([(0.02, False), (0.05, True), (0.1, False)], final_end=0.4)
+    assert 1.4 <= nxt < 1.41
+
+
+def test_a_probe_that_reports_no_answer_is_counted_from_its_end() -> None:
+    nxt = _next_grant_after([(0.01, False)], final_end=0.3)
+    assert 1.3 <= nxt < 1.31
