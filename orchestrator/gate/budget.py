@@ -26,10 +26,12 @@ How a grant is made (the pacer):
   time the probe sends something and once more when an answer to it is in (the first
   response head after the send, else the probe's end: the target received everything before
   that), so the next grant of each slot is a window after the last thing the target can have
-  seen, and not after the probe's own tail (reading the body, closing). And a slot's grants
-  are spread at least ``1 s / (limit * _SPREAD)`` apart, so that the sends of one window
-  never leave in one burst that the event loop and the targets then serve late, one after
-  another.
+  seen, and not after the probe's own tail (reading the body, closing). An answer is causal
+  proof that the target had the request, so a slot's next grant comes a window after the
+  answer itself, without the guard (which covers the unknown way from a send to the target).
+  And a slot's grants are spread at least ``1 s / (limit * _SPREAD)`` apart, so that the sends
+  of one window never leave in one burst that the event loop and the targets then serve late,
+  one after another.
 * With ``memory://`` the local logs are the whole budget (one process), and the dispatcher takes
   a head's units itself at the release moment: the waiter resumes granted, and every head due
   at one moment is released in one pass. With Redis, the shared
@@ -495,7 +497,14 @@ class RateBudget:
             self._leave(waiter)
 
     def restamp(
-        self, ip: str, notice_id: str, *, cost: int, old: float, new: float | Sequence[float]
+        self,
+        ip: str,
+        notice_id: str,
+        *,
+        cost: int,
+        old: float,
+        new: float | Sequence[float],
+        answered: bool = False,
     ) -> float:
         """Move a grant's units from their stamp ``old`` to when the probe really sent.
 
@@ -516,12 +525,24 @@ class RateBudget:
             new: the wire time on the loop's clock: one instant for all the units, or one per
                 send as a tool traced them (an nmap batch; sends beyond ``cost`` count too,
                 units beyond the sends go with the last of them).
+            answered: ``new`` (one instant) is when an answer to everything the grant sent
+                came in. The target had it all before then, so the next grant may come a
+                window after ``new`` itself: the guard, which covers the unknown way from a
+                send to the target, is not needed there. Locally the units then sit at
+                ``new - _GUARD_MARGIN`` (never before ``old``); the shared store, which has no
+                guard, gets ``new``.
 
         Returns:
-            The latest stamp the units carry after the move.
+            The latest stamp the units carry after the move (this process's log).
         """
+        shared_at: float | None = None
         if isinstance(new, int | float):
+            if answered:
+                shared_at = float(new)
+                new = max(old, shared_at - _GUARD_MARGIN)
             if new <= old:
+                if shared_at is not None and shared_at > old:
+                    self._release_held(ip, notice_id, cost, old, old, shared_at)
                 return old
             times = [float(new)] * cost
         else:
@@ -532,7 +553,7 @@ class RateBudget:
         latest = times[-1]
         if latest <= old:
             return old
-        address, text = _canonical_ip(ip)
+        address, _ = _canonical_ip(ip)
         for slot in self._slots(address, notice_id, cost):
             log = self._local.get(slot.key)
             if log is None:
@@ -549,12 +570,23 @@ class RateBudget:
                 for t in times:
                     bisect.insort(log, t)
         # No wake: the dispatcher recomputes every budget's room before each grant.
+        self._release_held(
+            ip, notice_id, cost, old, latest, latest if shared_at is None else shared_at
+        )
+        return latest
+
+    def _release_held(
+        self, ip: str, notice_id: str, cost: int, old: float, latest: float, shared_at: float
+    ) -> None:
+        """A held shared grant (stamped ``old`` here, ``latest`` now) counts from ``shared_at``."""
+        if not self._held:
+            return
+        address, text = _canonical_ip(ip)
         token = self._held.pop((text, notice_id, old), None)
         if token is not None:
             self._held[(text, notice_id, latest)] = token
             slots = self._slots(address, notice_id, cost)
-            self._release(slots, cost, token, latest)
-        return latest
+            self._release(slots, cost, token, shared_at)
 
     def _release(self, slots: tuple[_Slot, ...], cost: int, token: str, stamp: float) -> None:
         """Move a shared grant's units from their hold to ``stamp`` (in the background).

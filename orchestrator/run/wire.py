@@ -93,7 +93,7 @@ class WireMark:
                 self.first = now
         if now > self._stamp:
             self._stamp = self._budget.restamp(
-                self._ip, self._notice, cost=self._cost, old=self._stamp, new=now
+                self._ip, self._notice, cost=self._cost, old=self._stamp, new=now, answered=end
             )
 
     def traced(self, times: Sequence[float]) -> None:

@@ -265,3 +265,85 @@ def test_without_the_restamp_late_sends_do_overshoot_at_the_target() -> None:
     assert late[1] - late[0] < _WINDOW
     kept = run_virtual(scenario(True))
     assert kept[1] - kept[0] >= _WINDOW + _GUARD_MARGIN - 1e-9
+
+
+async def _answered_arrivals(
+    limits: BudgetLimits,
+    requests: list[Request],
+    probes: list[tuple[float, float, float]],
+) -> tuple[list[tuple[float, str, int]], list[tuple[str, float, float, float]]]:
+    """Each grant's probe sends ``d1`` after its grant and has its answer ``d2`` after that,
+    both restamped as the runner's WireMark does (the answer with ``answered``). The target
+    received the request at some moment between the send and the answer (``f`` of the way).
+
+    Returns:
+        The arrivals at the target, and per probe (ip, grant, send, answer).
+    """
+    budget = RateBudget(limits)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    arrivals: list[tuple[float, str, int]] = []
+    rounds: list[tuple[str, float, float, float]] = []
+
+    async def one(ip: str, cost: int, offset: float, d1: float, d2: float, f: float) -> None:
+        await asyncio.sleep(offset)
+        grant = await budget.acquire(ip, "N-1", cost=cost, wait_until=loop.time() + FOREVER)
+        assert grant.at is not None
+        await asyncio.sleep(d1)
+        send = loop.time()
+        stamp = budget.restamp(ip, "N-1", cost=cost, old=grant.at, new=send)
+        await asyncio.sleep(d2)
+        answer = loop.time()
+        budget.restamp(ip, "N-1", cost=cost, old=stamp, new=answer, answered=True)
+        # Strictly before its answer: the target answers only what it has received.
+        arrival = send + f * max(0.0, answer - send - 1e-6)
+        arrivals.append((arrival - start, ip, cost))
+        rounds.append((ip, grant.at - start, send - start, answer - start))
+
+    try:
+        await asyncio.gather(
+            *(
+                one(IPS[i], cost, offset, d1, d2, f)
+                for (i, cost, offset), (d1, d2, f) in zip(requests, probes, strict=False)
+            )
+        )
+    finally:
+        await budget.close()
+    return arrivals, rounds
+
+
+probes_st = st.lists(
+    st.tuples(st.floats(0.0, 0.2), st.floats(0.0, 0.3), st.floats(0.0, 1.0)),
+    min_size=40,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(limits=limits_st, requests=requests_st, probes=probes_st)
+def test_answered_probes_never_put_more_than_a_budget_into_one_second_at_the_target(
+    limits: BudgetLimits, requests: list[Request], probes: list[tuple[float, float, float]]
+) -> None:
+    # Without the guard after an answer: wherever between its send and its answer the target
+    # received each request, no one-second window (closed) at the target holds more than a
+    # budget.
+    arrivals, _ = run_virtual(_answered_arrivals(limits, requests, probes))
+    assert len(arrivals) == len(requests)
+    assert _overshoots(arrivals, limits) == []
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(rounds=st.integers(2, 5), probe=st.tuples(st.floats(0.0, 0.2), st.floats(0.0, 0.3)))
+def test_a_saturated_target_gets_its_next_grant_a_window_after_its_answer_without_the_guard(
+    rounds: int, probe: tuple[float, float]
+) -> None:
+    # One target, demand above supply: each next grant is a window after the previous answer,
+    # or window + guard after its send when the answer came within the guard of it.
+    limits = BudgetLimits(per_ip=1, per_network=1000, per_notice=1000, global_=1000)
+    d1, d2 = probe
+    requests = [(0, 1, 0.0)] * rounds
+    _, seen = run_virtual(_answered_arrivals(limits, requests, [(d1, d2, 0.0)] * rounds))
+    seen.sort(key=lambda r: r[1])
+    for (_, _, send, answer), (_, grant, _, _) in itertools.pairwise(seen):
+        expected = max(answer + _WINDOW, send + _WINDOW + _GUARD_MARGIN)
+        assert abs(grant - expected) < 1e-6, seen

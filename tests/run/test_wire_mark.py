@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from orchestrator.gate.budget import BudgetLimits, RateBudget
+from orchestrator.gate.budget import _GUARD_MARGIN, _WINDOW, BudgetLimits, RateBudget
 from orchestrator.run.wire import WireMark
 from tests.support.virtual_time import run_virtual
 
@@ -77,19 +77,25 @@ def _next_grant_after(events: list[tuple[float, bool]], final_end: float) -> flo
 
 def test_the_next_grant_counts_from_the_answer_not_from_the_probes_tail() -> None:
     # Connected at 0.01, request at 0.02, its answer's head at 0.05; the probe then read and
-    # closed until 0.4. The target had everything at 0.05: the next grant comes a window
-    # (and the guard) after that, not after 0.4.
+    # closed until 0.4. The target had everything at 0.05: the next grant comes a window after
+    # that (no guard: the answer proves the target had the request), not after 0.4.
     nxt = _next_grant_after([(0.01, False), (0.02, False), (0.05, True)], final_end=0.4)
-    assert 1.05 <= nxt < 1.06
+    assert abs(nxt - 1.05) < 1e-6
 
 
 def test_a_send_after_an_answer_moves_the_units_again() -> None:
     # A second request at 0.1 (after the first answer at 0.05), no answer reported for it:
     # only the runner's end at 0.4 proves the target had it.
     nxt = _next_grant_after([(0.02, False), (0.05, True), (0.1, False)], final_end=0.4)
-    assert 1.4 <= nxt < 1.41
+    assert abs(nxt - 1.4) < 1e-6
 
 
 def test_a_probe_that_reports_no_answer_is_counted_from_its_end() -> None:
     nxt = _next_grant_after([(0.01, False)], final_end=0.3)
-    assert 1.3 <= nxt < 1.31
+    assert abs(nxt - 1.3) < 1e-6
+
+
+def test_an_answer_within_the_guard_of_its_send_keeps_the_guard_after_the_send() -> None:
+    # Request at 0.02, answer 1 ms later: the send's own guard (3 ms) is the later bound.
+    nxt = _next_grant_after([(0.02, False), (0.021, True)], final_end=0.4)
+    assert abs(nxt - (0.02 + _WINDOW + _GUARD_MARGIN)) < 1e-6
