@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import InputError, PolicyFileError, ScopeFileError
+from orchestrator.intake._yaml import _FastStrictLoader, _StrictLoader
 from orchestrator.intake.policy import Policy, parse_policy
 from orchestrator.intake.scope import Scope, parse_scope
 
@@ -65,6 +66,31 @@ def test_five_thousand_levels_of_nesting_are_refused(opener: str, closer: str) -
     )
     err = _scope_error(GOOD_SCOPE + f"\nextra: {deep}\n" if closer else deep)
     assert "nested" in err.problem
+
+
+@pytest.mark.parametrize("levels", [65, 100, 900])
+def test_nesting_below_libyamls_own_limit_is_refused_at_our_depth_too(levels: int) -> None:
+    # libyaml refuses 1000 levels itself; under that the composed nodes are measured.
+    deep = "[" * levels + "1" + "]" * levels
+    with pytest.raises(yaml.composer.ComposerError, match="nested deeper than 64 levels"):
+        yaml.load(deep, Loader=_FastStrictLoader)
+    err = _scope_error(GOOD_SCOPE + f"\nextra: {deep}\n")
+    assert err.problem == "nested deeper than 64 levels" and err.field.startswith("line ")
+
+
+def test_the_fast_loader_reads_every_shipped_file_as_the_exact_one_does() -> None:
+    files = sorted([*(ROOT / "scopes").glob("*.yaml"), *(ROOT / "policies").glob("*.yaml")])
+    assert files
+    for path in files:
+        text = path.read_text()
+        fast = yaml.load(text, Loader=_FastStrictLoader)
+        exact = yaml.load(text, Loader=_StrictLoader)
+        assert fast == exact, path
+
+
+def test_a_duplicate_key_is_refused_by_the_fast_loader_too() -> None:
+    with pytest.raises(yaml.constructor.ConstructorError, match="duplicate key 'a'"):
+        yaml.load("a: 1\nb: 2\na: 3\n", Loader=_FastStrictLoader)
 
 
 def _rio(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
