@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Figure", "Settings", "repeat", "write_results"]
+__all__ = ["Figure", "Settings", "outcomes_text", "repeat", "write_results"]
 
 Op = Literal[">=", "<="]
 
@@ -171,6 +171,12 @@ def write_results(
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def outcomes_text(outcomes: dict[str, int]) -> str:
+    """``{'ok': 806, 'timeout': 2}`` -> ``outcomes: ok 806, timeout 2``."""
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "none"
+    return f"outcomes: {shown}"
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

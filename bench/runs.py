@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench._common import Figure, Settings
+from bench._common import Figure, Settings, outcomes_text
 from bench._farmproc import FarmProcess
 from bench._home import BenchHome, policy_yaml, scope_yaml
 from orchestrator.demo.farm import FarmSpec
@@ -428,7 +428,7 @@ def run_figures(settings: Settings) -> list[Figure]:
             goal=1.05,
             detail=f"run {statistics.median(s.seconds for s in samples):.2f} s, bound "
             f"{last.bound:.2f} s ((n - r) / r for n units at r per sliding second); "
-            f"outcomes {last.outcomes}",
+            + outcomes_text(last.outcomes),
         ),
     ]
     kills = [

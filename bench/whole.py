@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import Figure, Settings
+from bench._common import Figure, Settings, outcomes_text
 from bench._farmproc import FarmProcess
 from bench._home import BenchHome, policy_yaml, scope_yaml
 from orchestrator.demo.farm import FarmSpec
@@ -299,7 +299,8 @@ def whole_figures(settings: Settings) -> list[Figure]:
                 f"probe (goal <= 1; rio + its nmap, {runs[-1].batches} batches); plain nmap "
                 f"{_med([r.nmap_seconds for r in runs]):.2f} s, "
                 f"{_med([r.nmap_cpu / r.probes * 1000 for r in runs]):.2f} ms CPU per probe; "
-                f"--max-rate {_PORT_RATE}, {runs[-1].probes} probes; {runs[-1].outcomes}",
+                f"--max-rate {_PORT_RATE}, {runs[-1].probes} probes; "
+                + outcomes_text(runs[-1].outcomes),
             )
         )
     for key, size in zip(("4a", "4b"), sizes, strict=False):
@@ -318,7 +319,7 @@ def whole_figures(settings: Settings) -> list[Figure]:
                 f"{_med([r.rio_seconds for r in runs_h]):.2f} s, plain script "
                 f"{_med([r.plain_seconds for r in runs_h]):.2f} s, "
                 f"{_med([r.plain_cpu / r.probes * 1000 for r in runs_h]):.2f} ms CPU per "
-                f"request; {runs_h[-1].outcomes}",
+                "request; " + outcomes_text(runs_h[-1].outcomes),
             )
         )
     if missing is None and settings.quick:
@@ -344,7 +345,7 @@ def whole_figures(settings: Settings) -> list[Figure]:
                 op="<=",
                 goal=256,
                 detail=f"ru_maxrss of a fresh process (interpreter included); "
-                f"{rss['seconds']:.1f} s; {rss['outcomes']}",
+                f"{rss['seconds']:.1f} s; " + outcomes_text(rss["outcomes"]),
             )
         )
     if missing is None:
