@@ -50,6 +50,7 @@ class Plan:
         # One source for what a probe costs: the policy's own (it also refuses, at load, a
         # probe that can never fit one second of its tightest budget from the same numbers).
         self._costs = {probe: cost for probe, cost, _ in policy.probes.costs()}
+        self._template: list[ProbeRequest] | None = None
 
     # -- units -------------------------------------------------------------------------------
 
@@ -207,6 +208,19 @@ class Plan:
 
     # -- the stream --------------------------------------------------------------------------
 
+    def _generic(self) -> list[ProbeRequest]:
+        """The requests of every address or host unit (ip, cidr, host targets): the policy
+        alone decides them, so they are built once and given each unit's target, ip and host.
+        (Their params are shared between units: requests never change them.)"""
+        if self._template is None:
+            self._template = self._requests(_Unit(target=""))
+        return self._template
+
+    def _unit_requests(self, u: _Unit) -> list[ProbeRequest]:
+        if u.url is None and u.domain is None:
+            return self._generic()
+        return self._requests(u)
+
     def __iter__(self) -> Iterator[ProbeRequest]:
         """Round-robin over units; item numbers are positions in this stream."""
         item = 0
@@ -214,16 +228,17 @@ class Plan:
         while True:
             produced = False
             for unit in self._units():
-                reqs = self._requests(unit)
+                reqs = self._unit_requests(unit)
                 if round_no < len(reqs):
                     produced = True
                     r = reqs[round_no]
+                    own = unit.url is not None or unit.domain is not None
                     yield ProbeRequest(
                         item=item,
                         probe=r.probe,
-                        target=r.target,
-                        ip=r.ip,
-                        host=r.host,
+                        target=r.target if own else unit.target,
+                        ip=r.ip if own else unit.ip,
+                        host=r.host if own else unit.host,
                         server_name=r.server_name,
                         port=r.port,
                         ports=r.ports,
@@ -236,8 +251,13 @@ class Plan:
             round_no += 1
 
     def count(self) -> int:
-        """Planned requests (streams the plan once)."""
-        return sum(len(self._requests(u)) for u in self._units())
+        """Planned requests (walks the units once; requests are built only for URLs and
+        domains, whose requests depend on the unit)."""
+        generic = len(self._generic())
+        return sum(
+            generic if u.url is None and u.domain is None else len(self._requests(u))
+            for u in self._units()
+        )
 
     def head(self, n: int) -> list[ProbeRequest]:
         return list(islice(iter(self), n))
