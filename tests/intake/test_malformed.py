@@ -88,6 +88,12 @@ def test_the_fast_loader_reads_every_shipped_file_as_the_exact_one_does() -> Non
         assert fast == exact, path
 
 
+@pytest.mark.parametrize("key", ["[a, b]", "{a: 1}"])
+def test_a_list_or_mapping_as_a_key_is_refused_with_its_line_not_a_traceback(key: str) -> None:
+    err = _scope_error(GOOD_SCOPE + f"\n? {key}\n: 1\n")
+    assert err.field.startswith("line ") and "a key must be a plain value" in err.problem, err
+
+
 def test_a_duplicate_key_is_refused_by_the_fast_loader_too() -> None:
     with pytest.raises(yaml.constructor.ConstructorError, match="duplicate key 'a'"):
         yaml.load("a: 1\nb: 2\na: 3\n", Loader=_FastStrictLoader)

@@ -231,6 +231,7 @@ def test_operator_workday_may_fall_in_december_of_the_year_before(tmp_path: Path
         (CALENDAR_2031.splitlines()[2], 'source: "  "', "source", "must name the notice"),
         ("workdays: [", "extra: 1\nworkdays: [", "extra", "unknown field"),
         ("year: 2031\n", "year: 2031\nyear: 2032\n", "year", "duplicate key"),
+        ("year: 2031\n", "year: 2031\n? [a, b]\n: 1\n", "", "not valid YAML (line 3"),
         ("holidays: [2031-01-01,", "holidays: [2030-01-01,", "holidays[0]", "is not in 2031"),
         (
             "holidays: [2031-01-01,",
