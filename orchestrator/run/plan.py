@@ -217,6 +217,7 @@ class Plan:
         return self._template
 
     def _unit_requests(self, u: _Unit) -> list[ProbeRequest]:
+        """The unit's requests: its own for a URL or a domain, else the shared template."""
         if u.url is None and u.domain is None:
             return self._generic()
         return self._requests(u)
@@ -225,6 +226,7 @@ class Plan:
         """Round-robin over units; item numbers are positions in this stream."""
         item = 0
         round_no = 0
+        template = self._generic()
         while True:
             produced = False
             for unit in self._units():
@@ -232,7 +234,7 @@ class Plan:
                 if round_no < len(reqs):
                     produced = True
                     r = reqs[round_no]
-                    own = unit.url is not None or unit.domain is not None
+                    own = reqs is not template
                     yield ProbeRequest(
                         item=item,
                         probe=r.probe,
@@ -253,11 +255,7 @@ class Plan:
     def count(self) -> int:
         """Planned requests (walks the units once; requests are built only for URLs and
         domains, whose requests depend on the unit)."""
-        generic = len(self._generic())
-        return sum(
-            generic if u.url is None and u.domain is None else len(self._requests(u))
-            for u in self._units()
-        )
+        return sum(len(self._unit_requests(u)) for u in self._units())
 
     def head(self, n: int) -> list[ProbeRequest]:
         return list(islice(iter(self), n))

@@ -9,6 +9,7 @@ over every shipped scope and policy, so any difference in an item, its order or 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,19 +32,7 @@ def _reference(plan: Plan) -> Iterator[ProbeRequest]:
             reqs = plan._requests(unit)
             if round_no < len(reqs):
                 produced = True
-                r = reqs[round_no]
-                yield ProbeRequest(
-                    item=item,
-                    probe=r.probe,
-                    target=r.target,
-                    ip=r.ip,
-                    host=r.host,
-                    server_name=r.server_name,
-                    port=r.port,
-                    ports=r.ports,
-                    params=r.params,
-                    cost=r.cost,
-                )
+                yield replace(reqs[round_no], item=item)
                 item += 1
         if not produced:
             return
